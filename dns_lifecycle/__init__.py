@@ -1,0 +1,1 @@
+"""dns-lifecycle: the subscription lifecycle of paid DNS-hosting instances."""

@@ -1,0 +1,79 @@
+"""One settings object, read from the environment once at an entry point and passed down.
+
+Every variable is prefixed ``DNSL_`` except ``DATABASE_URL``, which keeps the name
+every tool expects. Secrets are ``SecretStr``: they print as ``**********`` and are
+only unwrapped at the moment a connection is made.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="DNSL_", extra="ignore")
+
+    database_url: str = Field(
+        default=f"sqlite:///{REPO_ROOT / 'var' / 'dns-lifecycle.db'}",
+        validation_alias=AliasChoices("DATABASE_URL", "DNSL_DATABASE_URL"),
+        description="SQLAlchemy URL; SQLite file under var/ by default, PostgreSQL in production.",
+    )
+    outbox_dir: Path = Field(
+        default=REPO_ROOT / "var" / "outbox",
+        description="Where the file backends write .eml files and JSON lines.",
+    )
+    templates_dir: Path = Field(default=REPO_ROOT / "templates" / "emails")
+
+    # Business rules (lifecycle.md): the numbers it leaves open, with its defaults.
+    reminder_offsets_days: list[int] = Field(default=[30, 7, 3, 1])
+    renewal_lead_days: int = Field(default=7, ge=1, le=60)
+    grace_days: int = Field(default=7, ge=1, le=60)
+    renewal_max_periods: int = Field(default=36, ge=1)
+
+    batch_size: int = Field(default=1000, ge=1, le=50_000)
+
+    # Email.
+    email_backend: Literal["file", "memory", "smtp"] = "file"
+    email_from: str = "DNS Hosting <no-reply@dns-lifecycle.local>"
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 25
+    smtp_security: Literal["none", "starttls", "tls"] = "none"
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_timeout_seconds: float = Field(default=30.0, gt=0)
+    smtp_connections: int = Field(default=4, ge=1, le=64)
+
+    # SMS.
+    sms_backend: Literal["file", "memory", "aliyun"] = "file"
+    sms_sign_name: str = "DNSHosting"
+    sms_template_prefix: str = Field(
+        default="SMS_DNSL_",
+        description="Template code of a notice kind is this prefix + KIND in capitals.",
+    )
+    aliyun_access_key_id: str | None = None
+    aliyun_access_key_secret: SecretStr | None = None
+    aliyun_endpoint: str = "dysmsapi.aliyuncs.com"
+    aliyun_protocol: Literal["https", "http"] = "https"
+    sms_timeout_seconds: float = Field(default=10.0, gt=0)
+
+    # A delivery run ends Failed when more than this share of its deliveries failed.
+    failure_threshold: float = Field(default=0.05, ge=0, le=1)
+
+    @field_validator("reminder_offsets_days")
+    @classmethod
+    def _offsets_positive_and_unique(cls, value: list[int]) -> list[int]:
+        if not value or any(v < 1 for v in value) or len(set(value)) != len(value):
+            raise ValueError(
+                "reminder offsets must be distinct whole days >= 1, e.g. [30, 7, 3, 1]"
+            )
+        return sorted(value, reverse=True)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")

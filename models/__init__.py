@@ -1,0 +1,25 @@
+"""Every table, imported so that ``SQLModel.metadata`` knows them all."""
+
+from models.account import Account
+from models.cluster import Cluster
+from models.domain import Domain
+from models.edition import Edition
+from models.instance import Instance
+from models.notification import Notification
+from models.order import Order
+from models.record import Record
+from models.ticket import Ticket
+from models.zone_snapshot import ZoneSnapshot
+
+__all__ = [
+    "Account",
+    "Cluster",
+    "Domain",
+    "Edition",
+    "Instance",
+    "Notification",
+    "Order",
+    "Record",
+    "Ticket",
+    "ZoneSnapshot",
+]

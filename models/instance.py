@@ -1,0 +1,28 @@
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Index
+from sqlmodel import Field, SQLModel
+
+from models.types import UTCDateTime
+
+
+class InstanceBase(SQLModel):
+    id: str = Field(primary_key=True, max_length=64)
+    account_id: str = Field(foreign_key="account.id", index=True, max_length=64)
+    edition_code: str = Field(foreign_key="edition.code", max_length=64)
+    billing_cycle: str = Field(max_length=8, description="monthly | yearly")
+    expires_at: datetime = Field(sa_type=UTCDateTime)
+    anchor_day: int = Field(
+        ge=1, le=31, description="Day of month the subscription renews on (kept across renewals)."
+    )
+    auto_renew: bool = False
+    state: str = Field(default="active", max_length=8, description="active | expired | released")
+    cluster_code: str = Field(foreign_key="cluster.code", max_length=64)
+    released_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class Instance(InstanceBase, table=True):
+    # Every daily scan is "instances in state S whose expiry lies in a window".
+    __table_args__ = (Index("ix_instance_state_expires", "state", "expires_at"),)

@@ -1,0 +1,102 @@
+"""Shared fixtures: a migrated database per test, on SQLite and (when
+``TEST_DATABASE_URL`` is set) on PostgreSQL; settings pointing at temporary folders."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from dns_lifecycle.db import Database, upgrade
+from dns_lifecycle.settings import Settings
+
+TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL")
+
+BACKENDS = ["sqlite"] + (["postgresql"] if TEST_DATABASE_URL else [])
+
+
+@pytest.fixture(scope="session")
+def _sqlite_template(tmp_path_factory) -> Path:
+    """One migrated SQLite file; each test gets a copy (faster than migrating again)."""
+    path = tmp_path_factory.mktemp("template") / "template.db"
+    upgrade(Settings(database_url=f"sqlite:///{path}"))
+    return path
+
+
+@pytest.fixture(scope="session")
+def _postgres_migrated() -> str:
+    assert TEST_DATABASE_URL, "TEST_DATABASE_URL is not set"
+    db = Database(Settings(database_url=TEST_DATABASE_URL))
+    try:
+        with db.engine.begin() as conn:
+            # A clean schema each session: earlier runs may have left any state behind.
+            conn.execute(text("DROP SCHEMA public CASCADE"))
+            conn.execute(text("CREATE SCHEMA public"))
+    finally:
+        db.dispose()
+    upgrade(Settings(database_url=TEST_DATABASE_URL))
+    return TEST_DATABASE_URL
+
+
+def _truncate_postgres(url: str) -> None:
+    db = Database(Settings(database_url=url))
+    try:
+        with db.engine.begin() as conn:
+            tables = conn.execute(
+                text(
+                    "SELECT tablename FROM pg_tables WHERE schemaname='public' "
+                    "AND tablename <> 'alembic_version'"
+                )
+            ).scalars()
+            conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+    finally:
+        db.dispose()
+
+
+def make_settings(tmp_path: Path, database_url: str, **overrides) -> Settings:
+    values = {
+        "database_url": database_url,
+        "outbox_dir": tmp_path / "outbox",
+        "email_backend": "memory",
+        "sms_backend": "memory",
+    }
+    values.update(overrides)
+    return Settings(**values)
+
+
+@pytest.fixture(params=BACKENDS)
+def database_url(request, tmp_path) -> Iterator[str]:
+    """The URL of an empty, migrated database of each backend under test."""
+    if request.param == "sqlite":
+        path = tmp_path / "test.db"
+        shutil.copy(request.getfixturevalue("_sqlite_template"), path)
+        yield f"sqlite:///{path}"
+    else:
+        url = request.getfixturevalue("_postgres_migrated")
+        _truncate_postgres(url)
+        yield url
+
+
+@pytest.fixture
+def settings(tmp_path, database_url) -> Settings:
+    return make_settings(tmp_path, database_url)
+
+
+@pytest.fixture
+def db(settings) -> Iterator[Database]:
+    database = Database(settings)
+    yield database
+    database.dispose()
+
+
+@pytest.fixture(autouse=True)
+def _empty_memory_outboxes():
+    from channels import memory
+
+    memory.clear()
+    yield
+    memory.clear()
