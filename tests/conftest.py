@@ -100,3 +100,25 @@ def _empty_memory_outboxes():
     memory.clear()
     yield
     memory.clear()
+
+
+@pytest.fixture(scope="session")
+def prefect_harness():
+    """One temporary Prefect API for the whole session (it costs seconds to start)."""
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("DO_NOT_TRACK", "1")
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
+
+
+@pytest.fixture
+def flow_env(settings, monkeypatch, prefect_harness) -> Settings:
+    """Point the flows (which read settings from the environment) at this test's database
+    and outbox, with in-memory channels; returns the same settings."""
+    monkeypatch.setenv("DATABASE_URL", settings.database_url)
+    monkeypatch.setenv("DNSL_OUTBOX_DIR", str(settings.outbox_dir))
+    monkeypatch.setenv("DNSL_EMAIL_BACKEND", settings.email_backend)
+    monkeypatch.setenv("DNSL_SMS_BACKEND", settings.sms_backend)
+    return settings
