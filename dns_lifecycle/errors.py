@@ -1,13 +1,13 @@
 """The project's errors.
 
-    LifecycleError                 base: every message names the object and the fix
-    ├── InputError                 bad input from a person: fix it and try again
-    │   ├── NotFound               an id that does not exist
-    │   └── Refused                a valid request the rules do not allow
-    ├── DeliveryError              a channel could not deliver
-    │   ├── TransientDeliveryError retry later (4xx SMTP, disconnect, timeout, 5xx HTTP)
-    │   └── PermanentDeliveryError a person must act (5xx SMTP, invalid number)
-    └── NeedsPerson                an automatic step cannot go on (e.g. domain locked)
+LifecycleError                 base: every message names the object and the fix
+├── InputError                 bad input from a person: fix it and try again
+│   ├── NotFound               an id that does not exist
+│   └── Refused                a valid request the rules do not allow
+├── DeliveryError              a channel could not deliver
+│   ├── TransientDeliveryError retry later (4xx SMTP, disconnect, timeout, 5xx HTTP)
+│   └── PermanentDeliveryError a person must act (5xx SMTP, invalid number)
+└── NeedsPerson                an automatic step cannot go on (e.g. domain locked)
 """
 
 from __future__ import annotations

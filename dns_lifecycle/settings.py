@@ -62,6 +62,24 @@ class Settings(BaseSettings):
     aliyun_protocol: Literal["https", "http"] = "https"
     sms_timeout_seconds: float = Field(default=10.0, gt=0)
 
+    # Registrar gateway: `database` records delegations in the project's own database
+    # (the embedded default); `http` calls a registrar's API.
+    registrar_backend: Literal["database", "http"] = "database"
+    registrar_url: str = "http://127.0.0.1:8053"
+    registrar_token: SecretStr | None = None
+    registrar_timeout_seconds: float = Field(default=10.0, gt=0)
+
+    # Manual-action tickets: always stored in the database; `webhook` also POSTs them.
+    ticket_sink: Literal["database", "webhook"] = "database"
+    ticket_webhook_url: str | None = None
+    ticket_webhook_token: SecretStr | None = None
+    ticket_webhook_timeout_seconds: float = Field(default=10.0, gt=0)
+    ticket_webhook_attempts: int = Field(default=3, ge=1, le=10)
+
+    # Delegation checks: the DNS resolvers asked, as host or host:port.
+    dns_resolvers: list[str] = Field(default=["127.0.0.1:53"])
+    dns_timeout_seconds: float = Field(default=3.0, gt=0)
+
     # A delivery run ends Failed when more than this share of its deliveries failed.
     failure_threshold: float = Field(default=0.05, ge=0, le=1)
 

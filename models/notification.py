@@ -20,6 +20,11 @@ class NotificationBase(SQLModel):
     channel: str = Field(max_length=8, description="email | sms")
     kind: str = Field(max_length=32)
     offset_days: int | None = None
+    ref_at: datetime | None = Field(
+        default=None,
+        sa_type=UTCDateTime,
+        description="The expiry (or other instant) the notice is about; part of its identity.",
+    )
     context: dict[str, Any] = Field(
         default_factory=dict,
         sa_column=Column(JSON, nullable=False),

@@ -21,6 +21,10 @@ class TicketBase(SQLModel):
         description="'domain:reason' while open, NULL once resolved: one open ticket per pair.",
     )
     details: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    # Delivery to the configured ticket sink (the webhook); the database sink is the row.
+    sink_state: str = Field(default="pending", max_length=8, description="pending | sent | failed")
+    sink_attempts: int = 0
+    sink_error: str | None = Field(default=None, max_length=1000)
     created_at: datetime = Field(sa_type=UTCDateTime)
     resolved_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 

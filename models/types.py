@@ -57,5 +57,3 @@ class Money(TypeDecorator[Decimal]):
         from sqlalchemy import String
 
         return dialect.type_descriptor(String(32) if dialect.name == "sqlite" else self.impl)
-
-

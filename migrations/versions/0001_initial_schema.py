@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-26 06:42:24.120454
+Create Date: 2026-11-26 06:44:47.267062
 """
 
 from alembic import op
@@ -83,6 +83,7 @@ def upgrade() -> None:
     sa.Column('channel', sqlmodel.sql.sqltypes.AutoString(length=8), nullable=False),
     sa.Column('kind', sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
     sa.Column('offset_days', sa.Integer(), nullable=True),
+    sa.Column('ref_at', models.types.UTCDateTime(timezone=True), nullable=True),
     sa.Column('context', sa.JSON(), nullable=False),
     sa.Column('state', sqlmodel.sql.sqltypes.AutoString(length=8), nullable=False),
     sa.Column('attempts', sa.Integer(), nullable=False),

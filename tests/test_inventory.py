@@ -1,0 +1,637 @@
+"""Import and export of the inventory: strict all-or-nothing validation with every
+problem listed by path, upserts on re-import, and an export in the same shape."""
+
+from __future__ import annotations
+
+import copy
+import io
+import json
+import pickle
+import re
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import func, select
+
+from dns_lifecycle.errors import InputError
+from dns_lifecycle.inventory import (
+    InventoryInvalid,
+    export_state,
+    import_inventory,
+    order_row,
+    read_inventory_file,
+    validate_inventory,
+    write_state,
+)
+from models import Account, Cluster, Domain, Edition, Instance, Order, Record, Ticket
+
+SAMPLE = Path(__file__).parent / "fixtures" / "inventory_small.json"
+INVENTORY_SECTIONS = ("editions", "clusters", "accounts", "instances")
+
+
+def sample() -> dict[str, Any]:
+    return json.loads(SAMPLE.read_text(encoding="utf-8"))
+
+
+def load(db, doc: Any) -> dict[str, int]:
+    with db.session() as s:
+        counts = import_inventory(doc, s)
+        s.commit()
+    return counts
+
+
+def export(db) -> dict[str, Any]:
+    with db.session() as s:
+        return export_state(s)
+
+
+def without_record_clusters(state: dict[str, Any]) -> dict[str, Any]:
+    """The inventory sections of an export, as they were imported (no record clusters)."""
+    result = {key: copy.deepcopy(state[key]) for key in INVENTORY_SECTIONS}
+    for instance in result["instances"]:
+        for domain in instance["domains"]:
+            for record in domain["records"]:
+                del record["cluster"]
+    return result
+
+
+def rejection(db, doc: Any) -> InventoryInvalid:
+    with db.session() as s, pytest.raises(InventoryInvalid) as caught:
+        import_inventory(doc, s)
+    return caught.value
+
+
+def paths(exc: InventoryInvalid) -> list[str]:
+    return [path for path, _ in exc.errors]
+
+
+def message_at(exc: InventoryInvalid, path: str) -> str:
+    return next(message for p, message in exc.errors if p == path)
+
+
+def row_counts(db) -> dict[str, int]:
+    with db.session() as s:
+        return {
+            model.__name__: s.execute(select(func.count()).select_from(model)).scalar_one()
+            for model in (Edition, Cluster, Account, Instance, Domain, Record)
+        }
+
+
+# --- the sample file -------------------------------------------------------------------
+
+
+def test_sample_round_trips(db):
+    """Exporting an imported sample gives back the sample's inventory sections."""
+    load(db, sample())
+    assert without_record_clusters(export(db)) == sample()
+
+
+def test_import_counts_each_kind(db):
+    """The import reports how many of each kind the file held."""
+    counts = load(db, sample())
+    assert counts == {
+        "editions": 3,
+        "clusters": 2,
+        "accounts": 3,
+        "instances": 4,
+        "domains": 5,
+        "records": 14,
+        "domains_removed": 0,
+    }
+
+
+def test_export_names_the_cluster_serving_each_record(db):
+    """Records of a released instance are served by the free cluster, others by the paid one."""
+    load(db, sample())
+    clusters = {
+        instance["id"]: {r["cluster"] for d in instance["domains"] for r in d["records"]}
+        for instance in export(db)["instances"]
+    }
+    assert clusters == {
+        "inst-a01": {"paid-east"},
+        "inst-a02": {"paid-east"},
+        "inst-a03": {"paid-east"},
+        "inst-a04": {"free"},
+    }
+
+
+def test_export_imports_back_unchanged(db):
+    """An export, history keys and record clusters included, imports back to the same state."""
+    load(db, sample())
+    before = export(db)
+    load(db, before)
+    assert export(db) == before
+
+
+def test_write_state_streams_the_same_document(db):
+    """The streaming writer produces JSON equal to export_state."""
+    load(db, sample())
+    out = io.StringIO()
+    with db.session() as s:
+        counts = write_state(s, out)
+    assert json.loads(out.getvalue()) == export(db)
+    assert counts["instances"] == 4 and counts["orders"] == 0
+
+
+def test_export_lists_orders_notifications_and_tickets(db):
+    """The history sections carry their ids, references, decimals and UTC datetimes."""
+    load(db, sample())
+    start = datetime(2026, 12, 5, 5, tzinfo=UTC)
+    with db.session() as s:
+        domain_id = s.execute(
+            select(Domain.id).where(Domain.name == "alice-shop.example.com")
+        ).scalar_one()
+        s.add(
+            Order(
+                key="inst-a02:auto_renewal:2026-12-05",
+                instance_id="inst-a02",
+                kind="auto_renewal",
+                period_start=start,
+                period_end=start.replace(year=2027),
+                amount=Decimal("500"),
+                state="failed",
+                reason="balance too low",
+                created_at=start,
+            )
+        )
+        s.add(
+            Ticket(
+                domain_id=domain_id,
+                instance_id="inst-a02",
+                reason="domain_locked",
+                open_key="alice-shop.example.com:domain_locked",
+                created_at=start,
+            )
+        )
+        s.commit()
+    state = export(db)
+    [order] = state["orders"]
+    assert order["instance"] == "inst-a02" and order["amount"] == "500.00"
+    assert order["period_end"] == "2027-12-05T05:00:00+00:00"
+    assert set(order) == {
+        "id",
+        "instance",
+        "kind",
+        "period_start",
+        "period_end",
+        "amount",
+        "state",
+        "reason",
+    }
+    with db.session() as s:
+        assert order_row(s.execute(select(Order)).scalar_one()) == order
+    assert state["tickets"] == [
+        {
+            "id": state["tickets"][0]["id"],
+            "domain": "alice-shop.example.com",
+            "instance": "inst-a02",
+            "reason": "domain_locked",
+            "state": "open",
+        }
+    ]
+    assert state["notifications"] == []
+
+
+# --- all or nothing --------------------------------------------------------------------
+
+
+def several_bad_entries() -> dict[str, Any]:
+    doc = sample()
+    doc["accounts"][0]["email"] = "alice.example.com"
+    doc["accounts"][1]["phone"] = "+44 7700 900123"
+    doc["instances"][0]["edition"] = "platinum"
+    doc["instances"][1]["domains"][0]["name"] = "exa mple.com"
+    doc["instances"][2]["expires_at"] = "2026-11-20T00:00:00"
+    doc["instances"][3]["id"] = "inst-a01"
+    return doc
+
+
+def test_every_bad_entry_is_listed_with_its_path(db):
+    """A file with six kinds of bad entry is refused, each one listed at its path, in order."""
+    exc = rejection(db, several_bad_entries())
+    assert paths(exc) == [
+        "accounts[0].email",
+        "accounts[1].phone",
+        "instances[0].edition",
+        "instances[1].domains[0].name",
+        "instances[2].expires_at",
+        "instances[3].id",
+    ]
+    assert message_at(exc, "instances[1].domains[0].name").startswith(
+        "'exa mple.com' is not a valid domain name"
+    )
+    assert "platinum" in message_at(exc, "instances[0].edition")
+    assert "naive" in message_at(exc, "instances[2].expires_at")
+
+
+def test_error_text_lists_every_problem_and_what_to_do(db):
+    """The exception's text has one line per problem and ends with what to do."""
+    exc = rejection(db, several_bad_entries())
+    lines = str(exc).splitlines()
+    for path, message in exc.errors:
+        assert f"  {path}: {message}" in lines
+    assert "import the file again" in lines[-1]
+    assert isinstance(exc, InputError)
+
+
+def test_the_error_survives_pickling(db):
+    """The list of problems is kept when the exception crosses a process boundary."""
+    exc = rejection(db, several_bad_entries())
+    copied = pickle.loads(pickle.dumps(exc))
+    assert copied.errors == exc.errors and str(copied) == str(exc)
+
+
+def test_a_refused_file_changes_nothing(db):
+    """A refused re-import leaves every stored row as it was."""
+    load(db, sample())
+    before = export(db)
+    doc = several_bad_entries()
+    doc["editions"][0]["monthly_price"] = "11.00"
+    rejection(db, doc)
+    assert export(db) == before
+
+
+def test_a_refused_file_writes_nothing_to_an_empty_database(db):
+    """Valid entries next to a bad one are not written either."""
+    rejection(db, several_bad_entries())
+    assert set(row_counts(db).values()) == {0}
+
+
+def put(doc: dict[str, Any], path: str, value: Any) -> None:
+    """Set the value at a path written as in the error messages, e.g. ``a[0].b``."""
+    steps: list[Any] = [
+        int(step) if step.isdigit() else step for step in re.findall(r"[^.\[\]]+", path)
+    ]
+    parent: Any = doc
+    for step in steps[:-1]:
+        parent = parent[step]
+    parent[steps[-1]] = value
+
+
+RECORD = "instances[0].domains[0].records[0]"
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "words"),
+    [
+        ("editions[0].monthly_price", "-1.00", "negative"),
+        ("editions[0].yearly_price", "1e3", "not a valid amount"),
+        ("editions[0].yearly_price", 100, "decimal string"),
+        ("editions[0].yearly_price", "1.005", "not a valid amount"),
+        ("editions[0].rank", True, "whole number"),
+        ("editions[1].rank", 1, "also the rank"),
+        ("clusters[1].kind", "cheap", "not one of"),
+        ("clusters[1].nameservers", [], "empty"),
+        ("accounts[0].timezone", "Mars/Olympus", "IANA"),
+        ("accounts[0].timezone", "../../etc/passwd", "IANA"),
+        ("accounts[0].locale", "fr-FR", "not one of"),
+        ("accounts[0].balance", "-5.00", "negative"),
+        ("accounts[0].name", "x" * 201, "longer than 200"),
+        ("accounts[0].colour", "red", "unknown field"),
+        ("accounts[0].phone", "+1415555", "E.164"),
+        ("accounts[0].phone", "+１４１５５５５０１２３", "E.164"),
+        ("accounts[0].email", "alice@@example.com", "exactly one @"),
+        ("accounts[0].email", "alice@localhost", "dot"),
+        ("instances[0].id", "inst/../a01", "not a valid id"),
+        ("instances[0].billing_cycle", "weekly", "not one of"),
+        ("instances[0].account", "acct-nobody", "unknown account"),
+        ("instances[0].cluster", "free", "free cluster"),
+        ("instances[0].anchor_day", 15, "does not fit"),
+        ("instances[0].expires_at", "2027-01-31", "naive"),
+        ("instances[0].expires_at", 1700000000, "ISO 8601"),
+        ("instances[0].released_at", "2027-02-08T00:00:00+00:00", "only a released instance"),
+        ("instances[0].domains[0].epp_statuses[0]", "locked", "EPP status"),
+        ("instances[0].domains[0].name", "1.2.3.4", "not a valid domain name"),
+        ("instances[0].domains[0].name", "localhost", "not a valid domain name"),
+        ("instances[1].domains[1].name", "ALICE-BLOG.example.net.", "also listed"),
+        (f"{RECORD}.ttl", 0, "out of range"),
+        (f"{RECORD}.ttl", 2**31, "out of range"),
+        (f"{RECORD}.type", "SPF", "not a record type"),
+        (f"{RECORD}.value", "300.1.1.1", "IPv4"),
+        (f"{RECORD}.host", "www.example.cn.", "ends with a dot"),
+        (f"{RECORD}.cluster", "free", "does not serve"),
+        ("instances[0].domains[0].records[1].value", "-bad-.example", "host name"),
+        ("instances[0].domains[0].records[2].value", "mail.example.cn", "preference host"),
+        ("instances[0].domains[0].records[3].value", "x" * 4001, "longer than 4000"),
+        ("extras", [], "unknown section"),
+    ],
+)
+def test_each_kind_of_bad_value_is_named(db, path, value, words):
+    """Each kind of bad value is refused at its path with a message that says why."""
+    doc = sample()
+    put(doc, path, value)
+    exc = rejection(db, doc)
+    assert exc.errors == [(path, exc.errors[0][1])]
+    assert words in exc.errors[0][1]
+
+
+def test_reference_to_a_stored_entry_is_accepted(db):
+    """An instance may name an account, edition and cluster that are only in the database."""
+    load(db, sample())
+    doc = {"instances": [dict(sample()["instances"][2], id="inst-b01", domains=[])]}
+    load(db, doc)
+    assert any(i["id"] == "inst-b01" for i in export(db)["instances"])
+
+
+def test_a_domain_of_another_stored_instance_is_refused(db):
+    """A domain already hosted on an instance not in the file is refused."""
+    load(db, sample())
+    instance = dict(sample()["instances"][2], id="inst-b01")
+    exc = rejection(db, {"instances": [instance]})
+    assert paths(exc) == ["instances[0].domains[0].name"]
+    assert "already belongs to the instance 'inst-a03'" in exc.errors[0][1]
+
+
+def test_a_released_instance_needs_a_free_cluster(db):
+    """A released instance is refused when no free cluster exists to serve its records."""
+    doc = sample()
+    doc["clusters"] = [c for c in doc["clusters"] if c["kind"] == "paid"]
+    doc["instances"][3]["domains"][0]["nameservers"] = []
+    exc = rejection(db, doc)
+    assert paths(exc) == ["instances[3].state"]
+
+
+def test_a_second_free_cluster_is_refused(db):
+    """There is one free cluster."""
+    load(db, sample())
+    exc = rejection(
+        db, {"clusters": [{"code": "free-2", "kind": "free", "nameservers": ["ns.x.example"]}]}
+    )
+    assert paths(exc) == ["clusters[0].kind"]
+
+
+# --- hostile input ---------------------------------------------------------------------
+
+
+def test_crlf_in_a_domain_name_is_refused_and_escaped(db):
+    """A domain name with CR/LF is refused, and the message shows it escaped."""
+    doc = sample()
+    doc["instances"][0]["domains"][0]["name"] = "example.cn\r\nBcc: victim@example.org"
+    exc = rejection(db, doc)
+    assert paths(exc) == ["instances[0].domains[0].name"]
+    assert "\r" not in str(exc) and "\n" not in exc.errors[0][1]
+    assert "\\r\\n" in exc.errors[0][1]
+
+
+def test_crlf_in_an_account_name_is_refused(db):
+    """An account name with a line break is refused."""
+    doc = sample()
+    doc["accounts"][0]["name"] = "Alice\nSmith"
+    assert paths(rejection(db, doc)) == ["accounts[0].name"]
+
+
+def test_nul_and_lone_surrogates_are_refused(db):
+    """Characters no database column can hold are refused, not passed to the driver."""
+    doc = sample()
+    doc["accounts"][0]["name"] = "Alice\x00"
+    doc["instances"][0]["domains"][0]["records"][3]["value"] = "v=spf1 \ud800"
+    assert paths(rejection(db, doc)) == [
+        "accounts[0].name",
+        "instances[0].domains[0].records[3].value",
+    ]
+
+
+def test_idn_is_stored_as_punycode(db):
+    """A Unicode domain name is stored as its lower-case A-label."""
+    doc = sample()
+    doc["instances"][0]["domains"][0]["name"] = "例子.测试"
+    load(db, doc)
+    with db.session() as s:
+        names = set(s.execute(select(Domain.name)).scalars())
+    assert "xn--fsqu00a.xn--0zwm56d" in names
+
+
+def test_punycode_and_unicode_spellings_are_one_domain(db):
+    """The same IDN in punycode (any case) and in Unicode is a duplicate."""
+    doc = sample()
+    doc["instances"][0]["domains"][0]["name"] = "XN--FSQU00A.xn--0zwm56d"
+    doc["instances"][2]["domains"][0]["name"] = "例子.测试"
+    exc = rejection(db, doc)
+    assert paths(exc) == ["instances[2].domains[0].name"]
+
+
+def json_values(max_leaves: int = 6) -> st.SearchStrategy[Any]:
+    scalars = (
+        st.none()
+        | st.booleans()
+        | st.integers(min_value=-(2**70), max_value=2**70)
+        | st.floats(allow_nan=False, allow_infinity=False)
+        | st.text(max_size=12)
+        | st.sampled_from(["", "personal", "paid-east", "free", "acct-bob", "2027-01-01", "A"])
+    )
+    return st.recursive(
+        scalars,
+        lambda children: (
+            st.lists(children, max_size=3)
+            | st.dictionaries(st.text(max_size=8), children, max_size=3)
+        ),
+        max_leaves=max_leaves,
+    )
+
+
+def positions(value: Any, trail: tuple = ()) -> list[tuple]:
+    """Every place in a document where a value sits, as a trail of keys and indexes."""
+    found = [trail]
+    if isinstance(value, dict):
+        for key, child in value.items():
+            found += positions(child, (*trail, key))
+    elif isinstance(value, list):
+        for i, child in enumerate(value):
+            found += positions(child, (*trail, i))
+    return found
+
+
+SAMPLE_POSITIONS = positions(sample())[1:]
+
+
+@settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(data=st.data())
+def test_any_value_at_any_position_never_gives_a_traceback(db, data):
+    """Replacing any part of a valid file by any JSON value is accepted or refused cleanly."""
+    doc = sample()
+    for _ in range(data.draw(st.integers(min_value=1, max_value=3))):
+        trail = data.draw(st.sampled_from(SAMPLE_POSITIONS))
+        parent = doc
+        try:
+            for step in trail[:-1]:
+                parent = parent[step]
+            parent[trail[-1]] = data.draw(json_values())
+        except (KeyError, IndexError, TypeError):
+            continue  # an earlier replacement removed this position
+    with db.session() as s:
+        try:
+            import_inventory(doc, s)
+        except InventoryInvalid as exc:
+            assert exc.errors and all(path or message for path, message in exc.errors)
+        s.rollback()
+
+
+@settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(doc=json_values(max_leaves=12) | st.fixed_dictionaries({"instances": json_values()}))
+def test_any_document_never_gives_a_traceback(db, doc):
+    """Any JSON document at all is accepted or refused with a listed reason."""
+    with db.session() as s:
+        try:
+            validate_inventory(doc, s)
+        except InventoryInvalid as exc:
+            assert exc.errors
+
+
+# --- re-import -------------------------------------------------------------------------
+
+
+def test_reimport_updates_by_key(db):
+    """Re-importing the same codes and ids updates them instead of adding rows."""
+    load(db, sample())
+    doc = sample()
+    doc["editions"][0]["monthly_price"] = "12.00"
+    doc["accounts"][1]["email"] = "bob@example.net"
+    doc["instances"][1]["auto_renew"] = False
+    load(db, doc)
+    state = export(db)
+    assert state["editions"][0]["monthly_price"] == "12.00"
+    assert state["accounts"][1]["email"] == "bob@example.net"
+    assert state["instances"][1]["auto_renew"] is False
+    assert row_counts(db)["Instance"] == 4 and row_counts(db)["Record"] == 14
+
+
+def test_reimport_replaces_the_domains_and_records_of_an_instance(db):
+    """An instance's listed domains replace its stored ones, records re-created."""
+    load(db, sample())
+    with db.session() as s:
+        old_id = s.execute(
+            select(Domain.id).where(Domain.name == "alice-shop.example.com")
+        ).scalar_one()
+        s.add(
+            Ticket(
+                domain_id=s.execute(
+                    select(Domain.id).where(Domain.name == "alice-blog.example.net")
+                ).scalar_one(),
+                instance_id="inst-a02",
+                reason="external_registrar",
+                created_at=datetime(2026, 12, 12, tzinfo=UTC),
+            )
+        )
+        s.commit()
+    doc = sample()
+    shop = doc["instances"][1]["domains"][1]
+    shop["records"] = [{"type": "A", "host": "@", "value": "198.51.100.99", "ttl": 300}]
+    doc["instances"][1]["domains"] = [shop]
+    counts = load(db, doc)
+    assert counts["domains_removed"] == 1
+    [instance] = [i for i in export(db)["instances"] if i["id"] == "inst-a02"]
+    assert [d["name"] for d in instance["domains"]] == ["alice-shop.example.com"]
+    assert instance["domains"][0]["records"] == [
+        {"type": "A", "host": "@", "value": "198.51.100.99", "ttl": 300, "cluster": "paid-east"}
+    ]
+    with db.session() as s:
+        # The kept domain keeps its row, so what refers to it stays valid.
+        assert (
+            s.execute(select(Domain.id).where(Domain.name == "alice-shop.example.com")).scalar_one()
+            == old_id
+        )
+
+
+def test_an_instance_without_domains_keeps_them(db):
+    """Leaving out "domains" keeps the stored domains; their records follow a release."""
+    load(db, sample())
+    doc = sample()
+    instance = doc["instances"][2]
+    del instance["domains"]
+    instance["state"] = "released"
+    load(db, {"instances": [instance]})
+    [exported] = [i for i in export(db)["instances"] if i["id"] == "inst-a03"]
+    assert [d["name"] for d in exported["domains"]] == ["bobs-garage.example.org"]
+    assert {r["cluster"] for r in exported["domains"][0]["records"]} == {"free"}
+
+
+def test_a_domain_moves_between_instances_of_one_file(db):
+    """A domain listed under another instance of the same file moves there."""
+    load(db, sample())
+    doc = sample()
+    moved = doc["instances"][1]["domains"].pop(0)
+    doc["instances"][2]["domains"].append(moved)
+    load(db, doc)
+    owners = {d["name"]: i["id"] for i in export(db)["instances"] for d in i["domains"]}
+    assert owners["alice-blog.example.net"] == "inst-a03"
+
+
+def test_editions_may_trade_ranks(db):
+    """Two stored editions can swap ranks in one import."""
+    load(db, sample())
+    doc = {"editions": sample()["editions"][:2]}
+    doc["editions"][0]["rank"], doc["editions"][1]["rank"] = 2, 1
+    load(db, doc)
+    assert [e["code"] for e in export(db)["editions"]][:2] == ["enterprise-standard", "personal"]
+
+
+def test_an_account_balance_left_out_is_kept(db):
+    """Re-importing an account without "balance" leaves its balance alone."""
+    load(db, sample())
+    account = sample()["accounts"][2]
+    del account["balance"]
+    bob = dict(sample()["accounts"][1], balance="7.00")
+    load(db, {"accounts": [account, bob, dict(account, id="acct-new")]})
+    balances = {a["id"]: a["balance"] for a in export(db)["accounts"]}
+    assert balances == {
+        "acct-alice": "25.00",
+        "acct-bob": "7.00",
+        "acct-wang": "3000.00",
+        "acct-new": "0.00",
+    }
+
+
+def test_anchor_day_defaults_to_the_utc_day_of_expiry(db):
+    """Without anchor_day, the anchor is the expiry's day of month in UTC."""
+    doc = sample()
+    instance = doc["instances"][0]
+    del instance["anchor_day"]
+    instance["expires_at"] = "2027-02-01T00:30:00+08:00"  # 31 January in UTC
+    load(db, doc)
+    assert export(db)["instances"][0]["anchor_day"] == 31
+
+
+# --- reading the file ------------------------------------------------------------------
+
+
+def test_bad_json_names_the_file_line_and_column(tmp_path):
+    """A JSON syntax error is reported with the file, line and column."""
+    path = tmp_path / "broken.json"
+    path.write_text('{\n  "editions": [,]\n}\n', encoding="utf-8")
+    with pytest.raises(InputError, match=r"broken\.json.*line 2, column 16"):
+        read_inventory_file(path)
+
+
+def test_missing_file_is_a_clear_error(tmp_path):
+    """A missing file is an InputError naming it."""
+    with pytest.raises(InputError, match="nowhere.json: no such file"):
+        read_inventory_file(tmp_path / "nowhere.json")
+
+
+def test_duplicate_keys_and_nan_are_refused(tmp_path):
+    """JSON that Python would read loosely (a key twice, NaN) is refused."""
+    path = tmp_path / "loose.json"
+    path.write_text('{"editions": [], "editions": []}', encoding="utf-8")
+    with pytest.raises(InputError, match="appears twice"):
+        read_inventory_file(path)
+    path.write_text('{"editions": NaN}', encoding="utf-8")
+    with pytest.raises(InputError, match="NaN"):
+        read_inventory_file(path)
+
+
+def test_sample_file_reads(tmp_path):
+    """The sample file parses to the document the tests use."""
+    assert read_inventory_file(SAMPLE) == sample()
