@@ -1,0 +1,153 @@
+"""What every flow shares: its run context, its report, and reading ``as_of``.
+
+A flow is an entry point: it reads the settings from the environment once, reads the
+wall clock once (when no ``as_of`` is given), and hands both down. Nothing below a
+flow reads either.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import time
+from collections.abc import Callable, Coroutine, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, Field
+
+from dns_lifecycle.db import Database
+from dns_lifecycle.errors import InputError
+from dns_lifecycle.settings import Settings
+
+T = TypeVar("T")
+
+PLAN_CAP = 200  # rows of a plan kept in a report; `dns-lifecycle export` has the rest
+FAILURES_CAP = 50
+
+
+def wall_clock() -> datetime:
+    return datetime.now(UTC)
+
+
+def resolve_as_of(value: datetime | date | str | None, clock: Callable[[], datetime]) -> datetime:
+    """The moment a run evaluates the lifecycle at, as an aware UTC datetime.
+
+    A bare date means 00:00 UTC of that day; a datetime must carry its offset.
+    """
+    if value is None:
+        return clock()
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            value = date.fromisoformat(text) if len(text) == 10 else datetime.fromisoformat(text)
+        except ValueError:
+            raise InputError(
+                f"as_of {text!r} is not a date: give YYYY-MM-DD or an ISO 8601 datetime "
+                "with an offset, e.g. 2026-12-01T02:00:00+08:00"
+            ) from None
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            raise InputError(
+                f"as_of {value.isoformat()} has no time zone: add an offset such as +08:00 or Z"
+            )
+        return value.astimezone(UTC)
+    return datetime(value.year, value.month, value.day, tzinfo=UTC)
+
+
+@dataclass
+class RunContext:
+    settings: Settings
+    db: Database
+    as_of: datetime
+    dry_run: bool
+    batch_size: int
+    clock: Callable[[], datetime]
+
+
+@contextmanager
+def open_run(
+    as_of: datetime | date | str | None,
+    dry_run: bool,
+    batch_size: int | None,
+    settings: Settings | None = None,
+) -> Iterator[RunContext]:
+    settings = settings or Settings()
+    ctx = RunContext(
+        settings=settings,
+        db=Database(settings),
+        as_of=resolve_as_of(as_of, wall_clock),
+        dry_run=dry_run,
+        batch_size=batch_size or settings.batch_size,
+        clock=wall_clock,
+    )
+    try:
+        yield ctx
+    finally:
+        ctx.db.dispose()
+
+
+class Tally(BaseModel):
+    """Counts per action and channel, and the failures worth showing a person."""
+
+    counts: dict[str, int] = Field(default_factory=dict)
+    failures: list[str] = Field(default_factory=list)
+
+    def add(self, name: str, n: int = 1) -> None:
+        if n:
+            self.counts[name] = self.counts.get(name, 0) + n
+
+    def fail(self, message: str) -> None:
+        if len(self.failures) < FAILURES_CAP:
+            self.failures.append(message)
+
+    def absorb(self, other: Tally) -> None:
+        for name, n in other.counts.items():
+            self.add(name, n)
+        for message in other.failures:
+            self.fail(message)
+
+
+class StepReport(Tally):
+    """What one step did (or, in a dry run, would do)."""
+
+    step: str
+    as_of: datetime
+    dry_run: bool
+    plan: list[dict[str, Any]] = Field(default_factory=list)
+    plan_total: int = 0
+    duration_seconds: float = 0.0
+
+    def planned(self, rows: list[dict[str, Any]]) -> None:
+        self.plan_total += len(rows)
+        room = PLAN_CAP - len(self.plan)
+        if room > 0:
+            self.plan.extend(rows[:room])
+
+    def merge(self, other: StepReport) -> None:
+        """Take in the counts, failures and plan of a part of this step."""
+        self.absorb(other)
+        total = self.plan_total + other.plan_total
+        self.planned(other.plan)
+        self.plan_total = total
+
+
+@contextmanager
+def timed(report: StepReport) -> Iterator[StepReport]:
+    started = time.perf_counter()
+    try:
+        yield report
+    finally:
+        report.duration_seconds = round(time.perf_counter() - started, 3)
+
+
+def run_async(coro: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine from sync code, also when this thread already runs an event loop."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coro).result()

@@ -1,0 +1,158 @@
+"""The notification ledger: insert once, claim, mark.
+
+A row is written in the same transaction as the decision it reports; the unique
+``key`` makes a second insert of the same notice a no-op, whatever runs race. Delivery
+claims rows with a lease so that two runs never send the same row at once, sends, and
+marks each row with its outcome. None of these functions commit: the caller does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, bindparam, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlmodel import Session
+
+from channels.base import DeliveryResult
+from models import Account, Notification
+
+TABLE = Notification.__table__  # type: ignore[attr-defined]
+
+
+def insert_ignoring_duplicates(session: Session, table, rows: Sequence[dict[str, Any]], key: str):
+    """INSERT rows, skipping those whose ``key`` column already exists; returns the new ids.
+
+    ON CONFLICT DO NOTHING rather than check-then-insert: only the database can tell
+    two concurrent runs apart.
+    """
+    if not rows:
+        return []
+    dialect = session.get_bind().dialect.name
+    builder = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    stmt = builder(table).on_conflict_do_nothing(index_elements=[key]).returning(table.c.id)
+    return list(session.execute(stmt, list(rows)).scalars())
+
+
+def insert_notices(session: Session, rows: Sequence[dict[str, Any]]) -> int:
+    """Add notices to the ledger; returns how many were new."""
+    return len(insert_ignoring_duplicates(session, TABLE, rows, "key"))
+
+
+@dataclass(frozen=True)
+class PendingFilter:
+    kinds: tuple[str, ...] | None = None
+    instance_ids: tuple[str, ...] | None = None
+    created_since: datetime | None = None
+
+
+def _filter_clauses(filt: PendingFilter) -> list:
+    clauses = []
+    if filt.kinds:
+        clauses.append(TABLE.c.kind.in_(filt.kinds))
+    if filt.instance_ids:
+        clauses.append(TABLE.c.instance_id.in_(filt.instance_ids))
+    if filt.created_since:
+        clauses.append(TABLE.c.created_at >= filt.created_since)
+    return clauses
+
+
+def claim_pending(
+    session: Session,
+    *,
+    token: str,
+    now: datetime,
+    lease_until: datetime,
+    after_id: int,
+    limit: int,
+    filt: PendingFilter = PendingFilter(),
+) -> list[int]:
+    """Claim up to ``limit`` pending rows with id > ``after_id``; returns their ids.
+
+    The claimable condition is repeated in the outer WHERE so that, on PostgreSQL, a
+    run that waited on another's row lock re-checks it and skips rows just claimed.
+    """
+    claimable = and_(
+        TABLE.c.state == "pending",
+        or_(TABLE.c.claimed_until.is_(None), TABLE.c.claimed_until < now),
+    )
+    candidates = (
+        select(TABLE.c.id)
+        .where(claimable, TABLE.c.id > after_id, *_filter_clauses(filt))
+        .order_by(TABLE.c.id)
+        .limit(limit)
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        candidates = candidates.with_for_update(skip_locked=True)
+    ids = list(session.execute(candidates).scalars())
+    if not ids:
+        return []
+    session.execute(
+        update(TABLE)
+        .where(TABLE.c.id.in_(ids), claimable)
+        .values(claim_token=token, claimed_until=lease_until)
+    )
+    return list(
+        session.execute(
+            select(TABLE.c.id).where(TABLE.c.claim_token == token, TABLE.c.id.in_(ids))
+        ).scalars()
+    )
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """A claimed ledger row with the address it goes to."""
+
+    id: int
+    key: str
+    channel: str
+    kind: str
+    context: dict[str, Any]
+    email: str
+    phone: str
+
+
+def load_outgoing(session: Session, ids: Iterable[int]) -> list[Outgoing]:
+    rows = session.execute(
+        select(
+            TABLE.c.id,
+            TABLE.c.key,
+            TABLE.c.channel,
+            TABLE.c.kind,
+            TABLE.c.context,
+            Account.email,
+            Account.phone,
+        )
+        .join(Account, Account.id == TABLE.c.account_id)
+        .where(TABLE.c.id.in_(list(ids)))
+        .order_by(TABLE.c.id)
+    )
+    return [Outgoing(*row) for row in rows]
+
+
+def mark_results(
+    session: Session, results: Iterable[DeliveryResult], ids_by_key: dict[str, int], now: datetime
+) -> None:
+    """Record outcomes: sent, failed (permanent) or back to pending (transient)."""
+    sent, failed, retry = [], [], []
+    for result in results:
+        row_id = ids_by_key[result.key]
+        error = (result.error or "")[:1000] or None
+        if result.outcome == "sent":
+            sent.append({"b_id": row_id})
+        elif result.outcome == "permanent":
+            failed.append({"b_id": row_id, "b_error": error})
+        else:
+            retry.append({"b_id": row_id, "b_error": error})
+    base = update(TABLE).where(TABLE.c.id == bindparam("b_id"))
+    common = {"attempts": TABLE.c.attempts + 1, "claim_token": None, "claimed_until": None}
+    conn = session.connection()
+    if sent:
+        conn.execute(base.values(state="sent", sent_at=now, error=None, **common), sent)
+    if failed:
+        conn.execute(base.values(state="failed", error=bindparam("b_error"), **common), failed)
+    if retry:
+        conn.execute(base.values(state="pending", error=bindparam("b_error"), **common), retry)

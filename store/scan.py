@@ -1,0 +1,44 @@
+"""Batched range scans over instances, the shape of every daily step.
+
+Each step asks "instances in state S whose expiry lies in (after, until]". The
+(state, expires_at) index answers that without reading the rest of the fleet, and
+keyset pagination on (expires_at, id) hands out batches of rows that each live in
+a short read transaction of their own, so a long run never holds a snapshot open.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Select, literal, tuple_
+
+from dns_lifecycle.db import Database
+from models import Instance
+
+
+def scan_batches(
+    db: Database,
+    query: Callable[[], Select[Any]],
+    *,
+    batch_size: int,
+) -> Iterator[list[Any]]:
+    """Yield lists of rows of ``query()`` (which must select Instance.expires_at and
+    Instance.id, among others) in (expires_at, id) order, ``batch_size`` at a time."""
+    last: tuple[datetime, str] | None = None
+    while True:
+        stmt = query().order_by(Instance.expires_at, Instance.id).limit(batch_size)
+        if last is not None:
+            # Typed literals: the expiry must be bound through UTCDateTime like the column.
+            after = tuple_(literal(last[0], Instance.expires_at.type), literal(last[1]))
+            stmt = stmt.where(tuple_(Instance.expires_at, Instance.id) > after)
+        with db.session() as session:
+            rows = list(session.execute(stmt))
+            session.commit()
+        if not rows:
+            return
+        yield rows
+        last = (rows[-1].expires_at, rows[-1].id)
+        if len(rows) < batch_size:
+            return

@@ -1,0 +1,86 @@
+"""Renewal reminders end to end through Prefect (rule 1, rule 8)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from sqlmodel import select
+
+from channels import memory
+from flows.reminders import send_renewal_reminders
+from models import Account, Notification
+from tests.factories import make_account, make_catalog, make_instance
+
+AS_OF = datetime(2026, 12, 1, 2, 0, tzinfo=UTC)
+
+
+def _fleet(db):
+    with db.session() as s:
+        make_catalog(s)
+        make_account(s, "acct-en", locale="en-US", timezone="Asia/Shanghai")
+        make_account(s, "acct-zh", locale="zh-CN", timezone="Asia/Shanghai")
+        # due at 30 days, manual renewal
+        make_instance(s, "inst-30", account="acct-en", expires_at=AS_OF + timedelta(days=20))
+        # due at 7 days, auto-renewing, Chinese
+        make_instance(
+            s, "inst-7", account="acct-zh", expires_at=AS_OF + timedelta(days=5), auto_renew=True
+        )
+        # not due yet
+        make_instance(s, "inst-far", account="acct-en", expires_at=AS_OF + timedelta(days=45))
+        # expired: no reminder
+        make_instance(
+            s, "inst-gone", account="acct-en", expires_at=AS_OF - timedelta(days=1), state="expired"
+        )
+        s.commit()
+
+
+def _ledger(db):
+    with db.session() as s:
+        return sorted((n.instance_id, n.offset_days, n.channel, n.state) for n in s.exec(select(Notification)))
+
+
+def test_a_run_sends_the_due_reminders_by_email_and_sms(db, flow_env):
+    """Each due instance gets one email and one SMS at its most recent offset."""
+    _fleet(db)
+    report = send_renewal_reminders(as_of=AS_OF)
+    assert _ledger(db) == [
+        ("inst-30", 30, "email", "sent"),
+        ("inst-30", 30, "sms", "sent"),
+        ("inst-7", 7, "email", "sent"),
+        ("inst-7", 7, "sms", "sent"),
+    ]
+    assert report.counts["email_sent"] == 2 and report.counts["sms_sent"] == 2
+    with db.session() as s:
+        addresses = {a.email for a in s.exec(select(Account))}
+        phones = {a.phone for a in s.exec(select(Account))}
+    assert sorted(m.to for m in memory.EMAILS) == sorted(addresses)
+    assert {m.phone for m in memory.SMS} <= phones and len(memory.SMS) == 2
+
+
+def test_a_rerun_of_the_same_as_of_sends_nothing(db, flow_env):
+    """The ledger keys make a rerun a no-op."""
+    _fleet(db)
+    send_renewal_reminders(as_of=AS_OF)
+    memory.clear()
+    report = send_renewal_reminders(as_of=AS_OF)
+    assert memory.EMAILS == [] and memory.SMS == []
+    assert report.counts.get("notices_queued", 0) == 0
+
+
+def test_the_next_day_sends_only_what_became_due(db, flow_env):
+    """Two days on, inst-7 crossed its 3-day offset; inst-30 has nothing new."""
+    _fleet(db)
+    send_renewal_reminders(as_of=AS_OF)
+    memory.clear()
+    send_renewal_reminders(as_of=AS_OF + timedelta(days=2))
+    assert sorted(m.key for m in memory.EMAILS) == [
+        f"reminder:inst-7:{(AS_OF + timedelta(days=5)):%Y%m%dT%H%M%SZ}:3d:email"
+    ]
+
+
+def test_a_dry_run_plans_and_changes_nothing(db, flow_env):
+    """A dry run lists the due reminders and writes no ledger row."""
+    _fleet(db)
+    report = send_renewal_reminders(as_of=AS_OF, dry_run=True)
+    assert sorted(p["instance"] for p in report.plan) == ["inst-30", "inst-7"]
+    assert _ledger(db) == [] and memory.EMAILS == []
