@@ -1,0 +1,156 @@
+"""On-demand changes: manual renewal, upgrade, and the auto-renewal switch.
+
+Each change is one transaction: a refused request changes nothing and fails with the
+reason; an accepted one writes the order, the balance, the instance and the notice
+together, then delivers the notice. The CLI calls the plain functions; the Prefect
+UI runs the flows, which wrap the same functions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated, Any
+
+from prefect import flow
+from prefect.runtime import flow_run
+from pydantic import Field
+from sqlmodel import Session
+
+from flows.common import RunContext, StepReport, open_run, timed
+from flows.delivery import deliver_pending
+from flows.params import AsOf
+from models import Order
+from store.notifications import PendingFilter
+from store.subscriptions import renew, set_auto_renew, upgrade
+
+InstanceId = Annotated[str, Field(min_length=1, max_length=64, description="The instance id.")]
+RequestKey = Annotated[
+    str | None,
+    Field(max_length=64, description="Makes a retried request a no-op (default: the run id)."),
+]
+
+
+def order_summary(order: Order) -> dict[str, Any]:
+    return {
+        "order": order.id,
+        "instance": order.instance_id,
+        "kind": order.kind,
+        "period_start": order.period_start.isoformat(),
+        "period_end": order.period_end.isoformat(),
+        "amount": str(order.amount),
+        "state": order.state,
+    }
+
+
+def apply_change(
+    ctx: RunContext,
+    step: str,
+    instance_id: str,
+    notice_kind: str,
+    change: Callable[[Session], Order | bool],
+) -> StepReport:
+    """Run ``change`` in one transaction, then deliver the notice it queued."""
+    report = StepReport(step=step, as_of=ctx.as_of, dry_run=False)
+    with timed(report):
+        with ctx.db.session() as session:
+            result = change(session)
+            session.commit()
+        if isinstance(result, Order):
+            report.add(f"orders_{result.state}")
+            report.planned([order_summary(result)])
+        else:
+            report.add("switched" if result else "unchanged")
+        filt = PendingFilter(kinds=(notice_kind,), instance_ids=(instance_id,))
+        report.absorb(deliver_pending(ctx, filt))
+    return report
+
+
+def renew_now(ctx: RunContext, instance_id: str, periods: int, request_key: str) -> StepReport:
+    return apply_change(
+        ctx,
+        "renew-instance",
+        instance_id,
+        "renewed",
+        lambda s: renew(
+            s, instance_id=instance_id, periods=periods, request_key=request_key, now=ctx.clock()
+        ),
+    )
+
+
+def upgrade_now(ctx: RunContext, instance_id: str, edition: str, request_key: str) -> StepReport:
+    return apply_change(
+        ctx,
+        "upgrade-instance",
+        instance_id,
+        "upgraded",
+        lambda s: upgrade(
+            s,
+            instance_id=instance_id,
+            edition_code=edition,
+            request_key=request_key,
+            as_of=ctx.as_of,
+            now=ctx.clock(),
+        ),
+    )
+
+
+def switch_auto_renew_now(
+    ctx: RunContext, instance_id: str, on: bool, request_key: str
+) -> StepReport:
+    return apply_change(
+        ctx,
+        "set-auto-renew",
+        instance_id,
+        "auto_renew_changed",
+        lambda s: set_auto_renew(
+            s, instance_id=instance_id, on=on, request_key=request_key, now=ctx.clock()
+        ),
+    )
+
+
+def _request_key(request_key: str | None) -> str:
+    return request_key or str(flow_run.get_id())
+
+
+@flow(name="renew-instance")
+def renew_instance(
+    instance_id: InstanceId,
+    periods: Annotated[
+        int, Field(ge=1, le=36, description="Periods to buy: 1-36 months, or 1-10 years.")
+    ] = 1,
+    request_key: RequestKey = None,
+) -> StepReport:
+    """Renew an instance by a number of periods, paid from the account balance.
+
+    An active instance extends from its expiry; an expired one (inside the grace
+    period) extends from the old expiry and becomes active again; a released one is
+    refused.
+    """
+    with open_run(None, False, None) as ctx:
+        return renew_now(ctx, instance_id, periods, _request_key(request_key))
+
+
+@flow(name="upgrade-instance")
+def upgrade_instance(
+    instance_id: InstanceId,
+    edition: Annotated[
+        str, Field(min_length=1, max_length=64, description="The higher edition to move to.")
+    ],
+    as_of: AsOf = None,
+    request_key: RequestKey = None,
+) -> StepReport:
+    """Move an instance to a higher edition, paying the prorated difference for the rest
+    of the current period. A downgrade, or the same edition, is refused."""
+    with open_run(as_of, False, None) as ctx:
+        return upgrade_now(ctx, instance_id, edition, _request_key(request_key))
+
+
+@flow(name="set-auto-renew")
+def set_auto_renew_flow(
+    instance_id: InstanceId,
+    on: Annotated[bool, Field(description="On (checked) or off (unchecked).")],
+    request_key: RequestKey = None,
+) -> StepReport:
+    """Switch auto-renewal of an instance on or off; the account is told."""
+    with open_run(None, False, None) as ctx:
+        return switch_auto_renew_now(ctx, instance_id, on, _request_key(request_key))

@@ -1,0 +1,402 @@
+"""Changes to subscriptions: renew, upgrade, switch auto-renewal, auto-renew a batch.
+
+Each function is one unit of work inside the caller's transaction: it locks the rows
+it will change (instance first, then account, in id order, so concurrent runs cannot
+deadlock), re-reads them under the lock, asks ``lifecycle.renewal`` what to do, and
+writes the order, the balance, the expiry and the notices together. On SQLite the
+transaction itself is the lock (the engine begins every transaction IMMEDIATE).
+Nothing here commits.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlmodel import Session
+
+from dns_lifecycle.errors import NotFound, Refused
+from lifecycle.notices import Addressee, iso, money, notice_rows
+from lifecycle.pricing import period_price, renewal_amount
+from lifecycle.renewal import (
+    auto_renewal_key,
+    check_renewable,
+    is_auto_renewal_due,
+    pay_from_balance,
+    plan_upgrade,
+    renewal_failed_notice_key,
+    renewal_period,
+)
+from models import Account, Edition, Instance, Order
+from store.notifications import insert_ignoring_duplicates, insert_notices
+
+ORDERS = Order.__table__  # type: ignore[attr-defined]
+
+
+def _for_update(session: Session, stmt):
+    if session.get_bind().dialect.name == "postgresql":
+        return stmt.with_for_update()
+    return stmt
+
+
+def lock_instance(session: Session, instance_id: str) -> Instance:
+    instance = session.execute(
+        _for_update(session, select(Instance).where(Instance.id == instance_id))
+    ).scalar_one_or_none()
+    if instance is None:
+        raise NotFound(
+            f"instance {instance_id!r} does not exist: check the id "
+            "(`dns-lifecycle export` lists every instance)"
+        )
+    return instance
+
+
+def lock_accounts(session: Session, account_ids: list[str]) -> dict[str, Account]:
+    stmt = select(Account).where(Account.id.in_(sorted(set(account_ids)))).order_by(Account.id)
+    return {a.id: a for a in session.execute(_for_update(session, stmt)).scalars()}
+
+
+def addressee(instance: Instance, account: Account) -> Addressee:
+    return Addressee(
+        account.id,
+        account.name,
+        account.locale,
+        account.timezone,
+        instance.id,
+        instance.edition_code,
+    )
+
+
+def _create_order(session: Session, values: dict[str, Any]) -> Order | None:
+    """Insert an order unless one with its key exists; returns the new order or None."""
+    if not insert_ignoring_duplicates(session, ORDERS, [values], "key"):
+        return None
+    return session.execute(select(Order).where(Order.key == values["key"])).scalar_one()
+
+
+@dataclass
+class Outcome:
+    """What a subscription change did, for reports and the CLI."""
+
+    order: Order | None = None
+    counts: dict[str, int] = field(default_factory=dict)
+    plan: list[dict[str, Any]] = field(default_factory=list)
+
+    def add(self, name: str, n: int = 1) -> None:
+        self.counts[name] = self.counts.get(name, 0) + n
+
+
+# ------------------------------------------------------------------ manual renewal
+
+
+def renew(
+    session: Session,
+    *,
+    instance_id: str,
+    periods: int,
+    request_key: str,
+    now: datetime,
+) -> Order:
+    """Renew by ``periods`` from the current expiry, paid from the balance, or refuse.
+
+    An expired instance (still inside its grace period) becomes active again; a
+    released one is refused. ``request_key`` makes a retried request a no-op.
+    """
+    instance = lock_instance(session, instance_id)
+    check_renewable(instance.id, instance.state, periods, instance.billing_cycle)
+    key = f"manual_renewal:{instance.id}:{request_key}"
+    existing = session.execute(select(Order).where(Order.key == key)).scalar_one_or_none()
+    if existing is not None:
+        return existing  # the same request again: already done
+    account = lock_accounts(session, [instance.account_id])[instance.account_id]
+    edition = session.get(Edition, instance.edition_code)
+    amount = renewal_amount(
+        edition.monthly_price, edition.yearly_price, instance.billing_cycle, periods
+    )
+    payment = pay_from_balance(account.balance, amount)
+    if not payment.paid:
+        raise Refused(f"cannot renew instance {instance.id}: {payment.reason}")
+    period = renewal_period(
+        instance.expires_at, instance.billing_cycle, instance.anchor_day, periods
+    )
+    order = _create_order(
+        session,
+        {
+            "key": key,
+            "instance_id": instance.id,
+            "kind": "manual_renewal",
+            "period_start": period.start,
+            "period_end": period.end,
+            "amount": amount,
+            "state": "paid",
+            "edition_code": instance.edition_code,
+            "created_at": now,
+            "paid_at": now,
+        },
+    )
+    assert order is not None  # the key was checked under the instance lock
+    account.balance = payment.balance_after
+    instance.expires_at = period.end
+    instance.state = "active"
+    session.add_all([account, instance])
+    insert_notices(
+        session,
+        notice_rows(
+            "renewed",
+            addressee(instance, account),
+            f"renewed:{key}",
+            now,
+            {
+                "order_id": order.id,
+                "order_kind": "manual_renewal",
+                "amount": money(amount),
+                "expires_at": iso(period.end),
+                "balance": money(payment.balance_after),
+            },
+        ),
+    )
+    session.flush()
+    return order
+
+
+# ------------------------------------------------------------------ upgrade
+
+
+def upgrade(
+    session: Session,
+    *,
+    instance_id: str,
+    edition_code: str,
+    request_key: str,
+    as_of: datetime,
+    now: datetime,
+) -> Order:
+    """Move to a higher edition, paying the prorated difference, or refuse."""
+    instance = lock_instance(session, instance_id)
+    target = session.get(Edition, edition_code)
+    if target is None:
+        codes = ", ".join(session.execute(select(Edition.code).order_by(Edition.rank)).scalars())
+        raise NotFound(f"edition {edition_code!r} does not exist: choose one of {codes}")
+    key = f"upgrade:{instance.id}:{request_key}"
+    existing = session.execute(select(Order).where(Order.key == key)).scalar_one_or_none()
+    if existing is not None:
+        return existing
+    current = session.get(Edition, instance.edition_code)
+    cycle = instance.billing_cycle
+    plan = plan_upgrade(
+        instance_id=instance.id,
+        state=instance.state,
+        expires_at=instance.expires_at,
+        billing_cycle=cycle,
+        anchor_day=instance.anchor_day,
+        current=(current.code, current.rank, current.price(cycle)),
+        target=(target.code, target.rank, target.price(cycle)),
+        as_of=as_of,
+    )
+    account = lock_accounts(session, [instance.account_id])[instance.account_id]
+    payment = pay_from_balance(account.balance, plan.amount)
+    if not payment.paid:
+        raise Refused(f"cannot upgrade instance {instance.id} to {target.code}: {payment.reason}")
+    order = _create_order(
+        session,
+        {
+            "key": key,
+            "instance_id": instance.id,
+            "kind": "upgrade",
+            "period_start": max(as_of, plan.period.start),
+            "period_end": plan.period.end,
+            "amount": plan.amount,
+            "state": "paid",
+            "edition_code": target.code,
+            "created_at": now,
+            "paid_at": now,
+        },
+    )
+    assert order is not None
+    account.balance = payment.balance_after
+    to = addressee(instance, account)
+    instance.edition_code = target.code
+    session.add_all([account, instance])
+    insert_notices(
+        session,
+        notice_rows(
+            "upgraded",
+            to,
+            f"upgraded:{key}",
+            now,
+            {
+                "order_id": order.id,
+                "from_edition": current.code,
+                "to_edition": target.code,
+                "amount": money(plan.amount),
+                "expires_at": iso(instance.expires_at),
+            },
+        ),
+    )
+    session.flush()
+    return order
+
+
+# ------------------------------------------------------------------ auto-renew switch
+
+
+def set_auto_renew(
+    session: Session, *, instance_id: str, on: bool, request_key: str, now: datetime
+) -> bool:
+    """Switch auto-renewal; returns False (and tells nobody) when it already was so."""
+    instance = lock_instance(session, instance_id)
+    if instance.state == "released":
+        raise Refused(
+            f"instance {instance.id} is released: auto-renewal cannot be switched on a "
+            "released instance"
+        )
+    if instance.auto_renew == on:
+        return False
+    instance.auto_renew = on
+    session.add(instance)
+    account = session.get(Account, instance.account_id)
+    insert_notices(
+        session,
+        notice_rows(
+            "auto_renew_changed",
+            addressee(instance, account),
+            f"auto_renew_changed:{instance.id}:{request_key}",
+            now,
+            {"auto_renew": on, "expires_at": iso(instance.expires_at)},
+        ),
+    )
+    session.flush()
+    return True
+
+
+# ------------------------------------------------------------------ auto-renewal batch
+
+
+def auto_renew_batch(
+    session: Session,
+    instance_ids: list[str],
+    *,
+    as_of: datetime,
+    now: datetime,
+    lead_days: int,
+    dry_run: bool,
+) -> Outcome:
+    """Create and pay (or fail) the auto-renewal orders of a batch of instances.
+
+    The batch was found by a scan outside this transaction; here every row is locked
+    and re-checked, so an instance renewed by hand in between is left alone.
+    """
+    outcome = Outcome()
+    stmt = select(Instance).where(Instance.id.in_(sorted(instance_ids))).order_by(Instance.id)
+    instances = [
+        i
+        for i in session.execute(_for_update(session, stmt)).scalars()
+        if i.state == "active"
+        and i.auto_renew
+        and is_auto_renewal_due(i.expires_at, as_of, lead_days)
+    ]
+    if not instances:
+        return outcome
+    accounts = lock_accounts(session, [i.account_id for i in instances])
+    editions = {e.code: e for e in session.execute(select(Edition)).scalars()}
+    keys = [auto_renewal_key(i.id, i.expires_at) for i in instances]
+    orders = {o.key: o for o in session.execute(select(Order).where(Order.key.in_(keys))).scalars()}
+    balances = {a.id: a.balance for a in accounts.values()}
+    notices: list[dict[str, Any]] = []
+
+    for instance, key in zip(instances, keys, strict=True):
+        account = accounts[instance.account_id]
+        edition = editions[instance.edition_code]
+        amount = period_price(edition.monthly_price, edition.yearly_price, instance.billing_cycle)
+        period = renewal_period(instance.expires_at, instance.billing_cycle, instance.anchor_day)
+        payment = pay_from_balance(balances[account.id], amount)
+        order = orders.get(key)
+        to = addressee(instance, account)
+        outcome.plan.append(
+            {
+                "action": "auto_renewal",
+                "instance": instance.id,
+                "order": "new" if order is None else f"retry #{order.id}",
+                "amount": money(amount),
+                "period_end": iso(period.end),
+                "result": "paid" if payment.paid else "failed",
+            }
+        )
+        outcome.add("orders_paid" if payment.paid else "orders_failed")
+        if dry_run:
+            balances[account.id] = payment.balance_after
+            continue
+        if order is None:
+            order = _create_order(
+                session,
+                {
+                    "key": key,
+                    "instance_id": instance.id,
+                    "kind": "auto_renewal",
+                    "period_start": period.start,
+                    "period_end": period.end,
+                    "amount": amount,
+                    "state": "pending",
+                    "edition_code": instance.edition_code,
+                    "created_at": now,
+                },
+            )
+            assert order is not None  # the instance lock keeps the key ours
+            outcome.add("orders_created")
+            notices += notice_rows(
+                "order_created",
+                to,
+                f"order_created:{key}",
+                now,
+                {
+                    "order_id": order.id,
+                    "order_kind": "auto_renewal",
+                    "period_start": iso(period.start),
+                    "period_end": iso(period.end),
+                    "amount": money(amount),
+                },
+            )
+        balances[account.id] = payment.balance_after
+        if payment.paid:
+            order.state, order.paid_at, order.reason = "paid", now, None
+            instance.expires_at = period.end
+            notices += notice_rows(
+                "renewed",
+                to,
+                f"renewed:{key}",
+                now,
+                {
+                    "order_id": order.id,
+                    "order_kind": "auto_renewal",
+                    "amount": money(amount),
+                    "expires_at": iso(period.end),
+                    "balance": money(payment.balance_after),
+                },
+            )
+        else:
+            order.state, order.reason = "failed", payment.reason
+            notices += notice_rows(
+                "renewal_failed",
+                to,
+                renewal_failed_notice_key(key, as_of),
+                now,
+                {
+                    "order_id": order.id,
+                    "amount": money(amount),
+                    "balance": money(payment.balance_after),
+                    "expires_at": iso(instance.expires_at),
+                    # A code, worded by the template in the account's language.
+                    "reason": "insufficient_balance",
+                },
+            )
+        session.add_all([order, instance])
+
+    if not dry_run:
+        for account in accounts.values():
+            account.balance = balances[account.id]
+            session.add(account)
+        outcome.add("notices_queued", insert_notices(session, notices))
+        session.flush()
+    return outcome

@@ -1,0 +1,318 @@
+"""Auto-renewal, manual renewal, upgrade and the auto-renew switch on a real database
+(rules 2, 3, 4 and 8), on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+from sqlalchemy import func, select
+
+from dns_lifecycle.errors import NotFound, Refused
+from models import Account, Instance, Notification, Order
+from store.subscriptions import auto_renew_batch, renew, set_auto_renew, upgrade
+from tests.factories import make_account, make_instance
+
+AS_OF = datetime(2027, 1, 26, 2, 0, tzinfo=UTC)
+EXPIRY = datetime(2027, 1, 31, 16, 0, tzinfo=UTC)  # 5.6 days after AS_OF: auto-renewal due
+
+
+def _setup(db, *, balance=Decimal("100.00"), auto_renew=True, state="active", expires_at=EXPIRY):
+    with db.session() as s:
+        make_account(s, "acct-1", balance=balance)
+        make_instance(
+            s, "inst-1", expires_at=expires_at, auto_renew=auto_renew, state=state, anchor_day=31
+        )
+        s.commit()
+
+
+def _state(db):
+    """Everything a refusal must leave untouched."""
+    with db.session() as s:
+        inst = s.get(Instance, "inst-1")
+        return (
+            inst.expires_at,
+            inst.state,
+            inst.edition_code,
+            inst.auto_renew,
+            s.get(Account, "acct-1").balance,
+            s.execute(select(func.count()).select_from(Order)).scalar_one(),
+            s.execute(select(func.count()).select_from(Notification)).scalar_one(),
+        )
+
+
+def _auto(db, as_of=AS_OF):
+    with db.session() as s:
+        out = auto_renew_batch(s, ["inst-1"], as_of=as_of, now=as_of, lead_days=7, dry_run=False)
+        s.commit()
+    return out
+
+
+def test_auto_renewal_pays_extends_and_tells(db):
+    """A covered auto-renewal: one paid order, expiry +1 month on the anchor, balance debited,
+    and order-created and renewed notices by email and SMS."""
+    _setup(db)
+    _auto(db)
+    with db.session() as s:
+        order = s.execute(select(Order)).scalar_one()
+        assert (order.kind, order.state, order.amount) == ("auto_renewal", "paid", Decimal("9.90"))
+        assert s.get(Instance, "inst-1").expires_at == datetime(2027, 2, 28, 16, tzinfo=UTC)
+        assert s.get(Account, "acct-1").balance == Decimal("90.10")
+        kinds = sorted((n.kind, n.channel) for n in s.execute(select(Notification)).scalars())
+    assert kinds == [
+        ("order_created", "email"),
+        ("order_created", "sms"),
+        ("renewed", "email"),
+        ("renewed", "sms"),
+    ]
+
+
+def test_rerun_for_the_same_as_of_creates_no_second_order_or_charge(db):
+    """Running auto-renewal twice for the same moment changes nothing the second time."""
+    _setup(db)
+    _auto(db)
+    before = _state(db)
+    _auto(db)
+    assert _state(db) == before
+
+
+def test_failed_payment_is_retried_next_day_and_succeeds_after_top_up(db):
+    """A short balance fails the order and tells the account once a day; after a top-up
+    the next run pays the same order."""
+    _setup(db, balance=Decimal("5.00"))
+    _auto(db)
+    _auto(db, AS_OF + timedelta(hours=3))  # same day: no second failure notice
+    with db.session() as s:
+        order = s.execute(select(Order)).scalar_one()
+        assert order.state == "failed" and "top up" in order.reason
+        failures = s.execute(
+            select(func.count()).where(Notification.kind == "renewal_failed")
+        ).scalar_one()
+        assert failures == 2  # one email + one SMS
+        s.get(Account, "acct-1").balance = Decimal("50.00")
+        s.commit()
+    _auto(db, AS_OF + timedelta(days=1))
+    with db.session() as s:
+        orders = s.execute(select(Order)).scalars().all()
+        assert [(o.state, o.amount) for o in orders] == [("paid", Decimal("9.90"))]
+        assert s.get(Account, "acct-1").balance == Decimal("40.10")
+        assert s.get(Instance, "inst-1").expires_at == datetime(2027, 2, 28, 16, tzinfo=UTC)
+
+
+def test_dry_run_auto_renewal_changes_nothing(db):
+    """A dry run plans the order and writes nothing."""
+    _setup(db)
+    before = _state(db)
+    with db.session() as s:
+        out = auto_renew_batch(s, ["inst-1"], as_of=AS_OF, now=AS_OF, lead_days=7, dry_run=True)
+        s.rollback()
+    assert out.plan[0]["result"] == "paid" and _state(db) == before
+
+
+def test_manual_renewal_of_an_expired_instance_extends_from_the_old_expiry(db):
+    """Inside the grace period, renewal counts from the old expiry and reactivates."""
+    _setup(db, state="expired", auto_renew=False, expires_at=AS_OF - timedelta(days=3))
+    with db.session() as s:
+        order = renew(s, instance_id="inst-1", periods=2, request_key="r1", now=AS_OF)
+        s.commit()
+    with db.session() as s:
+        inst = s.get(Instance, "inst-1")
+        assert inst.state == "active"
+        assert inst.expires_at == datetime(2027, 3, 31, 2, tzinfo=UTC)  # anchor 31 kept
+        assert order.amount == Decimal("19.80")
+        assert s.get(Account, "acct-1").balance == Decimal("80.20")
+
+
+def test_the_same_manual_request_twice_renews_once(db):
+    """A retried request (same request key) is a no-op."""
+    _setup(db, auto_renew=False)
+    for _ in range(2):
+        with db.session() as s:
+            renew(s, instance_id="inst-1", periods=1, request_key="same", now=AS_OF)
+            s.commit()
+    with db.session() as s:
+        assert s.execute(select(func.count()).select_from(Order)).scalar_one() == 1
+
+
+@pytest.mark.parametrize(
+    ("change", "error", "message"),
+    [
+        (
+            lambda s: renew(s, instance_id="nope", periods=1, request_key="k", now=AS_OF),
+            NotFound,
+            "instance 'nope' does not exist",
+        ),
+        (
+            lambda s: renew(s, instance_id="inst-1", periods=0, request_key="k", now=AS_OF),
+            Refused,
+            "renews by 1 to 36 months",
+        ),
+        (
+            lambda s: renew(s, instance_id="inst-1", periods=37, request_key="k", now=AS_OF),
+            Refused,
+            "renews by 1 to 36 months",
+        ),
+        (
+            lambda s: upgrade(
+                s,
+                instance_id="inst-1",
+                edition_code="personal",
+                request_key="k",
+                as_of=AS_OF,
+                now=AS_OF,
+            ),
+            Refused,
+            "already on edition personal",
+        ),
+        (
+            lambda s: upgrade(
+                s,
+                instance_id="inst-1",
+                edition_code="platinum",
+                request_key="k",
+                as_of=AS_OF,
+                now=AS_OF,
+            ),
+            NotFound,
+            "edition 'platinum' does not exist",
+        ),
+        (
+            lambda s: renew(s, instance_id="inst-1", periods=36, request_key="k", now=AS_OF),
+            Refused,
+            "does not cover",
+        ),
+    ],
+    ids=[
+        "unknown-instance",
+        "zero-periods",
+        "too-many-periods",
+        "same-edition",
+        "unknown-edition",
+        "balance-short",
+    ],
+)
+def test_refusals_say_why_and_change_nothing(db, change, error, message):
+    """Each refusal names the object and the fix, and leaves every row as it was."""
+    _setup(db, balance=Decimal("50.00"))
+    before = _state(db)
+    with pytest.raises(error, match=message), db.session() as s:
+        change(s)
+        s.commit()
+    assert _state(db) == before
+
+
+def test_released_instance_renewal_is_refused_and_nothing_changes(db):
+    """Rule 3: released instances cannot be renewed back."""
+    _setup(db, state="released", auto_renew=False)
+    before = _state(db)
+    with pytest.raises(Refused, match="released"), db.session() as s:
+        renew(s, instance_id="inst-1", periods=1, request_key="k", now=AS_OF)
+    assert _state(db) == before
+
+
+def test_downgrade_is_refused_and_nothing_changes(db):
+    """Rule 4: enterprise-standard -> personal is refused."""
+    with db.session() as s:
+        make_account(s, "acct-1", balance=Decimal("500.00"))
+        make_instance(s, "inst-1", edition="enterprise-standard", expires_at=EXPIRY)
+        s.commit()
+    before = _state(db)
+    with pytest.raises(Refused, match="down to personal"), db.session() as s:
+        upgrade(
+            s,
+            instance_id="inst-1",
+            edition_code="personal",
+            request_key="k",
+            as_of=AS_OF,
+            now=AS_OF,
+        )
+    assert _state(db) == before
+
+
+def test_upgrade_moves_edition_and_charges_prorated(db):
+    """An upgrade changes the edition, keeps the expiry and debits the prorated difference."""
+    _setup(db, balance=Decimal("500.00"))
+    with db.session() as s:
+        order = upgrade(
+            s,
+            instance_id="inst-1",
+            edition_code="enterprise-standard",
+            request_key="k",
+            as_of=AS_OF,
+            now=AS_OF,
+        )
+        s.commit()
+    with db.session() as s:
+        inst = s.get(Instance, "inst-1")
+        assert (inst.edition_code, inst.expires_at) == ("enterprise-standard", EXPIRY)
+        assert Decimal("0") < order.amount < Decimal("108.10")
+        assert s.get(Account, "acct-1").balance == Decimal("500.00") - order.amount
+
+
+def test_auto_renew_switch_tells_once(db):
+    """Switching off tells the account; switching off again changes nothing."""
+    _setup(db)
+    with db.session() as s:
+        assert set_auto_renew(s, instance_id="inst-1", on=False, request_key="a", now=AS_OF)
+        s.commit()
+    with db.session() as s:
+        assert not set_auto_renew(s, instance_id="inst-1", on=False, request_key="b", now=AS_OF)
+        s.commit()
+        assert not s.get(Instance, "inst-1").auto_renew
+        assert s.execute(select(func.count()).select_from(Notification)).scalar_one() == 2
+
+
+def test_manual_renewal_racing_auto_renewal_extends_once_per_order(db):
+    """Concurrent sessions: each paid order extends the expiry exactly once, and the
+    balance is debited exactly by the paid orders."""
+    for attempt in range(5):
+        inst, acct = f"inst-r{attempt}", f"acct-r{attempt}"
+        with db.session() as s:
+            make_account(s, acct, balance=Decimal("1000.00"))
+            make_instance(s, inst, account=acct, expires_at=EXPIRY, auto_renew=True, anchor_day=31)
+            s.commit()
+        barrier = threading.Barrier(2)
+        errors: list[BaseException] = []
+
+        def manual(inst=inst, barrier=barrier, errors=errors):
+            try:
+                barrier.wait()
+                with db.session() as s:
+                    renew(s, instance_id=inst, periods=1, request_key="m", now=AS_OF)
+                    s.commit()
+            except BaseException as exc:  # pragma: no cover - reported below
+                errors.append(exc)
+
+        def automatic(inst=inst, barrier=barrier, errors=errors):
+            try:
+                barrier.wait()
+                with db.session() as s:
+                    auto_renew_batch(s, [inst], as_of=AS_OF, now=AS_OF, lead_days=7, dry_run=False)
+                    s.commit()
+            except BaseException as exc:  # pragma: no cover - reported below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=manual), threading.Thread(target=automatic)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        assert not errors, errors
+        with db.session() as s:
+            paid = (
+                s.execute(select(Order).where(Order.state == "paid", Order.instance_id == inst))
+                .scalars()
+                .all()
+            )
+            expires_at = s.get(Instance, inst).expires_at
+            balance = s.get(Account, acct).balance
+        # Orders chain: each starts where the previous one ended, and the expiry is the
+        # end of the last: no payment extended twice, no extension went unpaid.
+        chain = sorted(paid, key=lambda o: o.period_start)
+        assert chain and chain[0].period_start == EXPIRY
+        for before, after in zip(chain, chain[1:], strict=False):
+            assert after.period_start == before.period_end
+        assert expires_at == chain[-1].period_end
+        assert balance == Decimal("1000.00") - sum(o.amount for o in paid)
