@@ -76,8 +76,9 @@ class Settings(BaseSettings):
     ticket_webhook_timeout_seconds: float = Field(default=10.0, gt=0)
     ticket_webhook_attempts: int = Field(default=3, ge=1, le=10)
 
-    # Delegation checks: the DNS resolvers asked, as host or host:port.
-    dns_resolvers: list[str] = Field(default=["127.0.0.1:53"])
+    # Delegation checks: the DNS resolvers asked, as host or host:port. None configured
+    # (the embedded default) means the check is skipped and says so.
+    dns_resolvers: list[str] = Field(default_factory=list)
     dns_timeout_seconds: float = Field(default=3.0, gt=0)
 
     # A delivery run ends Failed when more than this share of its deliveries failed.
@@ -91,6 +92,15 @@ class Settings(BaseSettings):
                 "reminder offsets must be distinct whole days >= 1, e.g. [30, 7, 3, 1]"
             )
         return sorted(value, reverse=True)
+
+    @field_validator("dns_resolvers")
+    @classmethod
+    def _resolvers_are_addresses(cls, value: list[str]) -> list[str]:
+        from channels.dns_lookup import parse_resolver
+
+        for resolver in value:
+            parse_resolver(resolver)  # raises with the fix in its message
+        return value
 
     @property
     def is_sqlite(self) -> bool:

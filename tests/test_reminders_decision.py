@@ -36,7 +36,7 @@ def test_nothing_due_at_or_after_expiry():
 
 
 def test_offsets_are_measured_from_the_instant_not_the_local_date():
-    """An expiry at 00:30 Shanghai (16:30 UTC the day before) is due 7 x 24 h before that instant."""
+    """00:30 Shanghai (16:30 UTC the day before) is due 7 x 24 h before that instant."""
     expiry = datetime(2027, 1, 1, 0, 30, tzinfo=UTC) - timedelta(hours=8)
     assert due_offset(expiry, expiry - 7 * DAY - timedelta(seconds=1), OFFSETS) == 30
     assert due_offset(expiry, expiry - 7 * DAY, OFFSETS) == 7
@@ -52,7 +52,9 @@ def test_offsets_are_measured_from_the_instant_not_the_local_date():
 def test_windows_agree_with_the_per_instance_rule(as_of, delta_minutes, offsets):
     """The range windows the database scans give the same due offset as due_offset."""
     expires_at = as_of + timedelta(minutes=delta_minutes)
-    in_window = [w.offset_days for w in reminder_windows(as_of, offsets) if w.after < expires_at <= w.until]
+    in_window = [
+        w.offset_days for w in reminder_windows(as_of, offsets) if w.after < expires_at <= w.until
+    ]
     expected = due_offset(expires_at, as_of, offsets)
     assert in_window == ([] if expected is None else [expected])
 

@@ -36,7 +36,9 @@ def _fleet(db):
 
 def _ledger(db):
     with db.session() as s:
-        return sorted((n.instance_id, n.offset_days, n.channel, n.state) for n in s.exec(select(Notification)))
+        return sorted(
+            (n.instance_id, n.offset_days, n.channel, n.state) for n in s.exec(select(Notification))
+        )
 
 
 def test_a_run_sends_the_due_reminders_by_email_and_sms(db, flow_env):

@@ -1,0 +1,132 @@
+"""Step: release instances whose grace period has ended (rules 6 and 7)."""
+
+from __future__ import annotations
+
+from prefect import flow, task
+from prefect.cache_policies import NO_CACHE
+from sqlalchemy import func, select
+
+from channels.registrar import registrar_for
+from flows.common import RunContext, StepReport
+from flows.params import AsOf, BatchSize, DryRun, InstanceIds
+from flows.step import run_step
+from flows.tickets import deliver_tickets
+from lifecycle.expiry import DAY, nameserver_action
+from models import Domain, Instance, Record
+from store.release import release_instance
+from store.scan import scan_batches
+
+STEP = "release-instances"
+NOTICE_KINDS = ("released",)
+
+
+def release_due(ctx: RunContext, instance_ids: list[str] | None = None) -> StepReport:
+    """Release every instance expired for the whole grace period, one transaction each."""
+    report = StepReport(step=STEP, as_of=ctx.as_of, dry_run=ctx.dry_run)
+    grace = ctx.settings.grace_days
+    registrar = registrar_for(ctx.settings)
+
+    def grace_over():
+        stmt = select(Instance.id, Instance.expires_at).where(
+            Instance.state == "expired", Instance.expires_at <= ctx.as_of - grace * DAY
+        )
+        return stmt.where(Instance.id.in_(instance_ids)) if instance_ids else stmt
+
+    for rows in scan_batches(ctx.db, grace_over, batch_size=ctx.batch_size):
+        if ctx.dry_run:
+            report.planned(_plan(ctx, [r.id for r in rows]))
+            report.add("instances_released", len(rows))
+            continue
+        for r in rows:
+            try:
+                with ctx.db.session() as session:
+                    released = release_instance(
+                        session,
+                        r.id,
+                        as_of=ctx.as_of,
+                        now=ctx.clock(),
+                        grace_days=grace,
+                        registrar=registrar,
+                    )
+                    session.commit()
+            except Exception as exc:  # one instance's failure never stops the others
+                report.add("release_failures")
+                report.fail(f"instance {r.id}: {type(exc).__name__}: {exc}")
+                continue
+            if released is None:
+                report.add("skipped_renewed")
+                continue
+            report.add("instances_released")
+            report.add("records_moved", released.records_moved)
+            report.add("tickets_opened", released.tickets_opened)
+            for d in released.domains:
+                report.add(f"nameservers_{d['action']}")
+            report.planned(
+                [
+                    {
+                        "action": "release",
+                        "instance": r.id,
+                        "domain": d["name"],
+                        "nameservers": d["action"],
+                    }
+                    for d in released.domains
+                ]
+            )
+    if not ctx.dry_run:
+        report.absorb(deliver_tickets(ctx))
+    return report
+
+
+def _plan(ctx: RunContext, ids: list[str]) -> list[dict]:
+    """What release would do to these instances' domains, without doing it."""
+    with ctx.db.session() as session:
+        counts = dict(
+            session.execute(
+                select(Domain.id, func.count(Record.id))
+                .join(Record, Record.domain_id == Domain.id)
+                .where(Domain.instance_id.in_(ids))
+                .group_by(Domain.id)
+            ).all()
+        )
+        domains = session.execute(
+            select(Domain)
+            .where(Domain.instance_id.in_(ids))
+            .order_by(Domain.instance_id, Domain.name)
+        ).scalars()
+        return [
+            {
+                "action": "release",
+                "instance": d.instance_id,
+                "domain": d.name,
+                "records": counts.get(d.id, 0),
+                "nameservers": nameserver_action(d.registrar, d.epp_statuses),
+            }
+            for d in domains
+        ]
+
+
+@task(name="release-instances", cache_policy=NO_CACHE)
+def release_due_task(ctx: RunContext, instance_ids: list[str] | None = None) -> StepReport:
+    return release_due(ctx, instance_ids)
+
+
+@flow(name=STEP)
+def release_instances(
+    as_of: AsOf = None,
+    dry_run: DryRun = False,
+    batch_size: BatchSize = None,
+    instance_ids: InstanceIds = None,
+) -> StepReport:
+    """Release instances unrenewed for the whole grace period: keep a zone-file copy of
+    every domain, move every record to the free cluster (verified before commit),
+    switch unlocked HiChina domains to the free name servers, and open a ticket for
+    every domain that needs its owner."""
+    return run_step(
+        STEP,
+        release_due_task,
+        NOTICE_KINDS,
+        as_of=as_of,
+        dry_run=dry_run,
+        batch_size=batch_size,
+        instance_ids=instance_ids,
+    )

@@ -1,0 +1,112 @@
+"""Step: verify delegations of domains with open tickets, and close what is fixed."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+from prefect import flow, task
+from prefect.cache_policies import NO_CACHE
+from sqlalchemy import select
+
+from channels.dns_lookup import delegated_nameservers
+from flows.common import RunContext, StepReport
+from flows.params import AsOf, BatchSize, DryRun, InstanceIds
+from flows.step import run_step
+from flows.tickets import resolve_ticket
+from lifecycle.notices import notice_rows
+from models import Account, Domain, Instance, Ticket
+from store.notifications import insert_notices
+from store.release import free_cluster
+from store.subscriptions import addressee
+
+STEP = "verify-delegations"
+NOTICE_KINDS = ("ticket_resolved",)
+
+
+def _normalise(names) -> set[str]:
+    return {n.lower().rstrip(".") for n in names}
+
+
+def verify_open_tickets(ctx: RunContext, instance_ids: list[str] | None = None) -> StepReport:
+    """Ask DNS where each domain with an open ticket is delegated; close the ticket
+    when it points at the free cluster's name servers."""
+    report = StepReport(step=STEP, as_of=ctx.as_of, dry_run=ctx.dry_run)
+    settings = ctx.settings
+    with ctx.db.session() as session:
+        target = _normalise(free_cluster(session).nameservers)
+        stmt = (
+            select(Ticket.id, Domain.name)
+            .join(Domain, Domain.id == Ticket.domain_id)
+            .where(Ticket.state == "open")
+            .order_by(Ticket.id)
+        )
+        if instance_ids:
+            stmt = stmt.where(Ticket.instance_id.in_(instance_ids))
+        open_tickets = session.execute(stmt).all()
+    names = sorted({name for _, name in open_tickets})
+    if not settings.dns_resolvers:
+        report.add("domains_unchecked_no_resolvers", len(names))
+        return report
+
+    def lookup(name: str):
+        return name, delegated_nameservers(
+            name, settings.dns_resolvers, settings.dns_timeout_seconds
+        )
+
+    # DNS answers take network round trips: ask a few at a time.
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        delegations = dict(pool.map(lookup, names))
+    report.add("domains_checked", len(names))
+    fixed = {n for n, ns in delegations.items() if ns is not None and _normalise(ns) == target}
+    report.add("domains_unanswered", sum(1 for ns in delegations.values() if ns is None))
+    to_close = [(tid, name) for tid, name in open_tickets if name in fixed]
+    report.planned([{"action": "resolve_ticket", "ticket": t, "domain": n} for t, n in to_close])
+    if ctx.dry_run:
+        report.add("tickets_resolved", len(to_close))
+        return report
+    for ticket_id, name in to_close:
+        with ctx.db.session() as session:
+            ticket = resolve_ticket(session, ticket_id, ctx.clock())
+            domain = session.get(Domain, ticket.domain_id)
+            domain.nameservers = sorted(target)
+            session.add(domain)
+            instance = session.get(Instance, ticket.instance_id)
+            account = session.get(Account, instance.account_id)
+            insert_notices(
+                session,
+                notice_rows(
+                    "ticket_resolved",
+                    addressee(instance, account),
+                    f"ticket_resolved:{ticket.id}",
+                    ctx.clock(),
+                    {"domain": name, "nameservers": sorted(target)},
+                ),
+            )
+            session.commit()
+        report.add("tickets_resolved")
+    return report
+
+
+@task(name="verify-delegations", cache_policy=NO_CACHE)
+def verify_task(ctx: RunContext, instance_ids: list[str] | None = None) -> StepReport:
+    return verify_open_tickets(ctx, instance_ids)
+
+
+@flow(name=STEP)
+def verify_delegations(
+    as_of: AsOf = None,
+    dry_run: DryRun = False,
+    batch_size: BatchSize = None,
+    instance_ids: InstanceIds = None,
+) -> StepReport:
+    """Check in DNS where each domain with an open ticket is delegated; when it now
+    points at the free cluster's name servers, close the ticket and tell the account."""
+    return run_step(
+        STEP,
+        verify_task,
+        NOTICE_KINDS,
+        as_of=as_of,
+        dry_run=dry_run,
+        batch_size=batch_size,
+        instance_ids=instance_ids,
+    )

@@ -1,0 +1,58 @@
+"""Expiry, grace and release decisions (rules 5, 6 and 7), as plain functions.
+
+"7 days after expiry" is ``expires_at + 168 h``: nothing is released a minute earlier.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Literal
+
+DAY = timedelta(hours=24)
+HICHINA = "hichina"
+LOCKS = frozenset({"clientUpdateProhibited", "serverUpdateProhibited"})
+
+NameserverAction = Literal["switched", "domain_locked", "external_registrar"]
+
+
+def release_at(expires_at: datetime, grace_days: int) -> datetime:
+    return expires_at + grace_days * DAY
+
+
+def is_release_due(expires_at: datetime, as_of: datetime, grace_days: int) -> bool:
+    return as_of >= release_at(expires_at, grace_days)
+
+
+def is_release_warning_due(expires_at: datetime, as_of: datetime, grace_days: int) -> bool:
+    """The last warning goes out during the 24 h before release."""
+    at = release_at(expires_at, grace_days)
+    return at - DAY <= as_of < at
+
+
+def nameserver_action(registrar: str, epp_statuses: list[str]) -> NameserverAction:
+    """What release does about a domain's delegation (rule 7).
+
+    Only a HiChina domain without an update lock can be switched by us; any other
+    registrar needs its owner, locked or not.
+    """
+    if registrar.lower() != HICHINA:
+        return "external_registrar"
+    if LOCKS.intersection(epp_statuses):
+        return "domain_locked"
+    return "switched"
+
+
+def _stamp(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
+
+
+def expired_key(instance_id: str, expires_at: datetime) -> str:
+    return f"expired:{instance_id}:{_stamp(expires_at)}"
+
+
+def release_warning_key(instance_id: str, expires_at: datetime) -> str:
+    return f"release_warning:{instance_id}:{_stamp(expires_at)}"
+
+
+def released_key(instance_id: str, expires_at: datetime) -> str:
+    return f"released:{instance_id}:{_stamp(expires_at)}"

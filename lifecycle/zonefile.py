@@ -1,0 +1,337 @@
+"""A domain's records as an RFC 1035 master file, and back.
+
+Released instances keep one zone file per domain (rule 6): the copy must hold every
+record exactly, so ``parse_zone_file(zone_file(d, rs), d)`` gives back ``rs`` up to
+the normalisation below, duplicates and differing TTLs included.
+
+A record (``Rr``) is kept as it is stored:
+
+- ``host`` relative to the domain: ``@`` for the apex, ``www``, ``a.b``, ``*``;
+- ``value`` in presentation format for every type (``1.2.3.4``, ``10 mail.example.com.``,
+  ``10 5 5060 sip.example.com.``, ``0 issue "letsencrypt.org"``), except TXT, whose
+  value is the text itself, unquoted: any characters, any length. A name in a value
+  without a trailing dot is relative to the domain, as in a master file.
+
+Normalisation (``normalise``), the same on both sides of every comparison: type in
+capitals; host in lower case (IDN labels as A-labels); value rewritten by dnspython
+into its canonical text, with names absolute and, for the types whose values are names
+(CNAME, NS, PTR, MX, SRV, ...), in lower case; TXT text untouched.
+
+The file is written and read by this module rather than loaded with
+``dns.zone.from_text``: a zone object merges records with the same host and type
+into one set, so duplicates vanish and all of them take the smallest TTL, and it
+drops a CNAME that shares its host with other data. The reader here keeps every line.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+
+import dns.exception
+import dns.name
+import dns.rdata
+import dns.rdataclass
+import dns.rdatatype
+import dns.tokenizer
+import dns.ttl
+
+from dns_lifecycle.errors import InputError
+
+__all__ = [
+    "Rr",
+    "ZoneFileError",
+    "normalise",
+    "parse_zone_file",
+    "same_records",
+    "zone_file",
+]
+
+# Types whose rdata holds text strings rather than a presentation-format value.
+_TEXT_TYPES = frozenset({dns.rdatatype.TXT, dns.rdatatype.SPF})
+# Types whose only case-insensitive parts are domain names (RFC 4034 section 6.2):
+# their canonical text can be lower-cased as a whole.
+_NAME_TYPES = frozenset(
+    {
+        dns.rdatatype.CNAME,
+        dns.rdatatype.NS,
+        dns.rdatatype.PTR,
+        dns.rdatatype.MX,
+        dns.rdatatype.SRV,
+        dns.rdatatype.DNAME,
+        dns.rdatatype.KX,
+        dns.rdatatype.AFSDB,
+        dns.rdatatype.RT,
+    }
+)
+# One character-string of a TXT record holds at most 255 bytes (RFC 1035 3.3).
+_MAX_STRING = 255
+_DEFAULT_TTL = 3600
+
+
+class ZoneFileError(InputError):
+    """A record that cannot be written as a master-file line, or a file that cannot be read."""
+
+
+@dataclass(frozen=True, order=True)
+class Rr:
+    """One DNS record of a domain, as stored (see the module docstring)."""
+
+    type: str
+    host: str
+    value: str
+    ttl: int
+
+
+def zone_file(domain: str, records: Iterable[Rr], *, generated_at: datetime | None = None) -> str:
+    """The master file of ``domain`` holding ``records``, one per line, in a stable order.
+
+    Raises ``ZoneFileError`` naming the record when one cannot be written (an invalid
+    value, a host outside the domain): a copy that silently missed it would be worse.
+    """
+    origin = _origin(domain)
+    lines: list[tuple[dns.name.Name, str, str, int]] = []
+    for rr in records:
+        try:
+            owner = _owner(rr.host, origin)
+            rdata = _rdata(rr.type, rr.value, origin)
+            ttl = _ttl(rr.ttl)
+        except (dns.exception.DNSException, ValueError, UnicodeError) as exc:
+            raise ZoneFileError(
+                f"domain {_show(origin)}: the record {_show_rr(rr)} cannot be written to a "
+                f"zone file ({_reason(exc)}); correct the record and run the step again"
+            ) from None
+        # TXT as quoted, escaped strings; every other type in its canonical text.
+        text = rdata.to_text() if rdata.rdtype in _TEXT_TYPES else _value(rdata)
+        lines.append((owner, dns.rdatatype.to_text(rdata.rdtype), text, ttl))
+    # DNSSEC canonical order of owners (the apex first), then type, value and TTL.
+    lines.sort()
+    origin_text = _show(origin)
+    header = [f"; Zone file of {origin_text}"]
+    if generated_at is not None:
+        header.append(f"; Generated at {generated_at.isoformat()}")
+    header += [
+        f"; Records: {len(lines)}. No SOA: a name server loading this file adds its own.",
+        f"$ORIGIN {origin_text}",
+        f"$TTL {min((ttl for *_, ttl in lines), default=_DEFAULT_TTL)}",
+    ]
+    hosts = [_relative(owner, origin) for owner, *_ in lines]
+    host_width = max(map(len, hosts), default=1)
+    ttl_width = max((len(str(ttl)) for *_, ttl in lines), default=1)
+    body = [
+        f"{host.ljust(host_width)} {str(ttl).ljust(ttl_width)} IN {rtype} {rdata}"
+        for host, (_, rtype, rdata, ttl) in zip(hosts, lines, strict=True)
+    ]
+    return "\n".join(header + body) + "\n"
+
+
+def parse_zone_file(text: str, domain: str) -> list[Rr]:
+    """The records of a master file of ``domain``, normalised, in file order.
+
+    Reads what ``zone_file`` writes and the usual hand-written forms: ``$ORIGIN`` and
+    ``$TTL``, relative and absolute owners, a blank owner repeating the previous one,
+    TTL and class in either order, comments, parentheses. ``$INCLUDE`` and
+    ``$GENERATE`` are refused. A SOA, if present, is a record like any other.
+    """
+    origin = _origin(domain)
+    tok = dns.tokenizer.Tokenizer(text, filename=f"zone file of {_show(origin)}")
+    current_origin = origin
+    default_ttl: int | None = None
+    last_ttl: int | None = None
+    owner: dns.name.Name | None = None
+    records: list[Rr] = []
+    line = 1
+    try:
+        while True:
+            token = tok.get(want_leading=True)
+            line = tok.line_number
+            if token.is_eof():
+                break
+            if token.is_eol():
+                continue
+            if token.is_whitespace():
+                token = tok.get()
+                if token.is_eol_or_eof():
+                    continue
+                if owner is None:
+                    raise ZoneFileError(_at(tok, line, "a record without an owner name"))
+                tok.unget(token)
+            elif token.is_identifier() and token.value.startswith("$"):
+                directive = token.value.upper()
+                if directive == "$ORIGIN":
+                    current_origin = tok.get_name(origin=current_origin)
+                elif directive == "$TTL":
+                    default_ttl = dns.ttl.from_text(tok.get_identifier())
+                else:
+                    raise ZoneFileError(
+                        _at(tok, line, f"the directive {token.value} is not supported")
+                    )
+                tok.get_eol()
+                continue
+            else:
+                owner = tok.as_name(token, current_origin)
+            if not owner.is_subdomain(origin):
+                raise ZoneFileError(
+                    _at(tok, line, f"the owner {_show(owner)} is outside the domain")
+                )
+
+            ttl: int | None = None
+            rdclass = dns.rdataclass.IN
+            class_seen = False
+            token = tok.get()
+            # TTL and class, each optional, in either order, before the type.
+            while token.is_identifier():
+                if ttl is None and token.value[:1].isdigit():
+                    ttl = dns.ttl.from_text(token.value)
+                elif not class_seen and _is_class(token.value):
+                    rdclass, class_seen = dns.rdataclass.from_text(token.value), True
+                else:
+                    break
+                token = tok.get()
+            if not token.is_identifier():
+                raise ZoneFileError(_at(tok, line, "a record without a type"))
+            rdtype = dns.rdatatype.from_text(token.value)
+            if rdclass != dns.rdataclass.IN:
+                raise ZoneFileError(_at(tok, line, "only class IN records are supported"))
+            rdata = dns.rdata.from_text(rdclass, rdtype, tok, current_origin, relativize=False)
+            if ttl is None:
+                ttl = default_ttl if default_ttl is not None else last_ttl
+            if ttl is None:
+                raise ZoneFileError(_at(tok, line, "a record without a TTL and no $TTL before it"))
+            last_ttl = ttl
+            records.append(_from_rdata(owner, ttl, rdata, origin))
+    except ZoneFileError:
+        raise
+    except (dns.exception.DNSException, ValueError, UnicodeError) as exc:
+        raise ZoneFileError(_at(tok, line, _reason(exc))) from None
+    return records
+
+
+def normalise(rr: Rr, domain: str | None = None) -> Rr:
+    """``rr`` in the canonical form that ``parse_zone_file`` returns.
+
+    With ``domain``, relative names in the value are made absolute and an absolute
+    host inside the domain is made relative. Without it, names are compared as
+    written (relative to relative, absolute to absolute). Never raises: a record
+    that cannot be parsed is compared by its text, with only type and host case
+    folded.
+    """
+    origin = _origin(domain) if domain is not None else None
+    try:
+        ttl = _ttl(rr.ttl)
+        rdata = _rdata(rr.type, rr.value, origin)
+        if origin is not None:
+            return _from_rdata(_owner(rr.host, origin), ttl, rdata, origin)
+        return Rr(
+            type=dns.rdatatype.to_text(rdata.rdtype),
+            host=_host_without_origin(rr.host),
+            value=_value(rdata),
+            ttl=ttl,
+        )
+    except (dns.exception.DNSException, ValueError, UnicodeError, TypeError):
+        host = rr.host.strip().lower() or "@"
+        return Rr(type=rr.type.strip().upper(), host=host, value=rr.value, ttl=rr.ttl)
+
+
+def same_records(a: Iterable[Rr], b: Iterable[Rr], *, domain: str | None = None) -> bool:
+    """Whether ``a`` and ``b`` hold the same records, counting duplicates, once normalised.
+
+    Pass ``domain`` when either side may write a name relative to the domain and the
+    other absolute (``www`` against ``www.example.com.``): ``parse_zone_file`` returns
+    values with absolute names.
+    """
+    return Counter(normalise(r, domain) for r in a) == Counter(normalise(r, domain) for r in b)
+
+
+# --- helpers ---------------------------------------------------------------------------
+
+
+def _origin(domain: str) -> dns.name.Name:
+    try:
+        return dns.name.from_text(domain.strip()).canonicalize()
+    except (dns.exception.DNSException, UnicodeError, ValueError) as exc:
+        raise ZoneFileError(
+            f"{domain!r} is not a domain name ({_reason(exc)}): pass the zone's name, "
+            "e.g. 'example.com'"
+        ) from None
+
+
+def _owner(host: str, origin: dns.name.Name) -> dns.name.Name:
+    text = host.strip()
+    owner = origin if text in ("", "@") else dns.name.from_text(text, origin)
+    if not owner.is_subdomain(origin):
+        raise ValueError(f"the host {_show(owner)} is not inside {_show(origin)}")
+    return owner.canonicalize()
+
+
+def _host_without_origin(host: str) -> str:
+    text = host.strip()
+    if text in ("", "@"):
+        return "@"
+    return dns.name.from_text(text, None).canonicalize().to_text()
+
+
+def _relative(owner: dns.name.Name, origin: dns.name.Name) -> str:
+    # The empty relative name prints as "@".
+    return owner.relativize(origin).to_text()
+
+
+def _ttl(ttl: int) -> int:
+    if isinstance(ttl, bool) or not isinstance(ttl, int) or not 0 <= ttl <= 2_147_483_647:
+        raise ValueError(f"the TTL {ttl!r} is not a whole number of seconds from 0 to 2^31-1")
+    return ttl
+
+
+def _rdata(rtype: str, value: str, origin: dns.name.Name | None) -> dns.rdata.Rdata:
+    rdtype = dns.rdatatype.from_text(rtype.strip())
+    if rdtype in _TEXT_TYPES:
+        data = value.encode("utf-8")
+        strings = [data[i : i + _MAX_STRING] for i in range(0, len(data), _MAX_STRING)] or [b""]
+        return dns.rdata.get_rdata_class(dns.rdataclass.IN, rdtype)(
+            dns.rdataclass.IN, rdtype, strings
+        )
+    return dns.rdata.from_text(dns.rdataclass.IN, rdtype, value, origin=origin, relativize=False)
+
+
+def _value(rdata: dns.rdata.Rdata) -> str:
+    if rdata.rdtype in _TEXT_TYPES:
+        return b"".join(rdata.strings).decode("utf-8")  # type: ignore[attr-defined]
+    text = rdata.to_text()
+    return text.lower() if rdata.rdtype in _NAME_TYPES else text
+
+
+def _from_rdata(owner: dns.name.Name, ttl: int, rdata: dns.rdata.Rdata, origin) -> Rr:
+    return Rr(
+        type=dns.rdatatype.to_text(rdata.rdtype),
+        host=_relative(owner.canonicalize(), origin),
+        value=_value(rdata),
+        ttl=ttl,
+    )
+
+
+def _is_class(text: str) -> bool:
+    try:
+        dns.rdataclass.from_text(text)
+    except dns.exception.DNSException:
+        return False
+    return True
+
+
+def _show(name: dns.name.Name) -> str:
+    return name.to_text()
+
+
+def _show_rr(rr: Rr) -> str:
+    value = rr.value if len(rr.value) <= 60 else rr.value[:57] + "..."
+    return f"{rr.host!r} {rr.ttl!r} {rr.type!r} {value!r}"
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc).replace("\n", " ").strip() or type(exc).__name__
+    return text[:200]
+
+
+def _at(tok: dns.tokenizer.Tokenizer, line: int, problem: str) -> str:
+    return f"{tok.filename}, line {line}: {problem}"

@@ -1,0 +1,201 @@
+"""Release one instance (rules 6 and 7), as one transaction.
+
+Within it: keep a zone-file copy of every domain, copy every record to the free
+cluster and delete it from the paid one, check that the free cluster now serves
+exactly what the paid one served, switch or ticket each domain's delegation, mark the
+instance released and queue the "released" notice. Any failure rolls all of it back:
+the instance stays expired with its records on the paid cluster, and the next run
+tries again.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, insert, select
+from sqlmodel import Session
+
+from channels.registrar import DomainLocked
+from dns_lifecycle.errors import LifecycleError
+from lifecycle.expiry import is_release_due, nameserver_action, released_key
+from lifecycle.notices import iso, notice_rows
+from lifecycle.zonefile import Rr, zone_file
+from models import Account, Cluster, Domain, Record, Ticket, ZoneSnapshot
+from store.notifications import insert_ignoring_duplicates, insert_notices
+from store.subscriptions import addressee, lock_instance
+
+RECORDS = Record.__table__  # type: ignore[attr-defined]
+TICKETS = Ticket.__table__  # type: ignore[attr-defined]
+
+
+class ReleaseCheckFailed(LifecycleError):
+    """The free cluster would not serve what the paid cluster served; nothing was moved."""
+
+
+def free_cluster(session: Session) -> Cluster:
+    cluster = (
+        session.execute(select(Cluster).where(Cluster.kind == "free").order_by(Cluster.code))
+        .scalars()
+        .first()
+    )
+    if cluster is None:
+        raise LifecycleError(
+            "no free cluster is configured: import one with kind 'free' and its name "
+            "servers before releasing instances"
+        )
+    return cluster
+
+
+@dataclass
+class Released:
+    instance_id: str
+    domains: list[dict[str, Any]] = field(default_factory=list)
+    records_moved: int = 0
+    tickets_opened: int = 0
+
+
+def ticket_open_key(domain_name: str, reason: str) -> str:
+    return f"{domain_name}:{reason}"
+
+
+def release_instance(
+    session: Session,
+    instance_id: str,
+    *,
+    as_of: datetime,
+    now: datetime,
+    grace_days: int,
+    registrar,
+    before_commit: Callable[[], None] | None = None,
+) -> Released | None:
+    """Release the instance if it is still due; None when it no longer is (renewed)."""
+    instance = lock_instance(session, instance_id)
+    if instance.state != "expired" or not is_release_due(instance.expires_at, as_of, grace_days):
+        return None
+    free = free_cluster(session)
+    account = session.get(Account, instance.account_id)
+    domains = list(
+        session.execute(
+            select(Domain).where(Domain.instance_id == instance.id).order_by(Domain.name)
+        ).scalars()
+    )
+    result = Released(instance.id)
+    domain_ids = [d.id for d in domains]
+    before = list(session.execute(select(Record).where(Record.domain_id.in_(domain_ids))).scalars())
+    # What is served, per domain: after release the free cluster must serve all of it.
+    expected = Counter(_served(r) for r in before)
+
+    # 1. A zone-file copy of every domain, kept with the instance.
+    by_domain: dict[int, list[Rr]] = {d.id: [] for d in domains}
+    for r in before:
+        by_domain[r.domain_id].append(_rr(r))
+    if domains:
+        session.execute(
+            insert(ZoneSnapshot),
+            [
+                {
+                    "instance_id": instance.id,
+                    "domain_name": d.name,
+                    "zone_text": zone_file(d.name, by_domain[d.id], generated_at=now),
+                    "created_at": now,
+                }
+                for d in domains
+            ],
+        )
+
+    # 2. Move the records: copy to the free cluster, then remove from the paid one.
+    moving = [r for r in before if r.cluster_code != free.code]
+    if moving:
+        session.execute(
+            insert(RECORDS),
+            [
+                {
+                    "domain_id": r.domain_id,
+                    "cluster_code": free.code,
+                    "type": r.type,
+                    "host": r.host,
+                    "value": r.value,
+                    "ttl": r.ttl,
+                }
+                for r in moving
+            ],
+        )
+        session.execute(delete(RECORDS).where(RECORDS.c.id.in_([r.id for r in moving])))
+    result.records_moved = len(moving)
+
+    # 3. Verify before commit: the free cluster serves exactly what the paid one did.
+    after = session.execute(select(Record).where(Record.domain_id.in_(domain_ids))).scalars()
+    on_free = Counter(_served(r) for r in after if r.cluster_code == free.code)
+    if on_free != expected:
+        raise ReleaseCheckFailed(
+            f"instance {instance.id}: after the move the free cluster would serve "
+            f"{sum(on_free.values())} records where {sum(expected.values())} were served "
+            "before; nothing was moved, and the next run retries it"
+        )
+
+    # 4. Name servers, domain by domain.
+    tickets = []
+    for d in domains:
+        action = nameserver_action(d.registrar, d.epp_statuses)
+        if action == "switched":
+            try:
+                registrar.set_nameservers(session, d.name, free.nameservers, d.epp_statuses)
+            except DomainLocked:
+                action = "domain_locked"
+        result.domains.append({"name": d.name, "action": action, "registrar": d.registrar})
+        if action != "switched":
+            tickets.append(
+                {
+                    "domain_id": d.id,
+                    "instance_id": instance.id,
+                    "reason": action,
+                    "state": "open",
+                    "open_key": ticket_open_key(d.name, action),
+                    "details": {
+                        "domain": d.name,
+                        "registrar": d.registrar,
+                        "epp_statuses": d.epp_statuses,
+                        "set_nameservers": free.nameservers,
+                    },
+                    "sink_state": "pending",
+                    "sink_attempts": 0,
+                    "created_at": now,
+                }
+            )
+    result.tickets_opened = len(insert_ignoring_duplicates(session, TICKETS, tickets, "open_key"))
+
+    # 5. Released, and told.
+    instance.state = "released"
+    instance.released_at = now
+    session.add(instance)
+    insert_notices(
+        session,
+        notice_rows(
+            "released",
+            addressee(instance, account),
+            released_key(instance.id, instance.expires_at),
+            now,
+            {
+                "released_at": iso(now),
+                "free_nameservers": list(free.nameservers),
+                "domains": result.domains,
+            },
+            ref_at=instance.expires_at,
+        ),
+    )
+    if before_commit is not None:
+        before_commit()  # a seam for fault-injection tests
+    session.flush()
+    return result
+
+
+def _rr(r: Record) -> Rr:
+    return Rr(type=r.type, host=r.host, value=r.value, ttl=r.ttl)
+
+
+def _served(r: Record) -> tuple[int, Rr]:
+    return (r.domain_id, _rr(r))
