@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
-from channels.base import EmailBackend, SmsBackend
+from channels.base import DeliveryResult, EmailBackend, SmsBackend
 from dns_lifecycle.settings import Settings
 
 
-def email_backend(settings: Settings) -> EmailBackend:
+class CountingBackend:
+    """A dry run's backend: every message would be sent; nothing leaves the process."""
+
+    async def send(self, batch):
+        return [DeliveryResult(m.key, "sent") for m in batch]
+
+
+def email_backend(settings: Settings, *, dry_run: bool = False) -> EmailBackend:
+    if dry_run:
+        return CountingBackend()
     if settings.email_backend == "memory":
         from channels.memory import MemoryEmailBackend
 
@@ -20,7 +29,9 @@ def email_backend(settings: Settings) -> EmailBackend:
     return FileEmailBackend(settings.outbox_dir, settings.email_from)
 
 
-def sms_backend(settings: Settings) -> SmsBackend:
+def sms_backend(settings: Settings, *, dry_run: bool = False) -> SmsBackend:
+    if dry_run:
+        return CountingBackend()
     if settings.sms_backend == "memory":
         from channels.memory import MemorySmsBackend
 

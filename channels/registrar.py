@@ -213,8 +213,14 @@ def _body_code(response: httpx.Response) -> str | None:
     return code if isinstance(code, str) else None
 
 
-def registrar_for(settings: Settings) -> DatabaseRegistrar | HttpRegistrar:
-    """The registrar backend that ``registrar_backend`` names."""
-    if settings.registrar_backend == "http":
+def registrar_for(
+    settings: Settings, *, dry_run: bool = False
+) -> DatabaseRegistrar | HttpRegistrar:
+    """The registrar backend that ``registrar_backend`` names.
+
+    A dry run never calls a registrar: the database backend stands in, refusing
+    locked domains as a registrar would, and its writes are rolled back with the rest.
+    """
+    if settings.registrar_backend == "http" and not dry_run:
         return HttpRegistrar(settings)
     return DatabaseRegistrar()

@@ -152,8 +152,10 @@ class WebhookTicketSink:
         return (text[:_SNIPPET] + "...") if len(text) > _SNIPPET else (text or "(empty body)")
 
 
-def ticket_sink_for(settings: Settings) -> DatabaseTicketSink | WebhookTicketSink:
-    """The ticket sink that ``ticket_sink`` names."""
-    if settings.ticket_sink == "webhook":
+def ticket_sink_for(
+    settings: Settings, *, dry_run: bool = False
+) -> DatabaseTicketSink | WebhookTicketSink:
+    """The ticket sink that ``ticket_sink`` names; a dry run posts nothing."""
+    if settings.ticket_sink == "webhook" and not dry_run:
         return WebhookTicketSink(settings)
     return DatabaseTicketSink()

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, event
+from sqlalchemy import Connection, Engine, event
 from sqlmodel import Session, create_engine
 
 from dns_lifecycle.settings import REPO_ROOT, Settings
@@ -76,6 +76,26 @@ class Database:
     def __init__(self, settings: Settings):
         self.settings = settings
         self.engine = make_engine(settings.database_url)
+        self._sandbox: Connection | None = None
+        self._sandbox_tx = None
+
+    @classmethod
+    def sandbox(cls, settings: Settings) -> Database:
+        """A database whose every session runs inside one transaction that is rolled
+        back on :meth:`dispose`: a dry run executes the real code and keeps nothing.
+
+        Sessions commit to savepoints, so each step sees what the steps before it
+        would have done. The transaction holds its locks until the dry run ends (on
+        SQLite, the write lock), so other writers wait for it.
+        """
+        db = cls(settings)
+        db._sandbox = db.engine.connect()
+        db._sandbox_tx = db._sandbox.begin()
+        return db
+
+    @property
+    def is_sandbox(self) -> bool:
+        return self._sandbox is not None
 
     @property
     def dialect(self) -> str:
@@ -84,7 +104,15 @@ class Database:
     @contextmanager
     def session(self) -> Iterator[Session]:
         """A session whose transaction the caller commits; rolled back on error."""
-        with Session(self.engine, expire_on_commit=False) as session:
+        if self._sandbox is not None:
+            session = Session(
+                bind=self._sandbox,
+                expire_on_commit=False,
+                join_transaction_mode="create_savepoint",
+            )
+        else:
+            session = Session(self.engine, expire_on_commit=False)
+        with session:
             try:
                 yield session
             except BaseException:
@@ -92,4 +120,8 @@ class Database:
                 raise
 
     def dispose(self) -> None:
+        if self._sandbox is not None:
+            self._sandbox_tx.rollback()
+            self._sandbox.close()
+            self._sandbox = None
         self.engine.dispose()

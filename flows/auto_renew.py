@@ -40,12 +40,8 @@ def renew_due(ctx: RunContext, instance_ids: list[str] | None = None) -> StepRep
                 as_of=ctx.as_of,
                 now=ctx.clock(),
                 lead_days=lead,
-                dry_run=ctx.dry_run,
             )
-            if ctx.dry_run:
-                session.rollback()
-            else:
-                session.commit()
+            session.commit()
         for name, n in outcome.counts.items():
             report.add(name, n)
         report.planned(outcome.plan)

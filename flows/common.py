@@ -12,6 +12,7 @@ import concurrent.futures
 import time
 from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any, TypeVar
@@ -67,6 +68,11 @@ class RunContext:
     clock: Callable[[], datetime]
 
 
+# The dry run of the daily flow shares one sandbox across its steps, so each step's
+# plan starts from what the steps before it would have done.
+_SHARED_DRY_RUN: ContextVar[Database | None] = ContextVar("shared_dry_run", default=None)
+
+
 @contextmanager
 def open_run(
     as_of: datetime | date | str | None,
@@ -74,10 +80,14 @@ def open_run(
     batch_size: int | None,
     settings: Settings | None = None,
 ) -> Iterator[RunContext]:
+    """The context of one run. A dry run gets a sandbox database: the real code runs,
+    its channels only count, and everything it wrote is rolled back at the end."""
     settings = settings or Settings()
+    shared = _SHARED_DRY_RUN.get() if dry_run else None
+    db = shared or (Database.sandbox(settings) if dry_run else Database(settings))
     ctx = RunContext(
         settings=settings,
-        db=Database(settings),
+        db=db,
         as_of=resolve_as_of(as_of, wall_clock),
         dry_run=dry_run,
         batch_size=batch_size or settings.batch_size,
@@ -86,7 +96,20 @@ def open_run(
     try:
         yield ctx
     finally:
-        ctx.db.dispose()
+        if shared is None:
+            ctx.db.dispose()
+
+
+@contextmanager
+def shared_dry_run(settings: Settings | None = None) -> Iterator[None]:
+    """Let every dry run opened inside share one sandbox, rolled back at the end."""
+    db = Database.sandbox(settings or Settings())
+    token = _SHARED_DRY_RUN.set(db)
+    try:
+        yield
+    finally:
+        _SHARED_DRY_RUN.reset(token)
+        db.dispose()
 
 
 class Tally(BaseModel):

@@ -31,7 +31,9 @@ def deliver_pending(ctx: RunContext, filt: PendingFilter = ALL_PENDING) -> Tally
     tally = Tally()
     settings = ctx.settings
     renderer = Renderer(settings.templates_dir)
-    emails, texts = email_backend(settings), sms_backend(settings)
+    # A dry run goes through the same motions; its backends only count.
+    emails = email_backend(settings, dry_run=ctx.dry_run)
+    texts = sms_backend(settings, dry_run=ctx.dry_run)
     token = uuid.uuid4().hex
     after_id = 0
     while True:

@@ -58,9 +58,6 @@ def expire_due(ctx: RunContext, instance_ids: list[str] | None = None) -> StepRe
                 for r in rows
             ]
         )
-        if ctx.dry_run:
-            report.add("instances_expired", len(rows))
-            continue
         by_id = {r.id: r for r in rows}
         with ctx.db.session() as session:
             # Set-based, and conditional: an instance renewed since the scan stays active.
@@ -123,8 +120,6 @@ def _warn_before_release(
         )
         return stmt.where(Instance.id.in_(instance_ids)) if instance_ids else stmt
 
-    # In a dry run the instances about to expire are not expired yet; the warnings
-    # listed are those of instances already expired.
     for rows in scan_batches(ctx.db, warning_due, batch_size=ctx.batch_size):
         report.add("release_warnings", len(rows))
         report.planned(
@@ -137,8 +132,6 @@ def _warn_before_release(
                 for r in rows
             ]
         )
-        if ctx.dry_run:
-            continue
         now = ctx.clock()
         notices = []
         for r in rows:

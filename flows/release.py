@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from channels.registrar import registrar_for
 from flows.common import RunContext, StepReport
 from flows.params import AsOf, BatchSize, DryRun, InstanceIds
 from flows.step import run_step
 from flows.tickets import deliver_tickets
-from lifecycle.expiry import DAY, nameserver_action
-from models import Domain, Instance, Record
+from lifecycle.expiry import DAY
+from models import Instance
 from store.release import release_instance
 from store.scan import scan_batches
 
@@ -24,7 +24,7 @@ def release_due(ctx: RunContext, instance_ids: list[str] | None = None) -> StepR
     """Release every instance expired for the whole grace period, one transaction each."""
     report = StepReport(step=STEP, as_of=ctx.as_of, dry_run=ctx.dry_run)
     grace = ctx.settings.grace_days
-    registrar = registrar_for(ctx.settings)
+    registrar = registrar_for(ctx.settings, dry_run=ctx.dry_run)
 
     def grace_over():
         stmt = select(Instance.id, Instance.expires_at).where(
@@ -33,10 +33,6 @@ def release_due(ctx: RunContext, instance_ids: list[str] | None = None) -> StepR
         return stmt.where(Instance.id.in_(instance_ids)) if instance_ids else stmt
 
     for rows in scan_batches(ctx.db, grace_over, batch_size=ctx.batch_size):
-        if ctx.dry_run:
-            report.planned(_plan(ctx, [r.id for r in rows]))
-            report.add("instances_released", len(rows))
-            continue
         for r in rows:
             try:
                 with ctx.db.session() as session:
@@ -72,37 +68,8 @@ def release_due(ctx: RunContext, instance_ids: list[str] | None = None) -> StepR
                     for d in released.domains
                 ]
             )
-    if not ctx.dry_run:
-        report.absorb(deliver_tickets(ctx))
+    report.absorb(deliver_tickets(ctx))
     return report
-
-
-def _plan(ctx: RunContext, ids: list[str]) -> list[dict]:
-    """What release would do to these instances' domains, without doing it."""
-    with ctx.db.session() as session:
-        counts = dict(
-            session.execute(
-                select(Domain.id, func.count(Record.id))
-                .join(Record, Record.domain_id == Domain.id)
-                .where(Domain.instance_id.in_(ids))
-                .group_by(Domain.id)
-            ).all()
-        )
-        domains = session.execute(
-            select(Domain)
-            .where(Domain.instance_id.in_(ids))
-            .order_by(Domain.instance_id, Domain.name)
-        ).scalars()
-        return [
-            {
-                "action": "release",
-                "instance": d.instance_id,
-                "domain": d.name,
-                "records": counts.get(d.id, 0),
-                "nameservers": nameserver_action(d.registrar, d.epp_statuses),
-            }
-            for d in domains
-        ]
 
 
 @task(name="release-instances", cache_policy=NO_CACHE)

@@ -98,8 +98,6 @@ def plan_reminders(ctx: RunContext, instance_ids: list[str] | None = None) -> St
                     for r in rows
                 ]
             )
-            if ctx.dry_run:
-                continue
             with ctx.db.session() as session:
                 report.add("notices_queued", insert_notices(session, notices))
                 session.commit()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 
+from flows.artifacts import check_failures, publish
 from flows.common import RunContext, StepReport, open_run, timed
 from flows.delivery import deliver_task
 from store.notifications import PendingFilter
@@ -26,8 +27,9 @@ def run_step(
         report = StepReport(step=step, as_of=ctx.as_of, dry_run=ctx.dry_run)
         with timed(report):
             report.merge(act(ctx, instance_ids))
-            if not ctx.dry_run:
-                ids = tuple(instance_ids) if instance_ids else None
-                filt = PendingFilter(kinds=notice_kinds, instance_ids=ids)
-                report.absorb(deliver_task(ctx, filt))
+            ids = tuple(instance_ids) if instance_ids else None
+            filt = PendingFilter(kinds=notice_kinds, instance_ids=ids)
+            report.absorb(deliver_task(ctx, filt))
+        publish(report)
+        check_failures(report, ctx.settings.failure_threshold)
         return report

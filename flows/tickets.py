@@ -26,7 +26,7 @@ def dedupe_key(ticket: Ticket, domain_name: str) -> str:
 
 def deliver_tickets(ctx: RunContext) -> Tally:
     tally = Tally()
-    sink = ticket_sink_for(ctx.settings)
+    sink = ticket_sink_for(ctx.settings, dry_run=ctx.dry_run)
     after_id = 0
     while True:
         with ctx.db.session() as session:

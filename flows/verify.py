@@ -61,9 +61,6 @@ def verify_open_tickets(ctx: RunContext, instance_ids: list[str] | None = None) 
     report.add("domains_unanswered", sum(1 for ns in delegations.values() if ns is None))
     to_close = [(tid, name) for tid, name in open_tickets if name in fixed]
     report.planned([{"action": "resolve_ticket", "ticket": t, "domain": n} for t, n in to_close])
-    if ctx.dry_run:
-        report.add("tickets_resolved", len(to_close))
-        return report
     for ticket_id, name in to_close:
         with ctx.db.session() as session:
             ticket = resolve_ticket(session, ticket_id, ctx.clock())

@@ -281,7 +281,6 @@ def auto_renew_batch(
     as_of: datetime,
     now: datetime,
     lead_days: int,
-    dry_run: bool,
 ) -> Outcome:
     """Create and pay (or fail) the auto-renewal orders of a batch of instances.
 
@@ -325,9 +324,6 @@ def auto_renew_batch(
             }
         )
         outcome.add("orders_paid" if payment.paid else "orders_failed")
-        if dry_run:
-            balances[account.id] = payment.balance_after
-            continue
         if order is None:
             order = _create_order(
                 session,
@@ -393,10 +389,9 @@ def auto_renew_batch(
             )
         session.add_all([order, instance])
 
-    if not dry_run:
-        for account in accounts.values():
-            account.balance = balances[account.id]
-            session.add(account)
-        outcome.add("notices_queued", insert_notices(session, notices))
-        session.flush()
+    for account in accounts.values():
+        account.balance = balances[account.id]
+        session.add(account)
+    outcome.add("notices_queued", insert_notices(session, notices))
+    session.flush()
     return outcome

@@ -11,6 +11,8 @@ import pytest
 from sqlalchemy import func, select
 
 from dns_lifecycle.errors import NotFound, Refused
+from flows.auto_renew import renew_due
+from flows.common import open_run
 from models import Account, Instance, Notification, Order
 from store.subscriptions import auto_renew_batch, renew, set_auto_renew, upgrade
 from tests.factories import make_account, make_instance
@@ -45,7 +47,7 @@ def _state(db):
 
 def _auto(db, as_of=AS_OF):
     with db.session() as s:
-        out = auto_renew_batch(s, ["inst-1"], as_of=as_of, now=as_of, lead_days=7, dry_run=False)
+        out = auto_renew_batch(s, ["inst-1"], as_of=as_of, now=as_of, lead_days=7)
         s.commit()
     return out
 
@@ -101,14 +103,14 @@ def test_failed_payment_is_retried_next_day_and_succeeds_after_top_up(db):
         assert s.get(Instance, "inst-1").expires_at == datetime(2027, 2, 28, 16, tzinfo=UTC)
 
 
-def test_dry_run_auto_renewal_changes_nothing(db):
+def test_dry_run_auto_renewal_changes_nothing(db, settings):
     """A dry run plans the order and writes nothing."""
     _setup(db)
     before = _state(db)
-    with db.session() as s:
-        out = auto_renew_batch(s, ["inst-1"], as_of=AS_OF, now=AS_OF, lead_days=7, dry_run=True)
-        s.rollback()
-    assert out.plan[0]["result"] == "paid" and _state(db) == before
+    with open_run(AS_OF, True, None, settings=settings) as ctx:
+        report = renew_due(ctx)
+    assert report.plan[0]["result"] == "paid" and report.counts["orders_created"] == 1
+    assert _state(db) == before
 
 
 def test_manual_renewal_of_an_expired_instance_extends_from_the_old_expiry(db):
@@ -289,7 +291,7 @@ def test_manual_renewal_racing_auto_renewal_extends_once_per_order(db):
             try:
                 barrier.wait()
                 with db.session() as s:
-                    auto_renew_batch(s, [inst], as_of=AS_OF, now=AS_OF, lead_days=7, dry_run=False)
+                    auto_renew_batch(s, [inst], as_of=AS_OF, now=AS_OF, lead_days=7)
                     s.commit()
             except BaseException as exc:  # pragma: no cover - reported below
                 errors.append(exc)

@@ -1,0 +1,547 @@
+"""The ``dns-lifecycle`` command: the one place that prints, reads the environment
+and the wall clock, and turns the project's errors into a message and an exit code."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from dns_lifecycle.errors import LifecycleError
+from dns_lifecycle.settings import REPO_ROOT, Settings
+
+
+def _prefect_defaults() -> None:
+    """Sensible defaults for a local Prefect, set before Prefect is imported."""
+    os.environ.setdefault("PREFECT_HOME", str(REPO_ROOT / "var" / "prefect"))
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("DO_NOT_TRACK", "1")
+    # The temporary API of a plain `dns-lifecycle run` needs a moment to start.
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+
+
+class Progress:
+    """A one-line progress counter on a terminal; silent when output is redirected."""
+
+    def __init__(self, label: str, stream=sys.stderr):
+        self.label = label
+        self.stream = stream
+        self.enabled = stream.isatty()
+
+    def __call__(self, done: int, total: int) -> None:
+        if self.enabled:
+            pct = 100 * done / total if total else 100
+            self.stream.write(f"\r{self.label}: {done:,}/{total:,} ({pct:5.1f}%)")
+            self.stream.flush()
+
+    def close(self) -> None:
+        if self.enabled:
+            self.stream.write("\n")
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, indent=2, ensure_ascii=False, default=str)
+
+
+# ---------------------------------------------------------------- commands
+
+
+def cmd_db_upgrade(args, settings: Settings) -> int:
+    from dns_lifecycle.db import upgrade
+
+    upgrade(settings, args.revision)
+    print(f"database at revision {args.revision}: {_safe_url(settings.database_url)}")
+    return 0
+
+
+def cmd_import(args, settings: Settings) -> int:
+    from dns_lifecycle.db import Database
+    from dns_lifecycle.inventory import import_inventory, read_inventory_file
+
+    doc = read_inventory_file(Path(args.file))
+    db = Database(settings)
+    try:
+        with db.session() as session:
+            counts = import_inventory(doc, session, source=args.file)
+            session.commit()
+    finally:
+        db.dispose()
+    print("imported " + ", ".join(f"{n} {kind}" for kind, n in counts.items()))
+    return 0
+
+
+def cmd_export(args, settings: Settings) -> int:
+    from dns_lifecycle.db import Database
+    from dns_lifecycle.inventory import write_state
+
+    db = Database(settings)
+    try:
+        with db.session() as session:
+            if args.output:
+                with open(args.output, "w", encoding="utf-8") as out:
+                    counts = write_state(session, out)
+                print(f"wrote {args.output}: " + _counts(counts), file=sys.stderr)
+            elif args.json:
+                write_state(session, sys.stdout)
+                sys.stdout.write("\n")
+            else:
+                print(_counts(_table_counts(session)))
+                print("(--json prints the whole state; --output FILE writes it to a file)")
+    finally:
+        db.dispose()
+    return 0
+
+
+def _table_counts(session) -> dict[str, int]:
+    from sqlalchemy import func, select
+
+    import models
+
+    tables = {
+        "editions": models.Edition,
+        "clusters": models.Cluster,
+        "accounts": models.Account,
+        "instances": models.Instance,
+        "domains": models.Domain,
+        "records": models.Record,
+        "orders": models.Order,
+        "notifications": models.Notification,
+        "tickets": models.Ticket,
+    }
+    return {
+        name: session.execute(select(func.count()).select_from(table)).scalar_one()
+        for name, table in tables.items()
+    }
+
+
+def _counts(counts: dict[str, int]) -> str:
+    return ", ".join(f"{n:,} {section}" for section, n in counts.items())
+
+
+def cmd_seed(args, settings: Settings) -> int:
+    from dns_lifecycle.db import Database
+    from dns_lifecycle.seed import seed_fleet
+    from flows.common import resolve_as_of, wall_clock
+
+    as_of = resolve_as_of(args.as_of, wall_clock)
+    db = Database(settings)
+    progress = Progress("seeding instances")
+    try:
+        counts = seed_fleet(db, args.instances, seed=args.seed, as_of=as_of, progress=progress)
+    finally:
+        progress.close()
+        db.dispose()
+    print("seeded " + ", ".join(f"{n:,} {kind}" for kind, n in counts.items()))
+    return 0
+
+
+def cmd_run(args, settings: Settings) -> int:
+    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+
+    from flows.common import resolve_as_of, wall_clock
+    from flows.daily import daily_lifecycle
+
+    as_of = resolve_as_of(args.as_of, wall_clock)  # a bad date fails before Prefect starts
+    # This process waits for the run itself: heartbeats (which let a server notice a
+    # crashed worker) would only add a second to each step.
+    with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+        report = daily_lifecycle(as_of=as_of, dry_run=args.dry_run)
+    summary = report.model_dump(mode="json")
+    summary["outbox"] = str(settings.outbox_dir)
+    if args.json:
+        print(_json(summary))
+    else:
+        print(render_summary(summary, settings))
+    return 0
+
+
+def render_summary(summary: dict[str, Any], settings: Settings) -> str:
+    kind = "dry run (nothing changed, nothing sent)" if summary["dry_run"] else "run"
+    lines = [f"daily-lifecycle {kind} as of {summary['as_of']}"]
+    for step in summary["steps"]:
+        lines.append(f"  {step['step']} ({step['duration_seconds']:.2f} s)")
+        for name, n in sorted(step["counts"].items()):
+            lines.append(f"    {name:<32} {n:>10,}")
+        if not step["counts"]:
+            lines.append("    nothing to do")
+        for failure in step["failures"][:10]:
+            lines.append(f"    ! {failure}")
+    outboxes = []
+    if settings.email_backend == "file":
+        outboxes.append(f"emails in {settings.outbox_dir / 'email'}")
+    if settings.sms_backend == "file":
+        outboxes.append(f"SMS in {settings.outbox_dir / 'sms.jsonl'}")
+    if outboxes:
+        lines.append("outbox: " + "; ".join(outboxes))
+    return "\n".join(lines)
+
+
+def _on_demand(settings: Settings, as_of: str | None = None):
+    from flows.common import open_run
+
+    return open_run(as_of, False, None, settings=settings)
+
+
+def _print_change(report, as_json: bool) -> None:
+    if as_json:
+        print(_json(report.model_dump(mode="json")))
+        return
+    for row in report.plan:
+        print(
+            f"order {row['order']}: {row['kind']} of {row['instance']} "
+            f"{row['period_start']} -> {row['period_end']}, ¥{row['amount']}, {row['state']}"
+        )
+    for name, n in sorted(report.counts.items()):
+        print(f"  {name}: {n}")
+    for failure in report.failures:
+        print(f"  ! {failure}")
+
+
+def cmd_renew(args, settings: Settings) -> int:
+    import uuid
+
+    from flows.on_demand import renew_now
+
+    with _on_demand(settings) as ctx:
+        report = renew_now(ctx, args.instance, args.periods, args.request_key or uuid.uuid4().hex)
+    _print_change(report, args.json)
+    return 0
+
+
+def cmd_upgrade(args, settings: Settings) -> int:
+    import uuid
+
+    from flows.on_demand import upgrade_now
+
+    with _on_demand(settings, args.as_of) as ctx:
+        report = upgrade_now(ctx, args.instance, args.edition, args.request_key or uuid.uuid4().hex)
+    _print_change(report, args.json)
+    return 0
+
+
+def cmd_auto_renew(args, settings: Settings) -> int:
+    import uuid
+
+    from flows.on_demand import switch_auto_renew_now
+
+    with _on_demand(settings) as ctx:
+        report = switch_auto_renew_now(ctx, args.instance, args.on, uuid.uuid4().hex)
+    state = "on" if args.on else "off"
+    if report.counts.get("switched"):
+        print(f"auto-renewal of {args.instance} is now {state}; the account was told")
+    else:
+        print(f"auto-renewal of {args.instance} was already {state}: nothing changed")
+    return 0
+
+
+def cmd_orders_list(args, settings: Settings) -> int:
+    from sqlalchemy import select
+
+    from dns_lifecycle.db import Database
+    from models import Order
+
+    db = Database(settings)
+    try:
+        with db.session() as session:
+            stmt = select(Order).order_by(Order.id)
+            if args.instance:
+                stmt = stmt.where(Order.instance_id == args.instance)
+            if args.state:
+                stmt = stmt.where(Order.state == args.state)
+            orders = list(session.execute(stmt.limit(args.limit)).scalars())
+    finally:
+        db.dispose()
+    if args.json:
+        from dns_lifecycle.inventory import order_row
+
+        print(_json([order_row(o) for o in orders]))
+        return 0
+    print(f"{'id':>6}  {'instance':<16} {'kind':<15} {'period_end':<26} {'amount':>10}  state")
+    for o in orders:
+        print(
+            f"{o.id:>6}  {o.instance_id:<16} {o.kind:<15} {o.period_end.isoformat():<26} "
+            f"{o.amount:>10}  {o.state}{'  (' + o.reason + ')' if o.reason else ''}"
+        )
+    return 0
+
+
+def cmd_tickets_list(args, settings: Settings) -> int:
+    from sqlalchemy import select
+
+    from dns_lifecycle.db import Database
+    from models import Domain, Ticket
+
+    db = Database(settings)
+    try:
+        with db.session() as session:
+            stmt = select(Ticket, Domain.name).join(Domain, Domain.id == Ticket.domain_id)
+            if args.state:
+                stmt = stmt.where(Ticket.state == args.state)
+            rows = session.execute(stmt.order_by(Ticket.id)).all()
+    finally:
+        db.dispose()
+    if args.json:
+        print(_json([_ticket_row(t, name) for t, name in rows]))
+        return 0
+    print(
+        f"{'id':>6}  {'domain':<32} {'instance':<16} {'reason':<19} {'state':<9} set name servers"
+    )
+    for t, name in rows:
+        servers = ", ".join(t.details.get("set_nameservers", []))
+        print(f"{t.id:>6}  {name:<32} {t.instance_id:<16} {t.reason:<19} {t.state:<9} {servers}")
+    return 0
+
+
+def _ticket_row(ticket, domain_name: str) -> dict[str, Any]:
+    return {
+        "id": ticket.id,
+        "domain": domain_name,
+        "instance": ticket.instance_id,
+        "reason": ticket.reason,
+        "state": ticket.state,
+        "details": ticket.details,
+        "created_at": ticket.created_at.isoformat(),
+        "resolved_at": ticket.resolved_at.isoformat() if ticket.resolved_at else None,
+    }
+
+
+def cmd_tickets_resolve(args, settings: Settings) -> int:
+    from dns_lifecycle.db import Database
+    from flows.common import wall_clock
+    from flows.tickets import resolve_ticket
+
+    db = Database(settings)
+    try:
+        with db.session() as session:
+            ticket = resolve_ticket(session, args.id, wall_clock())
+            session.commit()
+    finally:
+        db.dispose()
+    print(f"ticket {ticket.id} resolved")
+    return 0
+
+
+def cmd_instances_show(args, settings: Settings) -> int:
+    from sqlalchemy import select
+
+    from dns_lifecycle.db import Database
+    from dns_lifecycle.errors import NotFound
+    from models import Domain, Instance, Order, Ticket, ZoneSnapshot
+
+    db = Database(settings)
+    try:
+        with db.session() as session:
+            instance = session.get(Instance, args.id)
+            if instance is None:
+                raise NotFound(f"instance {args.id!r} does not exist: check the id")
+            domains = (
+                session.execute(
+                    select(Domain).where(Domain.instance_id == instance.id).order_by(Domain.name)
+                )
+                .scalars()
+                .all()
+            )
+            orders = (
+                session.execute(
+                    select(Order).where(Order.instance_id == instance.id).order_by(Order.id)
+                )
+                .scalars()
+                .all()
+            )
+            tickets = (
+                session.execute(
+                    select(Ticket).where(Ticket.instance_id == instance.id).order_by(Ticket.id)
+                )
+                .scalars()
+                .all()
+            )
+            zones = (
+                session.execute(
+                    select(ZoneSnapshot)
+                    .where(ZoneSnapshot.instance_id == instance.id)
+                    .order_by(ZoneSnapshot.domain_name, ZoneSnapshot.id)
+                )
+                .scalars()
+                .all()
+            )
+    finally:
+        db.dispose()
+    print(
+        f"instance {instance.id}: {instance.state}, edition {instance.edition_code}, "
+        f"{instance.billing_cycle}, auto-renew {'on' if instance.auto_renew else 'off'}"
+    )
+    print(f"  account {instance.account_id}, cluster {instance.cluster_code}")
+    print(
+        f"  expires {instance.expires_at.isoformat()}"
+        + (f", released {instance.released_at.isoformat()}" if instance.released_at else "")
+    )
+    for d in domains:
+        locks = ", ".join(d.epp_statuses) or "no EPP status"
+        print(f"  domain {d.name} at {d.registrar} ({locks}); NS {', '.join(d.nameservers)}")
+    for o in orders:
+        print(f"  order {o.id}: {o.kind} {o.state} ¥{o.amount} until {o.period_end.isoformat()}")
+    for t in tickets:
+        print(f"  ticket {t.id}: {t.reason} ({t.state})")
+    for z in zones:
+        print(f"\n--- zone file copy of {z.domain_name} ({z.created_at.isoformat()}) ---")
+        print(z.zone_text.rstrip())
+    return 0
+
+
+def cmd_preview(args, settings: Settings) -> int:
+    from channels.render import Renderer
+    from dns_lifecycle.preview import write_gallery
+
+    index = write_gallery(Renderer(settings.templates_dir), Path(args.dir))
+    print(f"open {index}")
+    return 0
+
+
+def _safe_url(url: str) -> str:
+    """The database URL without its password, for messages."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return "<database url>"
+
+
+# ---------------------------------------------------------------- parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="dns-lifecycle",
+        description="Subscription lifecycle of paid DNS-hosting instances.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name: str, handler: Callable, help: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help, description=help)
+        p.set_defaults(handler=handler)
+        return p
+
+    db = sub.add_parser("db", help="database schema")
+    db_sub = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")
+    up = db_sub.add_parser("upgrade", help="migrate the schema to the newest revision")
+    up.add_argument("--revision", default="head")
+    up.set_defaults(handler=cmd_db_upgrade)
+
+    p = add("import", cmd_import, "import an inventory file (all or nothing)")
+    p.add_argument("file", metavar="FILE.json")
+
+    p = add("export", cmd_export, "export the whole state as JSON")
+    p.add_argument("--json", action="store_true", help="print the JSON document")
+    p.add_argument("--output", metavar="FILE", help="write the JSON document to FILE")
+
+    p = add("seed", cmd_seed, "create a deterministic synthetic fleet in an empty database")
+    p.add_argument("--instances", type=_positive_int, required=True, metavar="N")
+    p.add_argument("--seed", type=int, default=0, metavar="S")
+    p.add_argument("--as-of", metavar="DATE", help="centre the fleet's expiries on DATE")
+
+    p = add("run", cmd_run, "run the daily lifecycle once, through Prefect")
+    p.add_argument("--as-of", metavar="DATE", help="YYYY-MM-DD (00:00 UTC) or ISO datetime")
+    p.add_argument("--dry-run", action="store_true", help="plan only: change and send nothing")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+
+    p = add("renew", cmd_renew, "renew an instance by N periods, paid from the balance")
+    p.add_argument("instance", metavar="INSTANCE")
+    p.add_argument(
+        "--periods",
+        type=_positive_int,
+        default=1,
+        metavar="N",
+        help="1-36 for a monthly subscription, 1-10 for a yearly one (default 1)",
+    )
+    p.add_argument("--request-key", help="repeat a request safely: the same key renews once")
+    p.add_argument("--json", action="store_true")
+
+    p = add("upgrade", cmd_upgrade, "move an instance to a higher edition (prorated)")
+    p.add_argument("instance", metavar="INSTANCE")
+    p.add_argument("--edition", required=True, metavar="E")
+    p.add_argument("--as-of", metavar="DATE", help="price the rest of the period as of DATE")
+    p.add_argument("--request-key", help="repeat a request safely: the same key upgrades once")
+    p.add_argument("--json", action="store_true")
+
+    p = add("auto-renew", cmd_auto_renew, "switch auto-renewal of an instance on or off")
+    p.add_argument("instance", metavar="INSTANCE")
+    onoff = p.add_mutually_exclusive_group(required=True)
+    onoff.add_argument("--on", dest="on", action="store_true")
+    onoff.add_argument("--off", dest="on", action="store_false")
+
+    orders = sub.add_parser("orders", help="renewal and upgrade orders")
+    orders_sub = orders.add_subparsers(dest="orders_command", required=True, metavar="ACTION")
+    p = orders_sub.add_parser("list", help="list orders, oldest first")
+    p.set_defaults(handler=cmd_orders_list)
+    p.add_argument("--instance", metavar="ID")
+    p.add_argument("--state", choices=["pending", "paid", "failed"])
+    p.add_argument("--limit", type=_positive_int, default=1000)
+    p.add_argument("--json", action="store_true")
+
+    tickets = sub.add_parser("tickets", help="manual-action tickets")
+    tickets_sub = tickets.add_subparsers(dest="tickets_command", required=True, metavar="ACTION")
+    p = tickets_sub.add_parser("list", help="list tickets")
+    p.set_defaults(handler=cmd_tickets_list)
+    p.add_argument("--state", choices=["open", "resolved"])
+    p.add_argument("--json", action="store_true")
+    p = tickets_sub.add_parser("resolve", help="close a ticket once its action is done")
+    p.set_defaults(handler=cmd_tickets_resolve)
+    p.add_argument("id", type=_positive_int, metavar="ID")
+
+    instances = sub.add_parser("instances", help="look at one instance")
+    instances_sub = instances.add_subparsers(
+        dest="instances_command", required=True, metavar="ACTION"
+    )
+    p = instances_sub.add_parser("show", help="state, domains, orders, tickets, zone copies")
+    p.set_defaults(handler=cmd_instances_show)
+    p.add_argument("id", metavar="ID")
+
+    p = add("preview-emails", cmd_preview, "render every notice into an HTML gallery")
+    p.add_argument("dir", metavar="DIR")
+    return parser
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} must be at least 1")
+    return value
+
+
+def main(argv: list[str] | None = None) -> int:
+    _prefect_defaults()
+    args = build_parser().parse_args(argv)
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
+        )
+        print(
+            f"dns-lifecycle: error: bad setting in the environment: {problems} "
+            "(settings are DNSL_* variables and DATABASE_URL; see the README)",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        return args.handler(args, settings)
+    except LifecycleError as exc:
+        print(f"dns-lifecycle: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("dns-lifecycle: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,81 @@
+"""What a run publishes in the Prefect UI: a summary, the actions, and failure.
+
+Artifacts are keyed by step, so the Artifacts page shows each step's history; the
+tables are capped (the full record is in `dns-lifecycle export`).
+"""
+
+from __future__ import annotations
+
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+
+from dns_lifecycle.errors import LifecycleError
+from flows.common import PLAN_CAP, StepReport
+
+
+class TooManyFailures(LifecycleError):
+    """A run whose deliveries failed beyond the configured share."""
+
+
+def summary_markdown(report: StepReport) -> str:
+    mode = "dry run: the plan (nothing changed, nothing sent)" if report.dry_run else "run"
+    lines = [
+        f"# {report.step}",
+        "",
+        f"**{mode}** as of `{report.as_of.isoformat()}`, took {report.duration_seconds:.2f} s",
+        "",
+        "| action | count |",
+        "| --- | ---: |",
+    ]
+    lines += [f"| {name} | {n:,} |" for name, n in sorted(report.counts.items())]
+    if not report.counts:
+        lines.append("| nothing to do | 0 |")
+    if report.failures:
+        lines += ["", "## Failures", ""]
+        lines += [f"- {failure}" for failure in report.failures]
+    if report.plan_total > len(report.plan):
+        lines += [
+            "",
+            f"The actions table shows {len(report.plan)} of {report.plan_total:,} rows; "
+            "`dns-lifecycle export` lists them all.",
+        ]
+    return "\n".join(lines)
+
+
+def publish(report: StepReport) -> None:
+    create_markdown_artifact(
+        summary_markdown(report),
+        key=f"{report.step}-summary",
+        description=f"{report.step}: counts per action, failures and duration",
+    )
+    if report.plan:
+        create_table_artifact(
+            report.plan[:PLAN_CAP],
+            key=f"{report.step}-{'plan' if report.dry_run else 'actions'}",
+            description=f"{report.step}: what {'would be' if report.dry_run else 'was'} done",
+        )
+
+
+def delivery_failure_share(report: StepReport) -> tuple[int, int]:
+    """(failed, attempted) deliveries of a report."""
+    attempted = failed = 0
+    for name, n in report.counts.items():
+        for outcome in ("_sent", "_transient", "_permanent"):
+            if name.endswith(outcome) and name.split("_")[0] in ("email", "sms", "tickets"):
+                attempted += n
+                if outcome != "_sent":
+                    failed += n
+    return failed, attempted
+
+
+def check_failures(report: StepReport, threshold: float) -> None:
+    """Fail the run when deliveries failed beyond ``threshold`` (a share, 0-1)."""
+    failed, attempted = delivery_failure_share(report)
+    release_failures = report.counts.get("release_failures", 0)
+    if release_failures or (attempted and failed / attempted > threshold):
+        shown = "; ".join(report.failures[:5])
+        raise TooManyFailures(
+            f"{report.step}: {failed} of {attempted} deliveries failed (threshold "
+            f"{threshold:.0%}) and {release_failures} releases failed: {shown}. Failed "
+            "deliveries stay pending and are retried by the next run; see the summary "
+            "artifact for the list"
+        )

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Set up from a fresh clone and run the daily lifecycle once on the embedded defaults
+# (SQLite under var/, emails and SMS written to var/outbox/).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/venv.sh
+
+dns-lifecycle db upgrade
+if [ ! -s var/.demo-seeded ]; then
+  dns-lifecycle seed --instances "${DEMO_INSTANCES:-2000}" --seed 1
+  date -u +%FT%TZ > var/.demo-seeded
+fi
+dns-lifecycle run "$@"

@@ -1,0 +1,66 @@
+"""The daily run end to end through Prefect, on a seeded fleet."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from channels import memory
+from dns_lifecycle.inventory import export_state
+from dns_lifecycle.seed import seed_fleet
+from flows.daily import daily_lifecycle
+
+AS_OF = datetime(2026, 12, 1, 18, 0, tzinfo=UTC)
+
+
+def _export(db):
+    with db.session() as s:
+        return export_state(s)
+
+
+def test_dry_run_then_real_run_does_exactly_what_the_plan_said(db, flow_env):
+    """The dry run changes and sends nothing; the real run's counts and actions per step
+    equal the plan's."""
+    seed_fleet(db, 400, seed=7, as_of=AS_OF)
+    before = _export(db)
+    plan = daily_lifecycle(as_of=AS_OF, dry_run=True)
+    assert _export(db) == before
+    assert memory.EMAILS == [] and memory.SMS == []
+
+    done = daily_lifecycle(as_of=AS_OF)
+    assert [s.step for s in done.steps] == [s.step for s in plan.steps]
+    for planned, real in zip(plan.steps, done.steps, strict=True):
+        assert planned.counts == real.counts, planned.step
+        assert planned.plan == real.plan, planned.step
+    counts = {s.step: s.counts for s in done.steps}
+    # The seeded fleet has something for every step to do.
+    assert counts["auto-renew"]["orders_created"] > 0
+    assert counts["send-renewal-reminders"]["reminders_due"] > 0
+    assert counts["release-instances"]["instances_released"] > 0
+    assert (
+        len(memory.EMAILS)
+        == len(memory.SMS)
+        == sum(s.counts.get("email_sent", 0) for s in done.steps)
+    )
+
+
+def test_rerun_for_the_same_as_of_does_nothing_new(db, flow_env):
+    """A second run for the same moment queues no notice, order or ticket."""
+    seed_fleet(db, 300, seed=3, as_of=AS_OF)
+    daily_lifecycle(as_of=AS_OF)
+    state = _export(db)
+    memory.clear()
+    again = daily_lifecycle(as_of=AS_OF)
+    assert memory.EMAILS == [] and memory.SMS == []
+    assert _export(db) == state
+    assert all(s.counts.get("notices_queued", 0) == 0 for s in again.steps)
+
+
+def test_the_next_day_only_does_what_became_due(db, flow_env):
+    """Day two sends only notices that were not due on day one."""
+    seed_fleet(db, 300, seed=5, as_of=AS_OF)
+    daily_lifecycle(as_of=AS_OF)
+    first = {m.key for m in memory.EMAILS}
+    memory.clear()
+    daily_lifecycle(as_of=AS_OF + timedelta(days=1))
+    second = {m.key for m in memory.EMAILS}
+    assert second and not (first & second)
