@@ -51,24 +51,13 @@ from jinja2.runtime import Context
 from jinja2.utils import missing
 
 from dns_lifecycle.errors import InputError
+from lifecycle.notices import NOTICE_KINDS
 
 try:  # The IDNA 2008 package is more faithful; the builtin codec (IDNA 2003) will do.
     import idna as _idna
 except ImportError:  # pragma: no cover - depends on the environment
     _idna = None
 
-NOTICE_KINDS: tuple[str, ...] = (
-    "reminder",
-    "order_created",
-    "renewed",
-    "renewal_failed",
-    "upgraded",
-    "auto_renew_changed",
-    "expired",
-    "release_warning",
-    "released",
-    "ticket_resolved",
-)
 LOCALES: tuple[str, ...] = ("en-US", "zh-CN")
 DOMAIN_ACTIONS: tuple[str, ...] = ("switched", "domain_locked", "external_registrar")
 

@@ -6,7 +6,14 @@ tables are capped (the full record is in `dns-lifecycle export`).
 
 from __future__ import annotations
 
-from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.artifacts import (
+    create_markdown_artifact,
+    create_progress_artifact,
+    create_table_artifact,
+    update_progress_artifact,
+)
+from prefect.context import FlowRunContext, TaskRunContext
+from sqlalchemy import func, select
 
 from dns_lifecycle.errors import LifecycleError
 from flows.common import PLAN_CAP, StepReport
@@ -38,6 +45,27 @@ def summary_markdown(report: StepReport) -> str:
             f"The actions table shows {len(report.plan)} of {report.plan_total:,} rows; "
             "`dns-lifecycle export` lists them all.",
         ]
+    return "\n".join(lines)
+
+
+def daily_markdown(as_of, dry_run: bool, steps: list[StepReport], failed: list[str]) -> str:
+    mode = "dry run: the plan (nothing changed, nothing sent)" if dry_run else "run"
+    lines = [
+        "# daily-lifecycle",
+        "",
+        f"**{mode}** as of `{as_of.isoformat()}`",
+        "",
+        "| step | action | count |",
+        "| --- | --- | ---: |",
+    ]
+    for step in steps:
+        for name, n in sorted(step.counts.items()):
+            lines.append(f"| {step.step} | {name} | {n:,} |")
+        if not step.counts:
+            lines.append(f"| {step.step} | nothing to do | 0 |")
+    failures = failed + [f"{s.step}: {f}" for s in steps for f in s.failures]
+    if failures:
+        lines += ["", "## Failures", ""] + [f"- {f}" for f in failures]
     return "\n".join(lines)
 
 
@@ -79,3 +107,36 @@ def check_failures(report: StepReport, threshold: float) -> None:
             "deliveries stay pending and are retried by the next run; see the summary "
             "artifact for the list"
         )
+
+
+class BatchProgress:
+    """A progress artifact, updated after each batch of a long step.
+
+    Outside a Prefect run (a plain function call in a test or the CLI) it does nothing.
+    """
+
+    def __init__(self, step: str, total: int):
+        self.total, self.done, self.artifact_id = total, 0, None
+        if total and (FlowRunContext.get() or TaskRunContext.get()):
+            self.artifact_id = create_progress_artifact(
+                0.0, key=f"{step}-progress", description=f"{step}: {total:,} instances to go"
+            )
+
+    @classmethod
+    def counting(cls, step: str, db, queries) -> BatchProgress:
+        """Progress over the rows the given queries will yield (counted up front)."""
+        with db.session() as session:
+            total = sum(
+                session.execute(select(func.count()).select_from(q().subquery())).scalar_one()
+                for q in queries
+            )
+        return cls(step, total)
+
+    def advance(self, n: int) -> None:
+        self.done += n
+        if self.artifact_id is not None:
+            update_progress_artifact(
+                self.artifact_id,
+                min(100.0, 100.0 * self.done / self.total),
+                description=f"{self.done:,} of {self.total:,} instances",
+            )

@@ -6,6 +6,7 @@ from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 from sqlalchemy import select
 
+from flows.artifacts import BatchProgress
 from flows.common import RunContext, StepReport
 from flows.params import AsOf, BatchSize, DryRun, InstanceIds
 from flows.step import run_step
@@ -32,7 +33,9 @@ def renew_due(ctx: RunContext, instance_ids: list[str] | None = None) -> StepRep
         )
         return stmt.where(Instance.id.in_(instance_ids)) if instance_ids else stmt
 
+    progress = BatchProgress.counting(STEP, ctx.db, [query])
     for rows in scan_batches(ctx.db, query, batch_size=ctx.batch_size):
+        progress.advance(len(rows))
         with ctx.db.session() as session:
             outcome = auto_renew_batch(
                 session,

@@ -6,9 +6,11 @@ from contextlib import nullcontext
 from datetime import datetime
 
 from prefect import flow
+from prefect.artifacts import create_markdown_artifact
 from pydantic import BaseModel
 
 from dns_lifecycle.errors import LifecycleError
+from flows.artifacts import daily_markdown
 from flows.auto_renew import auto_renew
 from flows.common import StepReport, resolve_as_of, shared_dry_run, wall_clock
 from flows.expire import expire_instances
@@ -64,6 +66,11 @@ def daily_lifecycle(
             else:
                 failed.append(f"{step.name}: {state.message}")
     report = DailyReport(as_of=moment, dry_run=dry_run, steps=reports)
+    create_markdown_artifact(
+        daily_markdown(moment, dry_run, reports, failed),
+        key="daily-lifecycle-summary",
+        description="daily-lifecycle: counts per step and action, and failures",
+    )
     if failed:
         raise StepsFailed("daily-lifecycle: " + " | ".join(failed))
     return report

@@ -6,6 +6,7 @@ from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 from sqlalchemy import and_, exists, select, update
 
+from flows.artifacts import BatchProgress
 from flows.common import RunContext, StepReport
 from flows.params import AsOf, BatchSize, DryRun, InstanceIds
 from flows.step import run_step
@@ -46,7 +47,9 @@ def expire_due(ctx: RunContext, instance_ids: list[str] | None = None) -> StepRe
         )
         return stmt.where(Instance.id.in_(instance_ids)) if instance_ids else stmt
 
+    progress = BatchProgress.counting(STEP, ctx.db, [past_expiry])
     for rows in scan_batches(ctx.db, past_expiry, batch_size=ctx.batch_size):
+        progress.advance(len(rows))
         report.planned(
             [
                 {

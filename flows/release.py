@@ -7,6 +7,7 @@ from prefect.cache_policies import NO_CACHE
 from sqlalchemy import select
 
 from channels.registrar import registrar_for
+from flows.artifacts import BatchProgress
 from flows.common import RunContext, StepReport
 from flows.params import AsOf, BatchSize, DryRun, InstanceIds
 from flows.step import run_step
@@ -32,7 +33,9 @@ def release_due(ctx: RunContext, instance_ids: list[str] | None = None) -> StepR
         )
         return stmt.where(Instance.id.in_(instance_ids)) if instance_ids else stmt
 
+    progress = BatchProgress.counting(STEP, ctx.db, [grace_over])
     for rows in scan_batches(ctx.db, grace_over, batch_size=ctx.batch_size):
+        progress.advance(len(rows))
         for r in rows:
             try:
                 with ctx.db.session() as session:

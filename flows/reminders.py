@@ -6,6 +6,7 @@ from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 from sqlalchemy import and_, exists, select
 
+from flows.artifacts import BatchProgress
 from flows.common import RunContext, StepReport
 from flows.params import AsOf, BatchSize, DryRun, InstanceIds
 from flows.step import run_step
@@ -64,8 +65,11 @@ def plan_reminders(ctx: RunContext, instance_ids: list[str] | None = None) -> St
     """Write (or, in a dry run, list) the reminders due as of ``ctx.as_of``."""
     report = StepReport(step=STEP, as_of=ctx.as_of, dry_run=ctx.dry_run)
     created_at = ctx.clock()
-    for window in reminder_windows(ctx.as_of, ctx.settings.reminder_offsets_days):
+    windows = reminder_windows(ctx.as_of, ctx.settings.reminder_offsets_days)
+    progress = BatchProgress.counting(STEP, ctx.db, [_due_in(w, instance_ids) for w in windows])
+    for window in windows:
         for rows in scan_batches(ctx.db, _due_in(window, instance_ids), batch_size=ctx.batch_size):
+            progress.advance(len(rows))
             notices = []
             for r in rows:
                 to = Addressee(r.account_id, r.name, r.locale, r.timezone, r.id, r.edition_code)

@@ -13,6 +13,18 @@ from decimal import Decimal
 from typing import Any
 
 CHANNELS = ("email", "sms")
+NOTICE_KINDS = (
+    "reminder",
+    "order_created",
+    "renewed",
+    "renewal_failed",
+    "upgraded",
+    "auto_renew_changed",
+    "expired",
+    "release_warning",
+    "released",
+    "ticket_resolved",
+)
 
 
 @dataclass(frozen=True)

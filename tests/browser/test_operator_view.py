@@ -1,0 +1,165 @@
+"""The operator's view in a real browser: a Prefect server on loopback with every
+deployment, the daily deployment run by a worker on a seeded fleet, and the flow run
+page read in headless Chromium."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import urllib.request
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from dns_lifecycle.db import Database, upgrade
+from dns_lifecycle.seed import seed_fleet
+from dns_lifecycle.settings import REPO_ROOT, Settings
+from tests.smtp_server import free_port
+
+CHROMIUM = "/usr/bin/chromium"
+SCREENSHOTS = Path(os.environ.get("DNSL_SCREENSHOT_DIR", REPO_ROOT / "var" / "screenshots"))
+AS_OF = "2026-12-01T02:00:00+08:00"
+
+pytestmark = pytest.mark.skipif(
+    not Path(CHROMIUM).exists() and not os.environ.get("CI"),
+    reason="needs Debian's chromium (.ci/run installs it)",
+)
+
+
+def _api(url: str, body: dict | None = None):
+    request = urllib.request.Request(
+        url,
+        data=json.dumps(body).encode() if body is not None else None,
+        headers={"Content-Type": "application/json"},
+        method="POST" if body is not None else "GET",
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.loads(response.read() or b"null")
+
+
+@pytest.fixture(scope="module")
+def operator_view(tmp_path_factory):
+    """`scripts/operator-view.sh --detach` on a free port, over a seeded SQLite fleet."""
+    state = tmp_path_factory.mktemp("operator-view")
+    db_url = f"sqlite:///{state / 'fleet.db'}"
+    settings = Settings(database_url=db_url, outbox_dir=state / "outbox")
+    upgrade(settings)
+    db = Database(settings)
+    seed_fleet(db, 300, seed=11, as_of=datetime(2026, 11, 30, 18, 0, tzinfo=UTC))
+    db.dispose()
+    port = free_port()
+    env = {
+        **os.environ,
+        "PREFECT_PORT": str(port),
+        "OPERATOR_VIEW_STATE": str(state),
+        "DATABASE_URL": db_url,
+        "DNSL_OUTBOX_DIR": str(state / "outbox"),
+        "DNSL_EMAIL_BACKEND": "file",
+        "DNSL_SMS_BACKEND": "file",
+    }
+    for name in ("PREFECT_API_URL", "PREFECT_HOME", "PREFECT_PROFILES_PATH"):
+        env.pop(name, None)
+    script = REPO_ROOT / "scripts" / "operator-view.sh"
+    started = subprocess.run(
+        [str(script), "--detach"], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert started.returncode == 0, started.stdout + started.stderr
+    try:
+        yield {
+            "api": f"http://127.0.0.1:{port}/api",
+            "ui": f"http://127.0.0.1:{port}",
+            "env": env,
+            "state": state,
+        }
+    finally:
+        subprocess.run([str(script), "--stop"], env=env, capture_output=True, timeout=60)
+        # Keep the server's and worker's logs beside the screenshots for a failed run.
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        for log in ("server.log", "worker.log"):
+            if (state / log).exists():
+                shutil.copy(state / log, SCREENSHOTS / f"operator-view-{log}")
+
+
+def test_daily_deployment_runs_and_the_page_shows_it_completed_with_its_counts(operator_view):
+    """Every deployment is listed with the daily schedule; a run of the daily deployment
+    by the worker completes, and its page shows Completed and the summary's counts."""
+    api, env = operator_view["api"], operator_view["env"]
+    deployments = _api(f"{api}/deployments/filter", {})
+    names = {d["name"] for d in deployments}
+    assert {"daily", "rerun", "on-demand"} <= names and len(deployments) == 10
+    daily = next(d for d in deployments if d["name"] == "daily")
+    assert daily["schedules"][0]["schedule"]["cron"] == "0 2 * * *"
+    assert daily["schedules"][0]["schedule"]["timezone"] == "Asia/Shanghai"
+
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "prefect",
+            "deployment",
+            "run",
+            "daily-lifecycle/daily",
+            "--param",
+            f"as_of={AS_OF}",
+            "--watch",
+            "--watch-timeout",
+            "240",
+        ],
+        env={**env, "PREFECT_API_URL": api},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert "Completed" in run.stdout, run.stdout + run.stderr
+    # The schedule has also queued the coming days' runs; ours is the one that ran.
+    runs = _api(
+        f"{api}/flow_runs/filter",
+        {
+            "flow_runs": {
+                "deployment_id": {"any_": [daily["id"]]},
+                "state": {"type": {"any_": ["COMPLETED"]}},
+            }
+        },
+    )
+    assert len(runs) == 1 and runs[0]["parameters"]["as_of"].startswith("2026-12-01")
+    flow_run_id = runs[0]["id"]
+    artifacts = _api(
+        f"{api}/artifacts/filter", {"artifacts": {"key": {"any_": ["daily-lifecycle-summary"]}}}
+    )
+    summary = artifacts[0]["data"]
+    counts = dict(re.findall(r"\| send-renewal-reminders \| (\w+) \| ([\d,]+) \|", summary))
+    assert int(counts["reminders_due"].replace(",", "")) > 0
+
+    from playwright.sync_api import sync_playwright
+
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--no-first-run",
+            ],
+        )
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(f"{operator_view['ui']}/runs/flow-run/{flow_run_id}")
+        page.get_by_text("Completed").first.wait_for(timeout=60_000)
+        page.screenshot(path=str(SCREENSHOTS / "daily-run.png"), full_page=True)
+
+        page.goto(f"{operator_view['ui']}/artifacts/artifact/{artifacts[0]['id']}")
+        page.get_by_text("daily-lifecycle").first.wait_for(timeout=60_000)
+        page.get_by_text("reminders_due").first.wait_for(timeout=60_000)
+        text = page.inner_text("body")
+        page.screenshot(path=str(SCREENSHOTS / "daily-summary.png"), full_page=True)
+        browser.close()
+    assert counts["reminders_due"] in text
+    print(f"screenshots in {SCREENSHOTS}")
