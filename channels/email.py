@@ -43,6 +43,7 @@ from email.utils import format_datetime, parseaddr
 from pathlib import Path
 
 import aiosmtplib
+import idna
 
 from channels.base import DeliveryResult, EmailMessage
 from dns_lifecycle.errors import InputError, PermanentDeliveryError
@@ -74,10 +75,14 @@ def _ascii_address(address: str) -> str | None:
         return None
     if domain.isascii():
         return address
+    # IDNA 2008 with UTS 46 mapping, non-transitional: the rules the inventory import
+    # checks addresses with. Python's own "idna" codec is IDNA 2003, which maps "ß"
+    # to "ss" and would send mail for faß.de to the unrelated domain fass.de.
     try:
-        return f"{local}@{domain.encode('idna').decode('ascii')}"
-    except UnicodeError:
+        a_label = idna.encode(domain, uts46=True, std3_rules=True, transitional=False)
+    except (idna.IDNAError, UnicodeError, ValueError):
         return None
+    return f"{local}@{a_label.decode('ascii')}"
 
 
 def _sender_parts(sender: str) -> tuple[str, str]:

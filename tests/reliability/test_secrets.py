@@ -1,0 +1,171 @@
+"""Secrets never leave in what a failing run writes: logs (Prefect's and the standard
+library's), console output, artifacts, report failures, ledger errors and exceptions.
+
+Every server here fails, and each fails in a way that would carry a secret out if
+the code let it: a wrong SMTP password, an SMS provider and a registrar and a help
+desk that quote our credentials back in their error bodies.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import traceback
+from datetime import timedelta
+
+import pytest
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import (
+    ArtifactFilter,
+    ArtifactFilterFlowRunId,
+    LogFilter,
+    LogFilterFlowRunId,
+)
+from prefect.logging.handlers import APILogHandler
+from sqlmodel import select
+
+from dns_lifecycle.inventory import export_state
+from dns_lifecycle.settings import Settings
+from flows.artifacts import summary_markdown
+from flows.common import open_run
+from flows.delivery import deliver_pending
+from flows.release import release_due, release_instances
+from flows.reminders import plan_reminders, send_renewal_reminders
+from models import Domain, Notification, Ticket
+from tests.factories import make_account, make_instance
+from tests.http_sink import HttpSink, Reply, SeenRequest
+from tests.reliability.conftest import AS_OF, SENDER, release_fleet, reminder_fleet
+from tests.smtp_server import SmtpTestServer
+
+SMTP_USER = "mailer"
+SMTP_PASSWORD = "smtp-Pa55-wOrd-7Qx"
+SMS_SECRET = "sms-Secret-K3y-9Zr"
+WEBHOOK_TOKEN = "hook-T0ken-4Lm"
+REGISTRAR_TOKEN = "reg-T0ken-8Vb"
+SECRETS = [SMTP_PASSWORD, SMS_SECRET, WEBHOOK_TOKEN, REGISTRAR_TOKEN]
+# The forms a secret travels in: as is, and inside SMTP AUTH PLAIN / LOGIN.
+ENCODED = [
+    base64.b64encode(f"\0{SMTP_USER}\0{SMTP_PASSWORD}".encode()).decode(),
+    base64.b64encode(SMTP_PASSWORD.encode()).decode(),
+]
+
+
+def _echo_credentials(request: SeenRequest) -> Reply:
+    """A server that quotes what it was sent, and our secrets, in its error."""
+    quoted = f"{request.headers} {request.raw_query} {request.body!r}"
+    if request.path.startswith("/domains/"):
+        return Reply(400, {"code": "bad_token", "message": f"rejected {quoted}"})
+    if request.path.startswith("/hooks"):
+        return Reply(500, f"cannot file ticket: {quoted}")
+    return Reply(
+        500,
+        {
+            "Code": "isp.SYSTEM_ERROR",
+            "Message": f"signature for {SMS_SECRET} {quoted}",
+            "RequestId": "REQ-ECHO",
+        },
+    )
+
+
+def _assert_clean(where: str, text: str) -> None:
+    for secret in SECRETS + ENCODED:
+        assert secret not in text, f"{where} contains a secret"
+
+
+# The test server asks for a login over plain TCP on loopback; aiosmtpd warns about it.
+@pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS:UserWarning")
+def test_a_failing_run_never_writes_a_secret(db, flow_env, monkeypatch, caplog, capfd):
+    """Logs, console, artifacts, reports, ledger errors and exceptions of a run whose
+    every server fails hold no password, key secret or token."""
+    reminder_fleet(db, 2, prefix="r")
+    release_fleet(db, 1, registrar="hichina")  # inst-0's release calls the registrar
+    with db.session() as s:  # and a domain at another registrar, for a ticket
+        make_account(s, "acct-t")
+        make_instance(
+            s,
+            "inst-t",
+            account="acct-t",
+            state="expired",
+            expires_at=AS_OF - timedelta(days=8),
+            domains=[{"name": "t.example.org", "registrar": "other", "records": []}],
+        )
+        s.commit()
+    caplog.set_level(logging.DEBUG)
+
+    with (
+        SmtpTestServer(auth=(SMTP_USER, "the-real-password")) as smtp,
+        HttpSink(_echo_credentials) as http,
+    ):
+        env = {
+            "DNSL_EMAIL_BACKEND": "smtp",
+            "DNSL_EMAIL_FROM": SENDER,
+            "DNSL_SMTP_HOST": "127.0.0.1",
+            "DNSL_SMTP_PORT": str(smtp.port),
+            "DNSL_SMTP_USERNAME": SMTP_USER,
+            "DNSL_SMTP_PASSWORD": SMTP_PASSWORD,
+            "DNSL_SMS_BACKEND": "aliyun",
+            "DNSL_ALIYUN_ACCESS_KEY_ID": "LTAI-key-id",
+            "DNSL_ALIYUN_ACCESS_KEY_SECRET": SMS_SECRET,
+            "DNSL_ALIYUN_ENDPOINT": http.address,
+            "DNSL_ALIYUN_PROTOCOL": "http",
+            "DNSL_REGISTRAR_BACKEND": "http",
+            "DNSL_REGISTRAR_URL": http.url,
+            "DNSL_REGISTRAR_TOKEN": REGISTRAR_TOKEN,
+            "DNSL_TICKET_SINK": "webhook",
+            "DNSL_TICKET_WEBHOOK_URL": f"{http.url}/hooks/tickets",
+            "DNSL_TICKET_WEBHOOK_TOKEN": WEBHOOK_TOKEN,
+            "DNSL_TICKET_WEBHOOK_ATTEMPTS": "1",
+        }
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+
+        # Through Prefect, as deployed: both steps end Failed.
+        states = [
+            send_renewal_reminders(as_of=AS_OF, return_state=True),
+            release_instances(as_of=AS_OF, return_state=True),
+        ]
+        assert [s.is_failed() for s in states] == [True, True]
+        for state in states:
+            exc = state.result(raise_on_failure=False)
+            assert isinstance(exc, Exception)
+            _assert_clean("an exception", "".join(traceback.format_exception(exc)))
+            _assert_clean("a state message", state.message or "")
+
+        # The same steps as plain functions: their reports and summaries.
+        settings = Settings()
+        assert settings.smtp_password.get_secret_value() == SMTP_PASSWORD  # the env took
+        with open_run(AS_OF, False, None, settings=settings) as ctx:
+            reports = [plan_reminders(ctx), release_due(ctx)]
+            tally = deliver_pending(ctx)
+        assert tally.counts["email_transient"] and tally.counts["sms_transient"]
+        for report in reports:
+            _assert_clean("a report", report.model_dump_json())
+            _assert_clean("a summary", summary_markdown(report))
+        _assert_clean("a tally", tally.model_dump_json())
+        # What the servers said did reach the records (with the secrets taken out).
+        assert any("isp.SYSTEM_ERROR" in f for f in tally.failures)
+        assert any("login" in f and "535" in f for f in tally.failures)
+        assert any("HTTP 400" in f for f in reports[1].failures)
+
+    APILogHandler().flush()  # logs reach the API in the background; make them land
+    with get_client(sync_client=True) as client:
+        run_ids = [s.state_details.flow_run_id for s in states]
+        artifacts = client.read_artifacts(
+            artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=run_ids))
+        )
+        logs = client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=run_ids)))
+    assert artifacts and logs
+    _assert_clean("an artifact", " ".join(str(a.data) + str(a.description) for a in artifacts))
+    _assert_clean("a Prefect log", " ".join(log.message for log in logs))
+    _assert_clean("the standard log", caplog.text)
+    out, err = capfd.readouterr()
+    _assert_clean("the console", out + err)
+
+    with db.session() as s:
+        errors = [n.error or "" for n in s.exec(select(Notification))]
+        errors += [t.sink_error or "" for t in s.exec(select(Ticket))]
+        exported = str(export_state(s))
+        assert s.exec(select(Domain)).all()
+    assert any("HTTP 500" in e for e in errors)  # the webhook's error was recorded
+    _assert_clean("a ledger error", " ".join(errors))
+    _assert_clean("the export", exported)
