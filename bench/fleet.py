@@ -1,0 +1,703 @@
+"""The fleet-scale benchmark: the daily run on 1M and 2M instances, against the link's
+own limit and against a naive per-instance baseline. Run by hand, never in CI:
+
+    bench/run.sh            # or: .venv/bin/python bench/fleet.py --help
+
+What it does, in one run (see bench/README.md):
+
+1. Makes sure Postfix's ``smtp-sink`` and ``smtp-source`` are installed (apt-get
+   install postfix when they are not; the Postfix daemon itself is never started).
+2. Builds, once, a database of N instances (``seed_fleet``) brought to a steady state:
+   the lifecycle is applied the day before the measured day (the catch-up of a fresh
+   fleet: every reminder already owed, every release overdue) and its notices marked
+   sent, so the measured day has one day's work, about 1 % of the fleet. A second
+   database adds N far-future instances (expiring 400-775 days out, outside every
+   window) to it: twice the fleet, the same due actions. Both are cached under
+   ``bench/.cache/`` keyed by their parameters and the seeding code; each run
+   works on a copy.
+3. Starts ``smtp-sink`` and an HTTP stand-in for the SMS provider (bench/sms_sink.py),
+   both on 127.0.0.1, and runs ``dns-lifecycle run`` (bench/run_daily.py: the real
+   command, through a temporary Prefect API) with email over SMTP to the sink and
+   SMS with the ``aliyun`` backend to the HTTP sink, on each database.
+4. Sends, with ``smtp-source``, as many messages of the same size over as many
+   connections to the same sink: the link's own rate.
+5. Runs the naive baseline (bench/naive.py) on a sample of due instances.
+6. Prints the table and the targets, and writes bench/out/results.{json,md}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from datetime import UTC, datetime, timedelta
+from itertools import islice
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+REPO = BENCH.parent
+CACHE = BENCH / ".cache"
+OUT = BENCH / "out"
+PYTHON = sys.executable
+sys.path.insert(0, str(REPO))
+
+# Bump when the way a cached database is built changes.
+BUILD_VERSION = 1
+
+FAR_FUTURE_DAYS = 410  # extra instances expire in [as_of + 400 d, as_of + 775 d]
+SMTP_TOOLS = ("smtp-sink", "smtp-source")
+SENDER = "no-reply@dns-lifecycle.example"
+
+TARGETS = {
+    "email_vs_link": 0.5,  # email rate / smtp-source rate, at least
+    "vs_naive": 30.0,  # instances/s against the naive baseline, at least
+    "scale_2m_1m": 1.1,  # run time at 2M / at 1M, at most
+    "rss_mb_1m": 500.0,  # peak RSS of the run at 1M, at most
+}
+
+
+def log(message: str) -> None:
+    print(f"[{datetime.now():%H:%M:%S}] {message}", flush=True)
+
+
+# ------------------------------------------------------------------ tools and sinks
+
+
+def smtp_tool(name: str) -> str:
+    for candidate in (shutil.which(name), f"/usr/sbin/{name}"):
+        if candidate and os.access(candidate, os.X_OK):
+            return candidate
+    return ""
+
+
+def ensure_smtp_tools() -> dict[str, str]:
+    if not all(smtp_tool(n) for n in SMTP_TOOLS):
+        log("installing postfix for smtp-sink and smtp-source (the daemon is not started)")
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        sudo = [] if os.geteuid() == 0 else ["sudo"]
+        subprocess.run([*sudo, "apt-get", "install", "-y", "postfix"], check=True, env=env)
+    tools = {n: smtp_tool(n) for n in SMTP_TOOLS}
+    missing = [n for n, path in tools.items() if not path]
+    if missing:
+        sys.exit(f"bench: {', '.join(missing)} not found after installing postfix")
+    return tools
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_port(port: int, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    sys.exit(f"bench: nothing listens on 127.0.0.1:{port} after {timeout:g} s")
+
+
+class Sinks:
+    """smtp-sink and the SMS stand-in, started once and stopped at the end."""
+
+    def __init__(self, tools: dict[str, str]) -> None:
+        self.smtp_port = free_port()
+        self.sms_port = free_port()
+        self.smtp_log = OUT / "smtp-sink.out"
+        user = ["-u", "nobody"] if os.geteuid() == 0 else []
+        self._smtp = subprocess.Popen(
+            [tools["smtp-sink"], "-c", *user, f"127.0.0.1:{self.smtp_port}", "1024"],
+            stdout=self.smtp_log.open("wb"),
+            stderr=subprocess.STDOUT,
+        )
+        self._sms = subprocess.Popen(
+            [PYTHON, str(BENCH / "sms_sink.py"), str(self.sms_port)],
+            stdout=subprocess.DEVNULL,
+        )
+        wait_for_port(self.smtp_port)
+        wait_for_port(self.sms_port)
+
+    def smtp_messages(self) -> int:
+        """Messages smtp-sink has received so far (its last ``-c`` counter line)."""
+        text = self.smtp_log.read_bytes().decode("ascii", "replace")
+        lines = [line for line in text.replace("\r", "\n").split("\n") if "mesg=" in line]
+        return int(lines[-1].rsplit("mesg=", 1)[1].split()[0]) if lines else 0
+
+    def sms_requests(self) -> int:
+        url = f"http://127.0.0.1:{self.sms_port}/_count"
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        with opener.open(url, timeout=5) as answer:
+            return json.load(answer)["requests"]
+
+    def stop(self) -> None:
+        for proc in (self._smtp, self._sms):
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+                try:
+                    proc.wait(timeout=5)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+
+
+# ------------------------------------------------------------------ databases
+
+
+def code_digest() -> str:
+    """What a cached database depends on besides its parameters."""
+    h = hashlib.sha256(str(BUILD_VERSION).encode())
+    sources = [REPO / "dns_lifecycle" / "seed.py", *sorted((REPO / "migrations").rglob("*.py"))]
+    for path in sources:
+        h.update(path.read_bytes())
+    return h.hexdigest()[:10]
+
+
+def sqlite_settings(path: Path, **overrides):
+    from dns_lifecycle.settings import Settings
+
+    return Settings(database_url=f"sqlite:///{path}", **overrides)
+
+
+def build_base(path: Path, instances: int, seed: int, seeded_for: datetime) -> None:
+    """Seed ``instances`` for ``seeded_for``, then bring the fleet to that day's end."""
+    from dns_lifecycle.db import Database, upgrade
+    from dns_lifecycle.seed import seed_fleet
+
+    settings = sqlite_settings(path, outbox_dir=OUT / "warm-up-outbox")
+    upgrade(settings)
+    db = Database(settings)
+    started = time.perf_counter()
+    last = [0.0]
+
+    def progress(done: int, total: int) -> None:
+        if time.perf_counter() - last[0] > 15 or done == total:
+            last[0] = time.perf_counter()
+            log(f"  seeded {done:,}/{total:,} instances")
+
+    try:
+        seed_fleet(db, instances, seed=seed, as_of=seeded_for, progress=progress)
+    finally:
+        db.dispose()
+    log(f"  seeding took {time.perf_counter() - started:.0f} s; applying the first day")
+    started = time.perf_counter()
+    counts = catch_up(settings, seeded_for)
+    log(f"  first day applied in {time.perf_counter() - started:.0f} s: {counts}")
+
+
+def catch_up(settings, moment: datetime) -> dict[str, int]:
+    """Apply the lifecycle at ``moment`` (no delivery) and mark every notice sent: the
+    state of a fleet whose daily runs have kept up until then."""
+    from sqlalchemy import update
+
+    from flows.auto_renew import renew_due
+    from flows.common import open_run
+    from flows.expire import expire_due
+    from flows.release import release_due
+    from flows.reminders import plan_reminders
+    from models import Notification
+
+    counts: dict[str, int] = {}
+    with open_run(moment, False, None, settings=settings) as ctx:
+        for act in (renew_due, expire_due, plan_reminders, release_due):
+            for name, n in act(ctx, None).counts.items():
+                counts[name] = counts.get(name, 0) + n
+        with ctx.db.engine.begin() as conn:
+            conn.execute(
+                update(Notification)
+                .where(Notification.state == "pending")
+                .values(state="sent", sent_at=moment, attempts=1)
+            )
+    return counts
+
+
+def add_far_future(path: Path, extra: int, seed: int, as_of: datetime) -> None:
+    """Add ``extra`` active instances (with domains and records) that expire 400-775
+    days after ``as_of``: outside every window, so they add size and no work."""
+    from sqlalchemy import func, select
+
+    from dns_lifecycle.db import Database
+    from dns_lifecycle.seed import _insert, _instances, instance_id
+    from models import Account, Domain, Instance, Record
+
+    db = Database(sqlite_settings(path))
+    try:
+        with db.engine.begin() as conn:
+            base = conn.execute(select(func.count()).select_from(Instance)).scalar_one()
+            accounts = conn.execute(select(func.count()).select_from(Account)).scalar_one()
+            domain_base = conn.execute(select(func.max(Domain.id))).scalar_one() or 0
+            record_base = conn.execute(select(func.max(Record.id))).scalar_one() or 0
+        rows = _instances(seed + 1, extra, accounts, as_of + timedelta(days=FAR_FUTURE_DAYS))
+        done = 0
+        while batch := list(islice(rows, 10_000)):
+            insts, domains, records = [], [], []
+            for inst, ds, rs in batch:
+                n = int(inst["id"].rsplit("-", 1)[1]) - 1
+                new_id = instance_id(base + n)
+                insts.append({**inst, "id": new_id})
+                domains += [
+                    {
+                        **d,
+                        "id": d["id"] + domain_base,
+                        "name": "far-" + d["name"],
+                        "instance_id": new_id,
+                    }
+                    for d in ds
+                ]
+                records += [
+                    {**r, "id": r["id"] + record_base, "domain_id": r["domain_id"] + domain_base}
+                    for r in rs
+                ]
+            with db.engine.begin() as conn:
+                _insert(conn, Instance, insts)
+                _insert(conn, Domain, domains)
+                _insert(conn, Record, records)
+            done += len(insts)
+            if done % 200_000 == 0 or done == extra:
+                log(f"  added {done:,}/{extra:,} far-future instances")
+    finally:
+        db.dispose()
+
+
+def cached_database(name: str, build) -> Path:
+    """The cached database ``name``, built by ``build(path)`` when missing."""
+    CACHE.mkdir(parents=True, exist_ok=True)
+    path = CACHE / f"{name}.db"
+    if path.exists():
+        log(f"using cached {path.relative_to(REPO)}")
+        return path
+    partial = path.with_suffix(".partial")
+    for leftover in CACHE.glob(f"{partial.name}*"):
+        leftover.unlink()
+    log(f"building {path.relative_to(REPO)} (cached for later runs)")
+    build(partial)
+    checkpoint(partial)
+    partial.rename(path)
+    return path
+
+
+def checkpoint(path: Path) -> None:
+    """Fold the WAL into the file, so that one file is the whole database."""
+    import sqlite3
+
+    with sqlite3.connect(path) as conn:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        conn.execute("PRAGMA journal_mode=DELETE")
+
+
+def working_copy(cached: Path, name: str) -> Path:
+    target = OUT / f"{name}.db"
+    for stale in OUT.glob(f"{name}.db*"):
+        stale.unlink()
+    shutil.copyfile(cached, target)
+    return target
+
+
+# ------------------------------------------------------------------ runs
+
+
+def child_env(db_path: Path, sinks: Sinks, name: str, connections: int) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k.lower() not in ("http_proxy", "https_proxy")}
+    prefect_home = OUT / f"prefect-{name}"
+    shutil.rmtree(prefect_home, ignore_errors=True)
+    env.update(
+        {
+            "PYTHONPATH": str(REPO),
+            "DATABASE_URL": f"sqlite:///{db_path}",
+            "DNSL_OUTBOX_DIR": str(OUT / f"outbox-{name}"),
+            "DNSL_EMAIL_BACKEND": "smtp",
+            "DNSL_EMAIL_FROM": f"DNS Hosting <{SENDER}>",
+            "DNSL_SMTP_HOST": "127.0.0.1",
+            "DNSL_SMTP_PORT": str(sinks.smtp_port),
+            "DNSL_SMTP_SECURITY": "none",
+            "DNSL_SMTP_CONNECTIONS": str(connections),
+            "DNSL_SMS_BACKEND": "aliyun",
+            "DNSL_ALIYUN_ACCESS_KEY_ID": "bench-key-id",
+            "DNSL_ALIYUN_ACCESS_KEY_SECRET": "bench-key-secret",
+            "DNSL_ALIYUN_ENDPOINT": f"127.0.0.1:{sinks.sms_port}",
+            "DNSL_ALIYUN_PROTOCOL": "http",
+            "PREFECT_HOME": str(prefect_home),
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+            "DO_NOT_TRACK": "1",
+            "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
+            "PREFECT_LOGGING_LEVEL": "WARNING",
+        }
+    )
+    return env
+
+
+def run_child(args: list[str], env: dict[str, str], log_name: str) -> None:
+    with (OUT / log_name).open("wb") as output:
+        done = subprocess.run(
+            [PYTHON, *args], env=env, cwd=REPO, stdout=output, stderr=subprocess.STDOUT
+        )
+    if done.returncode != 0:
+        tail = (OUT / log_name).read_text(errors="replace")[-3000:]
+        sys.exit(f"bench: {args[0]} exited {done.returncode}; end of its output:\n{tail}")
+
+
+def daily_run(name: str, cached: Path, sinks: Sinks, as_of: str, connections: int) -> dict:
+    db_path = working_copy(cached, name)
+    metrics_path = OUT / f"{name}.json"
+    mails_before, sms_before = sinks.smtp_messages(), sinks.sms_requests()
+    log(f"{name}: dns-lifecycle run --as-of {as_of} on {db_path.name}")
+    env = child_env(db_path, sinks, name, connections)
+    run_child([str(BENCH / "run_daily.py"), str(metrics_path), as_of], env, f"{name}.log")
+    metrics = json.loads(metrics_path.read_text())
+    time.sleep(0.5)  # smtp-sink writes its counter as each session ends
+    metrics["sink_emails"] = sinks.smtp_messages() - mails_before
+    metrics["sink_sms"] = sinks.sms_requests() - sms_before
+    metrics["email_size"] = mean_email_size(db_path)
+    metrics["db_path"] = str(db_path)
+    log(f"{name}: {summarise(metrics)}")
+    return metrics
+
+
+def mean_email_size(db_path: Path, sample: int = 300) -> int:
+    """Mean size in bytes of the MIME messages the run sent (a sample, rebuilt)."""
+    from sqlalchemy import select
+
+    from channels.base import EmailMessage
+    from channels.email import build_mime
+    from channels.render import Renderer
+    from dns_lifecycle.db import Database
+    from models import Account, Notification
+
+    settings = sqlite_settings(db_path)
+    db = Database(settings)
+    renderer = Renderer(settings.templates_dir)
+    try:
+        with db.session() as session:
+            rows = session.execute(
+                select(Notification.key, Notification.kind, Notification.context, Account.email)
+                .join(Account, Account.id == Notification.account_id)
+                .where(Notification.channel == "email", Notification.attempts > 0)
+                .order_by(Notification.id.desc())
+                .limit(sample)
+            ).all()
+    finally:
+        db.dispose()
+    sizes = []
+    for key, kind, context, email in rows:
+        rendered = renderer.email(kind, context)
+        message = EmailMessage(key, email, rendered.subject, rendered.text, rendered.html)
+        sizes.append(len(build_mime(message, settings.email_from, date=datetime.now(UTC))))
+    return round(sum(sizes) / len(sizes)) if sizes else 0
+
+
+def link_rate(tools: dict[str, str], sinks: Sinks, messages: int, size: int, sessions: int):
+    """smtp-source: ``messages`` of ``size`` bytes over ``sessions`` kept-open connections."""
+    before = sinks.smtp_messages()
+    started = time.perf_counter()
+    subprocess.run(
+        [
+            tools["smtp-source"],
+            "-d",  # keep each connection open for the next message
+            "-s", str(sessions),
+            "-m", str(messages),
+            "-l", str(size),
+            "-f", SENDER,
+            "-t", "user@example.com",
+            "-M", "dns-lifecycle.example",
+            f"127.0.0.1:{sinks.smtp_port}",
+        ],
+        check=True,
+    )  # fmt: skip
+    seconds = time.perf_counter() - started
+    time.sleep(0.5)
+    received = sinks.smtp_messages() - before
+    return {
+        "messages": messages,
+        "received": received,
+        "size": size,
+        "sessions": sessions,
+        "seconds": seconds,
+        "rate": messages / seconds,
+    }
+
+
+def naive_run(cached: Path, sinks: Sinks, as_of: str, sample: int) -> dict:
+    db_path = working_copy(cached, "naive")
+    metrics_path = OUT / "naive.json"
+    log(f"naive baseline: {sample} instances, one task and one SMTP connection each")
+    env = child_env(db_path, sinks, "naive", 1)
+    run_child([str(BENCH / "naive.py"), str(metrics_path), as_of, str(sample)], env, "naive.log")
+    metrics = json.loads(metrics_path.read_text())
+    metrics["rate"] = metrics["instances"] / metrics["seconds"]
+    log(
+        f"naive: {metrics['instances']} instances in {metrics['seconds']:.1f} s "
+        f"= {metrics['rate']:.1f}/s {metrics['counts']}"
+    )
+    return metrics
+
+
+# ------------------------------------------------------------------ report
+
+
+def step_rows(metrics: dict) -> list[dict]:
+    return (metrics.get("report") or {}).get("steps", [])
+
+
+def totals(metrics: dict) -> dict:
+    steps = step_rows(metrics)
+    counts: dict[str, int] = {}
+    for step in steps:
+        for name, n in step["counts"].items():
+            counts[name] = counts.get(name, 0) + n
+    deliver = sum(d["seconds"] for d in metrics["deliveries"])
+    emails = sum(d["counts"].get("email_sent", 0) for d in metrics["deliveries"])
+    sms = sum(d["counts"].get("sms_sent", 0) for d in metrics["deliveries"])
+    steps_seconds = sum(s["duration_seconds"] for s in steps)
+    reminders = next((s for s in steps if s["step"] == "send-renewal-reminders"), None)
+    return {
+        "steps_seconds": steps_seconds,
+        "deliver_seconds": deliver,
+        "emails": emails,
+        "sms": sms,
+        "email_rate": emails / deliver if deliver else 0.0,
+        "sms_rate": sms / deliver if deliver else 0.0,
+        "email_send_rate": emails / metrics["email_send_seconds"]
+        if metrics["email_send_seconds"]
+        else 0.0,
+        "reminder_instances": reminders["counts"].get("reminders_due", 0) if reminders else 0,
+        "reminder_seconds": reminders["duration_seconds"] if reminders else 0.0,
+        "failures": [f for s in steps for f in s["failures"]],
+        "counts": counts,
+    }
+
+
+def summarise(metrics: dict) -> str:
+    t = totals(metrics)
+    return (
+        f"exit {metrics['exit_code']}, wall {metrics['wall_seconds']:.1f} s, steps "
+        f"{t['steps_seconds']:.1f} s, {t['emails']:,} emails and {t['sms']:,} SMS in "
+        f"{t['deliver_seconds']:.1f} s of delivery; sinks saw {metrics['sink_emails']:,} "
+        f"emails and {metrics['sink_sms']:,} SMS; peak RSS "
+        f"{metrics['peak_rss_bytes'] / 2**20:.0f} MB"
+    )
+
+
+def verdict(ok: bool) -> str:
+    return "met" if ok else "NOT met"
+
+
+def report(results: dict) -> str:
+    runs = results["runs"]
+    names = list(runs)
+    lines = []
+    header = "| | " + " | ".join(f"{runs[n]['label']}" for n in names) + " |"
+    lines += [header, "|---" * (len(names) + 1) + "|"]
+
+    def row(label: str, values: list[str]) -> None:
+        lines.append(f"| {label} | " + " | ".join(values) + " |")
+
+    step_names = [s["step"] for s in step_rows(runs[names[0]])]
+    for step in step_names:
+        values = []
+        for n in names:
+            s = next((x for x in step_rows(runs[n]) if x["step"] == step), None)
+            values.append(f"{s['duration_seconds']:.1f} s" if s else "-")
+        row(f"step `{step}`", values)
+    t = {n: totals(runs[n]) for n in names}
+    row("all steps (in the flow)", [f"{t[n]['steps_seconds']:.1f} s" for n in names])
+    row("wall, incl. Prefect start-up", [f"{runs[n]['wall_seconds']:.1f} s" for n in names])
+    row(
+        "of which delivery (claim, render, send, mark)",
+        [f"{t[n]['deliver_seconds']:.1f} s" for n in names],
+    )
+    row(
+        "emails sent / seen by smtp-sink",
+        [f"{t[n]['emails']:,} / {runs[n]['sink_emails']:,}" for n in names],
+    )
+    row(
+        "SMS sent / seen by the HTTP sink",
+        [f"{t[n]['sms']:,} / {runs[n]['sink_sms']:,}" for n in names],
+    )
+    row("emails/s (delivery time)", [f"{t[n]['email_rate']:.0f}" for n in names])
+    row("emails/s (inside SMTP send)", [f"{t[n]['email_send_rate']:.0f}" for n in names])
+    row("SMS/s (delivery time)", [f"{t[n]['sms_rate']:.0f}" for n in names])
+    row(
+        "reminder instances/s (reminder step)",
+        [
+            f"{t[n]['reminder_instances'] / t[n]['reminder_seconds']:.0f}"
+            if t[n]["reminder_seconds"]
+            else "-"
+            for n in names
+        ],
+    )
+    row("mean email size", [f"{runs[n]['email_size']:,} B" for n in names])
+    row("peak RSS, run process", [f"{runs[n]['peak_rss_bytes'] / 2**20:.0f} MB" for n in names])
+    row(
+        "peak RSS, Prefect API process",
+        [
+            f"{runs[n]['peak_prefect_server_rss_bytes'] / 2**20:.0f} MB"
+            if runs[n]["peak_prefect_server_rss_bytes"] >= 0
+            else "(psutil missing)"
+            for n in names
+        ],
+    )
+    lines.append("")
+
+    first = names[0]
+    link = results.get("link")
+    naive = results.get("naive")
+    checks = []
+    if link:
+        lines.append(
+            f"smtp-source: {link['messages']:,} messages of {link['size']:,} B over "
+            f"{link['sessions']} connections in {link['seconds']:.2f} s = "
+            f"{link['rate']:.0f}/s (sink saw {link['received']:,})."
+        )
+        ratio = t[first]["email_rate"] / link["rate"]
+        checks.append(
+            (
+                "email rate / smtp-source rate",
+                f"{ratio:.3f}",
+                f">= {TARGETS['email_vs_link']}",
+                ratio >= TARGETS["email_vs_link"],
+            )
+        )
+    if naive:
+        lines.append(
+            f"naive baseline: {naive['instances']} reminder instances in "
+            f"{naive['seconds']:.1f} s = {naive['rate']:.2f}/s ({naive['counts']})."
+        )
+        ours = t[first]["reminder_instances"] / t[first]["reminder_seconds"]
+        ratio = ours / naive["rate"]
+        checks.append(
+            (
+                "reminder instances/s vs naive",
+                f"{ratio:.0f}x",
+                f">= {TARGETS['vs_naive']:.0f}x",
+                ratio >= TARGETS["vs_naive"],
+            )
+        )
+    if len(names) > 1:
+        second = names[1]
+        ratio = t[second]["steps_seconds"] / t[first]["steps_seconds"]
+        checks.append(
+            (
+                f"run time {runs[second]['label']} / {runs[first]['label']} (all steps)",
+                f"{ratio:.2f}",
+                f"<= {TARGETS['scale_2m_1m']}",
+                ratio <= TARGETS["scale_2m_1m"],
+            )
+        )
+    rss = runs[first]["peak_rss_bytes"] / 2**20
+    checks.append(
+        (
+            f"peak RSS at {runs[first]['label']}",
+            f"{rss:.0f} MB",
+            f"<= {TARGETS['rss_mb_1m']:.0f} MB",
+            rss <= TARGETS["rss_mb_1m"],
+        )
+    )
+    lines += ["", "| target | measured | wanted | |", "|---|---|---|---|"]
+    lines += [f"| {a} | {b} | {c} | {verdict(ok)} |" for a, b, c, ok in checks]
+    for n in names:
+        if t[n]["failures"]:
+            lines.append(f"\n{runs[n]['label']} failures: {t[n]['failures'][:5]}")
+    return "\n".join(lines)
+
+
+# ------------------------------------------------------------------ main
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--instances", type=int, default=1_000_000, help="fleet size (1M)")
+    p.add_argument(
+        "--extra",
+        type=int,
+        default=None,
+        help="far-future instances added for the second run (default: as many)",
+    )
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--as-of", default="2026-11-26", help="the measured day (YYYY-MM-DD)")
+    p.add_argument("--naive-sample", type=int, default=300)
+    p.add_argument("--connections", type=int, default=4, help="DNSL_SMTP_CONNECTIONS")
+    p.add_argument(
+        "--skip",
+        action="append",
+        default=[],
+        choices=["double", "naive", "link"],
+        help="leave out a part (repeatable)",
+    )
+    p.add_argument("--keep", action="store_true", help="keep the working databases in bench/out/")
+    args = p.parse_args(argv)
+    extra = args.instances if args.extra is None else args.extra
+
+    OUT.mkdir(parents=True, exist_ok=True)
+    tools = ensure_smtp_tools()
+    as_of = datetime.fromisoformat(args.as_of).replace(tzinfo=UTC)
+    seeded_for = as_of - timedelta(days=1)
+    digest = code_digest()
+    base_name = f"fleet-{args.instances}-s{args.seed}-{seeded_for:%Y%m%d}-{digest}"
+    base = cached_database(
+        base_name, lambda path: build_base(path, args.instances, args.seed, seeded_for)
+    )
+    double = None
+    if "double" not in args.skip:
+
+        def build_double(path: Path) -> None:
+            shutil.copyfile(base, path)
+            add_far_future(path, extra, args.seed, as_of)
+
+        double = cached_database(f"{base_name}-far{extra}", build_double)
+
+    sinks = Sinks(tools)
+    results: dict = {
+        "as_of": args.as_of,
+        "instances": args.instances,
+        "extra": extra,
+        "connections": args.connections,
+        "runs": {},
+    }
+    try:
+        label = f"{args.instances / 1e6:g}M"
+        results["runs"]["base"] = daily_run("base", base, sinks, args.as_of, args.connections)
+        results["runs"]["base"]["label"] = label
+        if "link" not in args.skip:
+            first = totals(results["runs"]["base"])
+            results["link"] = link_rate(
+                tools,
+                sinks,
+                max(first["emails"], 1),
+                results["runs"]["base"]["email_size"] or 5000,
+                args.connections,
+            )
+            log(f"smtp-source: {results['link']['rate']:.0f} messages/s")
+        if double is not None:
+            label2 = f"{(args.instances + extra) / 1e6:g}M"
+            results["runs"]["double"] = daily_run(
+                "double", double, sinks, args.as_of, args.connections
+            )
+            results["runs"]["double"]["label"] = label2
+        if "naive" not in args.skip:
+            results["naive"] = naive_run(base, sinks, args.as_of, args.naive_sample)
+    finally:
+        sinks.stop()
+
+    if not args.keep:
+        for working in ("base", "double", "naive"):
+            for path in OUT.glob(f"{working}.db*"):
+                path.unlink()
+    table = report(results)
+    (OUT / "results.json").write_text(json.dumps(results, indent=2, default=str))
+    (OUT / "results.md").write_text(table + "\n")
+    print()
+    print(table)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
