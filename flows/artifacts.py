@@ -48,10 +48,12 @@ def summary_markdown(report: StepReport) -> str:
     return "\n".join(lines)
 
 
-def daily_markdown(as_of, dry_run: bool, steps: list[StepReport], failed: list[str]) -> str:
+def daily_markdown(
+    as_of, dry_run: bool, steps: list[StepReport], failed: list[str], shard: str | None = None
+) -> str:
     mode = "dry run: the plan (nothing changed, nothing sent)" if dry_run else "run"
     lines = [
-        "# daily-lifecycle",
+        "# daily-lifecycle" + (f", shard {shard}" if shard else ""),
         "",
         f"**{mode}** as of `{as_of.isoformat()}`",
         "",
@@ -123,14 +125,15 @@ class BatchProgress:
             )
 
     @classmethod
-    def counting(cls, step: str, db, queries) -> BatchProgress:
-        """Progress over the rows the given queries will yield (counted up front)."""
+    def counting(cls, step: str, db, queries, shard=None) -> BatchProgress:
+        """Progress over the rows the given queries will yield (counted up front; a
+        shard expects its share)."""
         with db.session() as session:
             total = sum(
                 session.execute(select(func.count()).select_from(q().subquery())).scalar_one()
                 for q in queries
             )
-        return cls(step, total)
+        return cls(step, -(-total // shard.count) if shard else total)
 
     def advance(self, n: int) -> None:
         self.done += n

@@ -33,8 +33,8 @@ def renew_due(ctx: RunContext, instance_ids: list[str] | None = None) -> StepRep
         )
         return stmt.where(Instance.id.in_(instance_ids)) if instance_ids else stmt
 
-    progress = BatchProgress.counting(STEP, ctx.db, [query])
-    for rows in scan_batches(ctx.db, query, batch_size=ctx.batch_size):
+    progress = BatchProgress.counting(STEP, ctx.db, [query], ctx.shard)
+    for rows in scan_batches(ctx.db, query, batch_size=ctx.batch_size, shard=ctx.shard):
         progress.advance(len(rows))
         with ctx.db.session() as session:
             outcome = auto_renew_batch(

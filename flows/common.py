@@ -22,6 +22,7 @@ from pydantic import BaseModel, Field
 from dns_lifecycle.db import Database
 from dns_lifecycle.errors import InputError
 from dns_lifecycle.settings import Settings
+from lifecycle.sharding import Shard
 
 T = TypeVar("T")
 
@@ -66,11 +67,14 @@ class RunContext:
     dry_run: bool
     batch_size: int
     clock: Callable[[], datetime]
+    shard: Shard | None = None
 
 
 # The dry run of the daily flow shares one sandbox across its steps, so each step's
 # plan starts from what the steps before it would have done.
 _SHARED_DRY_RUN: ContextVar[Database | None] = ContextVar("shared_dry_run", default=None)
+# A shard of the daily run applies to every step it runs.
+_SHARD: ContextVar[Shard | None] = ContextVar("shard", default=None)
 
 
 @contextmanager
@@ -92,12 +96,23 @@ def open_run(
         dry_run=dry_run,
         batch_size=batch_size or settings.batch_size,
         clock=wall_clock,
+        shard=_SHARD.get(),
     )
     try:
         yield ctx
     finally:
         if shared is None:
             ctx.db.dispose()
+
+
+@contextmanager
+def sharded(shard: Shard | None) -> Iterator[None]:
+    """Let every run opened inside work on ``shard`` only."""
+    token = _SHARD.set(shard)
+    try:
+        yield
+    finally:
+        _SHARD.reset(token)
 
 
 @contextmanager

@@ -47,8 +47,8 @@ def expire_due(ctx: RunContext, instance_ids: list[str] | None = None) -> StepRe
         )
         return stmt.where(Instance.id.in_(instance_ids)) if instance_ids else stmt
 
-    progress = BatchProgress.counting(STEP, ctx.db, [past_expiry])
-    for rows in scan_batches(ctx.db, past_expiry, batch_size=ctx.batch_size):
+    progress = BatchProgress.counting(STEP, ctx.db, [past_expiry], ctx.shard)
+    for rows in scan_batches(ctx.db, past_expiry, batch_size=ctx.batch_size, shard=ctx.shard):
         progress.advance(len(rows))
         report.planned(
             [
@@ -123,7 +123,7 @@ def _warn_before_release(
         )
         return stmt.where(Instance.id.in_(instance_ids)) if instance_ids else stmt
 
-    for rows in scan_batches(ctx.db, warning_due, batch_size=ctx.batch_size):
+    for rows in scan_batches(ctx.db, warning_due, batch_size=ctx.batch_size, shard=ctx.shard):
         report.add("release_warnings", len(rows))
         report.planned(
             [

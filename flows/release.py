@@ -33,8 +33,8 @@ def release_due(ctx: RunContext, instance_ids: list[str] | None = None) -> StepR
         )
         return stmt.where(Instance.id.in_(instance_ids)) if instance_ids else stmt
 
-    progress = BatchProgress.counting(STEP, ctx.db, [grace_over])
-    for rows in scan_batches(ctx.db, grace_over, batch_size=ctx.batch_size):
+    progress = BatchProgress.counting(STEP, ctx.db, [grace_over], ctx.shard)
+    for rows in scan_batches(ctx.db, grace_over, batch_size=ctx.batch_size, shard=ctx.shard):
         progress.advance(len(rows))
         for r in rows:
             try:
@@ -53,7 +53,7 @@ def release_due(ctx: RunContext, instance_ids: list[str] | None = None) -> StepR
                 report.fail(f"instance {r.id}: {type(exc).__name__}: {exc}")
                 continue
             if released is None:
-                report.add("skipped_renewed")
+                report.add("skipped_renewed_or_claimed")
                 continue
             report.add("instances_released")
             report.add("records_moved", released.records_moved)

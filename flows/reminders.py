@@ -66,9 +66,13 @@ def plan_reminders(ctx: RunContext, instance_ids: list[str] | None = None) -> St
     report = StepReport(step=STEP, as_of=ctx.as_of, dry_run=ctx.dry_run)
     created_at = ctx.clock()
     windows = reminder_windows(ctx.as_of, ctx.settings.reminder_offsets_days)
-    progress = BatchProgress.counting(STEP, ctx.db, [_due_in(w, instance_ids) for w in windows])
+    progress = BatchProgress.counting(
+        STEP, ctx.db, [_due_in(w, instance_ids) for w in windows], ctx.shard
+    )
     for window in windows:
-        for rows in scan_batches(ctx.db, _due_in(window, instance_ids), batch_size=ctx.batch_size):
+        for rows in scan_batches(
+            ctx.db, _due_in(window, instance_ids), batch_size=ctx.batch_size, shard=ctx.shard
+        ):
             progress.advance(len(rows))
             notices = []
             for r in rows:

@@ -77,9 +77,13 @@ def deliver_tickets(ctx: RunContext) -> Tally:
             session.commit()
 
 
+def _locks(session: Session) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
+
+
 def resolve_ticket(session: Session, ticket_id: int, now: datetime) -> Ticket:
     """Close an open ticket (a person did what it asked)."""
-    ticket = session.get(Ticket, ticket_id)
+    ticket = session.get(Ticket, ticket_id, with_for_update=_locks(session))
     if ticket is None:
         raise NotFound(
             f"ticket {ticket_id} does not exist: `dns-lifecycle tickets list` shows the ids"

@@ -9,6 +9,7 @@ from prefect.cache_policies import NO_CACHE
 from sqlalchemy import select
 
 from channels.dns_lookup import delegated_nameservers
+from dns_lifecycle.errors import Refused
 from flows.common import RunContext, StepReport
 from flows.params import AsOf, BatchSize, DryRun, InstanceIds
 from flows.step import run_step
@@ -35,14 +36,18 @@ def verify_open_tickets(ctx: RunContext, instance_ids: list[str] | None = None) 
     with ctx.db.session() as session:
         target = _normalise(free_cluster(session).nameservers)
         stmt = (
-            select(Ticket.id, Domain.name)
+            select(Ticket.id, Domain.name, Ticket.instance_id)
             .join(Domain, Domain.id == Ticket.domain_id)
             .where(Ticket.state == "open")
             .order_by(Ticket.id)
         )
         if instance_ids:
             stmt = stmt.where(Ticket.instance_id.in_(instance_ids))
-        open_tickets = session.execute(stmt).all()
+        open_tickets = [
+            (ticket_id, name)
+            for ticket_id, name, instance_id in session.execute(stmt)
+            if ctx.shard is None or ctx.shard.owns(instance_id)
+        ]
     names = sorted({name for _, name in open_tickets})
     if not settings.dns_resolvers:
         report.add("domains_unchecked_no_resolvers", len(names))
@@ -63,7 +68,11 @@ def verify_open_tickets(ctx: RunContext, instance_ids: list[str] | None = None) 
     report.planned([{"action": "resolve_ticket", "ticket": t, "domain": n} for t, n in to_close])
     for ticket_id, name in to_close:
         with ctx.db.session() as session:
-            ticket = resolve_ticket(session, ticket_id, ctx.clock())
+            try:
+                ticket = resolve_ticket(session, ticket_id, ctx.clock())
+            except Refused:  # closed meanwhile by hand or by an overlapping run
+                report.add("tickets_already_resolved")
+                continue
             domain = session.get(Domain, ticket.domain_id)
             domain.nameservers = sorted(target)
             session.add(domain)

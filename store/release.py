@@ -26,7 +26,7 @@ from lifecycle.notices import iso, notice_rows
 from lifecycle.zonefile import Rr, zone_file
 from models import Account, Cluster, Domain, Record, Ticket, ZoneSnapshot
 from store.notifications import insert_ignoring_duplicates, insert_notices
-from store.subscriptions import addressee, lock_instance
+from store.subscriptions import addressee, claim_instance
 
 RECORDS = Record.__table__  # type: ignore[attr-defined]
 TICKETS = Ticket.__table__  # type: ignore[attr-defined]
@@ -72,9 +72,14 @@ def release_instance(
     registrar,
     before_commit: Callable[[], None] | None = None,
 ) -> Released | None:
-    """Release the instance if it is still due; None when it no longer is (renewed)."""
-    instance = lock_instance(session, instance_id)
-    if instance.state != "expired" or not is_release_due(instance.expires_at, as_of, grace_days):
+    """Release the instance if it is still due; None when it no longer is (renewed, or
+    already released) or another run is releasing it right now."""
+    instance = claim_instance(session, instance_id)
+    if (
+        instance is None
+        or instance.state != "expired"
+        or not is_release_due(instance.expires_at, as_of, grace_days)
+    ):
         return None
     free = free_cluster(session)
     account = session.get(Account, instance.account_id)

@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import Select, literal, tuple_
 
 from dns_lifecycle.db import Database
+from lifecycle.sharding import Shard
 from models import Instance
 
 
@@ -23,9 +24,12 @@ def scan_batches(
     query: Callable[[], Select[Any]],
     *,
     batch_size: int,
+    shard: Shard | None = None,
 ) -> Iterator[list[Any]]:
     """Yield lists of rows of ``query()`` (which must select Instance.expires_at and
-    Instance.id, among others) in (expires_at, id) order, ``batch_size`` at a time."""
+    Instance.id, among others) in (expires_at, id) order, ``batch_size`` at a time;
+    with a ``shard``, only that shard's rows (the due rows are few, so filtering them
+    here is cheaper than a hash in SQL that no index can serve)."""
     last: tuple[datetime, str] | None = None
     while True:
         stmt = query().order_by(Instance.expires_at, Instance.id).limit(batch_size)
@@ -38,7 +42,9 @@ def scan_batches(
             session.commit()
         if not rows:
             return
-        yield rows
         last = (rows[-1].expires_at, rows[-1].id)
+        mine = rows if shard is None else [r for r in rows if shard.owns(r.id)]
+        if mine:
+            yield mine
         if len(rows) < batch_size:
             return

@@ -35,10 +35,21 @@ from store.notifications import insert_ignoring_duplicates, insert_notices
 ORDERS = Order.__table__  # type: ignore[attr-defined]
 
 
-def _for_update(session: Session, stmt):
+def _for_update(session: Session, stmt, *, skip_locked: bool = False):
+    """Lock the selected rows on PostgreSQL (SQLite's transaction already holds the
+    database's write lock). ``skip_locked`` leaves rows another run is working on to it:
+    that run re-checks and finishes them, and this one moves on."""
     if session.get_bind().dialect.name == "postgresql":
-        return stmt.with_for_update()
+        return stmt.with_for_update(skip_locked=skip_locked)
     return stmt
+
+
+def claim_instance(session: Session, instance_id: str) -> Instance | None:
+    """Lock an instance for a batch step, or None when another run holds it (or it is
+    gone): that run decides for it."""
+    return session.execute(
+        _for_update(session, select(Instance).where(Instance.id == instance_id), skip_locked=True)
+    ).scalar_one_or_none()
 
 
 def lock_instance(session: Session, instance_id: str) -> Instance:
@@ -291,7 +302,7 @@ def auto_renew_batch(
     stmt = select(Instance).where(Instance.id.in_(sorted(instance_ids))).order_by(Instance.id)
     instances = [
         i
-        for i in session.execute(_for_update(session, stmt)).scalars()
+        for i in session.execute(_for_update(session, stmt, skip_locked=True)).scalars()
         if i.state == "active"
         and i.auto_renew
         and is_auto_renewal_due(i.expires_at, as_of, lead_days)

@@ -91,7 +91,7 @@ def test_daily_deployment_runs_and_the_page_shows_it_completed_with_its_counts(o
     api, env = operator_view["api"], operator_view["env"]
     deployments = _api(f"{api}/deployments/filter", {})
     names = {d["name"] for d in deployments}
-    assert {"daily", "rerun", "on-demand"} <= names and len(deployments) == 10
+    assert {"daily", "shard", "rerun", "on-demand"} <= names and len(deployments) == 11
     daily = next(d for d in deployments if d["name"] == "daily")
     assert daily["schedules"][0]["schedule"]["cron"] == "0 2 * * *"
     assert daily["schedules"][0]["schedule"]["timezone"] == "Asia/Shanghai"
@@ -163,3 +163,38 @@ def test_daily_deployment_runs_and_the_page_shows_it_completed_with_its_counts(o
         browser.close()
     assert counts["reminders_due"] in text
     print(f"screenshots in {SCREENSHOTS}")
+
+
+def test_a_split_daily_run_fans_out_to_shard_runs_on_the_pool(operator_view):
+    """With shards=2 the daily run starts two shard runs, a worker runs them, and all
+    three complete."""
+    api, env = operator_view["api"], operator_view["env"]
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "prefect",
+            "deployment",
+            "run",
+            "daily-lifecycle/daily",
+            "--param",
+            "as_of=2026-12-02T02:00:00+08:00",
+            "--param",
+            "shards=2",
+            "--watch",
+            "--watch-timeout",
+            "240",
+        ],
+        env={**env, "PREFECT_API_URL": api},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert "Completed" in run.stdout, run.stdout + run.stderr
+    shard = next(d for d in _api(f"{api}/deployments/filter", {}) if d["name"] == "shard")
+    runs = _api(
+        f"{api}/flow_runs/filter",
+        {"flow_runs": {"deployment_id": {"any_": [shard["id"]]}}},
+    )
+    assert sorted(r["parameters"]["shard"] for r in runs) == [0, 1]
+    assert {r["state"]["type"] for r in runs} == {"COMPLETED"}
