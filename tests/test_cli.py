@@ -1,0 +1,118 @@
+"""The `dns-lifecycle` command in process: output, exit codes, and that a refusal
+changes nothing. (`run` goes through Prefect and is covered by the flow tests.)"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from dns_lifecycle.cli import main
+
+SAMPLE = Path(__file__).parent / "fixtures" / "inventory_small.json"
+
+
+@pytest.fixture
+def cli(settings, monkeypatch, capsys):
+    """Run the CLI against this test's database; returns (exit code, stdout, stderr)."""
+    monkeypatch.setenv("DATABASE_URL", settings.database_url)
+    monkeypatch.setenv("DNSL_OUTBOX_DIR", str(settings.outbox_dir))
+    monkeypatch.setenv("DNSL_EMAIL_BACKEND", "memory")
+    monkeypatch.setenv("DNSL_SMS_BACKEND", "memory")
+
+    def run(*argv: str):
+        code = main(list(argv))
+        out = capsys.readouterr()
+        return code, out.out, out.err
+
+    return run
+
+
+def _export(cli):
+    code, out, _ = cli("export", "--json")
+    assert code == 0
+    return json.loads(out)
+
+
+def test_import_then_export_lists_the_fleet(cli):
+    """A valid file imports and shows up in the export."""
+    code, out, _ = cli("import", str(SAMPLE))
+    assert code == 0 and "imported" in out
+    state = _export(cli)
+    assert {i["id"] for i in state["instances"]} >= {"inst-a01", "inst-a02", "inst-a03"}
+
+
+def test_a_bad_import_exits_2_names_every_problem_and_imports_nothing(cli, tmp_path):
+    """All or nothing: two bad entries, both listed, nothing written."""
+    doc = json.loads(SAMPLE.read_text())
+    doc["accounts"][0]["email"] = "not an email"
+    doc["instances"][0]["edition"] = "platinum"
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(doc))
+    code, _, err = cli("import", str(bad))
+    assert code == 2
+    assert "accounts[0].email" in err and "instances[0].edition" in err
+    assert _export(cli)["instances"] == []
+
+
+def test_renew_prints_the_order_and_moves_the_expiry(cli):
+    """`renew --periods 2` on a monthly instance buys two months."""
+    cli("import", str(SAMPLE))
+    code, out, _ = cli("renew", "inst-a01", "--periods", "2")
+    assert code == 0 and "manual_renewal of inst-a01" in out and "paid" in out
+    expiry = next(i for i in _export(cli)["instances"] if i["id"] == "inst-a01")["expires_at"]
+    assert expiry.startswith("2027-03-31")
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (("renew", "inst-a04"), "released and cannot be renewed"),
+        (("renew", "inst-a01", "--periods", "40"), "renews by 1 to 36 months"),
+        (("renew", "inst-nope"), "instance 'inst-nope' does not exist"),
+        (("upgrade", "inst-a02", "--edition", "personal"), "only upgrades"),
+        (("upgrade", "inst-a02", "--edition", "enterprise-standard"), "already on edition"),
+    ],
+)
+def test_refusals_exit_2_with_the_reason_and_change_nothing(cli, argv, message):
+    """Each refusal says why on stderr, exits 2, and leaves the state as it was."""
+    cli("import", str(SAMPLE))
+    before = _export(cli)
+    code, _, err = cli(*argv)
+    assert code == 2 and message in err
+    assert _export(cli) == before
+
+
+def test_auto_renew_switch_reports_change_and_no_change(cli):
+    """Switching off tells the account; switching off again says nothing changed."""
+    cli("import", str(SAMPLE))
+    assert "is now off" in cli("auto-renew", "inst-a01", "--off")[1]
+    assert "already off" in cli("auto-renew", "inst-a01", "--off")[1]
+
+
+def test_orders_tickets_and_instances_show(cli):
+    """The listings print what the database holds."""
+    cli("import", str(SAMPLE))
+    assert cli("upgrade", "inst-a01", "--edition", "enterprise-ultimate")[0] == 0
+    code, out, _ = cli("orders", "list")
+    assert code == 0 and "upgrade" in out and "inst-a01" in out
+    code, out, _ = cli("tickets", "list", "--state", "open")
+    assert code == 0 and out.splitlines()[0].split()[0] == "id"
+    code, out, _ = cli("instances", "show", "inst-a01")
+    assert code == 0 and "example.cn" in out
+    code, _, err = cli("tickets", "resolve", "999")
+    assert code == 2 and "ticket 999 does not exist" in err
+
+
+def test_a_bad_as_of_is_refused_before_anything_runs(cli):
+    """A date that is not a date names the field and the expected form."""
+    code, _, err = cli("run", "--as-of", "tomorrow")
+    assert code == 2 and "as_of 'tomorrow' is not a date" in err
+
+
+def test_preview_emails_writes_a_gallery(cli, tmp_path):
+    """The gallery's index is written and named."""
+    code, out, _ = cli("preview-emails", str(tmp_path / "gallery"))
+    assert code == 0 and (tmp_path / "gallery" / "index.html").exists()
+    assert "index.html" in out
