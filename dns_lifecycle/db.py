@@ -25,12 +25,17 @@ def normalise_url(url: str) -> str:
     return url
 
 
+def _make_sqlite_folder(url: str) -> None:
+    """SQLite creates the file but not its folder (var/ in a fresh clone)."""
+    path = url.split("///", 1)[-1]
+    if url.startswith("sqlite") and path and path != ":memory:":
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+
+
 def make_engine(url: str) -> Engine:
     url = normalise_url(url)
     if url.startswith("sqlite"):
-        path = url.split("///", 1)[-1]
-        if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        _make_sqlite_folder(url)
         engine = create_engine(url, connect_args={"timeout": 30})
 
         @event.listens_for(engine, "connect")
@@ -67,6 +72,7 @@ def alembic_config(url: str) -> Config:
 
 def upgrade(settings: Settings, revision: str = "head") -> None:
     """Bring the schema to ``revision`` (``dns-lifecycle db upgrade``)."""
+    _make_sqlite_folder(settings.database_url)
     command.upgrade(alembic_config(settings.database_url), revision)
 
 
