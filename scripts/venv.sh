@@ -6,8 +6,13 @@ if [ ! -x .venv/bin/python ]; then
 fi
 stamp=.venv/.installed-from
 if [ ! -f "$stamp" ] || ! cmp -s pyproject.toml "$stamp"; then
-  .venv/bin/python -m pip install --quiet --upgrade pip
-  .venv/bin/python -m pip install --quiet -e '.[dev]'
+  echo "installing dependencies into .venv (log: .venv/install.log)" >&2
+  if ! { .venv/bin/python -m pip install --upgrade pip \
+         && .venv/bin/python -m pip install -e '.[dev]'; } >.venv/install.log 2>&1; then
+    tail -30 .venv/install.log >&2
+    echo "installing dependencies failed; the whole log is .venv/install.log" >&2
+    exit 1
+  fi
   cp pyproject.toml "$stamp"
 fi
 export PATH="$PWD/.venv/bin:$PATH"
