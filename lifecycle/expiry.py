@@ -5,8 +5,10 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Literal
+
+from lifecycle.notices import stamp
 
 DAY = timedelta(hours=24)
 HICHINA = "hichina"
@@ -42,17 +44,13 @@ def nameserver_action(registrar: str, epp_statuses: list[str]) -> NameserverActi
     return "switched"
 
 
-def _stamp(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
-
-
 def expired_key(instance_id: str, expires_at: datetime) -> str:
-    return f"expired:{instance_id}:{_stamp(expires_at)}"
+    return f"expired:{instance_id}:{stamp(expires_at)}"
 
 
 def release_warning_key(instance_id: str, expires_at: datetime) -> str:
-    return f"release_warning:{instance_id}:{_stamp(expires_at)}"
+    return f"release_warning:{instance_id}:{stamp(expires_at)}"
 
 
 def released_key(instance_id: str, expires_at: datetime) -> str:
-    return f"released:{instance_id}:{_stamp(expires_at)}"
+    return f"released:{instance_id}:{stamp(expires_at)}"

@@ -39,6 +39,11 @@ class Addressee:
     edition: str
 
 
+def stamp(moment: datetime) -> str:
+    """A moment as it appears in ledger and order keys: UTC, to the second."""
+    return moment.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
+
+
 def iso(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat()
 

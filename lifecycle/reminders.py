@@ -9,7 +9,9 @@ offset, channel) is reminded at most once; the ledger key below is that identity
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
+
+from lifecycle.notices import stamp
 
 DAY = timedelta(hours=24)
 
@@ -47,5 +49,4 @@ def reminder_windows(as_of: datetime, offsets: list[int]) -> list[Window]:
 
 def reminder_key(instance_id: str, expires_at: datetime, offset_days: int) -> str:
     """Identity of one reminder; the channel is appended by the ledger."""
-    stamp = expires_at.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
-    return f"reminder:{instance_id}:{stamp}:{offset_days}d"
+    return f"reminder:{instance_id}:{stamp(expires_at)}:{offset_days}d"

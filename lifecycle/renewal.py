@@ -12,6 +12,7 @@ from decimal import Decimal
 
 from dns_lifecycle.errors import Refused
 from lifecycle.calendar import next_expiry, period_start
+from lifecycle.notices import stamp
 from lifecycle.pricing import prorated_upgrade
 
 DAY = timedelta(hours=24)
@@ -20,13 +21,9 @@ DAY = timedelta(hours=24)
 MAX_PERIODS = {"monthly": 36, "yearly": 10}
 
 
-def _stamp(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
-
-
 def auto_renewal_key(instance_id: str, period_start: datetime) -> str:
     """One auto-renewal order per (instance, period)."""
-    return f"auto_renewal:{instance_id}:{_stamp(period_start)}"
+    return f"auto_renewal:{instance_id}:{stamp(period_start)}"
 
 
 def renewal_failed_notice_key(order_key: str, as_of: datetime) -> str:
