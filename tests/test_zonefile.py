@@ -151,10 +151,10 @@ def test_dnspython_loads_the_file(domain, rs):
 
 
 @settings(max_examples=50, deadline=None)
-@given(pair=zones.flatmap(lambda rs: st.tuples(st.just(rs), st.permutations(rs))))
-def test_order_does_not_change_the_file(pair):
+@given(rs=zones, rnd=st.randoms(use_true_random=False))
+def test_order_does_not_change_the_file(rs, rnd):
     """The same records in any order give the same file."""
-    rs, shuffled = pair
+    shuffled = rnd.sample(rs, len(rs))
     assert zone_file(DOMAIN, shuffled) == zone_file(DOMAIN, rs)
 
 
