@@ -26,7 +26,6 @@ Filters available to templates (locale and time zone come from the context):
 from __future__ import annotations
 
 import re
-import unicodedata
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -220,11 +219,14 @@ def format_domain(name: str) -> str:
     return name if shown == name else f"{shown} ({name})"
 
 
+# Unicode category Cc (control characters) is exactly these two ranges.
+_CONTROL_CHARS = re.compile("[\x00-\x1f\x7f-\x9f]")
+
+
 def one_line(text: str) -> str:
     """Any whitespace run (CR, LF, tab, U+2028 …) becomes one space; other control
     characters go. A header built from this cannot be split into two."""
-    collapsed = " ".join(str(text).split())
-    return "".join(ch for ch in collapsed if unicodedata.category(ch) != "Cc")
+    return _CONTROL_CHARS.sub("", " ".join(str(text).split()))
 
 
 # --- filters (read locale and time zone from the template context) --------------------
