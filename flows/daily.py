@@ -118,6 +118,7 @@ def _fan_out(moment: datetime, dry_run: bool, batch_size: int | None, shards: in
                 "shard": index,
             },
             timeout=None,  # wait until it ends
+            poll_interval=1,
             as_subflow=True,
         )
 
