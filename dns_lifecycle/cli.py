@@ -7,7 +7,8 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +46,19 @@ class Progress:
             self.stream.write("\n")
 
 
+@contextmanager
+def _session(settings: Settings) -> Iterator[Any]:
+    """A session on the configured database, for one command."""
+    from dns_lifecycle.db import Database
+
+    db = Database(settings)
+    try:
+        with db.session() as session:
+            yield session
+    finally:
+        db.dispose()
+
+
 def _json(value: Any) -> str:
     return json.dumps(value, indent=2, ensure_ascii=False, default=str)
 
@@ -61,40 +75,30 @@ def cmd_db_upgrade(args, settings: Settings) -> int:
 
 
 def cmd_import(args, settings: Settings) -> int:
-    from dns_lifecycle.db import Database
     from dns_lifecycle.inventory import import_inventory, read_inventory_file
 
     doc = read_inventory_file(Path(args.file))
-    db = Database(settings)
-    try:
-        with db.session() as session:
-            counts = import_inventory(doc, session, source=args.file)
-            session.commit()
-    finally:
-        db.dispose()
+    with _session(settings) as session:
+        counts = import_inventory(doc, session, source=args.file)
+        session.commit()
     print("imported " + ", ".join(f"{n} {kind}" for kind, n in counts.items()))
     return 0
 
 
 def cmd_export(args, settings: Settings) -> int:
-    from dns_lifecycle.db import Database
     from dns_lifecycle.inventory import write_state
 
-    db = Database(settings)
-    try:
-        with db.session() as session:
-            if args.output:
-                with open(args.output, "w", encoding="utf-8") as out:
-                    counts = write_state(session, out)
-                print(f"wrote {args.output}: " + _counts(counts), file=sys.stderr)
-            elif args.json:
-                write_state(session, sys.stdout)
-                sys.stdout.write("\n")
-            else:
-                print(_counts(_table_counts(session)))
-                print("(--json prints the whole state; --output FILE writes it to a file)")
-    finally:
-        db.dispose()
+    with _session(settings) as session:
+        if args.output:
+            with open(args.output, "w", encoding="utf-8") as out:
+                counts = write_state(session, out)
+            print(f"wrote {args.output}: " + _counts(counts), file=sys.stderr)
+        elif args.json:
+            write_state(session, sys.stdout)
+            sys.stdout.write("\n")
+        else:
+            print(_counts(_table_counts(session)))
+            print("(--json prints the whole state; --output FILE writes it to a file)")
     return 0
 
 
@@ -243,20 +247,15 @@ def cmd_auto_renew(args, settings: Settings) -> int:
 def cmd_orders_list(args, settings: Settings) -> int:
     from sqlalchemy import select
 
-    from dns_lifecycle.db import Database
     from models import Order
 
-    db = Database(settings)
-    try:
-        with db.session() as session:
-            stmt = select(Order).order_by(Order.id)
-            if args.instance:
-                stmt = stmt.where(Order.instance_id == args.instance)
-            if args.state:
-                stmt = stmt.where(Order.state == args.state)
-            orders = list(session.execute(stmt.limit(args.limit)).scalars())
-    finally:
-        db.dispose()
+    with _session(settings) as session:
+        stmt = select(Order).order_by(Order.id)
+        if args.instance:
+            stmt = stmt.where(Order.instance_id == args.instance)
+        if args.state:
+            stmt = stmt.where(Order.state == args.state)
+        orders = list(session.execute(stmt.limit(args.limit)).scalars())
     if args.json:
         from dns_lifecycle.inventory import order_row
 
@@ -274,18 +273,13 @@ def cmd_orders_list(args, settings: Settings) -> int:
 def cmd_tickets_list(args, settings: Settings) -> int:
     from sqlalchemy import select
 
-    from dns_lifecycle.db import Database
     from models import Domain, Ticket
 
-    db = Database(settings)
-    try:
-        with db.session() as session:
-            stmt = select(Ticket, Domain.name).join(Domain, Domain.id == Ticket.domain_id)
-            if args.state:
-                stmt = stmt.where(Ticket.state == args.state)
-            rows = session.execute(stmt.order_by(Ticket.id)).all()
-    finally:
-        db.dispose()
+    with _session(settings) as session:
+        stmt = select(Ticket, Domain.name).join(Domain, Domain.id == Ticket.domain_id)
+        if args.state:
+            stmt = stmt.where(Ticket.state == args.state)
+        rows = session.execute(stmt.order_by(Ticket.id)).all()
     if args.json:
         print(_json([_ticket_row(t, name) for t, name in rows]))
         return 0
@@ -312,17 +306,12 @@ def _ticket_row(ticket, domain_name: str) -> dict[str, Any]:
 
 
 def cmd_tickets_resolve(args, settings: Settings) -> int:
-    from dns_lifecycle.db import Database
     from flows.common import wall_clock
     from flows.tickets import resolve_ticket
 
-    db = Database(settings)
-    try:
-        with db.session() as session:
-            ticket = resolve_ticket(session, args.id, wall_clock())
-            session.commit()
-    finally:
-        db.dispose()
+    with _session(settings) as session:
+        ticket = resolve_ticket(session, args.id, wall_clock())
+        session.commit()
     print(f"ticket {ticket.id} resolved")
     return 0
 
@@ -330,48 +319,43 @@ def cmd_tickets_resolve(args, settings: Settings) -> int:
 def cmd_instances_show(args, settings: Settings) -> int:
     from sqlalchemy import select
 
-    from dns_lifecycle.db import Database
     from dns_lifecycle.errors import NotFound
     from models import Domain, Instance, Order, Ticket, ZoneSnapshot
 
-    db = Database(settings)
-    try:
-        with db.session() as session:
-            instance = session.get(Instance, args.id)
-            if instance is None:
-                raise NotFound(f"instance {args.id!r} does not exist: check the id")
-            domains = (
-                session.execute(
-                    select(Domain).where(Domain.instance_id == instance.id).order_by(Domain.name)
-                )
-                .scalars()
-                .all()
+    with _session(settings) as session:
+        instance = session.get(Instance, args.id)
+        if instance is None:
+            raise NotFound(f"instance {args.id!r} does not exist: check the id")
+        domains = (
+            session.execute(
+                select(Domain).where(Domain.instance_id == instance.id).order_by(Domain.name)
             )
-            orders = (
-                session.execute(
-                    select(Order).where(Order.instance_id == instance.id).order_by(Order.id)
-                )
-                .scalars()
-                .all()
+            .scalars()
+            .all()
+        )
+        orders = (
+            session.execute(
+                select(Order).where(Order.instance_id == instance.id).order_by(Order.id)
             )
-            tickets = (
-                session.execute(
-                    select(Ticket).where(Ticket.instance_id == instance.id).order_by(Ticket.id)
-                )
-                .scalars()
-                .all()
+            .scalars()
+            .all()
+        )
+        tickets = (
+            session.execute(
+                select(Ticket).where(Ticket.instance_id == instance.id).order_by(Ticket.id)
             )
-            zones = (
-                session.execute(
-                    select(ZoneSnapshot)
-                    .where(ZoneSnapshot.instance_id == instance.id)
-                    .order_by(ZoneSnapshot.domain_name, ZoneSnapshot.id)
-                )
-                .scalars()
-                .all()
+            .scalars()
+            .all()
+        )
+        zones = (
+            session.execute(
+                select(ZoneSnapshot)
+                .where(ZoneSnapshot.instance_id == instance.id)
+                .order_by(ZoneSnapshot.domain_name, ZoneSnapshot.id)
             )
-    finally:
-        db.dispose()
+            .scalars()
+            .all()
+        )
     print(
         f"instance {instance.id}: {instance.state}, edition {instance.edition_code}, "
         f"{instance.billing_cycle}, auto-renew {'on' if instance.auto_renew else 'off'}"

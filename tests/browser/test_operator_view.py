@@ -42,6 +42,21 @@ def _api(url: str, body: dict | None = None):
         return json.loads(response.read() or b"null")
 
 
+def _run_daily(env: dict, api: str, *params: str) -> None:
+    """Run the daily deployment with ``name=value`` parameters and wait for it."""
+    argv = [sys.executable, "-m", "prefect", "deployment", "run", "daily-lifecycle/daily"]
+    for param in params:
+        argv += ["--param", param]
+    run = subprocess.run(
+        [*argv, "--watch", "--watch-timeout", "240"],
+        env={**env, "PREFECT_API_URL": api},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert "Completed" in run.stdout, run.stdout + run.stderr
+
+
 @pytest.fixture(scope="module")
 def operator_view(tmp_path_factory):
     """`scripts/operator-view.sh --detach` on a free port, over a seeded SQLite fleet."""
@@ -96,26 +111,7 @@ def test_daily_deployment_runs_and_the_page_shows_it_completed_with_its_counts(o
     assert daily["schedules"][0]["schedule"]["cron"] == "0 2 * * *"
     assert daily["schedules"][0]["schedule"]["timezone"] == "Asia/Shanghai"
 
-    run = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "prefect",
-            "deployment",
-            "run",
-            "daily-lifecycle/daily",
-            "--param",
-            f"as_of={AS_OF}",
-            "--watch",
-            "--watch-timeout",
-            "240",
-        ],
-        env={**env, "PREFECT_API_URL": api},
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert "Completed" in run.stdout, run.stdout + run.stderr
+    _run_daily(env, api, f"as_of={AS_OF}")
     # The schedule has also queued the coming days' runs; ours is the one that ran.
     runs = _api(
         f"{api}/flow_runs/filter",
@@ -169,28 +165,7 @@ def test_a_split_daily_run_fans_out_to_shard_runs_on_the_pool(operator_view):
     """With shards=2 the daily run starts two shard runs, a worker runs them, and all
     three complete."""
     api, env = operator_view["api"], operator_view["env"]
-    run = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "prefect",
-            "deployment",
-            "run",
-            "daily-lifecycle/daily",
-            "--param",
-            "as_of=2026-12-02T02:00:00+08:00",
-            "--param",
-            "shards=2",
-            "--watch",
-            "--watch-timeout",
-            "240",
-        ],
-        env={**env, "PREFECT_API_URL": api},
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert "Completed" in run.stdout, run.stdout + run.stderr
+    _run_daily(env, api, "as_of=2026-12-02T02:00:00+08:00", "shards=2")
     shard = next(d for d in _api(f"{api}/deployments/filter", {}) if d["name"] == "shard")
     runs = _api(
         f"{api}/flow_runs/filter",
