@@ -2,7 +2,7 @@
 
 A stable hash of the instance id (not Python's per-process ``hash``) so that every
 worker on every machine agrees. Shards only divide the work: what makes each action
-happen once is the database (unique keys, row locks taken with SKIP LOCKED), so
+happen once is the database (unique keys, rows locked and re-checked), so
 overlapping or rerun shards are safe.
 """
 

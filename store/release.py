@@ -20,13 +20,13 @@ from sqlalchemy import delete, insert, select
 from sqlmodel import Session
 
 from channels.registrar import DomainLocked
-from dns_lifecycle.errors import LifecycleError
+from dns_lifecycle.errors import LifecycleError, NotFound
 from lifecycle.expiry import is_release_due, nameserver_action, released_key
 from lifecycle.notices import iso, notice_rows
 from lifecycle.zonefile import Rr, zone_file
 from models import Account, Cluster, Domain, Record, Ticket, ZoneSnapshot
 from store.notifications import insert_ignoring_duplicates, insert_notices
-from store.subscriptions import addressee, claim_instance
+from store.subscriptions import addressee, lock_instance
 
 RECORDS = Record.__table__  # type: ignore[attr-defined]
 TICKETS = Ticket.__table__  # type: ignore[attr-defined]
@@ -73,13 +73,12 @@ def release_instance(
     before_commit: Callable[[], None] | None = None,
 ) -> Released | None:
     """Release the instance if it is still due; None when it no longer is (renewed, or
-    already released) or another run is releasing it right now."""
-    instance = claim_instance(session, instance_id)
-    if (
-        instance is None
-        or instance.state != "expired"
-        or not is_release_due(instance.expires_at, as_of, grace_days)
-    ):
+    released meanwhile by an overlapping run, whose lock this one waited for)."""
+    try:
+        instance = lock_instance(session, instance_id)
+    except NotFound:
+        return None
+    if instance.state != "expired" or not is_release_due(instance.expires_at, as_of, grace_days):
         return None
     free = free_cluster(session)
     account = session.get(Account, instance.account_id)

@@ -35,21 +35,18 @@ from store.notifications import insert_ignoring_duplicates, insert_notices
 ORDERS = Order.__table__  # type: ignore[attr-defined]
 
 
-def _for_update(session: Session, stmt, *, skip_locked: bool = False):
+def _for_update(session: Session, stmt):
     """Lock the selected rows on PostgreSQL (SQLite's transaction already holds the
-    database's write lock). ``skip_locked`` leaves rows another run is working on to it:
-    that run re-checks and finishes them, and this one moves on."""
+    database's write lock).
+
+    A row another run is changing is waited for, not skipped, and then re-checked: so
+    when a run leaves a step, every row that step scanned has been dealt with, and its
+    next step (reminders after auto-renewal, say) sees the result even when two runs
+    overlap. Rows are locked in id order, instances before accounts: no deadlock.
+    """
     if session.get_bind().dialect.name == "postgresql":
-        return stmt.with_for_update(skip_locked=skip_locked)
+        return stmt.with_for_update()
     return stmt
-
-
-def claim_instance(session: Session, instance_id: str) -> Instance | None:
-    """Lock an instance for a batch step, or None when another run holds it (or it is
-    gone): that run decides for it."""
-    return session.execute(
-        _for_update(session, select(Instance).where(Instance.id == instance_id), skip_locked=True)
-    ).scalar_one_or_none()
 
 
 def lock_instance(session: Session, instance_id: str) -> Instance:
@@ -302,7 +299,7 @@ def auto_renew_batch(
     stmt = select(Instance).where(Instance.id.in_(sorted(instance_ids))).order_by(Instance.id)
     instances = [
         i
-        for i in session.execute(_for_update(session, stmt, skip_locked=True)).scalars()
+        for i in session.execute(_for_update(session, stmt)).scalars()
         if i.state == "active"
         and i.auto_renew
         and is_auto_renewal_due(i.expires_at, as_of, lead_days)
