@@ -20,10 +20,21 @@ export PREFECT_API_URL="http://127.0.0.1:$PORT/api"
 export PREFECT_UI_API_URL="$PREFECT_API_URL"
 export DNSL_PROJECT_DIR="$PWD"
 
+# Each background process leads its own process group (setsid): the worker runs its
+# real worker in a child process, and stopping must reach that child too. The worker
+# goes first, while the server can still answer it; whatever has not exited after 10 s
+# is killed.
 stop() {
-  for pidfile in "$STATE"/*.pid; do
+  for name in worker server; do
+    pidfile="$STATE/$name.pid"
     [ -f "$pidfile" ] || continue
-    kill "$(cat "$pidfile")" 2>/dev/null || true
+    pgid="$(cat "$pidfile")"
+    kill -TERM -- "-$pgid" 2>/dev/null || true
+    for _ in $(seq 20); do
+      kill -0 -- "-$pgid" 2>/dev/null || break
+      sleep 0.5
+    done
+    kill -KILL -- "-$pgid" 2>/dev/null || true
     rm -f "$pidfile"
   done
 }
@@ -37,7 +48,7 @@ fi
 dns-lifecycle db upgrade
 
 echo "starting the Prefect server on http://127.0.0.1:$PORT (log: $STATE/server.log)"
-prefect server start --host 127.0.0.1 --port "$PORT" >"$STATE/server.log" 2>&1 &
+setsid prefect server start --host 127.0.0.1 --port "$PORT" >"$STATE/server.log" 2>&1 &
 echo $! >"$STATE/server.pid"
 for _ in $(seq 120); do
   if python -c "import urllib.request,sys; urllib.request.urlopen('$PREFECT_API_URL/health', timeout=2)" 2>/dev/null; then
@@ -53,7 +64,7 @@ prefect --no-prompt deploy --all >"$STATE/deploy.log" 2>&1 \
   || { cat "$STATE/deploy.log" >&2; stop; exit 1; }
 echo "deployed every deployment of prefect.yaml (log: $STATE/deploy.log)"
 
-prefect worker start --pool dns-lifecycle >"$STATE/worker.log" 2>&1 &
+setsid prefect worker start --pool dns-lifecycle >"$STATE/worker.log" 2>&1 &
 echo $! >"$STATE/worker.pid"
 
 cat <<MSG
