@@ -100,10 +100,6 @@ class Database:
         return db
 
     @property
-    def is_sandbox(self) -> bool:
-        return self._sandbox is not None
-
-    @property
     def dialect(self) -> str:
         return self.engine.dialect.name
 

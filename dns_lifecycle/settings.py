@@ -34,7 +34,6 @@ class Settings(BaseSettings):
     reminder_offsets_days: list[int] = Field(default=[30, 7, 3, 1])
     renewal_lead_days: int = Field(default=7, ge=1, le=60)
     grace_days: int = Field(default=7, ge=1, le=60)
-    renewal_max_periods: int = Field(default=36, ge=1)
 
     batch_size: int = Field(default=1000, ge=1, le=50_000)
 
@@ -101,7 +100,3 @@ class Settings(BaseSettings):
         for resolver in value:
             parse_resolver(resolver)  # raises with the fix in its message
         return value
-
-    @property
-    def is_sqlite(self) -> bool:
-        return self.database_url.startswith("sqlite")

@@ -10,7 +10,7 @@ from flows.artifacts import BatchProgress
 from flows.common import RunContext, StepReport
 from flows.params import AsOf, BatchSize, DryRun, InstanceIds
 from flows.step import run_step
-from lifecycle.expiry import DAY, expired_key, release_at, release_warning_key
+from lifecycle.expiry import expired_key, release_at, release_warning_key, release_warning_window
 from lifecycle.notices import Addressee, iso, notice_rows
 from models import Account, Instance, Notification
 from store.notifications import insert_notices
@@ -100,8 +100,7 @@ def _warn_before_release(
     ctx: RunContext, report: StepReport, instance_ids: list[str] | None
 ) -> None:
     grace = ctx.settings.grace_days
-    # Release is due at expires_at + grace; the warning in the 24 h before that.
-    after, until = ctx.as_of - grace * DAY, ctx.as_of - grace * DAY + DAY
+    after, until = release_warning_window(ctx.as_of, grace)
     warned = exists().where(
         and_(
             Notification.instance_id == Instance.id,

@@ -12,7 +12,7 @@ from flows.common import RunContext, StepReport
 from flows.params import AsOf, BatchSize, DryRun, InstanceIds
 from flows.step import run_step
 from flows.tickets import deliver_tickets
-from lifecycle.expiry import DAY
+from lifecycle.expiry import release_due_until
 from models import Instance
 from store.release import release_instance
 from store.scan import scan_batches
@@ -29,7 +29,7 @@ def release_due(ctx: RunContext, instance_ids: list[str] | None = None) -> StepR
 
     def grace_over():
         stmt = select(Instance.id, Instance.expires_at).where(
-            Instance.state == "expired", Instance.expires_at <= ctx.as_of - grace * DAY
+            Instance.state == "expired", Instance.expires_at <= release_due_until(ctx.as_of, grace)
         )
         return stmt.where(Instance.id.in_(instance_ids)) if instance_ids else stmt
 

@@ -31,6 +31,18 @@ def is_release_warning_due(expires_at: datetime, as_of: datetime, grace_days: in
     return at - DAY <= as_of < at
 
 
+def release_due_until(as_of: datetime, grace_days: int) -> datetime:
+    """Instances that expired at or before this moment are due for release."""
+    return as_of - grace_days * DAY
+
+
+def release_warning_window(as_of: datetime, grace_days: int) -> tuple[datetime, datetime]:
+    """Expiries in ``(after, until]`` are in the 24 h before their release: the rule of
+    :func:`is_release_warning_due`, turned into a range the database can scan."""
+    until = release_due_until(as_of, grace_days) + DAY
+    return until - DAY, until
+
+
 def nameserver_action(registrar: str, epp_statuses: list[str]) -> NameserverAction:
     """What release does about a domain's delegation (rule 7).
 

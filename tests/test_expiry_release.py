@@ -15,7 +15,12 @@ from channels.registrar import DatabaseRegistrar
 from flows.common import open_run
 from flows.expire import expire_due
 from flows.release import release_due
-from lifecycle.expiry import is_release_due, is_release_warning_due, nameserver_action
+from lifecycle.expiry import (
+    is_release_due,
+    is_release_warning_due,
+    nameserver_action,
+    release_warning_window,
+)
 from models import Domain, Instance, Notification, Record, Ticket, ZoneSnapshot
 from store.release import release_instance
 from tests.factories import make_instance
@@ -332,3 +337,17 @@ def test_release_preserves_every_record_for_random_zones(tmp_path_factory, zone)
     finally:
         db.dispose()
         shutil.rmtree(folder, ignore_errors=True)
+
+
+@given(
+    as_of=st.datetimes(
+        min_value=datetime(2025, 1, 1), max_value=datetime(2028, 1, 1), timezones=st.just(UTC)
+    ),
+    minutes=st.integers(min_value=-60 * 24 * 12, max_value=60 * 24 * 12),
+    grace=st.integers(1, 30),
+)
+def test_warning_window_agrees_with_the_per_instance_rule(as_of, minutes, grace):
+    """The range the expiry step scans holds exactly the expiries whose warning is due."""
+    expires_at = as_of + timedelta(minutes=minutes)
+    after, until = release_warning_window(as_of, grace)
+    assert (after < expires_at <= until) == is_release_warning_due(expires_at, as_of, grace)
