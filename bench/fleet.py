@@ -168,16 +168,13 @@ def sqlite_settings(path: Path, **overrides):
     return Settings(database_url=f"sqlite:///{path}", **overrides)
 
 
-def build_base(path: Path, instances: int, seed: int, seeded_for: datetime) -> None:
-    """Seed ``instances`` for ``seeded_for``, then bring the fleet to that day's end."""
-    from dns_lifecycle.db import Database, upgrade
+def seed_logged(settings, instances: int, seed: int, seeded_for: datetime) -> None:
+    """Seed a fleet into a migrated database, logging progress every 15 s."""
+    from dns_lifecycle.db import Database
     from dns_lifecycle.seed import seed_fleet
 
-    settings = sqlite_settings(path, outbox_dir=OUT / "warm-up-outbox")
-    upgrade(settings)
     db = Database(settings)
-    started = time.perf_counter()
-    last = [0.0]
+    started, last = time.perf_counter(), [0.0]
 
     def progress(done: int, total: int) -> None:
         if time.perf_counter() - last[0] > 15 or done == total:
@@ -188,7 +185,17 @@ def build_base(path: Path, instances: int, seed: int, seeded_for: datetime) -> N
         seed_fleet(db, instances, seed=seed, as_of=seeded_for, progress=progress)
     finally:
         db.dispose()
-    log(f"  seeding took {time.perf_counter() - started:.0f} s; applying the first day")
+    log(f"  seeding took {time.perf_counter() - started:.0f} s")
+
+
+def build_base(path: Path, instances: int, seed: int, seeded_for: datetime) -> None:
+    """Seed ``instances`` for ``seeded_for``, then bring the fleet to that day's end."""
+    from dns_lifecycle.db import upgrade
+
+    settings = sqlite_settings(path, outbox_dir=OUT / "warm-up-outbox")
+    upgrade(settings)
+    seed_logged(settings, instances, seed, seeded_for)
+    log("  applying the first day")
     started = time.perf_counter()
     counts = catch_up(settings, seeded_for)
     log(f"  first day applied in {time.perf_counter() - started:.0f} s: {counts}")

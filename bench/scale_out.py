@@ -34,7 +34,6 @@ import contextlib
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -52,18 +51,10 @@ BIN = Path(sys.executable).parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(1, str(BENCH))
 
+from fleet import catch_up, free_port, log, seed_logged  # noqa: E402  (needs the paths above)
+
 POOL = "dns-lifecycle"
 TERMINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
-
-
-def log(message: str) -> None:
-    print(f"[{datetime.now():%H:%M:%S}] {message}", flush=True)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 # ------------------------------------------------------------------ PostgreSQL
@@ -102,28 +93,13 @@ class Postgres:
 
 def build_fleet(pg: Postgres, name: str, instances: int, seed: int, seeded_for, steady, tmp):
     """Migrate and seed ``name``; with ``steady``, apply the lifecycle at ``seeded_for``."""
-    from dns_lifecycle.db import Database, upgrade
-    from dns_lifecycle.seed import seed_fleet
+    from dns_lifecycle.db import upgrade
     from dns_lifecycle.settings import Settings
 
     settings = Settings(database_url=pg.url(name), outbox_dir=tmp / "catch-up-outbox")
     upgrade(settings)
-    db = Database(settings)
-    started, last = time.perf_counter(), [0.0]
-
-    def progress(done: int, total: int) -> None:
-        if time.perf_counter() - last[0] > 15 or done == total:
-            last[0] = time.perf_counter()
-            log(f"  seeded {done:,}/{total:,} instances")
-
-    try:
-        seed_fleet(db, instances, seed=seed, as_of=seeded_for, progress=progress)
-    finally:
-        db.dispose()
-    log(f"  seeding took {time.perf_counter() - started:.0f} s")
+    seed_logged(settings, instances, seed, seeded_for)
     if steady:
-        from fleet import catch_up
-
         started = time.perf_counter()
         counts = catch_up(settings, seeded_for)
         log(f"  the day before applied in {time.perf_counter() - started:.0f} s: {counts}")

@@ -326,36 +326,15 @@ def cmd_instances_show(args, settings: Settings) -> int:
         instance = session.get(Instance, args.id)
         if instance is None:
             raise NotFound(f"instance {args.id!r} does not exist: check the id")
-        domains = (
-            session.execute(
-                select(Domain).where(Domain.instance_id == instance.id).order_by(Domain.name)
-            )
-            .scalars()
-            .all()
-        )
-        orders = (
-            session.execute(
-                select(Order).where(Order.instance_id == instance.id).order_by(Order.id)
-            )
-            .scalars()
-            .all()
-        )
-        tickets = (
-            session.execute(
-                select(Ticket).where(Ticket.instance_id == instance.id).order_by(Ticket.id)
-            )
-            .scalars()
-            .all()
-        )
-        zones = (
-            session.execute(
-                select(ZoneSnapshot)
-                .where(ZoneSnapshot.instance_id == instance.id)
-                .order_by(ZoneSnapshot.domain_name, ZoneSnapshot.id)
-            )
-            .scalars()
-            .all()
-        )
+
+        def of_instance(model, *order_by):
+            stmt = select(model).where(model.instance_id == instance.id).order_by(*order_by)
+            return session.execute(stmt).scalars().all()
+
+        domains = of_instance(Domain, Domain.name)
+        orders = of_instance(Order, Order.id)
+        tickets = of_instance(Ticket, Ticket.id)
+        zones = of_instance(ZoneSnapshot, ZoneSnapshot.domain_name, ZoneSnapshot.id)
     print(
         f"instance {instance.id}: {instance.state}, edition {instance.edition_code}, "
         f"{instance.billing_cycle}, auto-renew {'on' if instance.auto_renew else 'off'}"
