@@ -163,15 +163,15 @@ def code_digest() -> str:
 
 
 def sqlite_settings(path: Path, **overrides):
-    from dns_lifecycle.settings import Settings
+    from dns_lifecycle.core.settings import Settings
 
     return Settings(database_url=f"sqlite:///{path}", **overrides)
 
 
 def seed_logged(settings, instances: int, seed: int, seeded_for: datetime) -> None:
     """Seed a fleet into a migrated database, logging progress every 15 s."""
-    from dns_lifecycle.db import Database
-    from dns_lifecycle.seed import seed_fleet
+    from dns_lifecycle.admin.seed import seed_fleet
+    from dns_lifecycle.core.db import Database
 
     db = Database(settings)
     started, last = time.perf_counter(), [0.0]
@@ -190,7 +190,7 @@ def seed_logged(settings, instances: int, seed: int, seeded_for: datetime) -> No
 
 def build_base(path: Path, instances: int, seed: int, seeded_for: datetime) -> None:
     """Seed ``instances`` for ``seeded_for``, then bring the fleet to that day's end."""
-    from dns_lifecycle.db import upgrade
+    from dns_lifecycle.core.db import upgrade
 
     settings = sqlite_settings(path, outbox_dir=OUT / "warm-up-outbox")
     upgrade(settings)
@@ -232,8 +232,8 @@ def add_far_future(path: Path, extra: int, seed: int, as_of: datetime) -> None:
     days after ``as_of``: outside every window, so they add size and no work."""
     from sqlalchemy import func, select
 
-    from dns_lifecycle.db import Database
-    from dns_lifecycle.seed import _insert, _instances, instance_id
+    from dns_lifecycle.admin.seed import _insert, _instances, instance_id
+    from dns_lifecycle.core.db import Database
     from models import Account, Domain, Instance, Record
 
     db = Database(sqlite_settings(path))
@@ -373,10 +373,10 @@ def mean_email_size(db_path: Path, sample: int = 300) -> int:
     """Mean size in bytes of the MIME messages the run sent (a sample, rebuilt)."""
     from sqlalchemy import select
 
-    from channels.base import EmailMessage
-    from channels.email import build_mime
-    from channels.render import Renderer
-    from dns_lifecycle.db import Database
+    from dns_lifecycle.channels.base import EmailMessage
+    from dns_lifecycle.channels.email import build_mime
+    from dns_lifecycle.channels.render import Renderer
+    from dns_lifecycle.core.db import Database
     from models import Account, Notification
 
     settings = sqlite_settings(db_path)

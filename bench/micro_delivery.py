@@ -42,12 +42,12 @@ import certifi
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from channels import email as current_email  # noqa: E402
-from channels import render as current_render  # noqa: E402
-from channels import sms as current_sms  # noqa: E402
-from channels.base import EmailMessage, SmsMessage  # noqa: E402
-from dns_lifecycle.settings import Settings  # noqa: E402
-from lifecycle.notices import NOTICE_KINDS  # noqa: E402
+from dns_lifecycle.channels import email as current_email  # noqa: E402
+from dns_lifecycle.channels import render as current_render  # noqa: E402
+from dns_lifecycle.channels import sms as current_sms  # noqa: E402
+from dns_lifecycle.channels.base import EmailMessage, SmsMessage  # noqa: E402
+from dns_lifecycle.core.settings import Settings  # noqa: E402
+from dns_lifecycle.lifecycle.notices import NOTICE_KINDS  # noqa: E402
 
 SENDER = "DNS Hosting <no-reply@dns.example.com>"
 DATE = datetime(2026, 11, 26, 2, 0, tzinfo=UTC)
@@ -281,9 +281,11 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=500, help="SMS per send()")
     args = parser.parse_args()
 
-    old_email = baseline_module(args.baseline, "channels/email.py", "baseline_email")
-    old_render = baseline_module(args.baseline, "channels/render.py", "baseline_render")
-    old_sms = baseline_module(args.baseline, "channels/sms.py", "baseline_sms")
+    old_email = baseline_module(args.baseline, "dns_lifecycle/channels/email.py", "baseline_email")
+    old_render = baseline_module(
+        args.baseline, "dns_lifecycle/channels/render.py", "baseline_render"
+    )
+    old_sms = baseline_module(args.baseline, "dns_lifecycle/channels/sms.py", "baseline_sms")
 
     messages = sample_messages()
     check_email(old_email, messages + hostile_messages())

@@ -23,18 +23,23 @@ from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
 
-from channels.base import EmailMessage, SmsMessage
-from channels.email import SmtpEmailBackend
-from channels.render import Renderer, sms_template_code
-from channels.sms import AliyunSmsBackend
-from dns_lifecycle.db import Database
-from dns_lifecycle.settings import Settings
+from dns_lifecycle.channels.base import EmailMessage, SmsMessage
+from dns_lifecycle.channels.email import SmtpEmailBackend
+from dns_lifecycle.channels.render import Renderer, sms_template_code
+from dns_lifecycle.channels.sms import AliyunSmsBackend
+from dns_lifecycle.core.db import Database
+from dns_lifecycle.core.settings import Settings
+from dns_lifecycle.lifecycle.notices import Addressee, iso, money, notice_rows
+from dns_lifecycle.lifecycle.pricing import period_price
+from dns_lifecycle.lifecycle.reminders import reminder_key, reminder_windows
+from dns_lifecycle.store.notifications import (
+    TABLE,
+    insert_ignoring_duplicates,
+    load_outgoing,
+    mark_results,
+)
 from flows.common import resolve_as_of, wall_clock
 from flows.reminders import _due_in
-from lifecycle.notices import Addressee, iso, money, notice_rows
-from lifecycle.pricing import period_price
-from lifecycle.reminders import reminder_key, reminder_windows
-from store.notifications import TABLE, insert_ignoring_duplicates, load_outgoing, mark_results
 
 SETTINGS = Settings()
 ONE_CONNECTION = SETTINGS.model_copy(update={"smtp_connections": 1})

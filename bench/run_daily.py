@@ -2,7 +2,7 @@
 
     python bench/run_daily.py METRICS.json AS_OF
 
-Runs the real command (``dns_lifecycle.cli.main``: settings from the environment,
+Runs the real command (``dns_lifecycle.admin.cli.main``: settings from the environment,
 the daily flow through a temporary Prefect API) and writes what it measured to
 METRICS.json: the run's own report, its wall time, the time spent delivering (claim,
 render, send, mark) and inside each channel's ``send``, and this process's peak RSS.
@@ -25,9 +25,9 @@ def main() -> int:
     started = time.perf_counter()
 
     import flows.delivery as delivery
-    from channels.email import SmtpEmailBackend
-    from channels.sms import AliyunSmsBackend
-    from dns_lifecycle import cli
+    from dns_lifecycle.admin import cli
+    from dns_lifecycle.channels.email import SmtpEmailBackend
+    from dns_lifecycle.channels.sms import AliyunSmsBackend
 
     metrics: dict = {"deliveries": [], "email_send_seconds": 0.0, "sms_send_seconds": 0.0}
 

@@ -93,8 +93,8 @@ class Postgres:
 
 def build_fleet(pg: Postgres, name: str, instances: int, seed: int, seeded_for, steady, tmp):
     """Migrate and seed ``name``; with ``steady``, apply the lifecycle at ``seeded_for``."""
-    from dns_lifecycle.db import upgrade
-    from dns_lifecycle.settings import Settings
+    from dns_lifecycle.core.db import upgrade
+    from dns_lifecycle.core.settings import Settings
 
     settings = Settings(database_url=pg.url(name), outbox_dir=tmp / "catch-up-outbox")
     upgrade(settings)

@@ -15,12 +15,8 @@ from prefect.artifacts import (
 from prefect.context import FlowRunContext, TaskRunContext
 from sqlalchemy import func, select
 
-from dns_lifecycle.errors import LifecycleError
+from dns_lifecycle.core.errors import TooManyFailures
 from flows.common import PLAN_CAP, StepReport
-
-
-class TooManyFailures(LifecycleError):
-    """A run whose deliveries failed beyond the configured share."""
 
 
 def summary_markdown(report: StepReport) -> str:

@@ -6,14 +6,14 @@ from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 from sqlalchemy import select
 
+from dns_lifecycle.lifecycle.renewal import DAY
+from dns_lifecycle.store.scan import scan_batches
+from dns_lifecycle.store.subscriptions import auto_renew_batch
 from flows.artifacts import BatchProgress
 from flows.common import RunContext, StepReport
 from flows.params import AsOf, BatchSize, DryRun, InstanceIds
 from flows.step import run_step
-from lifecycle.renewal import DAY
 from models import Instance
-from store.scan import scan_batches
-from store.subscriptions import auto_renew_batch
 
 STEP = "auto-renew"
 NOTICE_KINDS = ("order_created", "renewed", "renewal_failed")

@@ -19,10 +19,10 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, Field
 
-from dns_lifecycle.db import Database
-from dns_lifecycle.errors import InputError
-from dns_lifecycle.settings import Settings
-from lifecycle.sharding import Shard
+from dns_lifecycle.core.db import Database
+from dns_lifecycle.core.errors import InputError
+from dns_lifecycle.core.settings import Settings
+from dns_lifecycle.lifecycle.sharding import Shard
 
 T = TypeVar("T")
 

@@ -12,7 +12,8 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.deployments import run_deployment
 from pydantic import BaseModel, Field
 
-from dns_lifecycle.errors import LifecycleError
+from dns_lifecycle.core.errors import StepsFailed
+from dns_lifecycle.lifecycle.sharding import Shard
 from flows.artifacts import daily_markdown
 from flows.auto_renew import auto_renew
 from flows.common import StepReport, resolve_as_of, sharded, shared_dry_run, wall_clock
@@ -21,7 +22,6 @@ from flows.params import AsOf, BatchSize, DryRun
 from flows.release import release_instances
 from flows.reminders import send_renewal_reminders
 from flows.verify import verify_delegations
-from lifecycle.sharding import Shard
 
 # Auto-renewal first, so a renewed instance is neither reminded nor expired; expiry
 # before reminders, so an expired one gets expiry notices instead; release after
@@ -130,7 +130,3 @@ def _fan_out(moment: datetime, dry_run: bool, batch_size: int | None, shards: in
     return DailyReport(
         as_of=moment, dry_run=dry_run, steps=[], shard_runs=[str(r.id) for r in runs]
     )
-
-
-class StepsFailed(LifecycleError):
-    """One or more steps of the daily run failed; the others ran."""

@@ -16,11 +16,16 @@ from datetime import timedelta
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from channels.backends import email_backend, sms_backend
-from channels.base import DeliveryResult, EmailMessage, SmsMessage
-from channels.render import Renderer, sms_template_code
+from dns_lifecycle.channels.backends import email_backend, sms_backend
+from dns_lifecycle.channels.base import DeliveryResult, EmailMessage, SmsMessage
+from dns_lifecycle.channels.render import Renderer, sms_template_code
+from dns_lifecycle.store.notifications import (
+    PendingFilter,
+    claim_pending,
+    load_outgoing,
+    mark_results,
+)
 from flows.common import RunContext, Tally, run_async
-from store.notifications import PendingFilter, claim_pending, load_outgoing, mark_results
 
 LEASE = timedelta(minutes=15)
 ALL_PENDING = PendingFilter()

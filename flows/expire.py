@@ -6,15 +6,20 @@ from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 from sqlalchemy import and_, exists, select, update
 
+from dns_lifecycle.lifecycle.expiry import (
+    expired_key,
+    release_at,
+    release_warning_key,
+    release_warning_window,
+)
+from dns_lifecycle.lifecycle.notices import Addressee, iso, notice_rows
+from dns_lifecycle.store.notifications import insert_notices
+from dns_lifecycle.store.scan import scan_batches
 from flows.artifacts import BatchProgress
 from flows.common import RunContext, StepReport
 from flows.params import AsOf, BatchSize, DryRun, InstanceIds
 from flows.step import run_step
-from lifecycle.expiry import expired_key, release_at, release_warning_key, release_warning_window
-from lifecycle.notices import Addressee, iso, notice_rows
 from models import Account, Instance, Notification
-from store.notifications import insert_notices
-from store.scan import scan_batches
 
 STEP = "expire-instances"
 NOTICE_KINDS = ("expired", "release_warning")

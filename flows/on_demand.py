@@ -16,12 +16,12 @@ from prefect.runtime import flow_run
 from pydantic import Field
 from sqlmodel import Session
 
+from dns_lifecycle.store.notifications import PendingFilter
+from dns_lifecycle.store.subscriptions import renew, set_auto_renew, upgrade
 from flows.common import RunContext, StepReport, open_run, timed
 from flows.delivery import deliver_pending
 from flows.params import AsOf
 from models import Order
-from store.notifications import PendingFilter
-from store.subscriptions import renew, set_auto_renew, upgrade
 
 InstanceId = Annotated[str, Field(min_length=1, max_length=64, description="The instance id.")]
 RequestKey = Annotated[

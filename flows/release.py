@@ -6,16 +6,16 @@ from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 from sqlalchemy import select
 
-from channels.registrar import registrar_for
+from dns_lifecycle.channels.registrar import registrar_for
+from dns_lifecycle.lifecycle.expiry import release_due_until
+from dns_lifecycle.store.release import release_instance
+from dns_lifecycle.store.scan import scan_batches
 from flows.artifacts import BatchProgress
 from flows.common import RunContext, StepReport
 from flows.params import AsOf, BatchSize, DryRun, InstanceIds
 from flows.step import run_step
 from flows.tickets import deliver_tickets
-from lifecycle.expiry import release_due_until
 from models import Instance
-from store.release import release_instance
-from store.scan import scan_batches
 
 STEP = "release-instances"
 NOTICE_KINDS = ("released",)

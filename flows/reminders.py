@@ -6,16 +6,16 @@ from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 from sqlalchemy import and_, exists, select
 
+from dns_lifecycle.lifecycle.notices import Addressee, iso, money, notice_rows
+from dns_lifecycle.lifecycle.pricing import period_price
+from dns_lifecycle.lifecycle.reminders import Window, reminder_key, reminder_windows
+from dns_lifecycle.store.notifications import insert_notices
+from dns_lifecycle.store.scan import scan_batches
 from flows.artifacts import BatchProgress
 from flows.common import RunContext, StepReport
 from flows.params import AsOf, BatchSize, DryRun, InstanceIds
 from flows.step import run_step
-from lifecycle.notices import Addressee, iso, money, notice_rows
-from lifecycle.pricing import period_price
-from lifecycle.reminders import Window, reminder_key, reminder_windows
 from models import Account, Edition, Instance, Notification
-from store.notifications import insert_notices
-from store.scan import scan_batches
 
 STEP = "send-renewal-reminders"
 

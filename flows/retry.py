@@ -15,12 +15,12 @@ from prefect.cache_policies import NO_CACHE
 from pydantic import Field
 from sqlalchemy import update
 
+from dns_lifecycle.lifecycle.notices import NOTICE_KINDS
+from dns_lifecycle.store.notifications import PendingFilter
 from flows.artifacts import publish
 from flows.common import RunContext, StepReport, open_run, timed
 from flows.delivery import deliver_task
-from lifecycle.notices import NOTICE_KINDS
 from models import Notification
-from store.notifications import PendingFilter
 
 STEP = "retry-failed-notifications"
 TABLE = Notification.__table__  # type: ignore[attr-defined]

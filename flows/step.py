@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 
+from dns_lifecycle.store.notifications import PendingFilter
 from flows.artifacts import check_failures, publish
 from flows.common import RunContext, StepReport, open_run, timed
 from flows.delivery import deliver_task
-from store.notifications import PendingFilter
 
 
 def run_step(

@@ -12,8 +12,8 @@ from datetime import datetime
 from sqlalchemy import select, update
 from sqlmodel import Session
 
-from channels.tickets import TicketPayload, ticket_sink_for
-from dns_lifecycle.errors import NotFound, Refused
+from dns_lifecycle.channels.tickets import TicketPayload, ticket_sink_for
+from dns_lifecycle.core.errors import NotFound, Refused
 from flows.common import RunContext, Tally
 from models import Domain, Instance, Ticket
 

@@ -8,17 +8,17 @@ from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 from sqlalchemy import select
 
-from channels.dns_lookup import delegated_nameservers
-from dns_lifecycle.errors import Refused
+from dns_lifecycle.channels.dns_lookup import delegated_nameservers
+from dns_lifecycle.core.errors import Refused
+from dns_lifecycle.lifecycle.notices import notice_rows
+from dns_lifecycle.store.notifications import insert_notices
+from dns_lifecycle.store.release import free_cluster
+from dns_lifecycle.store.subscriptions import addressee
 from flows.common import RunContext, StepReport
 from flows.params import AsOf, BatchSize, DryRun, InstanceIds
 from flows.step import run_step
 from flows.tickets import resolve_ticket
-from lifecycle.notices import notice_rows
 from models import Account, Domain, Instance, Ticket
-from store.notifications import insert_notices
-from store.release import free_cluster
-from store.subscriptions import addressee
 
 STEP = "verify-delegations"
 NOTICE_KINDS = ("ticket_resolved",)

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from dns_lifecycle.db import Database, upgrade
-from dns_lifecycle.settings import Settings
+from dns_lifecycle.core.db import Database, upgrade
+from dns_lifecycle.core.settings import Settings
 
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL")
 
@@ -95,7 +95,7 @@ def db(settings) -> Iterator[Database]:
 
 @pytest.fixture(autouse=True)
 def _empty_memory_outboxes():
-    from channels import memory
+    from dns_lifecycle.channels import memory
 
     memory.clear()
     yield

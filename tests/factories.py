@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from dns_lifecycle.seed import CLUSTERS, EDITIONS, FREE_CLUSTER
+from dns_lifecycle.admin.seed import CLUSTERS, EDITIONS, FREE_CLUSTER
 from models import Account, Cluster, Domain, Edition, Instance, Record
 
 # The catalog tests get: every edition, one paid cluster and the free one.

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lifecycle.calendar import (
+from dns_lifecycle.lifecycle.calendar import (
     add_months,
     days_in_month,
     next_expiry,

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from dns_lifecycle.cli import main
+from dns_lifecycle.admin.cli import main
 
 SAMPLE = Path(__file__).parent / "fixtures" / "inventory_small.json"
 

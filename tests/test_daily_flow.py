@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from channels import memory
-from dns_lifecycle.inventory import export_state
-from dns_lifecycle.seed import seed_fleet
+from dns_lifecycle.admin.inventory import export_state
+from dns_lifecycle.admin.seed import seed_fleet
+from dns_lifecycle.channels import memory
 from flows.daily import daily_lifecycle
 
 AS_OF = datetime(2026, 12, 1, 18, 0, tzinfo=UTC)

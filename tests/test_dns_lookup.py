@@ -7,7 +7,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from channels.dns_lookup import delegated_nameservers, parse_resolver
+from dns_lifecycle.channels.dns_lookup import delegated_nameservers
+from dns_lifecycle.core.addresses import parse_address
 from tests.dns_server import DnsServer, dead_udp_port
 
 FREE = ["ns1.free.dns-hosting.example", "ns2.free.dns-hosting.example"]
@@ -123,11 +124,11 @@ def test_invalid_domain_gives_none(server):
 )
 def test_resolver_forms(text, expected):
     """Resolvers are given as address, address:port, or bracketed IPv6 with a port."""
-    assert parse_resolver(text) == expected
+    assert parse_address(text) == expected
 
 
 @pytest.mark.parametrize("text", ["dns.example", "127.0.0.1:0", "127.0.0.1:x", "[::1]x"])
 def test_unusable_resolver_is_a_configuration_error(text):
     """A resolver that is not an IP address with a valid port raises ValueError."""
     with pytest.raises(ValueError, match="resolver"):
-        parse_resolver(text)
+        parse_address(text)

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from channels.base import EmailMessage
-from channels.email import FileEmailBackend, build_mime, eml_file_name, message_id_for
-from dns_lifecycle.errors import InputError, PermanentDeliveryError
+from dns_lifecycle.channels.base import EmailMessage
+from dns_lifecycle.channels.email import FileEmailBackend, build_mime, eml_file_name, message_id_for
+from dns_lifecycle.core.errors import InputError, PermanentDeliveryError
 
 SENDER = "DNS Hosting <no-reply@dns.example.com>"
 

@@ -8,9 +8,9 @@ from email.utils import parsedate_to_datetime
 
 import pytest
 
-from channels.base import EmailMessage
-from channels.email import SmtpEmailBackend, message_id_for
-from dns_lifecycle.settings import Settings
+from dns_lifecycle.channels.base import EmailMessage
+from dns_lifecycle.channels.email import SmtpEmailBackend, message_id_for
+from dns_lifecycle.core.settings import Settings
 from tests.smtp_server import Faults, SmtpTestServer, free_port
 
 SENDER = "DNS Hosting <no-reply@dns.example.com>"

@@ -11,18 +11,18 @@ from hypothesis import settings as hyp_settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 
-from channels.registrar import DatabaseRegistrar
-from flows.common import open_run
-from flows.expire import expire_due
-from flows.release import release_due
-from lifecycle.expiry import (
+from dns_lifecycle.channels.registrar import DatabaseRegistrar
+from dns_lifecycle.lifecycle.expiry import (
     is_release_due,
     is_release_warning_due,
     nameserver_action,
     release_warning_window,
 )
+from dns_lifecycle.store.release import release_instance
+from flows.common import open_run
+from flows.expire import expire_due
+from flows.release import release_due
 from models import Domain, Instance, Notification, Record, Ticket, ZoneSnapshot
-from store.release import release_instance
 from tests.factories import make_instance
 
 EXPIRY = datetime(2027, 3, 1, 4, 0, tzinfo=UTC)
@@ -249,7 +249,7 @@ def test_a_failing_instance_does_not_stop_the_others(db, settings, monkeypatch):
     """One instance whose release raises is reported; the next one is released."""
     _expired_instance(db, [dict(DOMAINS[0])], "inst-1")
     _expired_instance(db, [dict(DOMAINS[3])], "inst-2")
-    import store.release as release_module
+    import dns_lifecycle.store.release as release_module
 
     real = release_module.zone_file
 
@@ -312,9 +312,9 @@ def test_release_preserves_every_record_for_random_zones(tmp_path_factory, zone)
     and the zone-file copy holds the same records."""
     import shutil
 
-    from dns_lifecycle.db import Database, upgrade
-    from dns_lifecycle.settings import Settings
-    from lifecycle.zonefile import Rr, parse_zone_file, same_records
+    from dns_lifecycle.core.db import Database, upgrade
+    from dns_lifecycle.core.settings import Settings
+    from dns_lifecycle.lifecycle.zonefile import Rr, parse_zone_file, same_records
 
     folder = tmp_path_factory.mktemp("zone")
     url = f"sqlite:///{folder / 'z.db'}"

@@ -18,9 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 
-from dns_lifecycle.errors import InputError
-from dns_lifecycle.inventory import (
-    InventoryInvalid,
+from dns_lifecycle.admin.inventory import (
     export_state,
     import_inventory,
     order_row,
@@ -28,6 +26,7 @@ from dns_lifecycle.inventory import (
     validate_inventory,
     write_state,
 )
+from dns_lifecycle.core.errors import InputError, InventoryInvalid
 from models import Account, Cluster, Domain, Edition, Instance, Order, Record, Ticket
 
 SAMPLE = Path(__file__).parent / "fixtures" / "inventory_small.json"

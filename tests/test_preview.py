@@ -6,9 +6,9 @@ import re
 
 import pytest
 
-from channels.render import LOCALES, NOTICE_KINDS, Renderer
-from dns_lifecycle.preview import gallery_variants, write_gallery
-from dns_lifecycle.settings import REPO_ROOT
+from dns_lifecycle.admin.preview import gallery_variants, write_gallery
+from dns_lifecycle.channels.render import LOCALES, NOTICE_KINDS, Renderer
+from dns_lifecycle.core.settings import REPO_ROOT
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lifecycle.pricing import CENT, period_price, prorated_upgrade, renewal_amount
+from dns_lifecycle.lifecycle.pricing import CENT, period_price, prorated_upgrade, renewal_amount
 
 START = datetime(2027, 1, 31, 9, 30, tzinfo=UTC)
 END = datetime(2027, 2, 28, 9, 30, tzinfo=UTC)

@@ -7,16 +7,16 @@ from datetime import UTC, datetime
 import pytest
 from sqlmodel import select
 
-from channels.registrar import (
-    DatabaseRegistrar,
+from dns_lifecycle.channels.registrar import DatabaseRegistrar, HttpRegistrar, registrar_for
+from dns_lifecycle.core.errors import (
     DomainLocked,
-    HttpRegistrar,
+    NeedsPerson,
+    PermanentDeliveryError,
     RegistrarRefused,
     RegistrarUnavailable,
-    registrar_for,
+    TransientDeliveryError,
 )
-from dns_lifecycle.errors import NeedsPerson, PermanentDeliveryError, TransientDeliveryError
-from dns_lifecycle.settings import Settings
+from dns_lifecycle.core.settings import Settings
 from models import Domain
 from tests.factories import make_instance
 from tests.http_sink import HttpSink, Reply

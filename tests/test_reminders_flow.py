@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlmodel import select
 
-from channels import memory
+from dns_lifecycle.channels import memory
 from flows.reminders import send_renewal_reminders
 from models import Account, Notification
 from tests.factories import make_account, make_catalog, make_instance

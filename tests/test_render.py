@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from channels.render import (
+from dns_lifecycle.channels.render import (
     LOCALES,
     NOTICE_KINDS,
     Renderer,
@@ -17,8 +17,8 @@ from channels.render import (
     format_money,
     sample_context,
 )
-from dns_lifecycle.errors import InputError
-from dns_lifecycle.settings import REPO_ROOT
+from dns_lifecycle.core.errors import InputError
+from dns_lifecycle.core.settings import REPO_ROOT
 
 TEMPLATES = REPO_ROOT / "templates" / "emails"
 CJK = re.compile(r"[\u4e00-\u9fff]")

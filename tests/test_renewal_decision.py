@@ -7,8 +7,8 @@ from decimal import Decimal
 
 import pytest
 
-from dns_lifecycle.errors import Refused
-from lifecycle.renewal import (
+from dns_lifecycle.core.errors import Refused
+from dns_lifecycle.lifecycle.renewal import (
     MAX_PERIODS,
     auto_renewal_key,
     check_renewable,

@@ -11,8 +11,8 @@ import pytest
 from sqlalchemy import delete
 from sqlmodel import Session, select
 
-from dns_lifecycle.errors import InputError
-from dns_lifecycle.seed import FREE_CLUSTER, PAID_CLUSTERS, TIMEZONES, seed_fleet
+from dns_lifecycle.admin.seed import FREE_CLUSTER, PAID_CLUSTERS, TIMEZONES, seed_fleet
+from dns_lifecycle.core.errors import InputError
 from models import Account, Cluster, Domain, Edition, Instance, Record
 from models.account import AccountBase
 from models.domain import DomainBase

@@ -12,15 +12,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 
-from channels import memory
-from dns_lifecycle.seed import seed_fleet
+from dns_lifecycle.admin.seed import seed_fleet
+from dns_lifecycle.channels import memory
+from dns_lifecycle.lifecycle.sharding import Shard
 from flows.auto_renew import renew_due
 from flows.common import open_run, sharded
 from flows.delivery import deliver_pending
 from flows.expire import expire_due
 from flows.release import release_due
 from flows.reminders import plan_reminders
-from lifecycle.sharding import Shard
 from models import Account, Instance, Notification, Order, Ticket
 
 AS_OF = datetime(2026, 12, 1, 18, 0, tzinfo=UTC)

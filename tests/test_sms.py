@@ -15,8 +15,8 @@ from urllib.parse import parse_qsl, quote
 import pytest
 from darabonba.exceptions import RetryError
 
-from channels.base import DeliveryResult, SmsMessage
-from channels.sms import (
+from dns_lifecycle.channels.base import DeliveryResult, SmsMessage
+from dns_lifecycle.channels.sms import (
     MAX_OUT_ID_LENGTH,
     AliyunSmsBackend,
     FileSmsBackend,
@@ -24,8 +24,8 @@ from channels.sms import (
     classify,
     out_id,
 )
-from dns_lifecycle.errors import InputError
-from dns_lifecycle.settings import Settings
+from dns_lifecycle.core.errors import InputError
+from dns_lifecycle.core.settings import Settings
 from tests.http_sink import HttpSink, Reply, SeenRequest
 
 KEY_ID = "LTAI-test-key-id"

@@ -10,11 +10,11 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import func, select
 
-from dns_lifecycle.errors import NotFound, Refused
+from dns_lifecycle.core.errors import NotFound, Refused
+from dns_lifecycle.store.subscriptions import auto_renew_batch, renew, set_auto_renew, upgrade
 from flows.auto_renew import renew_due
 from flows.common import open_run
 from models import Account, Instance, Notification, Order
-from store.subscriptions import auto_renew_batch, renew, set_auto_renew, upgrade
 from tests.factories import make_account, make_instance
 
 AS_OF = datetime(2027, 1, 26, 2, 0, tzinfo=UTC)

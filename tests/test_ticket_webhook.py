@@ -7,15 +7,15 @@ from collections import Counter
 
 import pytest
 
-from channels.base import DeliveryResult
-from channels.tickets import (
+from dns_lifecycle.channels.base import DeliveryResult
+from dns_lifecycle.channels.tickets import (
     DatabaseTicketSink,
     TicketPayload,
     WebhookTicketSink,
     ticket_sink_for,
 )
-from dns_lifecycle.errors import InputError
-from dns_lifecycle.settings import Settings
+from dns_lifecycle.core.errors import InputError
+from dns_lifecycle.core.settings import Settings
 from tests.http_sink import HttpSink, Reply, SeenRequest
 
 TOKEN = "webhook-s3cret-token"

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import select
 
-from dns_lifecycle.errors import Refused
+from dns_lifecycle.core.errors import Refused
 from flows.common import open_run
 from flows.release import release_due
 from flows.tickets import resolve_ticket

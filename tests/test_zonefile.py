@@ -11,14 +11,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from lifecycle.zonefile import (
-    Rr,
-    ZoneFileError,
-    normalise,
-    parse_zone_file,
-    same_records,
-    zone_file,
-)
+from dns_lifecycle.core.errors import ZoneFileError
+from dns_lifecycle.lifecycle.zonefile import Rr, normalise, parse_zone_file, same_records, zone_file
 
 DOMAIN = "example.com"
 

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from dns_lifecycle.db import Database, upgrade
-from dns_lifecycle.seed import seed_fleet
-from dns_lifecycle.settings import REPO_ROOT, Settings
+from dns_lifecycle.admin.seed import seed_fleet
+from dns_lifecycle.core.db import Database, upgrade
+from dns_lifecycle.core.settings import REPO_ROOT, Settings
 from tests.smtp_server import free_port
 
 CHROMIUM = "/usr/bin/chromium"

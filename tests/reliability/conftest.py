@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 from sqlmodel import select
 
-from dns_lifecycle.db import Database
-from dns_lifecycle.settings import Settings
+from dns_lifecycle.core.db import Database
+from dns_lifecycle.core.settings import Settings
 from models import Notification
 from tests.conftest import make_settings
 from tests.factories import make_account, make_catalog, make_instance

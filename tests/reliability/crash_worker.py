@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-from dns_lifecycle.settings import Settings
+from dns_lifecycle.core.settings import Settings
 from flows import auto_renew as auto_renew_module
 from flows.auto_renew import renew_due
 from flows.common import open_run

@@ -15,8 +15,8 @@ from decimal import Decimal
 
 from sqlmodel import select
 
-from channels import memory
-from channels.email import message_id_for
+from dns_lifecycle.channels import memory
+from dns_lifecycle.channels.email import message_id_for
 from flows.auto_renew import renew_due
 from flows.common import open_run
 from flows.delivery import deliver_pending

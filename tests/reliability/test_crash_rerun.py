@@ -26,9 +26,9 @@ from pathlib import Path
 
 from sqlmodel import select
 
-from channels import memory
-from channels.email import message_id_for
-from dns_lifecycle.settings import REPO_ROOT
+from dns_lifecycle.channels import memory
+from dns_lifecycle.channels.email import message_id_for
+from dns_lifecycle.core.settings import REPO_ROOT
 from flows.auto_renew import renew_due
 from flows.common import open_run, wall_clock
 from flows.delivery import LEASE, deliver_pending

@@ -16,13 +16,14 @@ from hypothesis import strategies as st
 from markupsafe import escape
 from sqlalchemy import func, select
 
-from channels import memory
-from channels.base import EmailMessage
-from channels.email import build_mime, message_id_for
-from channels.render import Renderer, one_line, sample_context
-from dns_lifecycle import cli
-from dns_lifecycle.inventory import InventoryInvalid, import_inventory, validate_inventory
-from dns_lifecycle.settings import Settings
+from dns_lifecycle.admin import cli
+from dns_lifecycle.admin.inventory import import_inventory, validate_inventory
+from dns_lifecycle.channels import memory
+from dns_lifecycle.channels.base import EmailMessage
+from dns_lifecycle.channels.email import build_mime, message_id_for
+from dns_lifecycle.channels.render import Renderer, one_line, sample_context
+from dns_lifecycle.core.errors import InventoryInvalid
+from dns_lifecycle.core.settings import Settings
 from flows.common import open_run
 from flows.delivery import deliver_pending
 from flows.release import release_due
@@ -406,7 +407,7 @@ def test_the_cli_refuses_a_bad_file_without_a_traceback(
     for where in ("accounts[0].name", "accounts[0].phone", "instances[0].domains[0].name"):
         assert where in err
     assert "\nBcc:" not in err
-    from dns_lifecycle.db import Database
+    from dns_lifecycle.core.db import Database
 
     db = Database(lite_settings)
     try:

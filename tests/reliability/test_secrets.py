@@ -24,8 +24,8 @@ from prefect.client.schemas.filters import (
 from prefect.logging.handlers import APILogHandler
 from sqlmodel import select
 
-from dns_lifecycle.inventory import export_state
-from dns_lifecycle.settings import Settings
+from dns_lifecycle.admin.inventory import export_state
+from dns_lifecycle.core.settings import Settings
 from flows.artifacts import summary_markdown
 from flows.common import open_run
 from flows.delivery import deliver_pending

@@ -17,10 +17,10 @@ from typing import Any
 from sqlalchemy import select
 from sqlmodel import Session
 
-from dns_lifecycle.errors import NotFound, Refused
-from lifecycle.notices import Addressee, iso, money, notice_rows
-from lifecycle.pricing import period_price, renewal_amount
-from lifecycle.renewal import (
+from dns_lifecycle.core.errors import NotFound, Refused
+from dns_lifecycle.lifecycle.notices import Addressee, iso, money, notice_rows
+from dns_lifecycle.lifecycle.pricing import period_price, renewal_amount
+from dns_lifecycle.lifecycle.renewal import (
     auto_renewal_key,
     check_renewable,
     is_auto_renewal_due,
@@ -29,8 +29,8 @@ from lifecycle.renewal import (
     renewal_failed_notice_key,
     renewal_period,
 )
+from dns_lifecycle.store.notifications import insert_ignoring_duplicates, insert_notices
 from models import Account, Edition, Instance, Order
-from store.notifications import insert_ignoring_duplicates, insert_notices
 
 ORDERS = Order.__table__  # type: ignore[attr-defined]
 

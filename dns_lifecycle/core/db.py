@@ -11,7 +11,7 @@ from alembic.config import Config
 from sqlalchemy import Connection, Engine, event
 from sqlmodel import Session, create_engine
 
-from dns_lifecycle.settings import REPO_ROOT, Settings
+from dns_lifecycle.core.settings import REPO_ROOT, Settings
 
 MIGRATIONS_DIR = REPO_ROOT / "migrations"
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from channels.base import DeliveryResult, EmailBackend, SmsBackend
-from dns_lifecycle.settings import Settings
+from dns_lifecycle.channels.base import DeliveryResult, EmailBackend, SmsBackend
+from dns_lifecycle.core.settings import Settings
 
 
 class CountingBackend:
@@ -17,14 +17,14 @@ def email_backend(settings: Settings, *, dry_run: bool = False) -> EmailBackend:
     if dry_run:
         return CountingBackend()
     if settings.email_backend == "memory":
-        from channels.memory import MemoryEmailBackend
+        from dns_lifecycle.channels.memory import MemoryEmailBackend
 
         return MemoryEmailBackend()
     if settings.email_backend == "smtp":
-        from channels.email import SmtpEmailBackend
+        from dns_lifecycle.channels.email import SmtpEmailBackend
 
         return SmtpEmailBackend(settings)
-    from channels.email import FileEmailBackend
+    from dns_lifecycle.channels.email import FileEmailBackend
 
     return FileEmailBackend(settings.outbox_dir, settings.email_from)
 
@@ -33,13 +33,13 @@ def sms_backend(settings: Settings, *, dry_run: bool = False) -> SmsBackend:
     if dry_run:
         return CountingBackend()
     if settings.sms_backend == "memory":
-        from channels.memory import MemorySmsBackend
+        from dns_lifecycle.channels.memory import MemorySmsBackend
 
         return MemorySmsBackend()
     if settings.sms_backend == "aliyun":
-        from channels.sms import AliyunSmsBackend
+        from dns_lifecycle.channels.sms import AliyunSmsBackend
 
         return AliyunSmsBackend(settings)
-    from channels.sms import FileSmsBackend
+    from dns_lifecycle.channels.sms import FileSmsBackend
 
     return FileSmsBackend(settings.outbox_dir)

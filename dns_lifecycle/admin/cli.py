@@ -14,8 +14,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from dns_lifecycle.errors import LifecycleError
-from dns_lifecycle.settings import REPO_ROOT, Settings
+from dns_lifecycle.core.errors import LifecycleError
+from dns_lifecycle.core.settings import REPO_ROOT, Settings
 
 
 def _prefect_defaults() -> None:
@@ -49,7 +49,7 @@ class Progress:
 @contextmanager
 def _session(settings: Settings) -> Iterator[Any]:
     """A session on the configured database, for one command."""
-    from dns_lifecycle.db import Database
+    from dns_lifecycle.core.db import Database
 
     db = Database(settings)
     try:
@@ -67,7 +67,7 @@ def _json(value: Any) -> str:
 
 
 def cmd_db_upgrade(args, settings: Settings) -> int:
-    from dns_lifecycle.db import upgrade
+    from dns_lifecycle.core.db import upgrade
 
     upgrade(settings, args.revision)
     print(f"database at revision {args.revision}: {_safe_url(settings.database_url)}")
@@ -75,7 +75,7 @@ def cmd_db_upgrade(args, settings: Settings) -> int:
 
 
 def cmd_import(args, settings: Settings) -> int:
-    from dns_lifecycle.inventory import import_inventory, read_inventory_file
+    from dns_lifecycle.admin.inventory import import_inventory, read_inventory_file
 
     doc = read_inventory_file(Path(args.file))
     with _session(settings) as session:
@@ -86,7 +86,7 @@ def cmd_import(args, settings: Settings) -> int:
 
 
 def cmd_export(args, settings: Settings) -> int:
-    from dns_lifecycle.inventory import write_state
+    from dns_lifecycle.admin.inventory import write_state
 
     with _session(settings) as session:
         if args.output:
@@ -129,8 +129,8 @@ def _counts(counts: dict[str, int]) -> str:
 
 
 def cmd_seed(args, settings: Settings) -> int:
-    from dns_lifecycle.db import Database
-    from dns_lifecycle.seed import seed_fleet
+    from dns_lifecycle.admin.seed import seed_fleet
+    from dns_lifecycle.core.db import Database
     from flows.common import resolve_as_of, wall_clock
 
     as_of = resolve_as_of(args.as_of, wall_clock)
@@ -257,7 +257,7 @@ def cmd_orders_list(args, settings: Settings) -> int:
             stmt = stmt.where(Order.state == args.state)
         orders = list(session.execute(stmt.limit(args.limit)).scalars())
     if args.json:
-        from dns_lifecycle.inventory import order_row
+        from dns_lifecycle.admin.inventory import order_row
 
         print(_json([order_row(o) for o in orders]))
         return 0
@@ -319,7 +319,7 @@ def cmd_tickets_resolve(args, settings: Settings) -> int:
 def cmd_instances_show(args, settings: Settings) -> int:
     from sqlalchemy import select
 
-    from dns_lifecycle.errors import NotFound
+    from dns_lifecycle.core.errors import NotFound
     from models import Domain, Instance, Order, Ticket, ZoneSnapshot
 
     with _session(settings) as session:
@@ -358,8 +358,8 @@ def cmd_instances_show(args, settings: Settings) -> int:
 
 
 def cmd_preview(args, settings: Settings) -> int:
-    from channels.render import Renderer
-    from dns_lifecycle.preview import write_gallery
+    from dns_lifecycle.admin.preview import write_gallery
+    from dns_lifecycle.channels.render import Renderer
 
     index = write_gallery(Renderer(settings.templates_dir), Path(args.dir))
     print(f"open {index}")

@@ -55,9 +55,9 @@ import certifi
 from pydantic import SecretStr
 from yarl import URL
 
-from channels.base import DeliveryResult, Outcome, SmsMessage
-from dns_lifecycle.errors import InputError
-from dns_lifecycle.settings import Settings
+from dns_lifecycle.channels.base import DeliveryResult, Outcome, SmsMessage
+from dns_lifecycle.core.errors import InputError
+from dns_lifecycle.core.settings import Settings
 
 OUTBOX_FILE = "sms.jsonl"
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Literal
 
-from lifecycle.notices import stamp
+from dns_lifecycle.lifecycle.notices import stamp
 
 DAY = timedelta(hours=24)
 HICHINA = "hichina"

@@ -31,17 +31,18 @@ from urllib.parse import quote, urlsplit
 import httpx
 from sqlmodel import Session, select
 
-from dns_lifecycle.errors import NeedsPerson, PermanentDeliveryError, TransientDeliveryError
-from dns_lifecycle.settings import Settings
+from dns_lifecycle.core.errors import (
+    DomainLocked,
+    RegistrarRefused,
+    RegistrarUnavailable,
+)
+from dns_lifecycle.core.settings import Settings
 from models import Domain
 
 __all__ = [
     "LOCK_STATUSES",
     "DatabaseRegistrar",
-    "DomainLocked",
     "HttpRegistrar",
-    "RegistrarRefused",
-    "RegistrarUnavailable",
     "is_locked",
     "registrar_for",
 ]
@@ -61,36 +62,6 @@ def is_locked(epp_statuses: Iterable[str]) -> str | None:
     return next(
         (_LOCK_BY_LOWER[s.lower()] for s in epp_statuses if s.lower() in _LOCK_BY_LOWER), None
     )
-
-
-class DomainLocked(NeedsPerson):
-    """The domain's EPP status forbids changing its name servers."""
-
-    def __init__(self, domain: str, status: str | None, nameservers: Iterable[str] = ()):
-        self.domain = domain
-        self.status = status
-        self.nameservers = list(nameservers)
-        lock = f"the EPP status {status}" if status else "a registrar lock"
-        if status == "serverUpdateProhibited":
-            unlock = "ask the registrar to have the registry lift serverUpdateProhibited"
-        elif status == "clientUpdateProhibited":
-            unlock = "remove clientUpdateProhibited in the registrar's console"
-        else:
-            unlock = "remove the update lock at the registrar"
-        target = ", ".join(self.nameservers) or "the new name servers"
-        super().__init__(
-            f"domain {domain} is locked against updates ({lock}): its name servers cannot "
-            f"be changed automatically. To fix: {unlock} so the change can be made, or "
-            f"change its DNS servers by hand at the registrar to {target}"
-        )
-
-
-class RegistrarUnavailable(TransientDeliveryError):
-    """The registrar did not answer usefully; the change may be tried again later."""
-
-
-class RegistrarRefused(PermanentDeliveryError):
-    """The registrar refused the change for a reason other than a lock."""
 
 
 class DatabaseRegistrar:

@@ -49,8 +49,8 @@ from jinja2 import (
 from jinja2.runtime import Context
 from jinja2.utils import missing
 
-from dns_lifecycle.errors import InputError
-from lifecycle.notices import NOTICE_KINDS
+from dns_lifecycle.core.errors import InputError
+from dns_lifecycle.lifecycle.notices import NOTICE_KINDS
 
 try:  # The IDNA 2008 package is more faithful; the builtin codec (IDNA 2003) will do.
     import idna as _idna

@@ -10,10 +10,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-from dns_lifecycle.errors import Refused
-from lifecycle.calendar import next_expiry, period_start
-from lifecycle.notices import stamp
-from lifecycle.pricing import prorated_upgrade
+from dns_lifecycle.core.errors import Refused
+from dns_lifecycle.lifecycle.calendar import next_expiry, period_start
+from dns_lifecycle.lifecycle.notices import stamp
+from dns_lifecycle.lifecycle.pricing import prorated_upgrade
 
 DAY = timedelta(hours=24)
 

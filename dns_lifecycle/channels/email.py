@@ -48,9 +48,9 @@ from pathlib import Path
 import aiosmtplib
 import idna
 
-from channels.base import DeliveryResult, EmailMessage
-from dns_lifecycle.errors import InputError, PermanentDeliveryError
-from dns_lifecycle.settings import Settings
+from dns_lifecycle.channels.base import DeliveryResult, EmailMessage
+from dns_lifecycle.core.errors import InputError, PermanentDeliveryError
+from dns_lifecycle.core.settings import Settings
 
 # CRLF line ends as on the wire; 7bit so that no part needs the server's 8BITMIME.
 _POLICY = _SMTP_POLICY.clone(cte_type="7bit")

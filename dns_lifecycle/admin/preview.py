@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from channels.render import LOCALES, NOTICE_KINDS, Renderer, sample_context
+from dns_lifecycle.channels.render import LOCALES, NOTICE_KINDS, Renderer, sample_context
 
 
 @dataclass(frozen=True)

@@ -52,13 +52,12 @@ from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
-from dns_lifecycle.errors import InputError
+from dns_lifecycle.core.errors import InputError, InventoryInvalid
 from models import Account, Cluster, Domain, Edition, Instance, Notification, Order, Record, Ticket
 
 __all__ = [
     "DomainEntry",
     "Inventory",
-    "InventoryInvalid",
     "RecordEntry",
     "domain_name",
     "export_state",
@@ -143,34 +142,6 @@ _UNSAFE_RE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
 _KEY_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _ASCII_LABEL_RE = re.compile(r"[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?")
 _EMAIL_LOCAL_FORBIDDEN = re.compile(r"[\s<>()\[\]\\,;:\"]")
-
-
-class InventoryInvalid(InputError):
-    """An inventory document with at least one bad entry; nothing was imported.
-
-    ``errors`` lists every problem as ``(path, message)`` in file order.
-    """
-
-    def __init__(self, errors: list[tuple[str, str]], source: str | None = None):
-        self.errors = list(errors)
-        self.source = source
-        super().__init__(self._text())
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        # Flow runners pickle exceptions across processes: keep the list, not the text.
-        return (type(self), (self.errors, self.source))
-
-    def _text(self) -> str:
-        where = f" in {self.source}" if self.source else ""
-        n = len(self.errors)
-        lines = [f"The inventory{where} has {n} problem{'s' if n != 1 else ''}:"]
-        lines += [
-            f"  {path}: {message}" if path else f"  {message}" for path, message in self.errors
-        ]
-        lines.append(
-            "Nothing was imported. Fix every entry listed above and import the file again."
-        )
-        return "\n".join(lines)
 
 
 # --- the validated document ------------------------------------------------------------

@@ -14,8 +14,8 @@ from typing import Any
 
 from sqlalchemy import Select, literal, tuple_
 
-from dns_lifecycle.db import Database
-from lifecycle.sharding import Shard
+from dns_lifecycle.core.db import Database
+from dns_lifecycle.lifecycle.sharding import Shard
 from models import Instance
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from lifecycle.notices import stamp
+from dns_lifecycle.lifecycle.notices import stamp
 
 DAY = timedelta(hours=24)
 

@@ -30,9 +30,9 @@ from typing import Any
 
 import httpx
 
-from channels.base import DeliveryResult
-from dns_lifecycle.errors import InputError
-from dns_lifecycle.settings import Settings
+from dns_lifecycle.channels.base import DeliveryResult
+from dns_lifecycle.core.errors import InputError
+from dns_lifecycle.core.settings import Settings
 
 __all__ = [
     "BACKOFF_SECONDS",

@@ -17,8 +17,6 @@ must not read as "not delegated". DNS failures never raise.
 
 from __future__ import annotations
 
-import ipaddress
-
 import dns.exception
 import dns.flags
 import dns.message
@@ -28,39 +26,9 @@ import dns.rcode
 import dns.rdataclass
 import dns.rdatatype
 
-__all__ = ["delegated_nameservers", "parse_resolver"]
+from dns_lifecycle.core.addresses import parse_address
 
-DEFAULT_PORT = 53
-
-
-def parse_resolver(text: str) -> tuple[str, int]:
-    """``(address, port)`` of a resolver given as ``host``, ``host:port``, ``[v6]:port``
-    or a bare IPv6 address. The host must be an IP address: a resolver is not looked
-    up in DNS."""
-    value = text.strip()
-    host, port = value, DEFAULT_PORT
-    if value.startswith("["):
-        host, sep, rest = value[1:].partition("]")
-        if sep and rest.startswith(":"):
-            port = _port(text, rest[1:])
-        elif sep and rest:
-            raise ValueError(f"resolver {text!r}: expected '[address]:port'")
-    elif value.count(":") == 1:
-        host, _, port_text = value.partition(":")
-        port = _port(text, port_text)
-    try:
-        return str(ipaddress.ip_address(host)), port
-    except ValueError:
-        raise ValueError(
-            f"resolver {text!r} is not an IP address (with an optional :port); fix "
-            "DNSL_DNS_RESOLVERS, e.g. ['127.0.0.1:53', '[::1]:5353']"
-        ) from None
-
-
-def _port(text: str, port_text: str) -> int:
-    if not port_text.isdigit() or not 0 < int(port_text) < 65536:
-        raise ValueError(f"resolver {text!r}: the port must be a number from 1 to 65535")
-    return int(port_text)
+__all__ = ["delegated_nameservers"]
 
 
 def delegated_nameservers(domain: str, resolvers: list[str], timeout: float) -> set[str] | None:
@@ -71,7 +39,7 @@ def delegated_nameservers(domain: str, resolvers: list[str], timeout: float) -> 
     ``timeout`` applies to each resolver. Raises ``ValueError`` only for a resolver
     address that cannot be used, a configuration error.
     """
-    servers = [parse_resolver(r) for r in resolvers]
+    servers = [parse_address(r) for r in resolvers]
     try:
         qname = dns.name.from_text(domain)
     except (dns.exception.DNSException, UnicodeError, ValueError):

@@ -19,21 +19,16 @@ from typing import Any
 from sqlalchemy import delete, insert, select
 from sqlmodel import Session
 
-from channels.registrar import DomainLocked
-from dns_lifecycle.errors import LifecycleError, NotFound
-from lifecycle.expiry import is_release_due, nameserver_action, released_key
-from lifecycle.notices import iso, notice_rows
-from lifecycle.zonefile import Rr, zone_file
+from dns_lifecycle.core.errors import DomainLocked, LifecycleError, NotFound, ReleaseCheckFailed
+from dns_lifecycle.lifecycle.expiry import is_release_due, nameserver_action, released_key
+from dns_lifecycle.lifecycle.notices import iso, notice_rows
+from dns_lifecycle.lifecycle.zonefile import Rr, zone_file
+from dns_lifecycle.store.notifications import insert_ignoring_duplicates, insert_notices
+from dns_lifecycle.store.subscriptions import addressee, lock_instance
 from models import Account, Cluster, Domain, Record, Ticket, ZoneSnapshot
-from store.notifications import insert_ignoring_duplicates, insert_notices
-from store.subscriptions import addressee, lock_instance
 
 RECORDS = Record.__table__  # type: ignore[attr-defined]
 TICKETS = Ticket.__table__  # type: ignore[attr-defined]
-
-
-class ReleaseCheckFailed(LifecycleError):
-    """The free cluster would not serve what the paid cluster served; nothing was moved."""
 
 
 def free_cluster(session: Session) -> Cluster:

@@ -38,11 +38,10 @@ import dns.rdatatype
 import dns.tokenizer
 import dns.ttl
 
-from dns_lifecycle.errors import InputError
+from dns_lifecycle.core.errors import ZoneFileError
 
 __all__ = [
     "Rr",
-    "ZoneFileError",
     "normalise",
     "parse_zone_file",
     "same_records",
@@ -69,10 +68,6 @@ _NAME_TYPES = frozenset(
 # One character-string of a TXT record holds at most 255 bytes (RFC 1035 3.3).
 _MAX_STRING = 255
 _DEFAULT_TTL = 3600
-
-
-class ZoneFileError(InputError):
-    """A record that cannot be written as a master-file line, or a file that cannot be read."""
 
 
 @dataclass(frozen=True, order=True)

@@ -39,8 +39,8 @@ from typing import Any
 
 from sqlalchemy import Connection, func, insert, select, text
 
-from dns_lifecycle.db import Database
-from dns_lifecycle.errors import InputError
+from dns_lifecycle.core.db import Database
+from dns_lifecycle.core.errors import InputError
 from models import Account, Cluster, Domain, Edition, Instance, Record
 
 # Prices in CNY, cheapest edition first.

@@ -3,7 +3,7 @@ Django's ``mail.outbox``, so a test can read what a flow delivered in the same p
 
 from __future__ import annotations
 
-from channels.base import DeliveryResult, EmailMessage, SmsMessage
+from dns_lifecycle.channels.base import DeliveryResult, EmailMessage, SmsMessage
 
 EMAILS: list[EmailMessage] = []
 SMS: list[SmsMessage] = []

@@ -13,7 +13,9 @@ from typing import Literal
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+from dns_lifecycle.core.addresses import parse_address
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 class Settings(BaseSettings):
@@ -95,8 +97,6 @@ class Settings(BaseSettings):
     @field_validator("dns_resolvers")
     @classmethod
     def _resolvers_are_addresses(cls, value: list[str]) -> list[str]:
-        from channels.dns_lookup import parse_resolver
-
         for resolver in value:
-            parse_resolver(resolver)  # raises with the fix in its message
+            parse_address(resolver)  # raises with the fix in its message
         return value

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal, Inexact, localcontext
 
-from lifecycle.calendar import period_months
+from dns_lifecycle.lifecycle.calendar import period_months
 
 CENT = Decimal("0.01")
 

@@ -1,0 +1,130 @@
+"""The project's errors, all of them: every message names the object and the fix.
+
+LifecycleError                   base of every error raised on purpose
+├── InputError                   bad input from a person: fix it and try again
+│   ├── NotFound                 an id that does not exist
+│   ├── Refused                  a valid request the rules do not allow
+│   ├── InventoryInvalid         an inventory with bad entries, each with its path
+│   └── ZoneFileError            a record that cannot be a zone-file line
+├── DeliveryError                a channel could not deliver
+│   ├── TransientDeliveryError   retry later (4xx SMTP, disconnect, timeout, 5xx HTTP)
+│   │   └── RegistrarUnavailable the registrar did not answer usefully
+│   └── PermanentDeliveryError   a person must act (5xx SMTP, invalid number)
+│       └── RegistrarRefused     the registrar refused for a reason other than a lock
+├── NeedsPerson                  an automatic step cannot go on
+│   └── DomainLocked             an EPP lock forbids changing the name servers
+├── ReleaseCheckFailed           the free copy would not serve what the paid one served
+├── TooManyFailures              a step's deliveries failed beyond the threshold
+└── StepsFailed                  one or more steps of the daily run failed
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+
+class LifecycleError(Exception):
+    """Base of every error the project raises on purpose."""
+
+
+class InputError(LifecycleError):
+    """Input that cannot be accepted as given."""
+
+
+class NotFound(InputError):
+    """An id that names nothing."""
+
+
+class Refused(InputError):
+    """A well-formed request that the business rules do not allow."""
+
+
+class NeedsPerson(LifecycleError):
+    """An automatic step that only a person can complete."""
+
+
+class DomainLocked(NeedsPerson):
+    """The domain's EPP status forbids changing its name servers."""
+
+    def __init__(self, domain: str, status: str | None, nameservers: Iterable[str] = ()):
+        self.domain = domain
+        self.status = status
+        self.nameservers = list(nameservers)
+        lock = f"the EPP status {status}" if status else "a registrar lock"
+        if status == "serverUpdateProhibited":
+            unlock = "ask the registrar to have the registry lift serverUpdateProhibited"
+        elif status == "clientUpdateProhibited":
+            unlock = "remove clientUpdateProhibited in the registrar's console"
+        else:
+            unlock = "remove the update lock at the registrar"
+        target = ", ".join(self.nameservers) or "the new name servers"
+        super().__init__(
+            f"domain {domain} is locked against updates ({lock}): its name servers cannot "
+            f"be changed automatically. To fix: {unlock} so the change can be made, or "
+            f"change its DNS servers by hand at the registrar to {target}"
+        )
+
+
+class DeliveryError(LifecycleError):
+    """A channel failed to deliver one message."""
+
+
+class TransientDeliveryError(DeliveryError):
+    """Worth retrying on a later run."""
+
+
+class PermanentDeliveryError(DeliveryError):
+    """Retrying will not help; the ledger row is marked failed."""
+
+
+class InventoryInvalid(InputError):
+    """An inventory document with at least one bad entry; nothing was imported.
+
+    ``errors`` lists every problem as ``(path, message)`` in file order.
+    """
+
+    def __init__(self, errors: list[tuple[str, str]], source: str | None = None):
+        self.errors = list(errors)
+        self.source = source
+        super().__init__(self._text())
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Flow runners pickle exceptions across processes: keep the list, not the text.
+        return (type(self), (self.errors, self.source))
+
+    def _text(self) -> str:
+        where = f" in {self.source}" if self.source else ""
+        n = len(self.errors)
+        lines = [f"The inventory{where} has {n} problem{'s' if n != 1 else ''}:"]
+        lines += [
+            f"  {path}: {message}" if path else f"  {message}" for path, message in self.errors
+        ]
+        lines.append(
+            "Nothing was imported. Fix every entry listed above and import the file again."
+        )
+        return "\n".join(lines)
+
+
+class ZoneFileError(InputError):
+    """A record that cannot be written as a master-file line, or a file that cannot be read."""
+
+
+class RegistrarUnavailable(TransientDeliveryError):
+    """The registrar did not answer usefully; the change may be tried again later."""
+
+
+class RegistrarRefused(PermanentDeliveryError):
+    """The registrar refused the change for a reason other than a lock."""
+
+
+class ReleaseCheckFailed(LifecycleError):
+    """The free cluster would not serve what the paid cluster served; nothing was moved."""
+
+
+class TooManyFailures(LifecycleError):
+    """A run whose deliveries failed beyond the configured share."""
+
+
+class StepsFailed(LifecycleError):
+    """One or more steps of the daily run failed; the others ran."""
