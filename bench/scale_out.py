@@ -292,7 +292,7 @@ def measured_run(label, workers, shards, *, pg, template, base_env, api, procs, 
 
     shard_runs = []
     if shards > 1:
-        shard_dep = api.deployment_id("daily-lifecycle/shard")
+        shard_dep = api.deployment_id("daily-lifecycle-shard/shard")
         # Run A made no shard runs: every run of the shard deployment is this run's.
         shard_runs = api.runs_of(shard_dep)
     # CPU of the workers and of the flow-run processes they started, once reaped (a run

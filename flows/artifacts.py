@@ -103,7 +103,8 @@ def check_failures(report: StepReport, threshold: float) -> None:
             f"{report.step}: {failed} of {attempted} deliveries failed (threshold "
             f"{threshold:.0%}) and {release_failures} releases failed: {shown}. Failed "
             "deliveries stay pending and are retried by the next run; see the summary "
-            "artifact for the list"
+            "artifact for the list",
+            report=report,
         )
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prefect import flow, task
+from prefect import task
 from prefect.cache_policies import NO_CACHE
 from sqlalchemy import select
 
@@ -10,6 +10,7 @@ from dns_lifecycle.lifecycle.renewal import DAY
 from dns_lifecycle.store.scan import scan_batches
 from dns_lifecycle.store.subscriptions import auto_renew_batch
 from flows.artifacts import BatchProgress
+from flows.base import lifecycle_flow
 from flows.common import RunContext, StepReport
 from flows.params import AsOf, BatchSize, DryRun, InstanceIds
 from flows.step import run_step
@@ -56,7 +57,7 @@ def renew_due_task(ctx: RunContext, instance_ids: list[str] | None = None) -> St
     return renew_due(ctx, instance_ids)
 
 
-@flow(name=STEP)
+@lifecycle_flow(name=STEP)
 def auto_renew(
     as_of: AsOf = None,
     dry_run: DryRun = False,

@@ -7,7 +7,6 @@ from contextlib import nullcontext
 from datetime import datetime
 from typing import Annotated
 
-from prefect import flow
 from prefect.artifacts import create_markdown_artifact
 from prefect.deployments import run_deployment
 from pydantic import BaseModel, Field
@@ -16,6 +15,7 @@ from dns_lifecycle.core.errors import StepsFailed
 from dns_lifecycle.lifecycle.sharding import Shard
 from flows.artifacts import daily_markdown
 from flows.auto_renew import auto_renew
+from flows.base import lifecycle_flow
 from flows.common import StepReport, resolve_as_of, sharded, shared_dry_run, wall_clock
 from flows.expire import expire_instances
 from flows.params import AsOf, BatchSize, DryRun
@@ -36,7 +36,7 @@ STEPS = (
 )
 
 
-SHARD_DEPLOYMENT = "daily-lifecycle/shard"
+SHARD_DEPLOYMENT = "daily-lifecycle-shard/shard"
 
 
 class DailyReport(BaseModel):
@@ -45,62 +45,84 @@ class DailyReport(BaseModel):
     steps: list[StepReport]
     shard: str | None = None
     shard_runs: list[str] = []
+    failed_steps: list[str] = []  # "step: why" for each step that ended Failed
 
     @property
     def failures(self) -> list[str]:
-        return [f"{s.step}: {f}" for s in self.steps for f in s.failures]
+        return self.failed_steps + [f"{s.step}: {f}" for s in self.steps for f in s.failures]
 
 
-@flow(name="daily-lifecycle")
+Shards = Annotated[
+    int,
+    Field(
+        ge=1,
+        le=64,
+        description="Split the run into this many shard runs, picked up by any worker "
+        "of the pool (1: run here).",
+    ),
+]
+
+
+@lifecycle_flow(name="daily-lifecycle")
 def daily_lifecycle(
     as_of: AsOf = None,
     dry_run: DryRun = False,
     batch_size: BatchSize = None,
-    shards: Annotated[
-        int,
-        Field(
-            ge=1,
-            le=64,
-            description="Split the run into this many shard runs, picked up by any worker "
-            "of the pool (1: run here).",
-        ),
-    ] = 1,
-    shard: Annotated[
-        int | None,
-        Field(ge=0, le=63, description="Set by a split run: the shard this run works on."),
-    ] = None,
+    shards: Shards = 1,
 ) -> DailyReport:
     """Run the whole lifecycle for one day: auto-renewal, expiry, reminders, release and
     delegation checks, all evaluated at the same moment.
 
     A dry run executes every step against a sandbox that is rolled back at the end,
     with channels that only count: its plan is exactly what a real run would do.
-    With `shards` > 1 the run starts one `daily-lifecycle/shard` run per shard and
-    waits for them; each works on its share of the instances.
+    With `shards` > 1 the run starts one `daily-lifecycle-shard/shard` run per shard
+    and waits for them; each works on its share of the instances.
     """
     moment = resolve_as_of(as_of, wall_clock)
-    if shards > 1 and shard is None:
+    if shards > 1:
         return _fan_out(moment, dry_run, batch_size, shards)
-    part = Shard(shard, shards) if shard is not None else None
+    return _run_day(moment, dry_run, batch_size, None)
+
+
+@lifecycle_flow(name="daily-lifecycle-shard")
+def daily_lifecycle_shard(
+    as_of: Annotated[datetime, Field(description="The moment the split run evaluates.")],
+    shard: Annotated[int, Field(ge=0, le=63, description="The shard this run works on.")],
+    shards: Shards,
+    dry_run: DryRun = False,
+    batch_size: BatchSize = None,
+) -> DailyReport:
+    """One shard of a split daily run, started by `daily-lifecycle` with `shards` > 1:
+    every step, for the instances whose id hashes to `shard` of `shards`."""
+    moment = resolve_as_of(as_of, wall_clock)
+    return _run_day(moment, dry_run, batch_size, Shard(shard, shards))
+
+
+def _run_day(
+    moment: datetime, dry_run: bool, batch_size: int | None, part: Shard | None
+) -> DailyReport:
     reports, failed = [], []
     with sharded(part), shared_dry_run() if dry_run else nullcontext():
         for step in STEPS:
             # A failed step does not stop the later ones (each re-checks its own rows);
             # the run still ends Failed, naming every step that failed.
             state = step(as_of=moment, dry_run=dry_run, batch_size=batch_size, return_state=True)
-            if state.is_completed():
-                reports.append(state.result())
-            else:
+            done = state.result(raise_on_failure=False)
+            if isinstance(done, StepReport):  # a failed step may still report its counts
+                reports.append(done)
+            if not state.is_completed():
                 failed.append(f"{step.name}: {state.message}")
     label = f"{part.index + 1} of {part.count}" if part else None
-    report = DailyReport(as_of=moment, dry_run=dry_run, steps=reports, shard=label)
+    report = DailyReport(
+        as_of=moment, dry_run=dry_run, steps=reports, shard=label, failed_steps=failed
+    )
     create_markdown_artifact(
         daily_markdown(moment, dry_run, reports, failed, shard=label),
         key="daily-lifecycle-summary",
         description="daily-lifecycle: counts per step and action, and failures",
     )
     if failed:
-        raise StepsFailed("daily-lifecycle: " + " | ".join(failed))
+        raise StepsFailed("daily-lifecycle: " + " | ".join(failed), report=report)
     return report
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prefect import flow, task
+from prefect import task
 from prefect.cache_policies import NO_CACHE
 from sqlalchemy import and_, exists, select, update
 
@@ -16,6 +16,7 @@ from dns_lifecycle.lifecycle.notices import Addressee, iso, notice_rows
 from dns_lifecycle.store.notifications import insert_notices
 from dns_lifecycle.store.scan import scan_batches
 from flows.artifacts import BatchProgress
+from flows.base import lifecycle_flow
 from flows.common import RunContext, StepReport
 from flows.params import AsOf, BatchSize, DryRun, InstanceIds
 from flows.step import run_step
@@ -160,7 +161,7 @@ def expire_due_task(ctx: RunContext, instance_ids: list[str] | None = None) -> S
     return expire_due(ctx, instance_ids)
 
 
-@flow(name=STEP)
+@lifecycle_flow(name=STEP)
 def expire_instances(
     as_of: AsOf = None,
     dry_run: DryRun = False,

@@ -11,13 +11,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Annotated, Any
 
-from prefect import flow
 from prefect.runtime import flow_run
 from pydantic import Field
 from sqlmodel import Session
 
 from dns_lifecycle.store.notifications import PendingFilter
 from dns_lifecycle.store.subscriptions import renew, set_auto_renew, upgrade
+from flows.base import lifecycle_flow
 from flows.common import RunContext, StepReport, open_run, timed
 from flows.delivery import deliver_pending
 from flows.params import AsOf
@@ -112,7 +112,7 @@ def _request_key(request_key: str | None) -> str:
     return request_key or str(flow_run.get_id())
 
 
-@flow(name="renew-instance")
+@lifecycle_flow(name="renew-instance")
 def renew_instance(
     instance_id: InstanceId,
     periods: Annotated[
@@ -130,7 +130,7 @@ def renew_instance(
         return renew_now(ctx, instance_id, periods, _request_key(request_key))
 
 
-@flow(name="upgrade-instance")
+@lifecycle_flow(name="upgrade-instance")
 def upgrade_instance(
     instance_id: InstanceId,
     edition: Annotated[
@@ -145,7 +145,7 @@ def upgrade_instance(
         return upgrade_now(ctx, instance_id, edition, _request_key(request_key))
 
 
-@flow(name="set-auto-renew")
+@lifecycle_flow(name="set-auto-renew")
 def set_auto_renew_flow(
     instance_id: InstanceId,
     on: Annotated[bool, Field(description="On (checked) or off (unchecked).")],

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prefect import flow, task
+from prefect import task
 from prefect.cache_policies import NO_CACHE
 from sqlalchemy import select
 
@@ -11,6 +11,7 @@ from dns_lifecycle.lifecycle.expiry import release_due_until
 from dns_lifecycle.store.release import release_instance
 from dns_lifecycle.store.scan import scan_batches
 from flows.artifacts import BatchProgress
+from flows.base import lifecycle_flow
 from flows.common import RunContext, StepReport
 from flows.params import AsOf, BatchSize, DryRun, InstanceIds
 from flows.step import run_step
@@ -80,7 +81,7 @@ def release_due_task(ctx: RunContext, instance_ids: list[str] | None = None) -> 
     return release_due(ctx, instance_ids)
 
 
-@flow(name=STEP)
+@lifecycle_flow(name=STEP)
 def release_instances(
     as_of: AsOf = None,
     dry_run: DryRun = False,

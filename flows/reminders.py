@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prefect import flow, task
+from prefect import task
 from prefect.cache_policies import NO_CACHE
 from sqlalchemy import and_, exists, select
 
@@ -12,6 +12,7 @@ from dns_lifecycle.lifecycle.reminders import Window, reminder_key, reminder_win
 from dns_lifecycle.store.notifications import insert_notices
 from dns_lifecycle.store.scan import scan_batches
 from flows.artifacts import BatchProgress
+from flows.base import lifecycle_flow
 from flows.common import RunContext, StepReport
 from flows.params import AsOf, BatchSize, DryRun, InstanceIds
 from flows.step import run_step
@@ -117,7 +118,7 @@ def plan_reminders_task(ctx: RunContext, instance_ids: list[str] | None = None) 
     return plan_reminders(ctx, instance_ids)
 
 
-@flow(name=STEP)
+@lifecycle_flow(name=STEP)
 def send_renewal_reminders(
     as_of: AsOf = None,
     dry_run: DryRun = False,

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from prefect import flow, task
+from prefect import task
 from prefect.cache_policies import NO_CACHE
 from pydantic import Field
 from sqlalchemy import update
@@ -18,6 +18,7 @@ from sqlalchemy import update
 from dns_lifecycle.lifecycle.notices import NOTICE_KINDS
 from dns_lifecycle.store.notifications import PendingFilter
 from flows.artifacts import publish
+from flows.base import lifecycle_flow
 from flows.common import RunContext, StepReport, open_run, timed
 from flows.delivery import deliver_task
 from models import Notification
@@ -46,7 +47,7 @@ def requeue_task(ctx: RunContext, since: datetime, kinds: list[str] | None) -> i
     return requeue_failed(ctx, since, kinds)
 
 
-@flow(name=STEP)
+@lifecycle_flow(name=STEP)
 def retry_failed_notifications(
     since: Annotated[
         datetime,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 
-from prefect import flow, task
+from prefect import task
 from prefect.cache_policies import NO_CACHE
 from sqlalchemy import select
 
@@ -14,6 +14,7 @@ from dns_lifecycle.lifecycle.notices import notice_rows
 from dns_lifecycle.store.notifications import insert_notices
 from dns_lifecycle.store.release import free_cluster
 from dns_lifecycle.store.subscriptions import addressee
+from flows.base import lifecycle_flow
 from flows.common import RunContext, StepReport
 from flows.params import AsOf, BatchSize, DryRun, InstanceIds
 from flows.step import run_step
@@ -98,7 +99,7 @@ def verify_task(ctx: RunContext, instance_ids: list[str] | None = None) -> StepR
     return verify_open_tickets(ctx, instance_ids)
 
 
-@flow(name=STEP)
+@lifecycle_flow(name=STEP)
 def verify_delegations(
     as_of: AsOf = None,
     dry_run: DryRun = False,

@@ -30,9 +30,9 @@ stop() {
     [ -f "$pidfile" ] || continue
     pgid="$(cat "$pidfile")"
     kill -TERM -- "-$pgid" 2>/dev/null || true
-    for _ in $(seq 20); do
+    for _ in $(seq 100); do
       kill -0 -- "-$pgid" 2>/dev/null || break
-      sleep 0.5
+      sleep 0.1
     done
     kill -KILL -- "-$pgid" 2>/dev/null || true
     rm -f "$pidfile"
@@ -63,6 +63,8 @@ prefect --no-prompt work-pool create dns-lifecycle --type process --overwrite >/
 prefect --no-prompt deploy --all >"$STATE/deploy.log" 2>&1 \
   || { cat "$STATE/deploy.log" >&2; stop; exit 1; }
 echo "deployed every deployment of prefect.yaml (log: $STATE/deploy.log)"
+python -m dns_lifecycle.admin.alerts 2>&1 | tee -a "$STATE/deploy.log" \
+  || { stop; exit 1; }
 
 setsid prefect worker start --pool dns-lifecycle >"$STATE/worker.log" 2>&1 &
 echo $! >"$STATE/worker.pid"

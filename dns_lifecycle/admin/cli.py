@@ -13,8 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
+from pydantic_settings import SettingsError
 
-from dns_lifecycle.core.errors import LifecycleError
+from dns_lifecycle.core.errors import InputError, LifecycleError
 from dns_lifecycle.core.settings import REPO_ROOT, Settings
 
 
@@ -59,6 +60,19 @@ def _session(settings: Settings) -> Iterator[Any]:
         db.dispose()
 
 
+@contextmanager
+def _output_file(path: str) -> Iterator[Any]:
+    """``path`` opened for writing, or an InputError that says why it cannot be."""
+    try:
+        out = open(path, "w", encoding="utf-8")  # noqa: SIM115 - closed by the with below
+    except OSError as exc:
+        raise InputError(
+            f"cannot write {path}: {exc.strerror}; give a file in an existing, writable folder"
+        ) from None
+    with out:
+        yield out
+
+
 def _json(value: Any) -> str:
     return json.dumps(value, indent=2, ensure_ascii=False, default=str)
 
@@ -67,10 +81,10 @@ def _json(value: Any) -> str:
 
 
 def cmd_db_upgrade(args, settings: Settings) -> int:
-    from dns_lifecycle.core.db import upgrade
+    from dns_lifecycle.core.db import safe_url, upgrade
 
     upgrade(settings, args.revision)
-    print(f"database at revision {args.revision}: {_safe_url(settings.database_url)}")
+    print(f"database at revision {args.revision}: {safe_url(settings.database_url)}")
     return 0
 
 
@@ -90,7 +104,7 @@ def cmd_export(args, settings: Settings) -> int:
 
     with _session(settings) as session:
         if args.output:
-            with open(args.output, "w", encoding="utf-8") as out:
+            with _output_file(args.output) as out:
                 counts = write_state(session, out)
             print(f"wrote {args.output}: " + _counts(counts), file=sys.stderr)
         elif args.json:
@@ -149,20 +163,29 @@ def cmd_run(args, settings: Settings) -> int:
     from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
 
     from flows.common import resolve_as_of, wall_clock
-    from flows.daily import daily_lifecycle
+    from flows.daily import DailyReport, daily_lifecycle
 
     as_of = resolve_as_of(args.as_of, wall_clock)  # a bad date fails before Prefect starts
     # This process waits for the run itself: heartbeats (which let a server notice a
     # crashed worker) would only add a second to each step.
     with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
-        report = daily_lifecycle(as_of=as_of, dry_run=args.dry_run)
+        state = daily_lifecycle(as_of=as_of, dry_run=args.dry_run, return_state=True)
+    report = state.result(raise_on_failure=False)
+    if not isinstance(report, DailyReport):  # refused before any step ran
+        raise LifecycleError(state.message or "the daily run failed before its first step")
     summary = report.model_dump(mode="json")
     summary["outbox"] = str(settings.outbox_dir)
     if args.json:
         print(_json(summary))
     else:
         print(render_summary(summary, settings))
-    return 0
+    if state.is_completed():
+        return 0
+    # What was done is above (on stdout); what failed goes to stderr, one line each.
+    print("dns-lifecycle: the run ended Failed:", file=sys.stderr)
+    for failure in report.failures:
+        print(f"  {failure}", file=sys.stderr)
+    return 1
 
 
 def render_summary(summary: dict[str, Any], settings: Settings) -> str:
@@ -174,8 +197,6 @@ def render_summary(summary: dict[str, Any], settings: Settings) -> str:
             lines.append(f"    {name:<32} {n:>10,}")
         if not step["counts"]:
             lines.append("    nothing to do")
-        for failure in step["failures"][:10]:
-            lines.append(f"    ! {failure}")
     outboxes = []
     if settings.email_backend == "file":
         outboxes.append(f"emails in {settings.outbox_dir / 'email'}")
@@ -366,16 +387,6 @@ def cmd_preview(args, settings: Settings) -> int:
     return 0
 
 
-def _safe_url(url: str) -> str:
-    """The database URL without its password, for messages."""
-    from sqlalchemy.engine import make_url
-
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:
-        return "<database url>"
-
-
 # ---------------------------------------------------------------- parser
 
 
@@ -384,6 +395,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="dns-lifecycle",
         description="Subscription lifecycle of paid DNS-hosting instances.",
     )
+    parser.set_defaults(needs_database=True)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def add(name: str, handler: Callable, help: str) -> argparse.ArgumentParser:
@@ -395,7 +407,7 @@ def build_parser() -> argparse.ArgumentParser:
     db_sub = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")
     up = db_sub.add_parser("upgrade", help="migrate the schema to the newest revision")
     up.add_argument("--revision", default="head")
-    up.set_defaults(handler=cmd_db_upgrade)
+    up.set_defaults(handler=cmd_db_upgrade, needs_database=False)
 
     p = add("import", cmd_import, "import an inventory file (all or nothing)")
     p.add_argument("file", metavar="FILE.json")
@@ -467,6 +479,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("id", metavar="ID")
 
     p = add("preview-emails", cmd_preview, "render every notice into an HTML gallery")
+    p.set_defaults(needs_database=False)
     p.add_argument("dir", metavar="DIR")
     return parser
 
@@ -486,24 +499,46 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         settings = Settings()
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
-        )
-        print(
-            f"dns-lifecycle: error: bad setting in the environment: {problems} "
-            "(settings are DNSL_* variables and DATABASE_URL; see the README)",
-            file=sys.stderr,
-        )
+    except (ValidationError, SettingsError) as exc:
+        print(f"dns-lifecycle: error: {_setting_problem(exc)}", file=sys.stderr)
         return 2
     try:
+        if args.needs_database:
+            from dns_lifecycle.core.db import check_ready
+
+            check_ready(settings)
         return args.handler(args, settings)
     except LifecycleError as exc:
         print(f"dns-lifecycle: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # The reader went away (`dns-lifecycle export --json | head`): stop quietly, as
+        # other Unix tools do, and keep Python from complaining while it flushes stdout.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except KeyboardInterrupt:
         print("dns-lifecycle: interrupted", file=sys.stderr)
         return 130
+
+
+def _setting_problem(exc: ValidationError | SettingsError) -> str:
+    """One line naming the variable that is wrong and what it should look like."""
+    if isinstance(exc, SettingsError):
+        # pydantic-settings says: error parsing value for field "x" from source "..."
+        field = str(exc).split('"')[1] if '"' in str(exc) else "?"
+        return (
+            f"bad setting {_variable(field)}: its value is not valid JSON (lists and maps "
+            "are written as JSON, e.g. '[30, 7, 3, 1]'; see the README's settings table)"
+        )
+    problems = "; ".join(
+        f"{_variable(str(e['loc'][0])) if e['loc'] else 'settings'}: {e['msg']}"
+        for e in exc.errors()
+    )
+    return f"bad setting {problems} (see the README's settings table)"
+
+
+def _variable(field: str) -> str:
+    return "DATABASE_URL" if field == "database_url" else f"DNSL_{field.upper()}"
 
 
 if __name__ == "__main__":

@@ -8,9 +8,14 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, event
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.engine import make_url
 from sqlmodel import Session, create_engine
 
+from dns_lifecycle.core.errors import DatabaseNotReady
 from dns_lifecycle.core.settings import REPO_ROOT, Settings
 
 MIGRATIONS_DIR = REPO_ROOT / "migrations"
@@ -74,6 +79,52 @@ def upgrade(settings: Settings, revision: str = "head") -> None:
     """Bring the schema to ``revision`` (``dns-lifecycle db upgrade``)."""
     _make_sqlite_folder(settings.database_url)
     command.upgrade(alembic_config(settings.database_url), revision)
+
+
+def safe_url(url: str) -> str:
+    """The database URL without its password, for messages."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except sa_exc.ArgumentError:
+        return "<a database URL that cannot be read>"
+
+
+def check_ready(settings: Settings) -> None:
+    """Raise ``DatabaseNotReady`` with the fix when the configured database cannot be
+    reached, or its schema is not the one this code was written for (never migrated,
+    or migrations added since). One connection and one small query."""
+    url = settings.database_url
+    shown = safe_url(url)
+    if url.startswith("sqlite") and not url.split("///", 1)[-1].startswith(":memory:"):
+        path = Path(url.split("///", 1)[-1])
+        if not path.exists():
+            raise DatabaseNotReady(
+                f"database {shown} does not exist yet: run `dns-lifecycle db upgrade` to create it"
+            )
+    try:
+        engine = make_engine(url)
+    except (sa_exc.ArgumentError, sa_exc.NoSuchModuleError):
+        raise DatabaseNotReady(
+            f"DATABASE_URL {shown} is not a database URL this project can use: give "
+            "sqlite:///PATH or postgresql://USER@HOST:PORT/DB"
+        ) from None
+    try:
+        with engine.connect() as conn:
+            current = set(MigrationContext.configure(conn).get_current_heads())
+    except sa_exc.DBAPIError as exc:
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
+        raise DatabaseNotReady(
+            f"cannot use the database {shown}: {reason}; check DATABASE_URL and that "
+            "the server is running and the database exists"
+        ) from None
+    finally:
+        engine.dispose()
+    wanted = set(ScriptDirectory.from_config(alembic_config(url)).get_heads())
+    if current != wanted:
+        state = "was never migrated" if not current else "has an older schema"
+        raise DatabaseNotReady(
+            f"database {shown} {state}: run `dns-lifecycle db upgrade` (it keeps the data)"
+        )
 
 
 class Database:

@@ -13,6 +13,7 @@ LifecycleError                   base of every error raised on purpose
 │       └── RegistrarRefused     the registrar refused for a reason other than a lock
 ├── NeedsPerson                  an automatic step cannot go on
 │   └── DomainLocked             an EPP lock forbids changing the name servers
+├── DatabaseNotReady             the database cannot be reached or is not migrated
 ├── ReleaseCheckFailed           the free copy would not serve what the paid one served
 ├── TooManyFailures              a step's deliveries failed beyond the threshold
 └── StepsFailed                  one or more steps of the daily run failed
@@ -123,8 +124,33 @@ class ReleaseCheckFailed(LifecycleError):
 
 
 class TooManyFailures(LifecycleError):
-    """A run whose deliveries failed beyond the configured share."""
+    """A run whose deliveries failed beyond the configured share.
+
+    ``report`` is what the run did all the same, for the summary.
+    """
+
+    def __init__(self, message: str, report: Any = None):
+        super().__init__(message)
+        self.report = report
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (str(self), self.report))
 
 
 class StepsFailed(LifecycleError):
-    """One or more steps of the daily run failed; the others ran."""
+    """One or more steps of the daily run failed; the others ran.
+
+    ``report`` is what the run did all the same, for the summary.
+    """
+
+    def __init__(self, message: str, report: Any = None):
+        super().__init__(message)
+        self.report = report
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (str(self), self.report))
+
+
+class DatabaseNotReady(LifecycleError):
+    """The configured database cannot be used as it is: unreachable, unknown, or not at
+    the schema of this code. The message says which, and what to run."""

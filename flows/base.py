@@ -1,0 +1,70 @@
+"""How every flow of the project is declared: ``@lifecycle_flow(name=...)``.
+
+On top of Prefect's ``@flow`` it gives the Custom run form its help text and turns the
+project's expected failures into a Failed state with one line, instead of a traceback.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable
+from typing import Any, TypeVar, get_args, get_type_hints
+
+from prefect import flow, get_run_logger
+from prefect.states import Failed
+from pydantic.fields import FieldInfo
+
+from dns_lifecycle.core.errors import LifecycleError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def lifecycle_flow(name: str) -> Callable[[F], F]:
+    """``@flow(name=name)`` with form help and one-line failures (see the module)."""
+
+    def decorate(fn: F) -> F:
+        @functools.wraps(fn)
+        def run(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return fn(*args, **kwargs)
+            except LifecycleError as exc:
+                # Expected: a refusal, a step over its failure threshold, a database
+                # that is not ready. Its message says what to do; a traceback would
+                # only bury it. A report of what was done travels as the state's data.
+                message = " ".join(str(exc).split())
+                get_run_logger().error(message)
+                return Failed(message=message, data=getattr(exc, "report", None))
+
+        # Prefect reads the signature of what it wraps to validate parameters; resolve
+        # the annotations here, in the flow's own module, not in this one's.
+        run.__annotations__ = get_type_hints(fn, include_extras=True)
+        run.__signature__ = inspect.signature(fn, eval_str=True)  # type: ignore[attr-defined]
+        return flow(name=name)(form_help(run))  # type: ignore[return-value]
+
+    return decorate
+
+
+def form_help(fn: F) -> F:
+    """Give ``fn`` a Google-style ``Args:`` section built from its parameters' field
+    descriptions.
+
+    Prefect builds a deployment's form (its ``parameter_openapi_schema``) from the flow's
+    signature for types and constraints, but takes each parameter's help text only from
+    the docstring's ``Args:`` section, not from ``Field(description=...)``. The
+    descriptions stay written once, beside each parameter's type; this copies them
+    where Prefect reads them.
+    """
+    lines = []
+    for name, hint in get_type_hints(fn, include_extras=True).items():
+        if name == "return":
+            continue
+        description = next(
+            (m.description for m in get_args(hint)[1:] if isinstance(m, FieldInfo)), None
+        )
+        if description is None:
+            raise TypeError(f"flow parameter {fn.__name__}.{name} has no description")
+        lines.append(f"    {name}: {description}")
+    doc = inspect.cleandoc(fn.__doc__ or "")
+    fn.__doc__ = doc + "\n\nArgs:\n" + "\n".join(lines) + "\n"
+    return fn

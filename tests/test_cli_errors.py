@@ -1,0 +1,114 @@
+"""The command's expected failures: one line on stderr naming what to do, exit 2, no
+traceback; and output that ends quietly when its reader goes away."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from datetime import UTC, datetime
+
+import pytest
+
+from dns_lifecycle.admin.cli import main
+
+
+@pytest.fixture
+def cli(settings, monkeypatch, capsys):
+    """Run the CLI in process against this test's database: (exit code, stdout, stderr)."""
+    monkeypatch.setenv("DATABASE_URL", settings.database_url)
+    monkeypatch.setenv("DNSL_OUTBOX_DIR", str(settings.outbox_dir))
+
+    def run(*argv: str, **env: str):
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        code = main(list(argv))
+        out = capsys.readouterr()
+        return code, out.out, out.err
+
+    return run
+
+
+def _one_line(err: str) -> str:
+    assert "Traceback" not in err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    return lines[0]
+
+
+def test_a_database_never_migrated_says_to_run_db_upgrade(cli, tmp_path):
+    """A database file without the schema is refused with the command that fixes it."""
+    url = f"sqlite:///{tmp_path / 'fresh.db'}"
+    code, _, err = cli("orders", "list", DATABASE_URL=url)
+    assert code == 2
+    assert "run `dns-lifecycle db upgrade`" in _one_line(err)
+
+
+def test_a_database_an_older_revision_says_to_run_db_upgrade(cli, settings):
+    """A schema behind the code's migrations is refused, not queried."""
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(settings.database_url.replace("postgresql://", "postgresql+psycopg://"))
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE alembic_version SET version_num = '0001'"))
+    engine.dispose()
+    code, _, err = cli("tickets", "list")
+    assert code == 2
+    assert "older schema" in _one_line(err) and "db upgrade" in err
+
+
+def test_an_unreachable_database_is_named_without_its_password(cli):
+    """A server that does not answer: the URL is shown with the password hidden."""
+    url = "postgresql://admin:s3cret-pw@127.0.0.1:1/fleet"
+    code, _, err = cli("orders", "list", DATABASE_URL=url)
+    line = _one_line(err)
+    assert code == 2
+    assert "127.0.0.1:1/fleet" in line and "s3cret-pw" not in line
+    assert "check DATABASE_URL" in line
+
+
+def test_a_url_of_an_unknown_kind_says_which_urls_work(cli):
+    """A URL scheme no driver serves is refused with the forms that work."""
+    code, _, err = cli("orders", "list", DATABASE_URL="mongodb://127.0.0.1/fleet")
+    assert code == 2
+    assert "sqlite:///PATH or postgresql://" in _one_line(err)
+
+
+def test_export_to_a_folder_that_does_not_exist_is_refused(cli, tmp_path):
+    """`export --output` into a missing folder names the path and what to give."""
+    target = tmp_path / "missing" / "state.json"
+    code, _, err = cli("export", "--output", str(target))
+    assert code == 2
+    assert str(target) in _one_line(err) and "existing" in err
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "expected"),
+    [
+        ("DNSL_REMINDER_OFFSETS_DAYS", "not json", "DNSL_REMINDER_OFFSETS_DAYS"),
+        ("DNSL_BATCH_SIZE", "0", "DNSL_BATCH_SIZE"),
+        ("DNSL_EMAIL_BACKEND", "pigeon", "DNSL_EMAIL_BACKEND"),
+    ],
+)
+def test_a_malformed_setting_names_the_variable(cli, name, value, expected):
+    """A setting that cannot be read is named by its environment variable."""
+    code, _, err = cli("orders", "list", **{name: value})
+    assert code == 2
+    assert expected in _one_line(err)
+
+
+@pytest.mark.parametrize("argv", [["export", "--json"], ["orders", "list"]])
+def test_output_into_a_closed_pipe_ends_quietly(settings, argv):
+    """`dns-lifecycle export --json | head -1` prints no BrokenPipeError."""
+    from dns_lifecycle.admin.seed import seed_fleet
+    from dns_lifecycle.core.db import Database
+
+    db = Database(settings)
+    seed_fleet(db, 300, seed=3, as_of=datetime(2026, 11, 30, tzinfo=UTC))
+    db.dispose()
+    env = {**os.environ, "DATABASE_URL": settings.database_url}
+    shell = f"{sys.executable} -m dns_lifecycle.admin.cli {' '.join(argv)} | head -c 20 >/dev/null"
+    done = subprocess.run(
+        ["bash", "-c", shell], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert "Traceback" not in done.stderr and "BrokenPipe" not in done.stderr, done.stderr

@@ -1,0 +1,57 @@
+"""What an operator sees of the deployments before running one: every parameter of
+every form has help and a type, the internal ones stay hidden, and the alert
+automation in the repo is one Prefect accepts."""
+
+from __future__ import annotations
+
+import importlib
+from uuid import uuid4
+
+import pytest
+import yaml
+from prefect.events.schemas.automations import AutomationCore
+from prefect.utilities.callables import parameter_schema
+
+from dns_lifecycle.admin.alerts import DEFAULT_FILE, load
+from dns_lifecycle.core.settings import REPO_ROOT
+
+DEPLOYMENTS = yaml.safe_load((REPO_ROOT / "prefect.yaml").read_text())["deployments"]
+
+
+def _flow(entrypoint: str):
+    path, name = entrypoint.split(":")
+    module = importlib.import_module(path.removesuffix(".py").replace("/", "."))
+    return getattr(module, name)
+
+
+@pytest.mark.parametrize("deployment", DEPLOYMENTS, ids=lambda d: f"{d['entrypoint']}:{d['name']}")
+def test_every_form_field_has_a_description_and_a_type(deployment):
+    """The Custom run form shows help and a typed input for each parameter."""
+    schema = parameter_schema(_flow(deployment["entrypoint"])).model_dump()
+    assert schema["properties"], deployment["entrypoint"]
+    for name, prop in schema["properties"].items():
+        assert prop.get("description"), f"{deployment['entrypoint']} {name}: no description"
+        types = [prop.get("type")] + [p.get("type") for p in prop.get("anyOf", [])]
+        assert any(t and t != "null" for t in types), f"{name}: no type ({prop})"
+
+
+def test_the_daily_form_does_not_offer_the_internal_shard():
+    """`shard` is set by a split run only: the daily deployment's form has no such field."""
+    daily = next(d for d in DEPLOYMENTS if d["name"] == "daily")
+    assert "shard" not in parameter_schema(_flow(daily["entrypoint"])).model_dump()["properties"]
+
+
+def test_the_alert_automation_file_is_valid_for_prefect():
+    """automations.yaml holds a Failed/Crashed trigger on the daily run that notifies."""
+    automations = load(DEFAULT_FILE)
+    assert automations
+    for spec in automations:
+        actions = [
+            {**{k: v for k, v in a.items() if k != "block"}, "block_document_id": str(uuid4())}
+            for a in spec["actions"]
+        ]
+        automation = AutomationCore.model_validate({**spec, "actions": actions})
+        assert automation.actions[0].type == "send-notification"
+    daily = automations[0]["trigger"]
+    assert set(daily["expect"]) == {"prefect.flow-run.Failed", "prefect.flow-run.Crashed"}
+    assert "daily-lifecycle" in daily["match_related"]["prefect.resource.name"]

@@ -1,0 +1,74 @@
+"""How an expected failure shows in Prefect: the run ends Failed with one line that
+says what to do, its logs hold no traceback, and a failed daily run still reports what
+it did."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+
+from flows.daily import DailyReport, daily_lifecycle
+from flows.on_demand import renew_instance
+
+AS_OF = datetime(2026, 12, 1, 18, 0, tzinfo=UTC)
+
+
+def test_a_refused_on_demand_run_ends_failed_with_one_line_and_no_traceback(db, flow_env, caplog):
+    """Renewing an id that does not exist: Failed, the reason in one line, no traceback."""
+    caplog.set_level(logging.INFO)
+    state = renew_instance(instance_id="inst-nowhere", periods=1, return_state=True)
+    assert state.is_failed()
+    assert "inst-nowhere" in state.message and "\n" not in state.message
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert "inst-nowhere" in logged
+    assert "Traceback" not in logged and "Traceback" not in caplog.text
+    assert not any(r.exc_info for r in caplog.records)
+
+
+def test_a_daily_run_with_a_failed_step_reports_every_step_and_names_the_failure(
+    db, flow_env, monkeypatch, caplog
+):
+    """A step that fails by design does not hide the others' counts: the state carries
+    the whole day's report, the failure is named, and no traceback is logged."""
+    from dns_lifecycle.admin.seed import seed_fleet
+
+    caplog.set_level(logging.INFO)
+    seed_fleet(db, 120, seed=3, as_of=AS_OF)
+    # An SMTP server that is not there: every email of the day fails to send.
+    monkeypatch.setenv("DNSL_EMAIL_BACKEND", "smtp")
+    monkeypatch.setenv("DNSL_SMTP_PORT", "1")
+    monkeypatch.setenv("DNSL_SMTP_TIMEOUT_SECONDS", "2")
+    state = daily_lifecycle(as_of=AS_OF, return_state=True)
+    assert state.is_failed()
+    report = state.result(raise_on_failure=False)
+    assert isinstance(report, DailyReport)
+    assert [s.step for s in report.steps] == [
+        "auto-renew",
+        "expire-instances",
+        "send-renewal-reminders",
+        "release-instances",
+        "verify-delegations",
+    ]
+    assert report.failed_steps and "deliveries failed" in report.failed_steps[0]
+    assert sum(s.counts.get("sms_sent", 0) for s in report.steps) > 0
+    assert not [r.getMessage() for r in caplog.records if r.exc_info]
+    assert "Traceback" not in caplog.text
+
+
+def test_the_command_prints_what_a_failed_run_did_then_its_failures(
+    db, flow_env, monkeypatch, capsys
+):
+    """`dns-lifecycle run` on a failing day: the summary on stdout, then the failures
+    on stderr, exit 1, no traceback."""
+    from dns_lifecycle.admin.cli import main
+    from dns_lifecycle.admin.seed import seed_fleet
+
+    seed_fleet(db, 120, seed=3, as_of=AS_OF)
+    monkeypatch.setenv("DNSL_EMAIL_BACKEND", "smtp")
+    monkeypatch.setenv("DNSL_SMTP_PORT", "1")
+    code = main(["run", "--as-of", AS_OF.isoformat()])
+    out, err = capsys.readouterr()
+    assert code == 1
+    assert "send-renewal-reminders" in out and "sms_sent" in out
+    assert "the run ended Failed" in err and "deliveries failed" in err
+    assert "Traceback" not in out + err
