@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import logging
 from collections.abc import Callable
 from typing import Any, TypeVar, get_args, get_type_hints
 
@@ -18,6 +19,25 @@ from pydantic.fields import FieldInfo
 from dns_lifecycle.core.errors import LifecycleError
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+class _NoTracebackForExpectedFailures(logging.Filter):
+    """Prefect's engine logs a Failed run's exception with its traceback once the run
+    has ended ("Engine execution exited with unexpected exception"). For the project's
+    expected failures that line adds nothing to the one already logged: drop it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.exc_info and isinstance(record.exc_info[1], LifecycleError))
+
+
+logging.getLogger("prefect.flow_runs").addFilter(_NoTracebackForExpectedFailures())
+
+
+def report_of(state: Any) -> Any:
+    """What a finished flow run reported: its result, or for a run that failed on
+    purpose the report its error carries (None when it did nothing)."""
+    done = state.result(raise_on_failure=False)
+    return getattr(done, "report", None) if isinstance(done, BaseException) else done
 
 
 def lifecycle_flow(name: str) -> Callable[[F], F]:
@@ -31,10 +51,11 @@ def lifecycle_flow(name: str) -> Callable[[F], F]:
             except LifecycleError as exc:
                 # Expected: a refusal, a step over its failure threshold, a database
                 # that is not ready. Its message says what to do; a traceback would
-                # only bury it. A report of what was done travels as the state's data.
+                # only bury it. The error (with any report of what was done) is the
+                # state's data: see report_of.
                 message = " ".join(str(exc).split())
                 get_run_logger().error(message)
-                return Failed(message=message, data=getattr(exc, "report", None))
+                return Failed(message=message, data=exc)
 
         # Prefect reads the signature of what it wraps to validate parameters; resolve
         # the annotations here, in the flow's own module, not in this one's.

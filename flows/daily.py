@@ -15,7 +15,7 @@ from dns_lifecycle.core.errors import StepsFailed
 from dns_lifecycle.lifecycle.sharding import Shard
 from flows.artifacts import daily_markdown
 from flows.auto_renew import auto_renew
-from flows.base import lifecycle_flow
+from flows.base import lifecycle_flow, report_of
 from flows.common import StepReport, resolve_as_of, sharded, shared_dry_run, wall_clock
 from flows.expire import expire_instances
 from flows.params import AsOf, BatchSize, DryRun
@@ -107,7 +107,7 @@ def _run_day(
             # A failed step does not stop the later ones (each re-checks its own rows);
             # the run still ends Failed, naming every step that failed.
             state = step(as_of=moment, dry_run=dry_run, batch_size=batch_size, return_state=True)
-            done = state.result(raise_on_failure=False)
+            done = report_of(state)
             if isinstance(done, StepReport):  # a failed step may still report its counts
                 reports.append(done)
             if not state.is_completed():

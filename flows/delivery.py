@@ -87,7 +87,9 @@ def deliver_pending(ctx: RunContext, filt: PendingFilter = ALL_PENDING) -> Tally
             channel = channel_of[result.key]
             tally.add(f"{channel}_{result.outcome}")
             if result.outcome != "sent":
-                tally.fail(f"{result.key}: {result.outcome}: {result.error}")
+                # "key (outcome): why"; a key followed by a colon would end in ":email:",
+                # which Prefect's console shows as an emoji.
+                tally.fail(f"{result.key} ({result.outcome}): {result.error}")
 
         with ctx.db.session() as session:
             mark_results(session, results, {row.key: row.id for row in rows}, ctx.clock())

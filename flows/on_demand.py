@@ -13,6 +13,7 @@ from typing import Annotated, Any
 
 from prefect.runtime import flow_run
 from pydantic import Field
+from pydantic.json_schema import SkipJsonSchema
 from sqlmodel import Session
 
 from dns_lifecycle.store.notifications import PendingFilter
@@ -25,8 +26,8 @@ from models import Order
 
 InstanceId = Annotated[str, Field(min_length=1, max_length=64, description="The instance id.")]
 RequestKey = Annotated[
-    str | None,
-    Field(max_length=64, description="Makes a retried request a no-op (default: the run id)."),
+    Annotated[str, Field(max_length=64)] | SkipJsonSchema[None],
+    Field(description="Makes a retried request a no-op (default: the run id)."),
 ]
 
 

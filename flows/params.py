@@ -1,4 +1,9 @@
-"""Flow parameters shared by the steps, typed and described for the Prefect UI form."""
+"""Flow parameters shared by the steps, typed and described for the Prefect UI form.
+
+An optional parameter is ``X | SkipJsonSchema[None]``: left empty it takes its default,
+and the form shows one input of type X (a ``null`` branch would show as a second input
+that says 'Property is type "None"').
+"""
 
 from __future__ import annotations
 
@@ -6,9 +11,10 @@ from datetime import datetime
 from typing import Annotated
 
 from pydantic import Field
+from pydantic.json_schema import SkipJsonSchema
 
 AsOf = Annotated[
-    datetime | None,
+    datetime | SkipJsonSchema[None],
     Field(
         description="Evaluate the lifecycle as of this moment (default: now). Reruns and "
         "backfills give a past moment; a value without an offset is refused.",
@@ -19,13 +25,10 @@ DryRun = Annotated[
     Field(description="Only compute and publish the plan: change nothing, send nothing."),
 ]
 BatchSize = Annotated[
-    int | None,
-    Field(ge=1, le=50_000, description="Instances per batch (default from settings)."),
+    Annotated[int, Field(ge=1, le=50_000)] | SkipJsonSchema[None],
+    Field(description="Instances per batch (default from settings)."),
 ]
 InstanceIds = Annotated[
-    list[str] | None,
-    Field(
-        max_length=10_000,
-        description="Only these instance ids (default: the whole fleet).",
-    ),
+    Annotated[list[str], Field(max_length=10_000)] | SkipJsonSchema[None],
+    Field(description="Only these instance ids (default: the whole fleet)."),
 ]

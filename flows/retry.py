@@ -13,6 +13,7 @@ from typing import Annotated
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 from pydantic import Field
+from pydantic.json_schema import SkipJsonSchema
 from sqlalchemy import update
 
 from dns_lifecycle.lifecycle.notices import NOTICE_KINDS
@@ -54,7 +55,7 @@ def retry_failed_notifications(
         Field(description="Requeue failed notices created at or after this moment."),
     ],
     kinds: Annotated[
-        list[str] | None,
+        list[str] | SkipJsonSchema[None],
         Field(description=f"Only these notice kinds (default: all): {', '.join(NOTICE_KINDS)}."),
     ] = None,
     dry_run: Annotated[

@@ -31,8 +31,7 @@ def test_every_form_field_has_a_description_and_a_type(deployment):
     assert schema["properties"], deployment["entrypoint"]
     for name, prop in schema["properties"].items():
         assert prop.get("description"), f"{deployment['entrypoint']} {name}: no description"
-        types = [prop.get("type")] + [p.get("type") for p in prop.get("anyOf", [])]
-        assert any(t and t != "null" for t in types), f"{name}: no type ({prop})"
+        assert prop.get("type"), f"{deployment['entrypoint']} {name}: no single type ({prop})"
 
 
 def test_the_daily_form_does_not_offer_the_internal_shard():
@@ -55,3 +54,23 @@ def test_the_alert_automation_file_is_valid_for_prefect():
     daily = automations[0]["trigger"]
     assert set(daily["expect"]) == {"prefect.flow-run.Failed", "prefect.flow-run.Crashed"}
     assert "daily-lifecycle" in daily["match_related"]["prefect.resource.name"]
+
+
+@pytest.mark.parametrize("deployment", DEPLOYMENTS, ids=lambda d: f"{d['entrypoint']}:{d['name']}")
+def test_an_empty_form_validates_as_prefect_validates_it(deployment):
+    """Optional fields left empty pass Prefect's own parameter validation (a constraint
+    on an optional field must not be applied to its empty value)."""
+    flow = _flow(deployment["entrypoint"])
+    required = {
+        "instance_id": "inst-1",
+        "edition": "enterprise-standard",
+        "on": True,
+        "since": "2026-12-01T00:00:00+00:00",
+        "as_of": "2026-12-01T00:00:00+00:00",
+        "shard": 0,
+        "shards": 2,
+    }
+    schema = parameter_schema(flow).model_dump()
+    params = {k: v for k, v in required.items() if k in schema.get("required", [])}
+    defaults = {k: None for k, p in schema["properties"].items() if p.get("default", 0) is None}
+    flow.validate_parameters({**defaults, **params})

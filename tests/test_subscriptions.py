@@ -318,3 +318,11 @@ def test_manual_renewal_racing_auto_renewal_extends_once_per_order(db):
             assert after.period_start == before.period_end
         assert expires_at == chain[-1].period_end
         assert balance == Decimal("1000.00") - sum(o.amount for o in paid)
+
+
+def test_a_failed_auto_renewal_says_why_in_the_actions_table(db):
+    """The actions row of an auto-renewal the balance cannot cover gives the reason."""
+    _setup(db, balance=Decimal("1.00"))
+    row = _auto(db).plan[0]
+    assert row["result"] == "failed"
+    assert "does not cover" in row["reason"] and "top up" in row["reason"]

@@ -162,6 +162,7 @@ def cmd_seed(args, settings: Settings) -> int:
 def cmd_run(args, settings: Settings) -> int:
     from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
 
+    from flows.base import report_of
     from flows.common import resolve_as_of, wall_clock
     from flows.daily import DailyReport, daily_lifecycle
 
@@ -170,7 +171,7 @@ def cmd_run(args, settings: Settings) -> int:
     # crashed worker) would only add a second to each step.
     with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
         state = daily_lifecycle(as_of=as_of, dry_run=args.dry_run, return_state=True)
-    report = state.result(raise_on_failure=False)
+    report = report_of(state)
     if not isinstance(report, DailyReport):  # refused before any step ran
         raise LifecycleError(state.message or "the daily run failed before its first step")
     summary = report.model_dump(mode="json")

@@ -329,6 +329,7 @@ def auto_renew_batch(
                 "amount": money(amount),
                 "period_end": iso(period.end),
                 "result": "paid" if payment.paid else "failed",
+                "reason": payment.reason or "",
             }
         )
         outcome.add("orders_paid" if payment.paid else "orders_failed")

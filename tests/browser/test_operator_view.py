@@ -10,8 +10,9 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 import urllib.request
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -19,9 +20,18 @@ import pytest
 from dns_lifecycle.admin.seed import seed_fleet
 from dns_lifecycle.core.db import Database, upgrade
 from dns_lifecycle.core.settings import REPO_ROOT, Settings
+from tests.http_sink import HttpSink, Reply
 from tests.smtp_server import free_port
 
 CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
 SCREENSHOTS = Path(os.environ.get("DNSL_SCREENSHOT_DIR", REPO_ROOT / "var" / "screenshots"))
 AS_OF = "2026-12-01T02:00:00+08:00"
 
@@ -68,6 +78,8 @@ def operator_view(tmp_path_factory):
     seed_fleet(db, 300, seed=11, as_of=datetime(2026, 11, 30, 18, 0, tzinfo=UTC))
     db.dispose()
     port = free_port()
+    alerts = HttpSink(lambda request: Reply(200, {"ok": True}))
+    alerts.__enter__()
     env = {
         **os.environ,
         "PREFECT_PORT": str(port),
@@ -76,6 +88,7 @@ def operator_view(tmp_path_factory):
         "DNSL_OUTBOX_DIR": str(state / "outbox"),
         "DNSL_EMAIL_BACKEND": "file",
         "DNSL_SMS_BACKEND": "file",
+        "DNSL_ALERT_WEBHOOK_URL": f"{alerts.url}/alerts",
     }
     for name in ("PREFECT_API_URL", "PREFECT_HOME", "PREFECT_PROFILES_PATH"):
         env.pop(name, None)
@@ -90,8 +103,10 @@ def operator_view(tmp_path_factory):
             "ui": f"http://127.0.0.1:{port}",
             "env": env,
             "state": state,
+            "alerts": alerts,
         }
     finally:
+        alerts.__exit__(None, None, None)
         subprocess.run([str(script), "--stop"], env=env, capture_output=True, timeout=60)
         # Keep the server's and worker's logs beside the screenshots for a failed run.
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
@@ -135,17 +150,7 @@ def test_daily_deployment_runs_and_the_page_shows_it_completed_with_its_counts(o
 
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=CHROMIUM,
-            args=[
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--no-first-run",
-            ],
-        )
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         page.goto(f"{operator_view['ui']}/runs/flow-run/{flow_run_id}")
         page.get_by_text("Completed").first.wait_for(timeout=60_000)
@@ -173,3 +178,56 @@ def test_a_split_daily_run_fans_out_to_shard_runs_on_the_pool(operator_view):
     )
     assert sorted(r["parameters"]["shard"] for r in runs) == [0, 1]
     assert {r["state"]["type"] for r in runs} == {"COMPLETED"}
+
+
+def test_the_custom_run_form_shows_each_parameter_with_its_help(operator_view):
+    """Run -> Custom run of the daily deployment: the fields carry their descriptions,
+    and the internal shard index is not offered."""
+    from playwright.sync_api import sync_playwright
+
+    api = operator_view["api"]
+    daily = next(d for d in _api(f"{api}/deployments/filter", {}) if d["name"] == "daily")
+    assert "shard" not in daily["parameter_openapi_schema"]["properties"]
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1400})
+        page.goto(f"{operator_view['ui']}/deployments/deployment/{daily['id']}/run")
+        page.get_by_text("Evaluate the lifecycle as of this moment").first.wait_for(timeout=60_000)
+        page.get_by_text("Split the run into this many shard runs").first.wait_for(timeout=60_000)
+        text = page.inner_text("body")
+        page.screenshot(path=str(SCREENSHOTS / "daily-custom-run.png"), full_page=True)
+        browser.close()
+    assert "Property is type" not in text
+    assert "The shard this run works on" not in text
+
+
+def test_a_failed_daily_run_alerts_through_the_declared_automation(operator_view):
+    """The automation from automations.yaml exists, and a daily run entering Failed posts
+    the alert to DNSL_ALERT_WEBHOOK_URL."""
+    api, alerts = operator_view["api"], operator_view["alerts"]
+    automations = _api(f"{api}/automations/filter", {})
+    assert [a["name"] for a in automations] == ["daily-lifecycle failed"]
+    assert automations[0]["enabled"] is True
+    daily = next(d for d in _api(f"{api}/deployments/filter", {}) if d["name"] == "daily")
+    # A run scheduled for later (no worker takes it), then failed as a crashed run's
+    # engine would report it: the server emits prefect.flow-run.Failed.
+    later = (datetime.now(UTC) + timedelta(hours=6)).isoformat()
+    run = _api(
+        f"{api}/deployments/{daily['id']}/create_flow_run",
+        {"state": {"type": "SCHEDULED", "state_details": {"scheduled_time": later}}},
+    )
+    _api(
+        f"{api}/flow_runs/{run['id']}/set_state",
+        {
+            "state": {"type": "FAILED", "message": "auto-renew: 3 of 40 deliveries failed"},
+            "force": True,
+        },
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not alerts.requests:
+        time.sleep(0.5)
+    assert alerts.requests, "no alert was posted within 60 s"
+    alert = alerts.requests[0].json()
+    assert run["name"] in alert["subject"] and "Failed" in alert["subject"]
+    assert "3 of 40 deliveries failed" in alert["body"]
