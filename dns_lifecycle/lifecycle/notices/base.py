@@ -126,7 +126,16 @@ def notice_rows(
     )
 
 
-def _rows(kind, account_id, instance_id, key, created_at, context, offset_days, ref_at):
+def _rows(
+    kind: str,
+    account_id: str,
+    instance_id: str,
+    key: str,
+    created_at: datetime,
+    context: dict[str, Any],
+    offset_days: int | None,
+    ref_at: datetime | None,
+) -> list[dict[str, Any]]:
     return [
         {
             "key": channel_key(key, channel),
