@@ -47,7 +47,8 @@ from dns_lifecycle.channels import render as current_render  # noqa: E402
 from dns_lifecycle.channels import sms as current_sms  # noqa: E402
 from dns_lifecycle.channels.base import EmailMessage, SmsMessage  # noqa: E402
 from dns_lifecycle.core.settings import Settings  # noqa: E402
-from dns_lifecycle.lifecycle.notices import NOTICE_KINDS  # noqa: E402
+from dns_lifecycle.lifecycle.notices import LOCALES, NOTICE_KINDS  # noqa: E402
+from dns_lifecycle.lifecycle.notices.samples import sample_context  # noqa: E402
 
 SENDER = "DNS Hosting <no-reply@dns.example.com>"
 DATE = datetime(2026, 11, 26, 2, 0, tzinfo=UTC)
@@ -95,8 +96,8 @@ def sample_messages() -> list[EmailMessage]:
     renderer = current_render.Renderer(Settings().templates_dir)
     messages = []
     for kind in NOTICE_KINDS:
-        for locale in current_render.LOCALES:
-            rendered = renderer.email(kind, current_render.sample_context(kind, locale))
+        for locale in LOCALES:
+            rendered = renderer.email(kind, sample_context(kind, locale))
             key = f"{kind}:inst-{locale}:2026-11-26T02:00:00+00:00:email"
             messages.append(
                 EmailMessage(
@@ -301,11 +302,7 @@ def main() -> None:
     lines.append(row("`build_mime` (all kinds, both languages)", old, new))
 
     templates = Settings().templates_dir
-    contexts = [
-        (kind, current_render.sample_context(kind, locale))
-        for kind in NOTICE_KINDS
-        for locale in current_render.LOCALES
-    ]
+    contexts = [(kind, sample_context(kind, locale)) for kind in NOTICE_KINDS for locale in LOCALES]
     for what in ("email", "sms"):
         costs = []
         for module in (old_render, current_render):

@@ -29,17 +29,18 @@ from dns_lifecycle.channels.render import Renderer, sms_template_code
 from dns_lifecycle.channels.sms import AliyunSmsBackend
 from dns_lifecycle.core.db import Database
 from dns_lifecycle.core.settings import Settings
-from dns_lifecycle.lifecycle.notices import Addressee, iso, money, notice_rows
+from dns_lifecycle.lifecycle.notices import Reminder
 from dns_lifecycle.lifecycle.pricing import period_price
-from dns_lifecycle.lifecycle.reminders import reminder_key, reminder_windows
+from dns_lifecycle.lifecycle.reminders import reminder_windows
 from dns_lifecycle.store.notifications import (
     TABLE,
     insert_ignoring_duplicates,
     load_outgoing,
     mark_results,
 )
+from dns_lifecycle.store.reminders import reminders_due
+from dns_lifecycle.store.scan import row_addressee
 from flows.common import resolve_as_of, wall_clock
-from flows.reminders import _due_in
 
 SETTINGS = Settings()
 ONE_CONNECTION = SETTINGS.model_copy(update={"smtp_connections": 1})
@@ -60,25 +61,16 @@ def remind_one(instance_id: str, offset: int, as_of: datetime) -> dict[str, int]
     window = _window(as_of, offset)
     now = wall_clock()
     with DB.session() as session:
-        r = session.execute(_due_in(window, [instance_id])()).one_or_none()
+        r = session.execute(reminders_due(window, [instance_id])()).one_or_none()
         if r is None:
             return {}
-        to = Addressee(r.account_id, r.name, r.locale, r.timezone, r.id, r.edition_code)
-        context = {
-            "expires_at": iso(r.expires_at),
-            "offset_days": offset,
-            "auto_renew": r.auto_renew,
-            "amount": money(period_price(r.monthly_price, r.yearly_price, r.billing_cycle)),
-        }
-        rows = notice_rows(
-            "reminder",
-            to,
-            reminder_key(r.id, r.expires_at, offset),
-            now,
-            context,
+        rows = Reminder.to(
+            row_addressee(r),
+            expires_at=r.expires_at,
             offset_days=offset,
-            ref_at=r.expires_at,
-        )
+            auto_renew=r.auto_renew,
+            amount=period_price(r.monthly_price, r.yearly_price, r.billing_cycle),
+        ).rows(now)
         ids = insert_ignoring_duplicates(session, TABLE, rows, "key")
         outgoing = load_outgoing(session, ids)
         session.commit()
@@ -112,7 +104,7 @@ def pick_sample(as_of: datetime, sample: int) -> list[tuple[str, int]]:
     """The first ``sample`` instances with a reminder due, nearest window first."""
     picks: list[tuple[str, int]] = []
     for window in reminder_windows(as_of, SETTINGS.reminder_offsets_days):
-        stmt = _due_in(window, None)().limit(sample - len(picks))
+        stmt = reminders_due(window, None)().limit(sample - len(picks))
         with DB.session() as session:
             picks += [(r.id, window.offset_days) for r in session.execute(stmt)]
         if len(picks) >= sample:

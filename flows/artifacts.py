@@ -13,9 +13,9 @@ from prefect.artifacts import (
     update_progress_artifact,
 )
 from prefect.context import FlowRunContext, TaskRunContext
-from sqlalchemy import func, select
 
 from dns_lifecycle.core.errors import TooManyFailures
+from dns_lifecycle.store.scan import count_rows
 from flows.common import PLAN_CAP, StepReport
 
 
@@ -125,11 +125,7 @@ class BatchProgress:
     def counting(cls, step: str, db, queries, shard=None) -> BatchProgress:
         """Progress over the rows the given queries will yield (counted up front; a
         shard expects its share)."""
-        with db.session() as session:
-            total = sum(
-                session.execute(select(func.count()).select_from(q().subquery())).scalar_one()
-                for q in queries
-            )
+        total = count_rows(db, queries)
         return cls(step, -(-total // shard.count) if shard else total)
 
     def advance(self, n: int) -> None:

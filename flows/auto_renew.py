@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
-from sqlalchemy import select
 
-from dns_lifecycle.lifecycle.renewal import DAY
+from dns_lifecycle.store.auto_renewal import auto_renewal_due
 from dns_lifecycle.store.scan import scan_batches
 from dns_lifecycle.store.subscriptions import auto_renew_batch
 from flows.artifacts import BatchProgress
@@ -14,7 +13,6 @@ from flows.base import lifecycle_flow
 from flows.common import RunContext, StepReport
 from flows.params import AsOf, BatchSize, DryRun, InstanceIds
 from flows.step import run_step
-from models import Instance
 
 STEP = "auto-renew"
 NOTICE_KINDS = ("order_created", "renewed", "renewal_failed")
@@ -24,16 +22,7 @@ def renew_due(ctx: RunContext, instance_ids: list[str] | None = None) -> StepRep
     """Create and pay the auto-renewal orders due as of ``ctx.as_of``."""
     report = StepReport(step=STEP, as_of=ctx.as_of, dry_run=ctx.dry_run)
     lead = ctx.settings.renewal_lead_days
-
-    def query():
-        stmt = select(Instance.id, Instance.expires_at).where(
-            Instance.state == "active",
-            Instance.auto_renew.is_(True),
-            Instance.expires_at > ctx.as_of,
-            Instance.expires_at <= ctx.as_of + lead * DAY,
-        )
-        return stmt.where(Instance.id.in_(instance_ids)) if instance_ids else stmt
-
+    query = auto_renewal_due(ctx.as_of, lead, instance_ids)
     progress = BatchProgress.counting(STEP, ctx.db, [query], ctx.shard)
     for rows in scan_batches(ctx.db, query, batch_size=ctx.batch_size, shard=ctx.shard):
         progress.advance(len(rows))

@@ -4,57 +4,33 @@ from __future__ import annotations
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
-from sqlalchemy import and_, exists, select, update
 
-from dns_lifecycle.lifecycle.expiry import (
-    expired_key,
-    release_at,
-    release_warning_key,
-    release_warning_window,
+from dns_lifecycle.lifecycle.expiry import release_at
+from dns_lifecycle.lifecycle.notices import iso
+from dns_lifecycle.store.expiry import (
+    expire,
+    past_expiry,
+    queue_release_warnings,
+    release_warning_due,
 )
-from dns_lifecycle.lifecycle.notices import Addressee, iso, notice_rows
-from dns_lifecycle.store.notifications import insert_notices
 from dns_lifecycle.store.scan import scan_batches
 from flows.artifacts import BatchProgress
 from flows.base import lifecycle_flow
 from flows.common import RunContext, StepReport
 from flows.params import AsOf, BatchSize, DryRun, InstanceIds
 from flows.step import run_step
-from models import Account, Instance, Notification
 
 STEP = "expire-instances"
 NOTICE_KINDS = ("expired", "release_warning")
-
-COLUMNS = (
-    Instance.id,
-    Instance.expires_at,
-    Instance.account_id,
-    Instance.edition_code,
-    Account.name,
-    Account.locale,
-    Account.timezone,
-)
-
-
-def _to(r) -> Addressee:
-    return Addressee(r.account_id, r.name, r.locale, r.timezone, r.id, r.edition_code)
 
 
 def expire_due(ctx: RunContext, instance_ids: list[str] | None = None) -> StepReport:
     """Mark active instances past expiry as expired and queue the notices."""
     report = StepReport(step=STEP, as_of=ctx.as_of, dry_run=ctx.dry_run)
     grace = ctx.settings.grace_days
-
-    def past_expiry():
-        stmt = (
-            select(*COLUMNS)
-            .join(Account, Account.id == Instance.account_id)
-            .where(Instance.state == "active", Instance.expires_at <= ctx.as_of)
-        )
-        return stmt.where(Instance.id.in_(instance_ids)) if instance_ids else stmt
-
-    progress = BatchProgress.counting(STEP, ctx.db, [past_expiry], ctx.shard)
-    for rows in scan_batches(ctx.db, past_expiry, batch_size=ctx.batch_size, shard=ctx.shard):
+    due = past_expiry(ctx.as_of, instance_ids)
+    progress = BatchProgress.counting(STEP, ctx.db, [due], ctx.shard)
+    for rows in scan_batches(ctx.db, due, batch_size=ctx.batch_size, shard=ctx.shard):
         progress.advance(len(rows))
         report.planned(
             [
@@ -67,36 +43,12 @@ def expire_due(ctx: RunContext, instance_ids: list[str] | None = None) -> StepRe
                 for r in rows
             ]
         )
-        by_id = {r.id: r for r in rows}
         with ctx.db.session() as session:
-            # Set-based, and conditional: an instance renewed since the scan stays active.
-            expired = session.execute(
-                update(Instance)
-                .where(
-                    Instance.id.in_(list(by_id)),
-                    Instance.state == "active",
-                    Instance.expires_at <= ctx.as_of,
-                )
-                .values(state="expired")
-                .returning(Instance.id)
-            ).scalars()
-            now = ctx.clock()
-            notices = []
-            for instance_id in expired:
-                r = by_id[instance_id]
-                report.add("instances_expired")
-                notices += notice_rows(
-                    "expired",
-                    _to(r),
-                    expired_key(r.id, r.expires_at),
-                    now,
-                    {
-                        "expires_at": iso(r.expires_at),
-                        "release_at": iso(release_at(r.expires_at, grace)),
-                    },
-                    ref_at=r.expires_at,
-                )
-            report.add("notices_queued", insert_notices(session, notices))
+            expired, queued = expire(
+                session, rows, as_of=ctx.as_of, now=ctx.clock(), grace_days=grace
+            )
+            report.add("instances_expired", len(expired))
+            report.add("notices_queued", queued)
             session.commit()
     _warn_before_release(ctx, report, instance_ids)
     return report
@@ -106,29 +58,8 @@ def _warn_before_release(
     ctx: RunContext, report: StepReport, instance_ids: list[str] | None
 ) -> None:
     grace = ctx.settings.grace_days
-    after, until = release_warning_window(ctx.as_of, grace)
-    warned = exists().where(
-        and_(
-            Notification.instance_id == Instance.id,
-            Notification.kind == "release_warning",
-            Notification.ref_at == Instance.expires_at,
-        )
-    )
-
-    def warning_due():
-        stmt = (
-            select(*COLUMNS)
-            .join(Account, Account.id == Instance.account_id)
-            .where(
-                Instance.state == "expired",
-                Instance.expires_at > after,
-                Instance.expires_at <= until,
-                ~warned,
-            )
-        )
-        return stmt.where(Instance.id.in_(instance_ids)) if instance_ids else stmt
-
-    for rows in scan_batches(ctx.db, warning_due, batch_size=ctx.batch_size, shard=ctx.shard):
+    due = release_warning_due(ctx.as_of, grace, instance_ids)
+    for rows in scan_batches(ctx.db, due, batch_size=ctx.batch_size, shard=ctx.shard):
         report.add("release_warnings", len(rows))
         report.planned(
             [
@@ -140,19 +71,9 @@ def _warn_before_release(
                 for r in rows
             ]
         )
-        now = ctx.clock()
-        notices = []
-        for r in rows:
-            notices += notice_rows(
-                "release_warning",
-                _to(r),
-                release_warning_key(r.id, r.expires_at),
-                now,
-                {"release_at": iso(release_at(r.expires_at, grace))},
-                ref_at=r.expires_at,
-            )
         with ctx.db.session() as session:
-            report.add("notices_queued", insert_notices(session, notices))
+            queued = queue_release_warnings(session, rows, now=ctx.clock(), grace_days=grace)
+            report.add("notices_queued", queued)
             session.commit()
 
 

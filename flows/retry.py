@@ -14,38 +14,24 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from pydantic import Field
 from pydantic.json_schema import SkipJsonSchema
-from sqlalchemy import update
 
 from dns_lifecycle.lifecycle.notices import NOTICE_KINDS
-from dns_lifecycle.store.notifications import PendingFilter
+from dns_lifecycle.store.notifications import PendingFilter, requeue_failed
 from flows.artifacts import publish
 from flows.base import lifecycle_flow
 from flows.common import RunContext, StepReport, open_run, timed
 from flows.delivery import deliver_task
-from models import Notification
 
 STEP = "retry-failed-notifications"
-TABLE = Notification.__table__  # type: ignore[attr-defined]
-
-
-def requeue_failed(ctx: RunContext, since: datetime, kinds: list[str] | None) -> int:
-    """Put failed notices created since ``since`` back to pending; returns how many."""
-    stmt = (
-        update(TABLE)
-        .where(TABLE.c.state == "failed", TABLE.c.created_at >= since)
-        .values(state="pending", claim_token=None, claimed_until=None)
-    )
-    if kinds:
-        stmt = stmt.where(TABLE.c.kind.in_(kinds))
-    with ctx.db.session() as session:
-        count = session.execute(stmt).rowcount
-        session.commit()
-    return count
 
 
 @task(name="requeue-failed", cache_policy=NO_CACHE)
 def requeue_task(ctx: RunContext, since: datetime, kinds: list[str] | None) -> int:
-    return requeue_failed(ctx, since, kinds)
+    """Put failed notices created since ``since`` back to pending; returns how many."""
+    with ctx.db.session() as session:
+        count = requeue_failed(session, since=since, kinds=kinds)
+        session.commit()
+    return count
 
 
 @lifecycle_flow(name=STEP)

@@ -7,21 +7,17 @@ retries; a ticket whose POST failed transiently stays pending for the next run.
 
 from __future__ import annotations
 
-from datetime import datetime
-
-from sqlalchemy import select, update
-from sqlmodel import Session
-
 from dns_lifecycle.channels.tickets import TicketPayload, ticket_sink_for
-from dns_lifecycle.core.errors import NotFound, Refused
+from dns_lifecycle.lifecycle.notices.keys import ticket_dedupe_key
+from dns_lifecycle.store.tickets import (
+    claim_pending_tickets,
+    record_sink_outcomes,
+    resolve_ticket,
+)
 from flows.common import RunContext, Tally
-from models import Domain, Instance, Ticket
 
-TICKETS = Ticket.__table__  # type: ignore[attr-defined]
-
-
-def dedupe_key(ticket: Ticket, domain_name: str) -> str:
-    return f"ticket:{ticket.id}:{domain_name}:{ticket.reason}"
+# Resolving is a store operation; the verify step imports it from here.
+__all__ = ["deliver_tickets", "resolve_ticket"]
 
 
 def deliver_tickets(ctx: RunContext) -> Tally:
@@ -30,24 +26,13 @@ def deliver_tickets(ctx: RunContext) -> Tally:
     after_id = 0
     while True:
         with ctx.db.session() as session:
-            stmt = (
-                select(Ticket, Domain.name, Instance.account_id)
-                .join(Domain, Domain.id == Ticket.domain_id)
-                .join(Instance, Instance.id == Ticket.instance_id)
-                .where(Ticket.sink_state == "pending", Ticket.id > after_id)
-                .order_by(Ticket.id)
-                .limit(ctx.batch_size)
-            )
-            if ctx.db.dialect == "postgresql":
-                # A concurrent run skips the tickets this one is sending.
-                stmt = stmt.with_for_update(skip_locked=True, of=Ticket)
-            rows = session.execute(stmt).all()
+            rows = claim_pending_tickets(session, after_id=after_id, limit=ctx.batch_size)
             if not rows:
                 return tally
             after_id = rows[-1][0].id
             payloads = [
                 TicketPayload(
-                    dedupe_key=dedupe_key(t, name),
+                    dedupe_key=ticket_dedupe_key(t.id, name, t.reason),
                     ticket_id=t.id,
                     domain=name,
                     instance_id=t.instance_id,
@@ -59,38 +44,12 @@ def deliver_tickets(ctx: RunContext) -> Tally:
                 for t, name, account_id in rows
             ]
             results = {r.key: r for r in sink.send(payloads)}
+            outcomes = []
             for (ticket, name, _), payload in zip(rows, payloads, strict=True):
                 result = results[payload.dedupe_key]
-                state = {"sent": "sent", "permanent": "failed"}.get(result.outcome, "pending")
-                session.execute(
-                    update(TICKETS)
-                    .where(TICKETS.c.id == ticket.id)
-                    .values(
-                        sink_state=state,
-                        sink_attempts=TICKETS.c.sink_attempts + 1,
-                        sink_error=(result.error or None) and result.error[:1000],
-                    )
-                )
+                outcomes.append((ticket.id, result.outcome, result.error))
                 tally.add(f"tickets_{result.outcome}")
                 if result.outcome != "sent":
                     tally.fail(f"ticket {ticket.id} ({name}): {result.outcome}: {result.error}")
+            record_sink_outcomes(session, outcomes)
             session.commit()
-
-
-def _locks(session: Session) -> bool:
-    return session.get_bind().dialect.name == "postgresql"
-
-
-def resolve_ticket(session: Session, ticket_id: int, now: datetime) -> Ticket:
-    """Close an open ticket (a person did what it asked)."""
-    ticket = session.get(Ticket, ticket_id, with_for_update=_locks(session))
-    if ticket is None:
-        raise NotFound(
-            f"ticket {ticket_id} does not exist: `dns-lifecycle tickets list` shows the ids"
-        )
-    if ticket.state != "open":
-        raise Refused(f"ticket {ticket_id} is already {ticket.state}: nothing to do")
-    ticket.state, ticket.open_key, ticket.resolved_at = "resolved", None, now
-    session.add(ticket)
-    session.flush()
-    return ticket

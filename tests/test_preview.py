@@ -7,8 +7,9 @@ import re
 import pytest
 
 from dns_lifecycle.admin.preview import gallery_variants, write_gallery
-from dns_lifecycle.channels.render import LOCALES, NOTICE_KINDS, Renderer
+from dns_lifecycle.channels.render import Renderer
 from dns_lifecycle.core.settings import REPO_ROOT
+from dns_lifecycle.lifecycle.notices import LOCALES, NOTICE_KINDS
 
 
 @pytest.fixture(scope="module")

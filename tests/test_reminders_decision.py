@@ -7,7 +7,9 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dns_lifecycle.lifecycle.reminders import DAY, due_offset, reminder_key, reminder_windows
+from dns_lifecycle.lifecycle.durations import DAY
+from dns_lifecycle.lifecycle.notices.keys import reminder_key
+from dns_lifecycle.lifecycle.reminders import due_offset, reminder_windows
 
 OFFSETS = [30, 7, 3, 1]
 EXPIRY = datetime(2026, 12, 31, 16, 0, tzinfo=UTC)

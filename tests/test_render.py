@@ -9,16 +9,15 @@ from pathlib import Path
 import pytest
 
 from dns_lifecycle.channels.render import (
-    LOCALES,
-    NOTICE_KINDS,
     Renderer,
     format_domain,
     format_localtime,
     format_money,
-    sample_context,
 )
 from dns_lifecycle.core.errors import InputError
 from dns_lifecycle.core.settings import REPO_ROOT
+from dns_lifecycle.lifecycle.notices import LOCALES, NOTICE_KINDS
+from dns_lifecycle.lifecycle.notices.samples import sample_context
 
 TEMPLATES = REPO_ROOT / "templates" / "emails"
 CJK = re.compile(r"[\u4e00-\u9fff]")

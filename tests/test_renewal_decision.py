@@ -8,14 +8,13 @@ from decimal import Decimal
 import pytest
 
 from dns_lifecycle.core.errors import Refused
+from dns_lifecycle.lifecycle.notices.keys import auto_renewal_key, renewal_failed_key
 from dns_lifecycle.lifecycle.renewal import (
     MAX_PERIODS,
-    auto_renewal_key,
     check_renewable,
     is_auto_renewal_due,
     pay_from_balance,
     plan_upgrade,
-    renewal_failed_notice_key,
     renewal_period,
 )
 
@@ -113,7 +112,7 @@ def test_keys_are_per_period_and_per_day():
     """One auto-renewal order per period; one failure notice per order and UTC day."""
     key = auto_renewal_key("inst-1", EXPIRY)
     assert key == "auto_renewal:inst-1:20270131T160000Z"
-    day1 = renewal_failed_notice_key(key, datetime(2027, 1, 25, 1, tzinfo=UTC))
-    same_day = renewal_failed_notice_key(key, datetime(2027, 1, 25, 23, tzinfo=UTC))
-    next_day = renewal_failed_notice_key(key, datetime(2027, 1, 26, 1, tzinfo=UTC))
+    day1 = renewal_failed_key(key, datetime(2027, 1, 25, 1, tzinfo=UTC))
+    same_day = renewal_failed_key(key, datetime(2027, 1, 25, 23, tzinfo=UTC))
+    next_day = renewal_failed_key(key, datetime(2027, 1, 26, 1, tzinfo=UTC))
     assert day1 == same_day != next_day

@@ -9,9 +9,9 @@ import pytest
 from sqlalchemy import select
 
 from dns_lifecycle.core.errors import Refused
+from dns_lifecycle.store.tickets import resolve_ticket
 from flows.common import open_run
 from flows.release import release_due
-from flows.tickets import resolve_ticket
 from flows.verify import verify_open_tickets
 from models import Domain, Notification, Ticket
 from tests.conftest import make_settings

@@ -101,6 +101,7 @@ def cmd_import(args, settings: Settings) -> int:
 
 def cmd_export(args, settings: Settings) -> int:
     from dns_lifecycle.admin.inventory import write_state
+    from dns_lifecycle.store.queries import table_counts
 
     with _session(settings) as session:
         if args.output:
@@ -111,31 +112,9 @@ def cmd_export(args, settings: Settings) -> int:
             write_state(session, sys.stdout)
             sys.stdout.write("\n")
         else:
-            print(_counts(_table_counts(session)))
+            print(_counts(table_counts(session)))
             print("(--json prints the whole state; --output FILE writes it to a file)")
     return 0
-
-
-def _table_counts(session) -> dict[str, int]:
-    from sqlalchemy import func, select
-
-    import models
-
-    tables = {
-        "editions": models.Edition,
-        "clusters": models.Cluster,
-        "accounts": models.Account,
-        "instances": models.Instance,
-        "domains": models.Domain,
-        "records": models.Record,
-        "orders": models.Order,
-        "notifications": models.Notification,
-        "tickets": models.Ticket,
-    }
-    return {
-        name: session.execute(select(func.count()).select_from(table)).scalar_one()
-        for name, table in tables.items()
-    }
 
 
 def _counts(counts: dict[str, int]) -> str:
@@ -267,17 +246,10 @@ def cmd_auto_renew(args, settings: Settings) -> int:
 
 
 def cmd_orders_list(args, settings: Settings) -> int:
-    from sqlalchemy import select
-
-    from models import Order
+    from dns_lifecycle.store.queries import list_orders
 
     with _session(settings) as session:
-        stmt = select(Order).order_by(Order.id)
-        if args.instance:
-            stmt = stmt.where(Order.instance_id == args.instance)
-        if args.state:
-            stmt = stmt.where(Order.state == args.state)
-        orders = list(session.execute(stmt.limit(args.limit)).scalars())
+        orders = list_orders(session, instance_id=args.instance, state=args.state, limit=args.limit)
     if args.json:
         from dns_lifecycle.admin.inventory import order_row
 
@@ -293,15 +265,10 @@ def cmd_orders_list(args, settings: Settings) -> int:
 
 
 def cmd_tickets_list(args, settings: Settings) -> int:
-    from sqlalchemy import select
-
-    from models import Domain, Ticket
+    from dns_lifecycle.store.queries import list_tickets
 
     with _session(settings) as session:
-        stmt = select(Ticket, Domain.name).join(Domain, Domain.id == Ticket.domain_id)
-        if args.state:
-            stmt = stmt.where(Ticket.state == args.state)
-        rows = session.execute(stmt.order_by(Ticket.id)).all()
+        rows = list_tickets(session, state=args.state)
     if args.json:
         print(_json([_ticket_row(t, name) for t, name in rows]))
         return 0
@@ -328,8 +295,8 @@ def _ticket_row(ticket, domain_name: str) -> dict[str, Any]:
 
 
 def cmd_tickets_resolve(args, settings: Settings) -> int:
+    from dns_lifecycle.store.tickets import resolve_ticket
     from flows.common import wall_clock
-    from flows.tickets import resolve_ticket
 
     with _session(settings) as session:
         ticket = resolve_ticket(session, args.id, wall_clock())
@@ -339,24 +306,17 @@ def cmd_tickets_resolve(args, settings: Settings) -> int:
 
 
 def cmd_instances_show(args, settings: Settings) -> int:
-    from sqlalchemy import select
-
-    from dns_lifecycle.core.errors import NotFound
-    from models import Domain, Instance, Order, Ticket, ZoneSnapshot
+    from dns_lifecycle.store.queries import instance_details
 
     with _session(settings) as session:
-        instance = session.get(Instance, args.id)
-        if instance is None:
-            raise NotFound(f"instance {args.id!r} does not exist: check the id")
-
-        def of_instance(model, *order_by):
-            stmt = select(model).where(model.instance_id == instance.id).order_by(*order_by)
-            return session.execute(stmt).scalars().all()
-
-        domains = of_instance(Domain, Domain.name)
-        orders = of_instance(Order, Order.id)
-        tickets = of_instance(Ticket, Ticket.id)
-        zones = of_instance(ZoneSnapshot, ZoneSnapshot.domain_name, ZoneSnapshot.id)
+        details = instance_details(session, args.id)
+    instance = details.instance
+    domains, orders, tickets, zones = (
+        details.domains,
+        details.orders,
+        details.tickets,
+        details.zones,
+    )
     print(
         f"instance {instance.id}: {instance.state}, edition {instance.edition_code}, "
         f"{instance.billing_cycle}, auto-renew {'on' if instance.auto_renew else 'off'}"

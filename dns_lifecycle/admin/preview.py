@@ -13,7 +13,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from dns_lifecycle.channels.render import LOCALES, NOTICE_KINDS, Renderer, sample_context
+from dns_lifecycle.channels.render import Renderer
+from dns_lifecycle.lifecycle.notices import CATALOG, LOCALES
+from dns_lifecycle.lifecycle.notices.samples import sample_context
 
 
 @dataclass(frozen=True)
@@ -27,27 +29,17 @@ class Variant:
         return f"{self.kind}-{self.name}" if self.name else self.kind
 
 
-# Kinds whose wording branches on the context are shown once per branch. The sample
-# for "released" already holds one domain of each action.
-_VARIANTS: dict[str, list[Variant]] = {
-    "reminder": [
-        Variant("reminder", "auto-renew", {"auto_renew": True}),
-        Variant("reminder", "manual", {"auto_renew": False}),
-    ],
-    "order_created": [
-        Variant("order_created", "auto-renewal", {"order_kind": "auto_renewal"}),
-        Variant("order_created", "manual-renewal", {"order_kind": "manual_renewal"}),
-    ],
-    "auto_renew_changed": [
-        Variant("auto_renew_changed", "on", {"auto_renew": True}),
-        Variant("auto_renew_changed", "off", {"auto_renew": False}),
-    ],
-}
-
-
 def gallery_variants() -> list[Variant]:
-    """Every notice the gallery shows, in the order of ``NOTICE_KINDS``."""
-    return [v for kind in NOTICE_KINDS for v in _VARIANTS.get(kind, [Variant(kind)])]
+    """Every notice the gallery shows, in catalog order; a kind whose wording branches
+    on its context is shown once per branch its catalog class names."""
+    return [
+        v
+        for kind, cls in CATALOG.items()
+        for v in (
+            [Variant(kind, name, dict(values)) for name, values in cls.preview_variants.items()]
+            or [Variant(kind)]
+        )
+    ]
 
 
 _PAGE_STYLE = """

@@ -2,7 +2,9 @@
 
 A notice's context is a JSON-able dict fixed when the notice was decided and stored in
 its ledger row, so a notice re-rendered later says exactly what it said the first time.
-``CONTEXT_KEYS`` lists what each kind's context must hold.
+What each kind's context holds, its SMS variables and its SMS template code are the
+notice catalog's (``lifecycle.notices.catalog``): the renderer reads a stored context
+back into its catalog class and shows it.
 
 Templates live in two folders:
 
@@ -13,7 +15,8 @@ Templates live in two folders:
     templates/sms/<kind>.<locale>.txt              the SMS wording
 
 An SMS provider sends a template registered with it and filled with variables, so
-``RenderedSms.params`` are those variables (all ``str``), built here from the context;
+``RenderedSms.params`` are those variables (all ``str``), named by the catalog and
+formatted here;
 the SMS template is rendered with the context plus ``sms`` (the params), and says
 nothing the params do not carry except fixed wording, so the text we record is the
 text the provider sends.
@@ -29,7 +32,7 @@ import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from functools import lru_cache
 from pathlib import Path
@@ -50,30 +53,17 @@ from jinja2.runtime import Context
 from jinja2.utils import missing
 
 from dns_lifecycle.core.errors import InputError
-from dns_lifecycle.lifecycle.notices import NOTICE_KINDS
+from dns_lifecycle.lifecycle.notices import (
+    Notice,
+    parse_instant,
+    read_stored,
+)
+from dns_lifecycle.lifecycle.notices.base import SmsFormat
 
 try:  # The IDNA 2008 package is more faithful; the builtin codec (IDNA 2003) will do.
     import idna as _idna
 except ImportError:  # pragma: no cover - depends on the environment
     _idna = None
-
-LOCALES: tuple[str, ...] = ("en-US", "zh-CN")
-DOMAIN_ACTIONS: tuple[str, ...] = ("switched", "domain_locked", "external_registrar")
-
-COMMON_KEYS: tuple[str, ...] = ("account_name", "instance_id", "timezone", "locale", "edition")
-CONTEXT_KEYS: dict[str, tuple[str, ...]] = {
-    "reminder": ("expires_at", "offset_days", "auto_renew", "amount"),
-    "order_created": ("order_id", "order_kind", "period_start", "period_end", "amount"),
-    "renewed": ("order_id", "order_kind", "amount", "expires_at", "balance"),
-    "renewal_failed": ("order_id", "amount", "balance", "expires_at", "reason"),
-    "upgraded": ("order_id", "from_edition", "to_edition", "amount", "expires_at"),
-    "auto_renew_changed": ("auto_renew", "expires_at"),
-    "expired": ("expires_at", "release_at"),
-    "release_warning": ("release_at",),
-    "released": ("released_at", "free_nameservers", "domains"),
-    "ticket_resolved": ("domain", "nameservers"),
-}
-DOMAIN_KEYS: tuple[str, ...] = ("name", "action", "registrar")
 
 
 @dataclass(frozen=True)
@@ -118,21 +108,6 @@ def _lookup(table: dict[str, dict[str, str]], code: str, locale: str) -> str:
     # An unknown code is shown as it is: a new edition must not stop notices going out.
     names = table.get(str(code).lower())
     return names.get(locale, names["en-US"]) if names else str(code)
-
-
-def parse_instant(value: str | datetime) -> datetime:
-    """An ISO-8601 string (or a datetime) as an aware datetime; naive means UTC."""
-    if isinstance(value, datetime):
-        moment = value
-    else:
-        try:
-            moment = datetime.fromisoformat(str(value))
-        except ValueError:
-            raise InputError(
-                f"{value!r} is not an ISO-8601 date and time; "
-                "store notice times like '2026-12-26T02:00:00+00:00'"
-            ) from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 @lru_cache(maxsize=512)
@@ -281,96 +256,27 @@ FILTERS: dict[str, Callable[..., Any]] = {
 # --- SMS variables ---------------------------------------------------------------------
 
 
-def _sms_params(kind: str, c: Mapping[str, Any]) -> dict[str, str]:
-    tz, locale = c["timezone"], c["locale"]
-
-    def when(key: str) -> str:
-        return format_sms_time(c[key], tz)
-
-    params = {"name": one_line(c["account_name"]), "instance": str(c["instance_id"])}
-    if kind == "reminder":
-        params |= {
-            "date": when("expires_at"),
-            "days": str(c["offset_days"]),
-            "amount": plain_amount(c["amount"]),
-        }
-    elif kind == "order_created":
-        params |= {
-            "order": str(c["order_id"]),
-            "type": _lookup(ORDER_KIND_NAMES, c["order_kind"], locale),
-            "amount": plain_amount(c["amount"]),
-            "date": when("period_end"),
-        }
-    elif kind == "renewed":
-        params |= {
-            "amount": plain_amount(c["amount"]),
-            "date": when("expires_at"),
-            "balance": plain_amount(c["balance"]),
-        }
-    elif kind == "renewal_failed":
-        params |= {
-            "amount": plain_amount(c["amount"]),
-            "balance": plain_amount(c["balance"]),
-            "date": when("expires_at"),
-        }
-    elif kind == "upgraded":
-        params |= {
-            "edition": _lookup(EDITION_NAMES, c["to_edition"], locale),
-            "amount": plain_amount(c["amount"]),
-        }
-    elif kind == "auto_renew_changed":
-        params |= {"date": when("expires_at")}
-    elif kind in ("expired", "release_warning"):
-        params |= {"date": when("release_at")}
-    elif kind == "released":
-        todo = sum(1 for d in c["domains"] if d["action"] != "switched")
-        params |= {"date": when("released_at"), "count": str(todo)}
-    elif kind == "ticket_resolved":
-        params |= {"domain": unicode_domain(c["domain"])}
-    return params
+def sms_params(notice: Notice) -> dict[str, str]:
+    """The provider template variables of a notice, as the strings the provider takes."""
+    shown: dict[SmsFormat, Callable[[Any], str]] = {
+        "text": str,
+        "line": one_line,
+        "time": lambda moment: format_sms_time(moment, notice.timezone),
+        "amount": plain_amount,
+        "edition": lambda code: _lookup(EDITION_NAMES, code, notice.locale),
+        "order_kind": lambda code: _lookup(ORDER_KIND_NAMES, code, notice.locale),
+        "domain": unicode_domain,
+    }
+    return {name: shown[fmt](value) for name, (fmt, value) in notice.sms_params().items()}
 
 
 # --- the renderer ----------------------------------------------------------------------
 
 
-def _check_kind(kind: str) -> None:
-    if kind not in NOTICE_KINDS:
-        raise InputError(f"unknown notice kind {kind!r}; use one of: {', '.join(NOTICE_KINDS)}")
-
-
-def _check_kind_locale(kind: str, locale: Any) -> None:
-    _check_kind(kind)
-    if locale not in LOCALES:
-        raise InputError(
-            f"unknown locale {locale!r} for a {kind!r} notice; use one of: {', '.join(LOCALES)}"
-        )
-
-
-def check_context(kind: str, context: Mapping[str, Any]) -> None:
-    """Raise ``InputError`` naming every key the context of ``kind`` lacks (and any bad
-    domain entry), before a template gets half-way through."""
-    _check_kind(kind)
-    missing = [k for k in (*COMMON_KEYS, *CONTEXT_KEYS[kind]) if k not in context]
-    if missing:
-        raise InputError(
-            f"the context of a {kind!r} notice for instance "
-            f"{context.get('instance_id', '?')!r} lacks {', '.join(missing)}; "
-            "the code that queues this notice must fill them in"
-        )
-    _check_kind_locale(kind, context["locale"])
-    if kind == "released":
-        for i, domain in enumerate(context["domains"]):
-            lacks = [k for k in DOMAIN_KEYS if k not in domain]
-            if lacks:
-                raise InputError(
-                    f"domains[{i}] of the 'released' notice for instance "
-                    f"{context['instance_id']!r} lacks {', '.join(lacks)}"
-                )
-            if domain["action"] not in DOMAIN_ACTIONS:
-                raise InputError(
-                    f"domain {domain['name']!r} has unknown action {domain['action']!r}; "
-                    f"use one of: {', '.join(DOMAIN_ACTIONS)}"
-                )
+def check_context(kind: str, context: Mapping[str, Any]) -> Notice:
+    """The catalog's notice for a stored context; ``InputError`` names every key it
+    lacks (and any bad value), before a template gets half-way through."""
+    return read_stored(kind, context)
 
 
 _TEXT_BLANK_RUNS = re.compile(r"\n{3,}")
@@ -440,9 +346,9 @@ class Renderer:
 
     def email(self, kind: str, context: dict) -> RenderedEmail:
         """Subject, text and HTML of one notice, in the language of ``context['locale']``."""
-        check_context(kind, context)
-        subject, text, html = self._email_templates(kind, context["locale"])
-        values = _shown(context)
+        notice = check_context(kind, context)
+        subject, text, html = self._email_templates(kind, notice.locale)
+        values = _shown(notice)
         with _naming(kind, context):
             return RenderedEmail(
                 # The subject becomes a header: whatever a template or a value holds,
@@ -454,17 +360,17 @@ class Renderer:
 
     def sms(self, kind: str, context: dict) -> RenderedSms:
         """The SMS wording of one notice and the provider template variables behind it."""
-        check_context(kind, context)
-        template = self._sms_template(kind, context["locale"])
+        notice = check_context(kind, context)
+        template = self._sms_template(kind, notice.locale)
         with _naming(kind, context):
-            params = _sms_params(kind, context)
-            text = one_line(template.render({**_shown(context), "sms": params}))
+            params = sms_params(notice)
+            text = one_line(template.render({**_shown(notice), "sms": params}))
         return RenderedSms(text=text, params=params)
 
 
-def _shown(context: Mapping[str, Any]) -> dict[str, Any]:
+def _shown(notice: Notice) -> dict[str, Any]:
     # An account name typed with a line break reads as one line wherever it is shown.
-    return {**context, "account_name": one_line(context["account_name"])}
+    return {**notice.context(), "account_name": one_line(notice.account_name)}
 
 
 @contextmanager
@@ -479,108 +385,6 @@ def _naming(kind: str, context: Mapping[str, Any]) -> Iterator[None]:
         ) from exc
 
 
-# --- sample data for previews and tests ------------------------------------------------
-
-FREE_NAMESERVERS = ["ns1.free-dns.example.net", "ns2.free-dns.example.net"]
-
-_SAMPLE_COMMON: dict[str, dict[str, Any]] = {
-    "en-US": {
-        "account_name": "Northwind Trading Ltd.",
-        "instance_id": "dns-cn-7f3k2q9x",
-        "timezone": "America/Los_Angeles",
-        "locale": "en-US",
-        "edition": "enterprise-standard",
-    },
-    "zh-CN": {
-        "account_name": "杭州云栖科技有限公司",
-        "instance_id": "dns-cn-7f3k2q9x",
-        "timezone": "Asia/Shanghai",
-        "locale": "zh-CN",
-        "edition": "enterprise-standard",
-    },
-}
-
-_SAMPLE_KIND: dict[str, dict[str, Any]] = {
-    "reminder": {
-        "expires_at": "2026-12-26T02:00:00+00:00",
-        "offset_days": 7,
-        "auto_renew": True,
-        "amount": "1180.00",
-    },
-    "order_created": {
-        "order_id": "ord-20261219-000042",
-        "order_kind": "auto_renewal",
-        "period_start": "2026-12-26T02:00:00+00:00",
-        "period_end": "2027-12-26T02:00:00+00:00",
-        "amount": "1180.00",
-    },
-    "renewed": {
-        "order_id": "ord-20261219-000042",
-        "order_kind": "auto_renewal",
-        "amount": "1180.00",
-        "expires_at": "2027-12-26T02:00:00+00:00",
-        "balance": "320.50",
-    },
-    "renewal_failed": {
-        "order_id": "ord-20261219-000042",
-        "amount": "1180.00",
-        "balance": "86.20",
-        "expires_at": "2026-12-26T02:00:00+00:00",
-        "reason": "insufficient_balance",
-    },
-    "upgraded": {
-        "order_id": "ord-20260715-000917",
-        "from_edition": "enterprise-standard",
-        "to_edition": "enterprise-ultimate",
-        "amount": "1056.44",
-        "expires_at": "2026-12-26T02:00:00+00:00",
-    },
-    "auto_renew_changed": {"auto_renew": True, "expires_at": "2026-12-26T02:00:00+00:00"},
-    "expired": {
-        "expires_at": "2026-12-26T02:00:00+00:00",
-        "release_at": "2027-01-02T02:00:00+00:00",
-    },
-    "release_warning": {"release_at": "2027-01-02T02:00:00+00:00"},
-    "released": {
-        "released_at": "2027-01-02T02:00:00+00:00",
-        "free_nameservers": FREE_NAMESERVERS,
-        "domains": [
-            {"name": "northwind-trading.com", "action": "switched", "registrar": "hichina"},
-            {
-                "name": "xn--9kqv99bt6d0ov.xn--fiqs8s",
-                "action": "domain_locked",
-                "registrar": "hichina",
-            },
-            {
-                "name": "northwind-shop.de",
-                "action": "external_registrar",
-                "registrar": "GoDaddy",
-            },
-        ],
-    },
-    "ticket_resolved": {"domain": "northwind-shop.de", "nameservers": FREE_NAMESERVERS},
-}
-
-
-def sample_context(kind: str, locale: str, **overrides: Any) -> dict:
-    """A realistic context for ``kind`` in ``locale``; ``overrides`` replace keys."""
-    _check_kind_locale(kind, locale)
-    context: dict[str, Any] = {**_SAMPLE_COMMON[locale], **_SAMPLE_KIND[kind]}
-    # Fresh lists and dicts: a caller may change the sample without changing the next one.
-    for key, value in context.items():
-        if isinstance(value, list):
-            context[key] = [dict(v) if isinstance(v, dict) else v for v in value]
-    context.update(overrides)
-    return context
-
-
 def sms_template_code(prefix: str, kind: str, context: Mapping[str, Any]) -> str:
-    """The provider template a notice is sent with: one per kind, wording variant and
-    language, because a provider's SMS template cannot branch."""
-    code = prefix + kind.upper()
-    if kind in ("reminder", "auto_renew_changed"):
-        code += "_AUTO" if context["auto_renew"] else "_MANUAL"
-    elif kind == "released":
-        todo = any(d["action"] != "switched" for d in context["domains"])
-        code += "_ACTION" if todo else "_DONE"
-    return code + ("_ZH" if context["locale"] == "zh-CN" else "_EN")
+    """The provider template a stored notice is sent with (the catalog names it)."""
+    return read_stored(kind, context).sms_template_code(prefix)

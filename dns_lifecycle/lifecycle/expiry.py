@@ -5,16 +5,31 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Literal
 
-from dns_lifecycle.lifecycle.notices import stamp
+from dns_lifecycle.lifecycle.durations import DAY
 
-DAY = timedelta(hours=24)
 HICHINA = "hichina"
 LOCKS = frozenset({"clientUpdateProhibited", "serverUpdateProhibited"})
 
 NameserverAction = Literal["switched", "domain_locked", "external_registrar"]
+
+
+# The state an instance expires from, and the state it waits for release in.
+ACTIVE = "active"
+EXPIRED = "expired"
+
+
+def is_expired(expires_at: datetime, as_of: datetime) -> bool:
+    """An instance is expired from its expiry instant on (rule 5)."""
+    return as_of >= expires_at
+
+
+def expired_until(as_of: datetime) -> datetime:
+    """Instances whose expiry is at or before this moment are expired: the rule of
+    :func:`is_expired`, as the bound the database scans."""
+    return as_of
 
 
 def release_at(expires_at: datetime, grace_days: int) -> datetime:
@@ -54,15 +69,3 @@ def nameserver_action(registrar: str, epp_statuses: list[str]) -> NameserverActi
     if LOCKS.intersection(epp_statuses):
         return "domain_locked"
     return "switched"
-
-
-def expired_key(instance_id: str, expires_at: datetime) -> str:
-    return f"expired:{instance_id}:{stamp(expires_at)}"
-
-
-def release_warning_key(instance_id: str, expires_at: datetime) -> str:
-    return f"release_warning:{instance_id}:{stamp(expires_at)}"
-
-
-def released_key(instance_id: str, expires_at: datetime) -> str:
-    return f"released:{instance_id}:{stamp(expires_at)}"

@@ -3,17 +3,19 @@
 "N days before expiry" is due once ``as_of >= expires_at - N x 24 h``. Of the offsets
 reached, only the most recent (smallest) one is due: a run that missed some days
 catches up with one reminder, not one per missed offset. Every (instance, expiry,
-offset, channel) is reminded at most once; the ledger key below is that identity.
+offset, channel) is reminded at most once (``notices.keys.reminder_key``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
-from dns_lifecycle.lifecycle.notices import stamp
+from dns_lifecycle.lifecycle.durations import DAY
 
-DAY = timedelta(hours=24)
+# Only an active instance is reminded; an expired one gets the expiry notices.
+REMINDED_STATE = "active"
 
 
 def due_offset(expires_at: datetime, as_of: datetime, offsets: list[int]) -> int | None:
@@ -22,6 +24,22 @@ def due_offset(expires_at: datetime, as_of: datetime, offsets: list[int]) -> int
         return None  # expired: the expiry notices take over
     reached = [n for n in offsets if as_of >= expires_at - n * DAY]
     return min(reached) if reached else None
+
+
+def reminder_due(
+    state: str,
+    expires_at: datetime,
+    as_of: datetime,
+    offsets: list[int],
+    reminded: Collection[int] = (),
+) -> int | None:
+    """The offset to remind an instance of now, or None: it is active, an offset is
+    due (:func:`due_offset`), and that offset was not yet reminded for this expiry
+    (``reminded`` holds the offsets already in the ledger for it)."""
+    if state != REMINDED_STATE:
+        return None
+    offset = due_offset(expires_at, as_of, offsets)
+    return None if offset is None or offset in reminded else offset
 
 
 @dataclass(frozen=True)
@@ -45,8 +63,3 @@ def reminder_windows(as_of: datetime, offsets: list[int]) -> list[Window]:
         windows.append(Window(n, as_of + previous * DAY, as_of + n * DAY))
         previous = n
     return windows
-
-
-def reminder_key(instance_id: str, expires_at: datetime, offset_days: int) -> str:
-    """Identity of one reminder; the channel is appended by the ledger."""
-    return f"reminder:{instance_id}:{stamp(expires_at)}:{offset_days}d"

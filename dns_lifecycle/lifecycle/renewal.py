@@ -7,33 +7,27 @@ ask these functions what to do, and write the answer in one transaction.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from decimal import Decimal
 
 from dns_lifecycle.core.errors import Refused
 from dns_lifecycle.lifecycle.calendar import next_expiry, period_start
-from dns_lifecycle.lifecycle.notices import stamp
+from dns_lifecycle.lifecycle.durations import DAY
 from dns_lifecycle.lifecycle.pricing import prorated_upgrade
-
-DAY = timedelta(hours=24)
 
 # Bounds on a manual renewal: three years of months, or ten years.
 MAX_PERIODS = {"monthly": 36, "yearly": 10}
 
 
-def auto_renewal_key(instance_id: str, period_start: datetime) -> str:
-    """One auto-renewal order per (instance, period)."""
-    return f"auto_renewal:{instance_id}:{stamp(period_start)}"
-
-
-def renewal_failed_notice_key(order_key: str, as_of: datetime) -> str:
-    """At most one "renewal failed" notice per order and UTC day."""
-    return f"renewal_failed:{order_key}:{as_of.astimezone(UTC):%Y%m%d}"
-
-
 def is_auto_renewal_due(expires_at: datetime, as_of: datetime, lead_days: int) -> bool:
     """Due from ``lead_days`` x 24 h before expiry until the expiry instant itself."""
     return expires_at - lead_days * DAY <= as_of < expires_at
+
+
+def auto_renewal_window(as_of: datetime, lead_days: int) -> tuple[datetime, datetime]:
+    """Expiries in ``(after, until]`` are due for auto-renewal: the rule of
+    :func:`is_auto_renewal_due`, as a range the database can scan."""
+    return as_of, as_of + lead_days * DAY
 
 
 @dataclass(frozen=True)

@@ -156,3 +156,16 @@ def mark_results(
         conn.execute(base.values(state="failed", error=bindparam("b_error"), **common), failed)
     if retry:
         conn.execute(base.values(state="pending", error=bindparam("b_error"), **common), retry)
+
+
+def requeue_failed(session: Session, *, since: datetime, kinds: Sequence[str] | None) -> int:
+    """Put failed notices created since ``since`` (of ``kinds``, or all) back to pending,
+    keeping their keys; returns how many."""
+    stmt = (
+        update(TABLE)
+        .where(TABLE.c.state == "failed", TABLE.c.created_at >= since)
+        .values(state="pending", claim_token=None, claimed_until=None)
+    )
+    if kinds:
+        stmt = stmt.where(TABLE.c.kind.in_(list(kinds)))
+    return session.execute(stmt).rowcount

@@ -20,8 +20,8 @@ from sqlalchemy import delete, insert, select
 from sqlmodel import Session
 
 from dns_lifecycle.core.errors import DomainLocked, LifecycleError, NotFound, ReleaseCheckFailed
-from dns_lifecycle.lifecycle.expiry import is_release_due, nameserver_action, released_key
-from dns_lifecycle.lifecycle.notices import iso, notice_rows
+from dns_lifecycle.lifecycle.expiry import is_release_due, nameserver_action
+from dns_lifecycle.lifecycle.notices import Released as ReleasedNotice
 from dns_lifecycle.lifecycle.zonefile import Rr, zone_file
 from dns_lifecycle.store.notifications import insert_ignoring_duplicates, insert_notices
 from dns_lifecycle.store.subscriptions import addressee, lock_instance
@@ -171,21 +171,14 @@ def release_instance(
     instance.state = "released"
     instance.released_at = now
     session.add(instance)
-    insert_notices(
-        session,
-        notice_rows(
-            "released",
-            addressee(instance, account),
-            released_key(instance.id, instance.expires_at),
-            now,
-            {
-                "released_at": iso(now),
-                "free_nameservers": list(free.nameservers),
-                "domains": result.domains,
-            },
-            ref_at=instance.expires_at,
-        ),
+    notice = ReleasedNotice.to(
+        addressee(instance, account),
+        expires_at=instance.expires_at,
+        released_at=now,
+        free_nameservers=list(free.nameservers),
+        domains=result.domains,
     )
+    insert_notices(session, notice.rows(now))
     if before_commit is not None:
         before_commit()  # a seam for fault-injection tests
     session.flush()

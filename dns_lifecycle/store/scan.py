@@ -12,11 +12,12 @@ from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, literal, tuple_
+from sqlalchemy import Select, func, literal, select, tuple_
 
 from dns_lifecycle.core.db import Database
+from dns_lifecycle.lifecycle.notices import Addressee
 from dns_lifecycle.lifecycle.sharding import Shard
-from models import Instance
+from models import Account, Instance
 
 
 def scan_batches(
@@ -48,3 +49,29 @@ def scan_batches(
             yield mine
         if len(rows) < batch_size:
             return
+
+
+def count_rows(db: Database, queries: list[Callable[[], Select[Any]]]) -> int:
+    """How many rows the given queries select, together (for a progress bar)."""
+    with db.session() as session:
+        return sum(
+            session.execute(select(func.count()).select_from(q().subquery())).scalar_one()
+            for q in queries
+        )
+
+
+# What a notice needs to know of an instance and its account, selected with it.
+ADDRESSEE_COLUMNS = (
+    Instance.id,
+    Instance.expires_at,
+    Instance.account_id,
+    Instance.edition_code,
+    Account.name,
+    Account.locale,
+    Account.timezone,
+)
+
+
+def row_addressee(row: Any) -> Addressee:
+    """The addressee of a row that selected :data:`ADDRESSEE_COLUMNS`."""
+    return Addressee(row.account_id, row.name, row.locale, row.timezone, row.id, row.edition_code)

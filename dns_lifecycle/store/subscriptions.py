@@ -18,15 +18,23 @@ from sqlalchemy import select
 from sqlmodel import Session
 
 from dns_lifecycle.core.errors import NotFound, Refused
-from dns_lifecycle.lifecycle.notices import Addressee, iso, money, notice_rows
+from dns_lifecycle.lifecycle.notices import (
+    Addressee,
+    AutoRenewChanged,
+    OrderCreated,
+    RenewalFailed,
+    Renewed,
+    Upgraded,
+    iso,
+    money,
+)
+from dns_lifecycle.lifecycle.notices.keys import auto_renewal_key, manual_renewal_key, upgrade_key
 from dns_lifecycle.lifecycle.pricing import period_price, renewal_amount
 from dns_lifecycle.lifecycle.renewal import (
-    auto_renewal_key,
     check_renewable,
     is_auto_renewal_due,
     pay_from_balance,
     plan_upgrade,
-    renewal_failed_notice_key,
     renewal_period,
 )
 from dns_lifecycle.store.notifications import insert_ignoring_duplicates, insert_notices
@@ -114,7 +122,7 @@ def renew(
     """
     instance = lock_instance(session, instance_id)
     check_renewable(instance.id, instance.state, periods, instance.billing_cycle)
-    key = f"manual_renewal:{instance.id}:{request_key}"
+    key = manual_renewal_key(instance.id, request_key)
     existing = session.execute(select(Order).where(Order.key == key)).scalar_one_or_none()
     if existing is not None:
         return existing  # the same request again: already done
@@ -149,22 +157,16 @@ def renew(
     instance.expires_at = period.end
     instance.state = "active"
     session.add_all([account, instance])
-    insert_notices(
-        session,
-        notice_rows(
-            "renewed",
-            addressee(instance, account),
-            f"renewed:{key}",
-            now,
-            {
-                "order_id": order.id,
-                "order_kind": "manual_renewal",
-                "amount": money(amount),
-                "expires_at": iso(period.end),
-                "balance": money(payment.balance_after),
-            },
-        ),
+    notice = Renewed.to(
+        addressee(instance, account),
+        order_key=key,
+        order_id=order.id,
+        order_kind="manual_renewal",
+        amount=amount,
+        expires_at=period.end,
+        balance=payment.balance_after,
     )
+    insert_notices(session, notice.rows(now))
     session.flush()
     return order
 
@@ -187,7 +189,7 @@ def upgrade(
     if target is None:
         codes = ", ".join(session.execute(select(Edition.code).order_by(Edition.rank)).scalars())
         raise NotFound(f"edition {edition_code!r} does not exist: choose one of {codes}")
-    key = f"upgrade:{instance.id}:{request_key}"
+    key = upgrade_key(instance.id, request_key)
     existing = session.execute(select(Order).where(Order.key == key)).scalar_one_or_none()
     if existing is not None:
         return existing
@@ -227,22 +229,16 @@ def upgrade(
     to = addressee(instance, account)
     instance.edition_code = target.code
     session.add_all([account, instance])
-    insert_notices(
-        session,
-        notice_rows(
-            "upgraded",
-            to,
-            f"upgraded:{key}",
-            now,
-            {
-                "order_id": order.id,
-                "from_edition": current.code,
-                "to_edition": target.code,
-                "amount": money(plan.amount),
-                "expires_at": iso(instance.expires_at),
-            },
-        ),
+    notice = Upgraded.to(
+        to,
+        order_key=key,
+        order_id=order.id,
+        from_edition=current.code,
+        to_edition=target.code,
+        amount=plan.amount,
+        expires_at=instance.expires_at,
     )
+    insert_notices(session, notice.rows(now))
     session.flush()
     return order
 
@@ -265,16 +261,13 @@ def set_auto_renew(
     instance.auto_renew = on
     session.add(instance)
     account = session.get(Account, instance.account_id)
-    insert_notices(
-        session,
-        notice_rows(
-            "auto_renew_changed",
-            addressee(instance, account),
-            f"auto_renew_changed:{instance.id}:{request_key}",
-            now,
-            {"auto_renew": on, "expires_at": iso(instance.expires_at)},
-        ),
+    notice = AutoRenewChanged.to(
+        addressee(instance, account),
+        request_key=request_key,
+        auto_renew=on,
+        expires_at=instance.expires_at,
     )
+    insert_notices(session, notice.rows(now))
     session.flush()
     return True
 
@@ -350,52 +343,41 @@ def auto_renew_batch(
             )
             assert order is not None  # the instance lock keeps the key ours
             outcome.add("orders_created")
-            notices += notice_rows(
-                "order_created",
+            notices += OrderCreated.to(
                 to,
-                f"order_created:{key}",
-                now,
-                {
-                    "order_id": order.id,
-                    "order_kind": "auto_renewal",
-                    "period_start": iso(period.start),
-                    "period_end": iso(period.end),
-                    "amount": money(amount),
-                },
-            )
+                order_key=key,
+                order_id=order.id,
+                order_kind="auto_renewal",
+                period_start=period.start,
+                period_end=period.end,
+                amount=amount,
+            ).rows(now)
         balances[account.id] = payment.balance_after
         if payment.paid:
             order.state, order.paid_at, order.reason = "paid", now, None
             instance.expires_at = period.end
-            notices += notice_rows(
-                "renewed",
+            notices += Renewed.to(
                 to,
-                f"renewed:{key}",
-                now,
-                {
-                    "order_id": order.id,
-                    "order_kind": "auto_renewal",
-                    "amount": money(amount),
-                    "expires_at": iso(period.end),
-                    "balance": money(payment.balance_after),
-                },
-            )
+                order_key=key,
+                order_id=order.id,
+                order_kind="auto_renewal",
+                amount=amount,
+                expires_at=period.end,
+                balance=payment.balance_after,
+            ).rows(now)
         else:
             order.state, order.reason = "failed", payment.reason
-            notices += notice_rows(
-                "renewal_failed",
+            notices += RenewalFailed.to(
                 to,
-                renewal_failed_notice_key(key, as_of),
-                now,
-                {
-                    "order_id": order.id,
-                    "amount": money(amount),
-                    "balance": money(payment.balance_after),
-                    "expires_at": iso(instance.expires_at),
-                    # A code, worded by the template in the account's language.
-                    "reason": "insufficient_balance",
-                },
-            )
+                order_key=key,
+                as_of=as_of,
+                order_id=order.id,
+                amount=amount,
+                balance=payment.balance_after,
+                expires_at=instance.expires_at,
+                # A code, worded by the template in the account's language.
+                reason="insufficient_balance",
+            ).rows(now)
         session.add_all([order, instance])
 
     for account in accounts.values():

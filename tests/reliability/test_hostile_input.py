@@ -21,9 +21,10 @@ from dns_lifecycle.admin.inventory import import_inventory, validate_inventory
 from dns_lifecycle.channels import memory
 from dns_lifecycle.channels.base import EmailMessage
 from dns_lifecycle.channels.email import build_mime, message_id_for
-from dns_lifecycle.channels.render import Renderer, one_line, sample_context
+from dns_lifecycle.channels.render import Renderer, one_line
 from dns_lifecycle.core.errors import InventoryInvalid
 from dns_lifecycle.core.settings import Settings
+from dns_lifecycle.lifecycle.notices.samples import sample_context
 from flows.common import open_run
 from flows.delivery import deliver_pending
 from flows.release import release_due

@@ -1,0 +1,124 @@
+"""Expiry (rule 5): the scans that find what is due, and the writes that do it.
+
+The windows come from ``lifecycle.expiry``, so what the database is asked for is the
+rule the tests check instance by instance. Nothing here commits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Select, and_, exists, select, update
+from sqlmodel import Session
+
+from dns_lifecycle.lifecycle.expiry import (
+    ACTIVE,
+    EXPIRED,
+    expired_until,
+    release_at,
+    release_warning_window,
+)
+from dns_lifecycle.lifecycle.notices import Expired, ReleaseWarning
+from dns_lifecycle.store.notifications import insert_notices
+from dns_lifecycle.store.scan import ADDRESSEE_COLUMNS, row_addressee
+from models import Account, Instance, Notification
+
+Query = Callable[[], Select[Any]]
+
+
+def _of(stmt: Select[Any], instance_ids: list[str] | None) -> Select[Any]:
+    return stmt.where(Instance.id.in_(instance_ids)) if instance_ids else stmt
+
+
+def past_expiry(as_of: datetime, instance_ids: list[str] | None = None) -> Query:
+    """Active instances whose expiry has come (``is_expired``), for ``scan_batches``."""
+
+    def query() -> Select[Any]:
+        stmt = (
+            select(*ADDRESSEE_COLUMNS)
+            .join(Account, Account.id == Instance.account_id)
+            .where(Instance.state == ACTIVE, Instance.expires_at <= expired_until(as_of))
+        )
+        return _of(stmt, instance_ids)
+
+    return query
+
+
+def expire(
+    session: Session,
+    rows: Sequence[Any],
+    *,
+    as_of: datetime,
+    now: datetime,
+    grace_days: int,
+) -> tuple[list[Any], int]:
+    """Mark expired those of ``rows`` (from :func:`past_expiry`) still active and past
+    expiry, and queue each one's "expired" notice; returns the rows expired and the
+    number of notices queued."""
+    by_id = {r.id: r for r in rows}
+    # Set-based, and conditional: an instance renewed since the scan stays active.
+    ids = session.execute(
+        update(Instance)
+        .where(
+            Instance.id.in_(list(by_id)),
+            Instance.state == ACTIVE,
+            Instance.expires_at <= expired_until(as_of),
+        )
+        .values(state=EXPIRED)
+        .returning(Instance.id)
+    ).scalars()
+    expired = [by_id[i] for i in ids]
+    notices: list[dict[str, Any]] = []
+    for r in expired:
+        notices += Expired.to(
+            row_addressee(r),
+            expires_at=r.expires_at,
+            release_at=release_at(r.expires_at, grace_days),
+        ).rows(now)
+    return expired, insert_notices(session, notices)
+
+
+def release_warning_due(
+    as_of: datetime, grace_days: int, instance_ids: list[str] | None = None
+) -> Query:
+    """Expired instances in the 24 h before their release, not yet warned."""
+    after, until = release_warning_window(as_of, grace_days)
+    warned = exists().where(
+        and_(
+            Notification.instance_id == Instance.id,
+            Notification.kind == ReleaseWarning.kind,
+            Notification.ref_at == Instance.expires_at,
+        )
+    )
+
+    def query() -> Select[Any]:
+        stmt = (
+            select(*ADDRESSEE_COLUMNS)
+            .join(Account, Account.id == Instance.account_id)
+            .where(
+                Instance.state == EXPIRED,
+                Instance.expires_at > after,
+                Instance.expires_at <= until,
+                ~warned,
+            )
+        )
+        return _of(stmt, instance_ids)
+
+    return query
+
+
+def queue_release_warnings(
+    session: Session, rows: Sequence[Any], *, now: datetime, grace_days: int
+) -> int:
+    """Queue the last warning for each of ``rows`` (from :func:`release_warning_due`);
+    returns how many notices were new."""
+    notices: list[dict[str, Any]] = []
+    for r in rows:
+        notices += ReleaseWarning.to(
+            row_addressee(r),
+            expires_at=r.expires_at,
+            release_at=release_at(r.expires_at, grace_days),
+        ).rows(now)
+    return insert_notices(session, notices)

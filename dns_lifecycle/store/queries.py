@@ -1,0 +1,87 @@
+"""Read-only queries behind the operator's commands (``dns-lifecycle orders list`` and
+the like). Nothing here writes."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlmodel import Session
+
+import models
+from dns_lifecycle.core.errors import NotFound
+from models import Domain, Instance, Order, Ticket, ZoneSnapshot
+
+# Every table the state holds, as `export` reports them, in that order.
+TABLES: dict[str, Any] = {
+    "editions": models.Edition,
+    "clusters": models.Cluster,
+    "accounts": models.Account,
+    "instances": models.Instance,
+    "domains": models.Domain,
+    "records": models.Record,
+    "orders": models.Order,
+    "notifications": models.Notification,
+    "tickets": models.Ticket,
+}
+
+
+def table_counts(session: Session) -> dict[str, int]:
+    """How many rows each table of :data:`TABLES` holds."""
+    return {
+        name: session.execute(select(func.count()).select_from(table)).scalar_one()
+        for name, table in TABLES.items()
+    }
+
+
+def list_orders(
+    session: Session, *, instance_id: str | None, state: str | None, limit: int
+) -> list[Order]:
+    """Orders in id order, optionally of one instance and in one state."""
+    stmt = select(Order).order_by(Order.id)
+    if instance_id:
+        stmt = stmt.where(Order.instance_id == instance_id)
+    if state:
+        stmt = stmt.where(Order.state == state)
+    return list(session.execute(stmt.limit(limit)).scalars())
+
+
+def list_tickets(session: Session, *, state: str | None) -> list[tuple[Ticket, str]]:
+    """Tickets in id order, each with its domain's name, optionally in one state."""
+    stmt = select(Ticket, Domain.name).join(Domain, Domain.id == Ticket.domain_id)
+    if state:
+        stmt = stmt.where(Ticket.state == state)
+    return [(t, name) for t, name in session.execute(stmt.order_by(Ticket.id)).all()]
+
+
+@dataclass(frozen=True)
+class InstanceDetails:
+    """An instance with everything that hangs off it."""
+
+    instance: Instance
+    domains: Sequence[Domain]
+    orders: Sequence[Order]
+    tickets: Sequence[Ticket]
+    zones: Sequence[ZoneSnapshot]
+
+
+def instance_details(session: Session, instance_id: str) -> InstanceDetails:
+    """The instance ``instance_id`` with its domains (by name), orders and tickets (by
+    id) and zone-file copies (by domain, oldest first)."""
+    instance = session.get(Instance, instance_id)
+    if instance is None:
+        raise NotFound(f"instance {instance_id!r} does not exist: check the id")
+
+    def of_instance(model: Any, *order_by: Any) -> Sequence[Any]:
+        stmt = select(model).where(model.instance_id == instance.id).order_by(*order_by)
+        return session.execute(stmt).scalars().all()
+
+    return InstanceDetails(
+        instance=instance,
+        domains=of_instance(Domain, Domain.name),
+        orders=of_instance(Order, Order.id),
+        tickets=of_instance(Ticket, Ticket.id),
+        zones=of_instance(ZoneSnapshot, ZoneSnapshot.domain_name, ZoneSnapshot.id),
+    )
