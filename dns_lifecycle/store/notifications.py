@@ -17,7 +17,7 @@ from sqlalchemy import and_, bindparam, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session
 
-from dns_lifecycle.channels.base import DeliveryResult
+from dns_lifecycle.channels import DeliveryResult
 from models import Account, Notification
 
 TABLE = Notification.__table__  # type: ignore[attr-defined]
