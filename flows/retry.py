@@ -36,7 +36,8 @@ def requeue_failed(ctx: RunContext, since: datetime, kinds: list[str] | None) ->
     if kinds:
         stmt = stmt.where(TABLE.c.kind.in_(kinds))
     with ctx.db.session() as session:
-        count = session.execute(stmt).rowcount
+        # Through the session's connection: a Core UPDATE's result reports its row count.
+        count = session.connection().execute(stmt).rowcount
         session.commit()
     return count
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import select, update
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from dns_lifecycle.channels.tickets import TicketPayload, ticket_sink_for
 from dns_lifecycle.core.errors import NotFound, Refused
@@ -31,11 +31,11 @@ def deliver_tickets(ctx: RunContext) -> Tally:
     while True:
         with ctx.db.session() as session:
             stmt = (
-                select(Ticket, Domain.name, Instance.account_id)
-                .join(Domain, Domain.id == Ticket.domain_id)
-                .join(Instance, Instance.id == Ticket.instance_id)
-                .where(Ticket.sink_state == "pending", Ticket.id > after_id)
-                .order_by(Ticket.id)
+                select(Ticket, col(Domain.name), col(Instance.account_id))
+                .join(Domain, col(Domain.id) == Ticket.domain_id)
+                .join(Instance, col(Instance.id) == Ticket.instance_id)
+                .where(col(Ticket.sink_state) == "pending", col(Ticket.id) > after_id)
+                .order_by(col(Ticket.id))
                 .limit(ctx.batch_size)
             )
             if ctx.db.dialect == "postgresql":

@@ -246,11 +246,12 @@ def cmd_auto_renew(args, settings: Settings) -> int:
 
 def cmd_orders_list(args, settings: Settings) -> int:
     from sqlalchemy import select
+    from sqlmodel import col
 
     from models import Order
 
     with _session(settings) as session:
-        stmt = select(Order).order_by(Order.id)
+        stmt = select(Order).order_by(col(Order.id))
         if args.instance:
             stmt = stmt.where(Order.instance_id == args.instance)
         if args.state:
@@ -272,14 +273,15 @@ def cmd_orders_list(args, settings: Settings) -> int:
 
 def cmd_tickets_list(args, settings: Settings) -> int:
     from sqlalchemy import select
+    from sqlmodel import col
 
     from models import Domain, Ticket
 
     with _session(settings) as session:
-        stmt = select(Ticket, Domain.name).join(Domain, Domain.id == Ticket.domain_id)
+        stmt = select(Ticket, col(Domain.name)).join(Domain, col(Domain.id) == Ticket.domain_id)
         if args.state:
-            stmt = stmt.where(Ticket.state == args.state)
-        rows = session.execute(stmt.order_by(Ticket.id)).all()
+            stmt = stmt.where(col(Ticket.state) == args.state)
+        rows = session.execute(stmt.order_by(col(Ticket.id))).all()
     if args.json:
         print(_json([_ticket_row(t, name) for t, name in rows]))
         return 0

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, Engine, event
+from sqlalchemy import Connection, Engine, RootTransaction, event
 from sqlmodel import Session, create_engine
 
 from dns_lifecycle.core.settings import REPO_ROOT, Settings
@@ -83,7 +83,7 @@ class Database:
         self.settings = settings
         self.engine = make_engine(settings.database_url)
         self._sandbox: Connection | None = None
-        self._sandbox_tx = None
+        self._sandbox_tx: RootTransaction | None = None
 
     @classmethod
     def sandbox(cls, settings: Settings) -> Database:
@@ -123,7 +123,8 @@ class Database:
 
     def dispose(self) -> None:
         if self._sandbox is not None:
-            self._sandbox_tx.rollback()
+            if self._sandbox_tx is not None:
+                self._sandbox_tx.rollback()
             self._sandbox.close()
             self._sandbox = None
         self.engine.dispose()

@@ -33,7 +33,7 @@ from datetime import UTC, datetime
 import aiosmtplib
 from pydantic import SecretStr
 
-from dns_lifecycle.channels import DeliveryResult
+from dns_lifecycle.channels import DeliveryResult, Outcome
 from dns_lifecycle.channels.email import EmailMessage
 from dns_lifecycle.channels.email.message import build_mime, recipient_of, sender_parts
 from dns_lifecycle.core.errors import PermanentDeliveryError
@@ -258,7 +258,7 @@ class SmtpEmailBackend:
             return self._lost(key, error)
         if code == 530:
             error += "; the server wants a login: set DNSL_SMTP_USERNAME and DNSL_SMTP_PASSWORD"
-            outcome = "transient"
+            outcome: Outcome = "transient"
         elif 500 <= code < 600:
             outcome = "permanent"
             if stage == "RCPT TO":
