@@ -5,8 +5,8 @@ settings name (``email_backend``):
     smtp     an SMTP server, over a small pool of connections           smtp.py
     memory   kept in ``memory.outbox``, for tests                       memory.py
 
-Every backend sends the same MIME message (``message.build_mime``), whose Message-ID
-is derived from the ledger key. ``send`` follows the channels' contract (see
+The file and SMTP backends write the same MIME message (``message.build_mime``), whose
+Message-ID is derived from the ledger key. ``send`` follows the channels' contract (see
 ``dns_lifecycle.channels``).
 """
 
