@@ -373,8 +373,8 @@ def mean_email_size(db_path: Path, sample: int = 300) -> int:
     """Mean size in bytes of the MIME messages the run sent (a sample, rebuilt)."""
     from sqlalchemy import select
 
-    from dns_lifecycle.channels.base import EmailMessage
-    from dns_lifecycle.channels.email import build_mime
+    from dns_lifecycle.channels.email import EmailMessage
+    from dns_lifecycle.channels.email.message import build_mime
     from dns_lifecycle.channels.render import Renderer
     from dns_lifecycle.core.db import Database
     from models import Account, Notification

@@ -42,10 +42,11 @@ import certifi
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from dns_lifecycle.channels import email as current_email  # noqa: E402
 from dns_lifecycle.channels import render as current_render  # noqa: E402
-from dns_lifecycle.channels import sms as current_sms  # noqa: E402
-from dns_lifecycle.channels.base import EmailMessage, SmsMessage  # noqa: E402
+from dns_lifecycle.channels.email import EmailMessage  # noqa: E402
+from dns_lifecycle.channels.email import message as current_email  # noqa: E402
+from dns_lifecycle.channels.sms import SmsMessage  # noqa: E402
+from dns_lifecycle.channels.sms import aliyun as current_sms  # noqa: E402
 from dns_lifecycle.core.settings import Settings  # noqa: E402
 from dns_lifecycle.lifecycle.notices import LOCALES, NOTICE_KINDS  # noqa: E402
 from dns_lifecycle.lifecycle.notices.samples import sample_context  # noqa: E402

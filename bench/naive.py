@@ -23,10 +23,11 @@ from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
 
-from dns_lifecycle.channels.base import EmailMessage, SmsMessage
-from dns_lifecycle.channels.email import SmtpEmailBackend
+from dns_lifecycle.channels.email import EmailMessage
+from dns_lifecycle.channels.email.smtp import SmtpEmailBackend
 from dns_lifecycle.channels.render import Renderer, sms_template_code
-from dns_lifecycle.channels.sms import AliyunSmsBackend
+from dns_lifecycle.channels.sms import SmsMessage
+from dns_lifecycle.channels.sms.aliyun import AliyunSmsBackend
 from dns_lifecycle.core.db import Database
 from dns_lifecycle.core.settings import Settings
 from dns_lifecycle.lifecycle.notices import Reminder

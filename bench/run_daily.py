@@ -26,8 +26,8 @@ def main() -> int:
 
     import flows.delivery as delivery
     from dns_lifecycle.admin import cli
-    from dns_lifecycle.channels.email import SmtpEmailBackend
-    from dns_lifecycle.channels.sms import AliyunSmsBackend
+    from dns_lifecycle.channels.email.smtp import SmtpEmailBackend
+    from dns_lifecycle.channels.sms.aliyun import AliyunSmsBackend
 
     metrics: dict = {"deliveries": [], "email_send_seconds": 0.0, "sms_send_seconds": 0.0}
 

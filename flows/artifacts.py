@@ -6,6 +6,9 @@ tables are capped (the full record is in `dns-lifecycle export`).
 
 from __future__ import annotations
 
+from typing import cast
+from uuid import UUID
+
 from prefect.artifacts import (
     create_markdown_artifact,
     create_progress_artifact,
@@ -115,10 +118,15 @@ class BatchProgress:
     """
 
     def __init__(self, step: str, total: int):
-        self.total, self.done, self.artifact_id = total, 0, None
+        self.total, self.done = total, 0
+        self.artifact_id: UUID | None = None
         if total and (FlowRunContext.get() or TaskRunContext.get()):
-            self.artifact_id = create_progress_artifact(
-                0.0, key=f"{step}-progress", description=f"{step}: {total:,} instances to go"
+            # Called from synchronous code, the sync-compatible function returns the id.
+            self.artifact_id = cast(
+                UUID,
+                create_progress_artifact(
+                    0.0, key=f"{step}-progress", description=f"{step}: {total:,} instances to go"
+                ),
             )
 
     @classmethod

@@ -16,9 +16,10 @@ from datetime import timedelta
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from dns_lifecycle.channels.backends import email_backend, sms_backend
-from dns_lifecycle.channels.base import DeliveryResult, EmailMessage, SmsMessage
+from dns_lifecycle.channels import DeliveryResult
+from dns_lifecycle.channels.email import EmailMessage, email_backend
 from dns_lifecycle.channels.render import Renderer, sms_template_code
+from dns_lifecycle.channels.sms import SmsMessage, sms_backend
 from dns_lifecycle.store.notifications import (
     PendingFilter,
     claim_pending,

@@ -19,7 +19,7 @@ class UTCDateTime(TypeDecorator[datetime]):
     impl = DateTime(timezone=True)
     cache_ok = True
 
-    def process_bind_param(self, value: datetime | None, dialect):  # type: ignore[override]
+    def process_bind_param(self, value: datetime | None, dialect):
         if value is None:
             return None
         if value.tzinfo is None:
@@ -27,7 +27,7 @@ class UTCDateTime(TypeDecorator[datetime]):
         value = value.astimezone(UTC)
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
 
-    def process_result_value(self, value: datetime | None, dialect):  # type: ignore[override]
+    def process_result_value(self, value: datetime | None, dialect):
         if value is None:
             return None
         if value.tzinfo is None:
@@ -41,19 +41,19 @@ class Money(TypeDecorator[Decimal]):
     impl = Numeric(14, 2, asdecimal=True)
     cache_ok = True
 
-    def process_bind_param(self, value, dialect):  # type: ignore[override]
+    def process_bind_param(self, value, dialect):
         if value is None:
             return None
         value = Decimal(value).quantize(Decimal("0.01"))
         # SQLite has no decimal type: a string keeps the cents exact.
         return str(value) if dialect.name == "sqlite" else value
 
-    def process_result_value(self, value, dialect):  # type: ignore[override]
+    def process_result_value(self, value, dialect):
         if value is None:
             return None
         return Decimal(str(value)).quantize(Decimal("0.01"))
 
-    def load_dialect_impl(self, dialect):  # type: ignore[override]
+    def load_dialect_impl(self, dialect):
         from sqlalchemy import String
 
         return dialect.type_descriptor(String(32) if dialect.name == "sqlite" else self.impl)

@@ -95,11 +95,14 @@ def db(settings) -> Iterator[Database]:
 
 @pytest.fixture(autouse=True)
 def _empty_memory_outboxes():
-    from dns_lifecycle.channels import memory
+    from dns_lifecycle.channels.email import memory as email_memory
+    from dns_lifecycle.channels.sms import memory as sms_memory
 
-    memory.clear()
+    for outbox in (email_memory.outbox, sms_memory.outbox):
+        outbox.clear()
     yield
-    memory.clear()
+    for outbox in (email_memory.outbox, sms_memory.outbox):
+        outbox.clear()
 
 
 @pytest.fixture(scope="session")

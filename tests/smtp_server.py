@@ -9,11 +9,15 @@
 a recipient address or the n-th DATA command the server has seen (counting from 1).
 Authentication (PLAIN, LOGIN) and TLS (STARTTLS or implicit) use a self-signed
 certificate for 127.0.0.1 made on the spot; ``client_tls_context()`` trusts it.
+With ``echo_auth=True`` a refused login's 535 reply quotes, in base64 as they were
+sent, the AUTH argument and every answer the client gave to a challenge, as some
+servers do.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import datetime as dt
 import email
 import email.policy
@@ -162,6 +166,19 @@ class _FaultySMTP(SMTP):
         super().__init__(handler, **kwargs)
         self._owner = handler.owner
         self.connection_number = 0
+        self.auth_sent: list[str] = []  # the current AUTH exchange, as the client sent it
+
+    async def smtp_AUTH(self, arg: str) -> None:
+        # "PLAIN <base64>" or "LOGIN [<base64>]": keep what follows the mechanism.
+        self.auth_sent = arg.split()[1:]
+        await super().smtp_AUTH(arg)
+
+    async def challenge_auth(self, challenge, encode_to_b64=True, log_client_response=False):
+        answer = await super().challenge_auth(challenge, encode_to_b64, log_client_response)
+        if isinstance(answer, bytes):
+            # The client's line was base64 (it decoded); the same bytes encode back to it.
+            self.auth_sent.append(base64.b64encode(answer).decode("ascii"))
+        return answer
 
     async def _handle_client(self) -> None:
         code = self._owner.faults.greeting
@@ -187,6 +204,7 @@ class SmtpTestServer:
         auth: tuple[str, str] | None = None,
         auth_mechanisms: tuple[str, ...] = ("PLAIN", "LOGIN"),
         tls: Literal["starttls", "tls"] | None = None,
+        echo_auth: bool = False,
     ) -> None:
         self.faults = faults or Faults()
         self.received: list[Received] = []
@@ -194,6 +212,7 @@ class SmtpTestServer:
         self.data_commands = 0
         self.auth = auth
         self.tls = tls
+        self.echo_auth = echo_auth
         self.port = free_port()
         self.host = HOST
         self._lock = threading.Lock()
@@ -233,6 +252,11 @@ class SmtpTestServer:
             and auth_data.login.decode() == self.auth[0]
             and auth_data.password.decode() == self.auth[1]
         )
+        if not ok and self.echo_auth:
+            quoted = " ".join(server.auth_sent)
+            return AuthResult(
+                success=False, handled=False, message=f"535 5.7.8 Credentials {quoted} rejected"
+            )
         if not ok:
             return AuthResult(success=False, handled=False)  # aiosmtpd then replies 535
         return AuthResult(success=True, auth_data=auth_data.login.decode())

@@ -6,7 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 from dns_lifecycle.admin.inventory import export_state
 from dns_lifecycle.admin.seed import seed_fleet
-from dns_lifecycle.channels import memory
+from dns_lifecycle.channels.email import memory as email_memory
+from dns_lifecycle.channels.sms import memory as sms_memory
 from flows.daily import daily_lifecycle
 
 AS_OF = datetime(2026, 12, 1, 18, 0, tzinfo=UTC)
@@ -24,7 +25,7 @@ def test_dry_run_then_real_run_does_exactly_what_the_plan_said(db, flow_env):
     before = _export(db)
     plan = daily_lifecycle(as_of=AS_OF, dry_run=True)
     assert _export(db) == before
-    assert memory.EMAILS == [] and memory.SMS == []
+    assert email_memory.outbox == [] and sms_memory.outbox == []
 
     done = daily_lifecycle(as_of=AS_OF)
     assert [s.step for s in done.steps] == [s.step for s in plan.steps]
@@ -37,8 +38,8 @@ def test_dry_run_then_real_run_does_exactly_what_the_plan_said(db, flow_env):
     assert counts["send-renewal-reminders"]["reminders_due"] > 0
     assert counts["release-instances"]["instances_released"] > 0
     assert (
-        len(memory.EMAILS)
-        == len(memory.SMS)
+        len(email_memory.outbox)
+        == len(sms_memory.outbox)
         == sum(s.counts.get("email_sent", 0) for s in done.steps)
     )
 
@@ -48,9 +49,10 @@ def test_rerun_for_the_same_as_of_does_nothing_new(db, flow_env):
     seed_fleet(db, 300, seed=3, as_of=AS_OF)
     daily_lifecycle(as_of=AS_OF)
     state = _export(db)
-    memory.clear()
+    email_memory.outbox.clear()
+    sms_memory.outbox.clear()
     again = daily_lifecycle(as_of=AS_OF)
-    assert memory.EMAILS == [] and memory.SMS == []
+    assert email_memory.outbox == [] and sms_memory.outbox == []
     assert _export(db) == state
     assert all(s.counts.get("notices_queued", 0) == 0 for s in again.steps)
 
@@ -59,8 +61,9 @@ def test_the_next_day_only_does_what_became_due(db, flow_env):
     """Day two sends only notices that were not due on day one."""
     seed_fleet(db, 300, seed=5, as_of=AS_OF)
     daily_lifecycle(as_of=AS_OF)
-    first = {m.key for m in memory.EMAILS}
-    memory.clear()
+    first = {m.key for m in email_memory.outbox}
+    email_memory.outbox.clear()
+    sms_memory.outbox.clear()
     daily_lifecycle(as_of=AS_OF + timedelta(days=1))
-    second = {m.key for m in memory.EMAILS}
+    second = {m.key for m in email_memory.outbox}
     assert second and not (first & second)

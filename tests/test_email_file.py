@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from dns_lifecycle.channels.base import EmailMessage
-from dns_lifecycle.channels.email import FileEmailBackend, build_mime, eml_file_name, message_id_for
+from dns_lifecycle.channels.email import EmailMessage
+from dns_lifecycle.channels.email.file import FileEmailBackend, eml_file_name
+from dns_lifecycle.channels.email.message import build_mime, message_id_for
 from dns_lifecycle.core.errors import InputError, PermanentDeliveryError
 
 SENDER = "DNS Hosting <no-reply@dns.example.com>"

@@ -8,8 +8,9 @@ from email.utils import parsedate_to_datetime
 
 import pytest
 
-from dns_lifecycle.channels.base import EmailMessage
-from dns_lifecycle.channels.email import SmtpEmailBackend, message_id_for
+from dns_lifecycle.channels.email import EmailMessage
+from dns_lifecycle.channels.email.message import message_id_for
+from dns_lifecycle.channels.email.smtp import SmtpEmailBackend
 from dns_lifecycle.core.settings import Settings
 from tests.smtp_server import Faults, SmtpTestServer, free_port
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import email
 from email import policy
 
-from dns_lifecycle.channels.base import EmailMessage
-from dns_lifecycle.channels.email import build_mime
+from dns_lifecycle.channels.email import EmailMessage
+from dns_lifecycle.channels.email.message import build_mime
 
 SENDER = "DNS Hosting <no-reply@dns-lifecycle.local>"
 

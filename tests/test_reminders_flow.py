@@ -6,7 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 from sqlmodel import select
 
-from dns_lifecycle.channels import memory
+from dns_lifecycle.channels.email import memory as email_memory
+from dns_lifecycle.channels.sms import memory as sms_memory
 from flows.reminders import send_renewal_reminders
 from models import Account, Notification
 from tests.factories import make_account, make_catalog, make_instance
@@ -55,17 +56,18 @@ def test_a_run_sends_the_due_reminders_by_email_and_sms(db, flow_env):
     with db.session() as s:
         addresses = {a.email for a in s.exec(select(Account))}
         phones = {a.phone for a in s.exec(select(Account))}
-    assert sorted(m.to for m in memory.EMAILS) == sorted(addresses)
-    assert {m.phone for m in memory.SMS} <= phones and len(memory.SMS) == 2
+    assert sorted(m.to for m in email_memory.outbox) == sorted(addresses)
+    assert {m.phone for m in sms_memory.outbox} <= phones and len(sms_memory.outbox) == 2
 
 
 def test_a_rerun_of_the_same_as_of_sends_nothing(db, flow_env):
     """The ledger keys make a rerun a no-op."""
     _fleet(db)
     send_renewal_reminders(as_of=AS_OF)
-    memory.clear()
+    email_memory.outbox.clear()
+    sms_memory.outbox.clear()
     report = send_renewal_reminders(as_of=AS_OF)
-    assert memory.EMAILS == [] and memory.SMS == []
+    assert email_memory.outbox == [] and sms_memory.outbox == []
     assert report.counts.get("notices_queued", 0) == 0
 
 
@@ -73,9 +75,10 @@ def test_the_next_day_sends_only_what_became_due(db, flow_env):
     """Two days on, inst-7 crossed its 3-day offset; inst-30 has nothing new."""
     _fleet(db)
     send_renewal_reminders(as_of=AS_OF)
-    memory.clear()
+    email_memory.outbox.clear()
+    sms_memory.outbox.clear()
     send_renewal_reminders(as_of=AS_OF + timedelta(days=2))
-    assert sorted(m.key for m in memory.EMAILS) == [
+    assert sorted(m.key for m in email_memory.outbox) == [
         f"reminder:inst-7:{(AS_OF + timedelta(days=5)):%Y%m%dT%H%M%SZ}:3d:email"
     ]
 
@@ -85,4 +88,4 @@ def test_a_dry_run_plans_and_changes_nothing(db, flow_env):
     _fleet(db)
     report = send_renewal_reminders(as_of=AS_OF, dry_run=True)
     assert sorted(p["instance"] for p in report.plan) == ["inst-30", "inst-7"]
-    assert _ledger(db) == [] and memory.EMAILS == []
+    assert _ledger(db) == [] and email_memory.outbox == []

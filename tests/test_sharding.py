@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 from sqlalchemy import func, select
 
 from dns_lifecycle.admin.seed import seed_fleet
-from dns_lifecycle.channels import memory
+from dns_lifecycle.channels.email import memory as email_memory
+from dns_lifecycle.channels.sms import memory as sms_memory
 from dns_lifecycle.lifecycle.sharding import Shard
 from flows.auto_renew import renew_due
 from flows.common import open_run, sharded
@@ -96,5 +97,5 @@ def test_concurrent_and_repeated_shards_do_each_action_exactly_once(db, settings
     assert after == expected
     assert after["orders"] and after["released"] and after["tickets"]
     assert after["balance"] == balance_before - after["paid"]
-    sent = Counter(m.key for m in memory.EMAILS) + Counter(m.key for m in memory.SMS)
+    sent = Counter(m.key for m in email_memory.outbox) + Counter(m.key for m in sms_memory.outbox)
     assert max(sent.values()) == 1 and sum(sent.values()) == would_send

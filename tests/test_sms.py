@@ -15,15 +15,16 @@ from urllib.parse import parse_qsl, quote
 import pytest
 from darabonba.exceptions import RetryError
 
-from dns_lifecycle.channels.base import DeliveryResult, SmsMessage
-from dns_lifecycle.channels.sms import (
+from dns_lifecycle.channels import DeliveryResult
+from dns_lifecycle.channels.sms import SmsMessage
+from dns_lifecycle.channels.sms.aliyun import (
     MAX_OUT_ID_LENGTH,
     AliyunSmsBackend,
-    FileSmsBackend,
     _no_answer,
     classify,
     out_id,
 )
+from dns_lifecycle.channels.sms.file import FileSmsBackend
 from dns_lifecycle.core.errors import InputError
 from dns_lifecycle.core.settings import Settings
 from tests.http_sink import HttpSink, Reply, SeenRequest

@@ -7,13 +7,10 @@ from collections import Counter
 
 import pytest
 
-from dns_lifecycle.channels.base import DeliveryResult
-from dns_lifecycle.channels.tickets import (
-    DatabaseTicketSink,
-    TicketPayload,
-    WebhookTicketSink,
-    ticket_sink_for,
-)
+from dns_lifecycle.channels import DeliveryResult
+from dns_lifecycle.channels.tickets import TicketPayload, ticket_sink_for
+from dns_lifecycle.channels.tickets.database import DatabaseTicketSink
+from dns_lifecycle.channels.tickets.webhook import WebhookTicketSink
 from dns_lifecycle.core.errors import InputError
 from dns_lifecycle.core.settings import Settings
 from tests.http_sink import HttpSink, Reply, SeenRequest

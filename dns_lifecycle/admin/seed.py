@@ -38,6 +38,7 @@ from itertools import islice
 from typing import Any
 
 from sqlalchemy import Connection, func, insert, select, text
+from sqlmodel import col
 
 from dns_lifecycle.core.db import Database
 from dns_lifecycle.core.errors import InputError
@@ -294,8 +295,8 @@ def instance_id(n: int) -> str:
 
 def _ensure_catalog(conn: Connection) -> dict[str, int]:
     """Insert the editions and clusters that are missing; keep the ones already there."""
-    have_editions = set(conn.execute(select(Edition.code)).scalars())
-    have_clusters = set(conn.execute(select(Cluster.code)).scalars())
+    have_editions = set(conn.execute(select(col(Edition.code))).scalars())
+    have_clusters = set(conn.execute(select(col(Cluster.code))).scalars())
     editions = [e for e in EDITIONS if e["code"] not in have_editions]
     clusters = [c for c in CLUSTERS if c["code"] not in have_clusters]
     if editions:
@@ -316,7 +317,9 @@ def _insert(conn: Connection, model: Any, rows: list[dict[str, Any]]) -> None:
     columns = list(rows[0])
     table = model.__table__.name
     copy_sql = f"COPY {table} ({', '.join(columns)}) FROM STDIN"
-    with conn.connection.driver_connection.cursor() as cursor, cursor.copy(copy_sql) as copy:
+    driver = conn.connection.driver_connection
+    assert driver is not None  # an open connection has its driver's connection
+    with driver.cursor() as cursor, cursor.copy(copy_sql) as copy:
         for row in rows:
             copy.write_row([json.dumps(v) if isinstance(v, list) else v for v in row.values()])
 
@@ -369,10 +372,10 @@ def seed_fleet(
 
     counts.update(account=n_accounts, instance=0, domain=0, record=0)
     instance_rows = _instances(seed, instances, n_accounts, as_of)
-    while batch := list(islice(instance_rows, chunk)):
-        insts = [row for row, _, _ in batch]
-        domains = [d for _, ds, _ in batch for d in ds]
-        records = [r for _, _, rs in batch for r in rs]
+    while group := list(islice(instance_rows, chunk)):
+        insts = [row for row, _, _ in group]
+        domains = [d for _, ds, _ in group for d in ds]
+        records = [r for _, _, rs in group for r in rs]
         with db.engine.begin() as conn:
             _insert(conn, Instance, insts)
             _insert(conn, Domain, domains)

@@ -1,0 +1,46 @@
+"""How the lifecycle reaches people and other systems.
+
+Each channel that delivers a batch is a package with one interface, ``send(batch)``,
+and backends chosen by settings (as Django's mail backends are):
+
+    email/      EmailBackend     file (default), smtp, memory        email_backend()
+    sms/        SmsBackend       file (default), aliyun, memory      sms_backend()
+    tickets/    TicketSink       database (default), webhook         ticket_sink_for()
+
+They share one contract: ``send(batch)`` returns one ``DeliveryResult`` per item, in
+order, keyed by the item's key, and never raises for the failure of an item (one bad
+recipient never stops a batch). It raises only for a failure of the whole backend that
+it could not attribute to items, which it should rarely need to. A backend whose
+settings are unusable refuses when it is built (``InputError``), before anything is
+sent. Error texts never carry a secret (``dns_lifecycle.core.secrets.scrub``).
+
+Besides: ``registrar`` (name-server delegation), ``dns_lookup`` and ``render``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+Outcome = Literal["sent", "transient", "permanent"]
+
+
+@dataclass(frozen=True)
+class DeliveryResult:
+    key: str
+    outcome: Outcome
+    error: str | None = None
+
+
+class Keyed(Protocol):
+    @property
+    def key(self) -> str: ...
+
+
+class CountingBackend:
+    """A dry run's backend for any channel: every item would be sent; nothing leaves
+    the process."""
+
+    async def send(self, batch: Sequence[Keyed]) -> list[DeliveryResult]:
+        return [DeliveryResult(item.key, "sent") for item in batch]

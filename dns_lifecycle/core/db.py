@@ -10,7 +10,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, Engine, event
+from sqlalchemy import Connection, Engine, RootTransaction, event
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import make_url
 from sqlmodel import Session, create_engine
@@ -134,7 +134,7 @@ class Database:
         self.settings = settings
         self.engine = make_engine(settings.database_url)
         self._sandbox: Connection | None = None
-        self._sandbox_tx = None
+        self._sandbox_tx: RootTransaction | None = None
 
     @classmethod
     def sandbox(cls, settings: Settings) -> Database:
@@ -174,7 +174,8 @@ class Database:
 
     def dispose(self) -> None:
         if self._sandbox is not None:
-            self._sandbox_tx.rollback()
+            if self._sandbox_tx is not None:
+                self._sandbox_tx.rollback()
             self._sandbox.close()
             self._sandbox = None
         self.engine.dispose()

@@ -15,9 +15,9 @@ from typing import Any
 
 from sqlalchemy import and_, bindparam, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlmodel import Session
+from sqlmodel import Session, col
 
-from dns_lifecycle.channels.base import DeliveryResult
+from dns_lifecycle.channels import DeliveryResult
 from models import Account, Notification
 
 TABLE = Notification.__table__  # type: ignore[attr-defined]
@@ -123,8 +123,8 @@ def load_outgoing(session: Session, ids: Iterable[int]) -> list[Outgoing]:
             TABLE.c.channel,
             TABLE.c.kind,
             TABLE.c.context,
-            Account.email,
-            Account.phone,
+            col(Account.email),
+            col(Account.phone),
         )
         .join(Account, Account.id == TABLE.c.account_id)
         .where(TABLE.c.id.in_(list(ids)))

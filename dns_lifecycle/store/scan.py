@@ -13,11 +13,13 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Select, func, literal, select, tuple_
+from sqlmodel import col
 
 from dns_lifecycle.core.db import Database
 from dns_lifecycle.lifecycle.notices import Addressee
 from dns_lifecycle.lifecycle.sharding import Shard
 from models import Account, Instance
+from models.types import UTCDateTime
 
 
 def scan_batches(
@@ -33,11 +35,11 @@ def scan_batches(
     here is cheaper than a hash in SQL that no index can serve)."""
     last: tuple[datetime, str] | None = None
     while True:
-        stmt = query().order_by(Instance.expires_at, Instance.id).limit(batch_size)
+        stmt = query().order_by(col(Instance.expires_at), col(Instance.id)).limit(batch_size)
         if last is not None:
             # Typed literals: the expiry must be bound through UTCDateTime like the column.
-            after = tuple_(literal(last[0], Instance.expires_at.type), literal(last[1]))
-            stmt = stmt.where(tuple_(Instance.expires_at, Instance.id) > after)
+            after = tuple_(literal(last[0], UTCDateTime()), literal(last[1]))
+            stmt = stmt.where(tuple_(col(Instance.expires_at), col(Instance.id)) > after)
         with db.session() as session:
             rows = list(session.execute(stmt))
             session.commit()

@@ -15,8 +15,8 @@ from decimal import Decimal
 
 from sqlmodel import select
 
-from dns_lifecycle.channels import memory
-from dns_lifecycle.channels.email import message_id_for
+from dns_lifecycle.channels.email.message import message_id_for
+from dns_lifecycle.channels.sms import memory as sms_memory
 from flows.auto_renew import renew_due
 from flows.common import open_run
 from flows.delivery import deliver_pending
@@ -146,7 +146,7 @@ def test_two_daily_runs_at_once_do_everything_exactly_once(settings, db):
         sent_ids = Counter(m.parsed()["Message-ID"] for m in smtp.received)
         email_keys = [k for k in rows if k.endswith(":email")]
         assert sent_ids == Counter(message_id_for(k, SENDER) for k in email_keys)
-        sms_keys = Counter(m.key for m in memory.SMS)
+        sms_keys = Counter(m.key for m in sms_memory.outbox)
         assert sms_keys == Counter(k for k in rows if k.endswith(":sms"))
         posts = Counter(r.headers["idempotency-key"] for r in hooks.requests)
         assert len(posts) == 3 and set(posts.values()) == {1}

@@ -26,8 +26,9 @@ from pathlib import Path
 
 from sqlmodel import select
 
-from dns_lifecycle.channels import memory
-from dns_lifecycle.channels.email import message_id_for
+from dns_lifecycle.channels.email import memory as email_memory
+from dns_lifecycle.channels.email.message import message_id_for
+from dns_lifecycle.channels.sms import memory as sms_memory
 from dns_lifecycle.core.settings import REPO_ROOT
 from flows.auto_renew import renew_due
 from flows.common import open_run, wall_clock
@@ -214,7 +215,7 @@ def test_killed_inside_an_auto_renewal_batch(settings, db, tmp_path):
     assert len(rows) == n * 2 * 2  # order_created + renewed, email + SMS
     assert all(r.state == "sent" for r in rows.values())
     # The killed run sent nothing; batch 1's notices were queued, and went out once.
-    sent = Counter(m.key for m in memory.EMAILS) + Counter(m.key for m in memory.SMS)
+    sent = Counter(m.key for m in email_memory.outbox) + Counter(m.key for m in sms_memory.outbox)
     assert set(sent.values()) == {1} and len(sent) == len(rows)
 
 

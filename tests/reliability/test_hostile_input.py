@@ -18,9 +18,9 @@ from sqlalchemy import func, select
 
 from dns_lifecycle.admin import cli
 from dns_lifecycle.admin.inventory import import_inventory, validate_inventory
-from dns_lifecycle.channels import memory
-from dns_lifecycle.channels.base import EmailMessage
-from dns_lifecycle.channels.email import build_mime, message_id_for
+from dns_lifecycle.channels.email import EmailMessage
+from dns_lifecycle.channels.email import memory as email_memory
+from dns_lifecycle.channels.email.message import build_mime, message_id_for
 from dns_lifecycle.channels.render import Renderer, one_line
 from dns_lifecycle.core.errors import InventoryInvalid
 from dns_lifecycle.core.settings import Settings
@@ -194,7 +194,7 @@ def test_an_imported_script_in_a_name_is_escaped_end_to_end(lite_db, lite_settin
     with open_run(AS_OF, False, 100, settings=lite_settings) as ctx:
         plan_reminders(ctx)
         deliver_pending(ctx)
-    (sent,) = memory.EMAILS
+    (sent,) = email_memory.outbox
     assert "<script" not in sent.html and "<b>Co" not in sent.html
     assert (
         "&lt;script&gt;alert(&#34;owned&#34;)&lt;/script&gt; &amp; &lt;b&gt;Co&lt;/b&gt;"

@@ -2,12 +2,14 @@
 library's), console output, artifacts, report failures, ledger errors and exceptions.
 
 Every server here fails, and each fails in a way that would carry a secret out if
-the code let it: a wrong SMTP password, an SMS provider and a registrar and a help
-desk that quote our credentials back in their error bodies.
+the code let it: an SMTP server that quotes the AUTH exchange in its 535 reply, an SMS
+provider and a registrar and a help desk that quote our credentials back in their
+error bodies.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import logging
 from datetime import timedelta
@@ -24,6 +26,9 @@ from prefect.logging.handlers import APILogHandler
 from sqlmodel import select
 
 from dns_lifecycle.admin.inventory import export_state
+from dns_lifecycle.channels.email import EmailMessage
+from dns_lifecycle.channels.email.smtp import SmtpEmailBackend
+from dns_lifecycle.core.secrets import MASK
 from dns_lifecycle.core.settings import Settings
 from flows.artifacts import summary_markdown
 from flows.base import report_of
@@ -43,10 +48,12 @@ SMS_SECRET = "sms-Secret-K3y-9Zr"
 WEBHOOK_TOKEN = "hook-T0ken-4Lm"
 REGISTRAR_TOKEN = "reg-T0ken-8Vb"
 SECRETS = [SMTP_PASSWORD, SMS_SECRET, WEBHOOK_TOKEN, REGISTRAR_TOKEN]
-# The forms a secret travels in: as is, and inside SMTP AUTH PLAIN / LOGIN.
+# The forms a secret travels in: as is, and inside SMTP AUTH PLAIN / LOGIN (LOGIN sends
+# the user's base64 next to the password's).
 ENCODED = [
     base64.b64encode(f"\0{SMTP_USER}\0{SMTP_PASSWORD}".encode()).decode(),
     base64.b64encode(SMTP_PASSWORD.encode()).decode(),
+    base64.b64encode(SMTP_USER.encode()).decode(),
 ]
 
 
@@ -91,9 +98,12 @@ def test_a_failing_run_never_writes_a_secret(db, flow_env, monkeypatch, caplog, 
         )
         s.commit()
     caplog.set_level(logging.DEBUG)
+    # The test SMTP server (aiosmtpd, in this process) logs the replies it sends, as any
+    # server's own log would: that is the other side's record, not one of ours.
+    caplog.set_level(logging.INFO, logger="mail.log")
 
     with (
-        SmtpTestServer(auth=(SMTP_USER, "the-real-password")) as smtp,
+        SmtpTestServer(auth=(SMTP_USER, "the-real-password"), echo_auth=True) as smtp,
         HttpSink(_echo_credentials) as http,
     ):
         env = {
@@ -169,5 +179,32 @@ def test_a_failing_run_never_writes_a_secret(db, flow_env, monkeypatch, caplog, 
         exported = str(export_state(s))
         assert s.exec(select(Domain)).all()
     assert any("HTTP 500" in e for e in errors)  # the webhook's error was recorded
+    assert any("535" in e and MASK in e for e in errors)  # the echoed AUTH, masked
     _assert_clean("a ledger error", " ".join(errors))
     _assert_clean("the export", exported)
+
+
+@pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS:UserWarning")
+@pytest.mark.parametrize("mechanism", ["PLAIN", "LOGIN"])
+def test_an_smtp_server_that_quotes_the_auth_exchange_never_shows_the_password(mechanism):
+    """A 535 reply quoting what AUTH PLAIN or LOGIN sent reaches the error with every
+    encoded form of the password masked."""
+    with SmtpTestServer(
+        auth=(SMTP_USER, "the-real-password"), auth_mechanisms=(mechanism,), echo_auth=True
+    ) as smtp:
+        settings = Settings(
+            email_backend="smtp",
+            email_from=SENDER,
+            smtp_host="127.0.0.1",
+            smtp_port=smtp.port,
+            smtp_security="none",
+            smtp_username=SMTP_USER,
+            smtp_password=SMTP_PASSWORD,
+        )
+        message = EmailMessage(
+            "reminder:inst-1:30d:email", "a@example.com", "Hi", "Hi", "<p>Hi</p>"
+        )
+        (result,) = asyncio.run(SmtpEmailBackend(settings).send([message]))
+    assert result.outcome == "transient" and result.error is not None
+    assert "535" in result.error and MASK in result.error  # the server did quote it
+    _assert_clean("the error", result.error)

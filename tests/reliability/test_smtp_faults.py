@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 import pytest
 
-from dns_lifecycle.channels.email import message_id_for
+from dns_lifecycle.channels.email.message import message_id_for
 from flows.common import open_run
 from flows.delivery import deliver_pending
 from flows.reminders import plan_reminders

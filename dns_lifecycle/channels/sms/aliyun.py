@@ -1,7 +1,4 @@
-"""SMS backends: a file outbox for local use, and the provider's SendSms API.
-
-``FileSmsBackend`` (the default) appends one JSON line per message to
-``<outbox_dir>/sms.jsonl``, so a developer can read what would have been sent.
+"""The provider's SMS backend: SendSms of Alibaba Cloud.
 
 ``AliyunSmsBackend`` calls SendSms (API version 2017-05-25), one request per message, a
 few at a time. It signs each request itself (ACS3-HMAC-SHA256, the provider's v3
@@ -45,8 +42,6 @@ import re
 import ssl
 import time
 import uuid
-from collections.abc import Iterable
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -55,11 +50,11 @@ import certifi
 from pydantic import SecretStr
 from yarl import URL
 
-from dns_lifecycle.channels.base import DeliveryResult, Outcome, SmsMessage
+from dns_lifecycle.channels import DeliveryResult, Outcome
+from dns_lifecycle.channels.sms import SmsMessage
 from dns_lifecycle.core.errors import InputError
+from dns_lifecycle.core.secrets import scrub
 from dns_lifecycle.core.settings import Settings
-
-OUTBOX_FILE = "sms.jsonl"
 
 # The ledger keeps up to 1000 characters of error text.
 MAX_ERROR_LENGTH = 500
@@ -177,39 +172,6 @@ def out_id(key: str) -> str:
         return key
     digest = hashlib.sha256(key.encode("utf-8")).hexdigest()[:16]
     return f"{key[: MAX_OUT_ID_LENGTH - len(digest) - 1]}~{digest}"
-
-
-class FileSmsBackend:
-    """Writes each message as one JSON line to ``outbox_dir / "sms.jsonl"``."""
-
-    def __init__(self, outbox_dir: Path) -> None:
-        self.path = Path(outbox_dir) / OUTBOX_FILE
-
-    async def send(self, batch: list[SmsMessage]) -> list[DeliveryResult]:
-        if not batch:
-            return []
-        await asyncio.to_thread(self._append, batch)
-        return [DeliveryResult(m.key, "sent") for m in batch]
-
-    def _append(self, batch: Iterable[SmsMessage]) -> None:
-        lines = "".join(
-            json.dumps(
-                {
-                    "key": m.key,
-                    "phone": m.phone,
-                    "template_code": m.template_code,
-                    "params": m.params,
-                    "text": m.text,
-                },
-                ensure_ascii=False,
-            )
-            + "\n"
-            for m in batch
-        )
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        # One write per batch in append mode, so concurrent writers never split a line.
-        with self.path.open("a", encoding="utf-8") as outbox:
-            outbox.write(lines)
 
 
 @functools.cache
@@ -407,9 +369,7 @@ class AliyunSmsBackend:
         """The error text without the secret and within the ledger's length."""
         if error is None:
             return None
-        secret = self._secret.get_secret_value()
-        if secret:
-            error = error.replace(secret, "**********")
+        error = scrub(error, [self._secret])
         if len(error) > MAX_ERROR_LENGTH:
             error = error[: MAX_ERROR_LENGTH - 1] + "…"
         return error

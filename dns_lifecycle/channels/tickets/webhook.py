@@ -1,8 +1,5 @@
-"""Manual-action ticket sinks, chosen by ``ticket_sink``.
-
-Tickets always live in the database. ``DatabaseTicketSink`` (the default) has nothing
-more to do: every ticket counts as sent. ``WebhookTicketSink`` also POSTs each ticket
-as JSON to ``ticket_webhook_url``, for a help desk to pick up:
+"""The webhook sink: POSTs each ticket as JSON to ``ticket_webhook_url``, for a help
+desk to pick up:
 
 - one request per ticket, with the header ``Idempotency-Key: <dedupe_key>`` and the
   same key in the body, so the receiver can drop a ticket it already has: a retry
@@ -25,22 +22,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
-from typing import Any
 
 import httpx
 
-from dns_lifecycle.channels.base import DeliveryResult
+from dns_lifecycle.channels import DeliveryResult
+from dns_lifecycle.channels.tickets import TicketPayload
 from dns_lifecycle.core.errors import InputError
+from dns_lifecycle.core.secrets import scrub
 from dns_lifecycle.core.settings import Settings
-
-__all__ = [
-    "BACKOFF_SECONDS",
-    "DatabaseTicketSink",
-    "TicketPayload",
-    "WebhookTicketSink",
-    "ticket_sink_for",
-]
 
 # Pause before the 2nd, 3rd, 4th ... try; the last value repeats.
 BACKOFF_SECONDS = (0.2, 0.5, 1.0, 2.0)
@@ -49,30 +38,6 @@ GIVE_UP_AFTER = 3
 # Statuses worth trying again: the receiver's failures, a request timeout, throttling.
 _RETRY_STATUSES = frozenset({408, 429})
 _SNIPPET = 300
-
-
-@dataclass(frozen=True)
-class TicketPayload:
-    """One ticket as the webhook receives it (every field, as JSON)."""
-
-    dedupe_key: str
-    ticket_id: int
-    domain: str
-    instance_id: str
-    account_id: str
-    reason: str
-    nameservers: list[str] = field(default_factory=list)
-    details: dict[str, Any] = field(default_factory=dict)
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-class DatabaseTicketSink:
-    """The ticket rows are the tickets: nothing to deliver."""
-
-    def send(self, batch: list[TicketPayload]) -> list[DeliveryResult]:
-        return [DeliveryResult(t.dedupe_key, "sent") for t in batch]
 
 
 class WebhookTicketSink:
@@ -146,16 +111,5 @@ class WebhookTicketSink:
         )
 
     def _snippet(self, text: str) -> str:
-        text = " ".join(text.split())
-        if self._token is not None and (secret := self._token.get_secret_value()):
-            text = text.replace(secret, "**********")
+        text = scrub(" ".join(text.split()), [self._token])
         return (text[:_SNIPPET] + "...") if len(text) > _SNIPPET else (text or "(empty body)")
-
-
-def ticket_sink_for(
-    settings: Settings, *, dry_run: bool = False
-) -> DatabaseTicketSink | WebhookTicketSink:
-    """The ticket sink that ``ticket_sink`` names; a dry run posts nothing."""
-    if settings.ticket_sink == "webhook" and not dry_run:
-        return WebhookTicketSink(settings)
-    return DatabaseTicketSink()

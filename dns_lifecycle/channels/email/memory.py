@@ -1,0 +1,15 @@
+"""The memory backend, for tests: what was "sent" is kept in ``outbox``, like Django's
+``mail.outbox``, so a test can read what a flow delivered in the same process."""
+
+from __future__ import annotations
+
+from dns_lifecycle.channels import DeliveryResult
+from dns_lifecycle.channels.email import EmailMessage
+
+outbox: list[EmailMessage] = []
+
+
+class MemoryEmailBackend:
+    async def send(self, batch: list[EmailMessage]) -> list[DeliveryResult]:
+        outbox.extend(batch)
+        return [DeliveryResult(m.key, "sent") for m in batch]
