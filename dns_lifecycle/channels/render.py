@@ -51,13 +51,13 @@ from jinja2.utils import missing
 
 from dns_lifecycle.core.errors import InputError
 from dns_lifecycle.lifecycle.notices import NOTICE_KINDS
+from models.types import LOCALES
 
 try:  # The IDNA 2008 package is more faithful; the builtin codec (IDNA 2003) will do.
     import idna as _idna
 except ImportError:  # pragma: no cover - depends on the environment
     _idna = None
 
-LOCALES: tuple[str, ...] = ("en-US", "zh-CN")
 DOMAIN_ACTIONS: tuple[str, ...] = ("switched", "domain_locked", "external_registrar")
 
 COMMON_KEYS: tuple[str, ...] = ("account_name", "instance_id", "timezone", "locale", "edition")
