@@ -47,10 +47,14 @@ __all__ = [
     "EditionEntry",
     "InstanceEntry",
     "RecordEntry",
+    "columns_of",
     "fields_of",
     "problems",
     "validate_entry",
 ]
+
+# The columns of each derived entry model, by document key.
+_COLUMNS: dict[type[BaseModel], dict[str, str]] = {}
 
 _CONFIG = ConfigDict(extra="forbid", strict=True, validate_by_alias=True, validate_by_name=False)
 
@@ -85,7 +89,9 @@ def _derive(
         fields[column] = (annotation, Field(default, alias=key))
     for key, annotation in (extra or {}).items():
         fields[key] = (annotation, Field(None, alias=key))
-    return create_model(name, __config__=_CONFIG, **fields)
+    model = create_model(name, __config__=_CONFIG, **fields)
+    _COLUMNS[model] = dict(columns)
+    return model
 
 
 def _check(function: Any) -> AfterValidator:
@@ -220,6 +226,14 @@ RecordEntry = _derive(
 def fields_of(model: type[BaseModel]) -> list[str]:
     """The keys an entry may have, in the document's order."""
     return [info.alias or name for name, info in model.model_fields.items()]
+
+
+def columns_of(model: type[BaseModel]) -> dict[str, tuple[str, bool]]:
+    """Each key of an entry that is a column: its column and whether it is required."""
+    return {
+        key: (column, model.model_fields[column].is_required())
+        for key, column in _COLUMNS[model].items()
+    }
 
 
 def validate_entry(

@@ -18,6 +18,7 @@ from sqlalchemy import select
 from sqlmodel import Session
 
 from dns_lifecycle.admin.inventory.batches import CHUNK, chunks
+from dns_lifecycle.admin.inventory.entries import ClusterEntry, columns_of
 from models import Account, Cluster, Domain, Edition, Instance, Notification, Order, Record, Ticket
 
 __all__ = ["export_state", "iter_state", "notification_row", "order_row", "write_state"]
@@ -43,8 +44,16 @@ def _export_editions(session: Session) -> Iterator[dict[str, Any]]:
 
 
 def _export_clusters(session: Session) -> Iterator[dict[str, Any]]:
+    # Every column the cluster entry has, so a column added there is exported too;
+    # an optional one only when it is set.
+    columns = columns_of(ClusterEntry)
     for r in session.execute(select(Cluster.__table__).order_by(Cluster.code)):
-        yield {"code": r.code, "kind": r.kind, "nameservers": list(r.nameservers)}
+        entry = {}
+        for key, (column, required) in columns.items():
+            value = getattr(r, column)
+            if required or value is not None:
+                entry[key] = list(value) if isinstance(value, list) else value
+        yield entry
 
 
 def _export_accounts(session: Session) -> Iterator[dict[str, Any]]:
