@@ -25,6 +25,7 @@ drops a CNAME that shares its host with other data. The reader here keeps every 
 
 from __future__ import annotations
 
+import functools
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -121,14 +122,17 @@ def zone_file(domain: str, records: Iterable[Rr], *, generated_at: datetime | No
     return "\n".join(header + body) + "\n"
 
 
-def check_record(rr: Rr, domain: str) -> dns.rdata.Rdata:
-    """The value of ``rr`` parsed exactly as ``zone_file`` parses it to write it.
+def check_record(rr: Rr, domain: str) -> Rr:
+    """``rr`` in the canonical form the zone file of ``domain`` will hold (as
+    ``normalise`` gives it), parsed exactly as ``zone_file`` parses it to write it.
 
-    Raises ``ValueError`` with the reason when ``rr`` cannot be written to the zone file
-    of ``domain`` (a value its type does not accept, a host outside the domain, a TTL out
-    of range). Whatever passes here can be written, so the import checks records with it.
+    Raises ``ValueError`` with the reason when ``rr`` cannot be written to that zone
+    file (a value its type does not accept, a host outside the domain, a TTL out of
+    range). Whatever passes here can be written, so the import checks records with it.
     """
-    return _parse(rr, _origin(domain))[1]
+    origin = _origin(domain)
+    owner, rdata, ttl = _parse(rr, origin)
+    return _from_rdata(owner, ttl, rdata, origin)
 
 
 def parse_zone_file(text: str, domain: str) -> list[Rr]:
@@ -252,6 +256,7 @@ def same_records(a: Iterable[Rr], b: Iterable[Rr], *, domain: str | None = None)
 # --- helpers ---------------------------------------------------------------------------
 
 
+@functools.lru_cache(maxsize=256)
 def _origin(domain: str) -> dns.name.Name:
     try:
         return dns.name.from_text(domain.strip()).canonicalize()

@@ -31,7 +31,7 @@ from dns_lifecycle.admin.inventory.entries import (
     validate_entry,
 )
 from dns_lifecycle.core.errors import InventoryInvalid
-from dns_lifecycle.lifecycle.zonefile import Rr, normalise
+from dns_lifecycle.lifecycle.zonefile import Rr
 from models import Account, Cluster, Domain, Edition, Instance
 
 __all__ = [
@@ -484,18 +484,16 @@ class _Walk:
                 continue
             before = len(self.errors)
             rtype, host = row["type"], row["host"]
-            if domain is not None:
-                self.record_value(row, rpath, domain)
+            same = self.record_value(row, rpath, domain) if domain is not None else None
             if "cluster" in row and record_cluster is not None and row["cluster"] != record_cluster:
                 self.bad(
                     f"{rpath}.cluster",
                     f"{values.show(row['cluster'])} does not serve this instance's records; "
                     f"{record_cluster!r} does (or leave the field out)",
                 )
-            if len(self.errors) != before or domain is None:
+            if len(self.errors) != before or same is None:
                 continue
             # Names compare without case, values as the zone file will hold them.
-            same = normalise(Rr(rtype, host, row["value"], row["ttl"]), domain)
             identity = (same.type, same.host, same.value)
             if identity in seen:
                 self.bad(rpath, f"the same record as {seen[identity]}")
@@ -515,18 +513,24 @@ class _Walk:
             result.append(CheckedRecord(rtype, host, row["value"], row["ttl"]))
         return result
 
-    def record_value(self, row: dict[str, Any], path: str, domain: str) -> None:
+    def record_value(self, row: dict[str, Any], path: str, domain: str) -> Rr | None:
+        """Checks a record's value and stores its form in ``row``; returns the record as
+        the zone file will hold it, or None after recording the problem."""
         if len(row["host"]) + 1 + len(domain) > values.MAX_DOMAIN and row["host"] != "@":
             self.bad(
                 f"{path}.host",
                 f"{values.show(row['host'])} makes a name longer than {values.MAX_DOMAIN} "
                 "characters",
             )
-            return
+            return None
         try:
-            row["value"] = values.record_value(row["type"], row["host"], row["value"], domain)
+            row["value"], canonical = values.record_value(
+                row["type"], row["host"], row["value"], domain
+            )
         except ValueError as exc:
             self.bad(f"{path}.value", str(exc))
+            return None
+        return canonical
 
 
 def validate_inventory(doc: Any, session: Session, *, source: str | None = None) -> Inventory:

@@ -9,13 +9,13 @@ field (a record's value depends on its type and domain).
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-import dns.name
 import idna
 
 from dns_lifecycle.lifecycle.zonefile import Rr, check_record
@@ -97,8 +97,8 @@ _RECORD_FORMS = {
     "CAA": "'flags tag \"value\"' with one quoted value, e.g. '0 issue \"letsencrypt.org\"'",
     "TXT": "any text without control characters",
 }
-# Record types whose value holds a host name, and the attribute of its rdata that does.
-_TARGETS = {"CNAME": "target", "NS": "target", "PTR": "target", "MX": "exchange", "SRV": "target"}
+# Record types whose value ends with a host name.
+_TARGETS = ("CNAME", "NS", "PTR", "MX", "SRV")
 # Types whose value is an address: stored in the parser's canonical text.
 _ADDRESS_TYPES = ("A", "AAAA")
 
@@ -260,6 +260,8 @@ def time_zone(value: str) -> str:
 # --- names ---------------------------------------------------------------------------------
 
 
+# Name servers and email domains repeat across a fleet; IDNA encoding is the slow part.
+@functools.lru_cache(maxsize=4096)
 def domain_name(value: str) -> str:
     """The lower-case A-label form of a domain name given in Unicode or punycode.
 
@@ -378,27 +380,28 @@ def record_type(value: Any) -> str:
     raise ValueError(f"{show(value)} is not a record type; use one of {', '.join(RECORD_TYPES)}")
 
 
-def record_value(rtype: str, host_name: str, value: str, domain_name_: str) -> str:
-    """The stored form of a record's value, checked by the parser that writes zone files
-    (so that whatever is imported can be released), with host names in it held to the
-    letters, digits, hyphens and underscores of a host name."""
+def record_value(rtype: str, host_name: str, value: str, zone: str) -> tuple[str, Rr]:
+    """The stored form of a record's value, and the record as the zone file of ``zone``
+    will hold it (names without case, absolute): checked by the parser that writes zone
+    files, so that whatever is imported can be released, with the host names in it
+    held to the letters, digits, hyphens and underscores of a host name."""
     fix = f"write it as {_RECORD_FORMS[rtype]}"
     try:
-        rdata = check_record(Rr(rtype, host_name, value, 0), domain_name_)
+        canonical = check_record(Rr(rtype, host_name, value, 0), zone)
     except ValueError as exc:
         raise ValueError(f"{show(value)} is not a valid {rtype} value ({exc}); {fix}") from None
-    target = getattr(rdata, _TARGETS[rtype]) if rtype in _TARGETS else None
-    if target == dns.name.root and rtype not in ("MX", "SRV"):
-        # Only MX and SRV give "." a meaning: no mail, no such service.
-        raise ValueError(f"{show(value)} is not a valid {rtype} value: it is the root; {fix}")
-    if isinstance(target, dns.name.Name) and target != dns.name.root:
-        labels = [label.decode("ascii", "replace") for label in target.labels if label]
-        try:
-            _labels(".".join(labels), allow_wildcard=False)
-        except ValueError as exc:
-            raise ValueError(
-                f"{show(value)} is not a valid {rtype} value: it is not a host name ({exc}); {fix}"
-            ) from None
-    if rtype in _ADDRESS_TYPES:
-        return rdata.to_text()
-    return value
+    if rtype in _TARGETS:
+        # The host name is the last field of the canonical text (escaped, absolute).
+        target = canonical.value.rsplit(" ", 1)[-1]
+        if target == "." and rtype not in ("MX", "SRV"):
+            # Only MX and SRV give "." a meaning: no mail, no such service.
+            raise ValueError(f"{show(value)} is not a valid {rtype} value: it is the root; {fix}")
+        if target != ".":
+            try:
+                _labels(target.removesuffix("."), allow_wildcard=False)
+            except ValueError as exc:
+                raise ValueError(
+                    f"{show(value)} is not a valid {rtype} value: it is not a host name "
+                    f"({exc}); {fix}"
+                ) from None
+    return (canonical.value if rtype in _ADDRESS_TYPES else value), canonical
