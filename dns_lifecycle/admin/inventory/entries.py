@@ -94,15 +94,11 @@ def _derive(
     return model
 
 
-def _check(function: Any) -> AfterValidator:
-    return AfterValidator(function)
-
-
-def _written_as(function: Any) -> BeforeValidator:
-    return BeforeValidator(function)
-
-
-_NAMES = list[Annotated[str, _check(values.nameserver)]]
+# AfterValidator: a check on a value of the column's type (the length already held to
+# the column's). BeforeValidator: how the document writes a value that JSON has no type
+# for (a decimal string, an ISO 8601 time) or writes loosely (any case), turned into
+# the column's type.
+_NAMES = list[Annotated[str, AfterValidator(values.nameserver)]]
 
 EditionEntry = _derive(
     "EditionEntry",
@@ -114,9 +110,9 @@ EditionEntry = _derive(
         "yearly_price": "yearly_price",
     },
     checks={
-        "code": (_check(values.ident),),
-        "monthly_price": (_written_as(values.money),),
-        "yearly_price": (_written_as(values.money),),
+        "code": (AfterValidator(values.ident),),
+        "monthly_price": (BeforeValidator(values.money),),
+        "yearly_price": (BeforeValidator(values.money),),
     },
 )
 
@@ -133,7 +129,7 @@ ClusterEntry = _derive(
     "ClusterEntry",
     ClusterBase,
     {"code": "code", "kind": "kind", "nameservers": "nameservers"},
-    checks={"code": (_check(values.ident),), "nameservers": (_check(_listed),)},
+    checks={"code": (AfterValidator(values.ident),), "nameservers": (AfterValidator(_listed),)},
     types={"nameservers": _NAMES},
 )
 
@@ -151,12 +147,12 @@ AccountEntry = _derive(
     },
     optional=("balance",),
     checks={
-        "id": (_check(values.ident),),
-        "name": (_check(values.text),),
-        "email": (_check(values.email),),
-        "phone": (_written_as(values.phone),),
-        "timezone": (_check(values.time_zone),),
-        "balance": (_written_as(values.money),),
+        "id": (AfterValidator(values.ident),),
+        "name": (AfterValidator(values.text),),
+        "email": (AfterValidator(values.email),),
+        "phone": (BeforeValidator(values.phone),),
+        "timezone": (AfterValidator(values.time_zone),),
+        "balance": (BeforeValidator(values.money),),
     },
 )
 
@@ -177,12 +173,12 @@ InstanceEntry = _derive(
     },
     optional=("anchor_day", "released_at"),
     checks={
-        "id": (_check(values.ident),),
-        "account": (_check(values.ident),),
-        "edition": (_check(values.ident),),
-        "cluster": (_check(values.ident),),
-        "expires_at": (_written_as(values.moment),),
-        "released_at": (_written_as(values.moment),),
+        "id": (AfterValidator(values.ident),),
+        "account": (AfterValidator(values.ident),),
+        "edition": (AfterValidator(values.ident),),
+        "cluster": (AfterValidator(values.ident),),
+        "expires_at": (BeforeValidator(values.moment),),
+        "released_at": (BeforeValidator(values.moment),),
     },
     extra={"domains": list[Any]},
 )
@@ -198,13 +194,13 @@ DomainEntry = _derive(
     },
     optional=("epp_statuses", "nameservers"),
     checks={
-        "name": (_written_as(values.domain),),
-        "registrar": (_check(values.registrar),),
-        "epp_statuses": (_check(values.unique),),
-        "nameservers": (_check(values.unique),),
+        "name": (BeforeValidator(values.domain),),
+        "registrar": (AfterValidator(values.registrar),),
+        "epp_statuses": (AfterValidator(values.unique),),
+        "nameservers": (AfterValidator(values.unique),),
     },
     types={
-        "epp_statuses": list[Annotated[str, _written_as(values.epp_status)]],
+        "epp_statuses": list[Annotated[str, BeforeValidator(values.epp_status)]],
         "nameservers": _NAMES,
     },
     extra={"records": list[Any]},
@@ -215,9 +211,9 @@ RecordEntry = _derive(
     RecordBase,
     {"type": "type", "host": "host", "value": "value", "ttl": "ttl"},
     checks={
-        "type": (_written_as(values.record_type),),
-        "host": (_check(values.host),),
-        "value": (_check(values.text),),
+        "type": (BeforeValidator(values.record_type),),
+        "host": (AfterValidator(values.host),),
+        "value": (AfterValidator(values.text),),
     },
     extra={"cluster": str},
 )
