@@ -334,6 +334,20 @@ def test_each_kind_of_bad_value_is_named(db, path, value, words):
     assert words in exc.errors[0][1]
 
 
+def test_every_problem_of_one_entry_is_listed_in_field_order(db):
+    """A bad value does not hide an unknown reference or a repeated id in the same entry."""
+    doc = sample()
+    instance = doc["instances"][1]
+    instance.update(id="inst-a01", account="acct-nobody", expires_at="soon", edition="gold")
+    exc = rejection(db, doc)
+    assert paths(exc) == [
+        "instances[1].id",
+        "instances[1].account",
+        "instances[1].edition",
+        "instances[1].expires_at",
+    ]
+
+
 def test_reference_to_a_stored_entry_is_accepted(db):
     """An instance may name an account, edition and cluster that are only in the database."""
     load(db, sample())

@@ -27,6 +27,7 @@ from dns_lifecycle.admin.inventory.entries import (
     EditionEntry,
     InstanceEntry,
     RecordEntry,
+    fields_of,
     key_path,
     validate_entry,
 )
@@ -345,7 +346,18 @@ class _Walk:
             path = f"instances[{i}]"
             before = len(self.errors)
             row = validate_entry(InstanceEntry, raw, path, self.errors)
-            record_cluster = self.instance(row, path, seen) if row is not None else None
+            if row is not None:
+                record_cluster = self.instance(row, path, seen)
+            else:
+                # Still check the references that are well formed: every problem at once.
+                record_cluster = None
+                given = self.passed(raw, path, before)
+                self.references(
+                    {key: value for key, value in given.items() if isinstance(value, str)},
+                    path,
+                    seen,
+                )
+            self.in_field_order(InstanceEntry, path, before)
             instance_id = row["id"] if row is not None else _raw_str(raw, "id")
             domains = None
             if isinstance(raw, dict) and isinstance(raw.get("domains"), list):
@@ -364,20 +376,9 @@ class _Walk:
     def instance(self, row: dict[str, Any], path: str, seen: dict[str, str]) -> str | None:
         """Checks an instance against the file and the database; completes its row and
         returns the cluster that serves its records (None when that is not known)."""
-        self.unique(seen, row["id"], f"{path}.id", "id")
-        d, s = self.declared, self.stored
-        self.known(row["account_id"], f"{path}.account", "account", d.accounts, s.account_ids)
-        self.known(row["edition_code"], f"{path}.edition", "edition", d.editions, s.edition_ranks)
+        given = {"account": row["account_id"], "edition": row["edition_code"]}
         cluster = row["cluster_code"]
-        cluster_ok = self.known(cluster, f"{path}.cluster", "cluster", d.clusters, s.cluster_kinds)
-        kind = d.clusters[cluster] if cluster in d.clusters else s.cluster_kinds.get(cluster)
-        if cluster_ok and kind == "free":
-            cluster_ok = False
-            self.bad(
-                f"{path}.cluster",
-                f"{values.show(cluster)} is the free cluster; an instance is served by a "
-                "paid cluster",
-            )
+        cluster_ok = self.references({"id": row["id"], **given, "cluster": cluster}, path, seen)
         self.anchor_day(row, path)
         expires_at, state = row["expires_at"], row["state"]
         if "released_at" in row:
@@ -403,6 +404,53 @@ class _Walk:
                 "and there is no single free cluster; add one to 'clusters'",
             )
         return self.free_cluster
+
+    def references(self, given: dict[str, str], path: str, seen: dict[str, str]) -> bool:
+        """Checks an instance's id and references, by document key, those ``given``;
+        returns whether its cluster is a known paid cluster."""
+        d, s = self.declared, self.stored
+        if "id" in given:
+            self.unique(seen, given["id"], f"{path}.id", "id")
+        if "account" in given:
+            self.known(given["account"], f"{path}.account", "account", d.accounts, s.account_ids)
+        if "edition" in given:
+            self.known(given["edition"], f"{path}.edition", "edition", d.editions, s.edition_ranks)
+        cluster = given.get("cluster")
+        if cluster is None:
+            return False
+        if not self.known(cluster, f"{path}.cluster", "cluster", d.clusters, s.cluster_kinds):
+            return False
+        kind = d.clusters[cluster] if cluster in d.clusters else s.cluster_kinds.get(cluster)
+        if kind == "free":
+            self.bad(
+                f"{path}.cluster",
+                f"{values.show(cluster)} is the free cluster; an instance is served by a "
+                "paid cluster",
+            )
+            return False
+        return True
+
+    def passed(self, raw: Any, path: str, since: int) -> dict[str, Any]:
+        """The keys of a refused entry with no problem recorded since ``since``, with
+        their values as the document gives them."""
+        if not isinstance(raw, dict):
+            return {}
+        failed = [p for p, _ in self.errors[since:]]
+        return {
+            key: value
+            for key, value in raw.items()
+            if isinstance(key, str) and not any(_within(p, key_path(path, key)) for p in failed)
+        }
+
+    def in_field_order(self, model: Any, path: str, since: int) -> None:
+        """Sorts the problems recorded since ``since`` by the entry's field order."""
+        order = {key_path(path, key): n for n, key in enumerate(fields_of(model))}
+
+        def position(error: tuple[str, str]) -> int:
+            where = error[0]
+            return next((n for p, n in order.items() if _within(where, p)), len(order))
+
+        self.errors[since:] = sorted(self.errors[since:], key=position)
 
     def anchor_day(self, row: dict[str, Any], path: str) -> None:
         expires_at = row["expires_at"]
@@ -531,6 +579,11 @@ class _Walk:
             self.bad(f"{path}.value", str(exc))
             return None
         return canonical
+
+
+def _within(path: str, prefix: str) -> bool:
+    """Whether ``path`` is ``prefix`` or inside it."""
+    return path == prefix or path.startswith((f"{prefix}.", f"{prefix}["))
 
 
 def validate_inventory(doc: Any, session: Session, *, source: str | None = None) -> Inventory:
