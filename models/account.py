@@ -4,7 +4,7 @@ from decimal import Decimal
 
 from sqlmodel import Field, SQLModel
 
-from models.types import Money
+from models.types import Locale, Money, word
 
 
 class AccountBase(SQLModel):
@@ -12,7 +12,7 @@ class AccountBase(SQLModel):
     name: str = Field(max_length=200)
     email: str = Field(max_length=254)
     phone: str = Field(max_length=16, description="E.164")
-    locale: str = Field(max_length=8, description="en-US | zh-CN")
+    locale: Locale = word(8)
     timezone: str = Field(max_length=64, description="IANA name")
     balance: Decimal = Field(sa_type=Money, default=Decimal("0.00"))
 

@@ -4,16 +4,18 @@ from decimal import Decimal
 
 from sqlmodel import Field, SQLModel
 
-from models.types import Money
+from models.types import BillingCycle, Money
 
 
 class EditionBase(SQLModel):
     code: str = Field(primary_key=True, max_length=64)
-    rank: int = Field(unique=True, description="Higher is more expensive; upgrades go up.")
+    rank: int = Field(
+        unique=True, ge=0, le=2_147_483_647, description="Higher is more expensive; upgrades go up."
+    )
     monthly_price: Decimal = Field(sa_type=Money)
     yearly_price: Decimal = Field(sa_type=Money)
 
 
 class Edition(EditionBase, table=True):
-    def price(self, billing_cycle: str) -> Decimal:
+    def price(self, billing_cycle: BillingCycle) -> Decimal:
         return self.monthly_price if billing_cycle == "monthly" else self.yearly_price

@@ -5,20 +5,20 @@ from datetime import datetime
 from sqlalchemy import Index
 from sqlmodel import Field, SQLModel
 
-from models.types import UTCDateTime
+from models.types import BillingCycle, InstanceState, UTCDateTime, word
 
 
 class InstanceBase(SQLModel):
     id: str = Field(primary_key=True, max_length=64)
     account_id: str = Field(foreign_key="account.id", index=True, max_length=64)
     edition_code: str = Field(foreign_key="edition.code", max_length=64)
-    billing_cycle: str = Field(max_length=8, description="monthly | yearly")
+    billing_cycle: BillingCycle = word(8)
     expires_at: datetime = Field(sa_type=UTCDateTime)
     anchor_day: int = Field(
         ge=1, le=31, description="Day of month the subscription renews on (kept across renewals)."
     )
     auto_renew: bool = False
-    state: str = Field(default="active", max_length=8, description="active | expired | released")
+    state: InstanceState = word(8, default="active")
     cluster_code: str = Field(foreign_key="cluster.code", max_length=64)
     released_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 

@@ -6,7 +6,7 @@ from typing import Any
 from sqlalchemy import JSON, Column, Index
 from sqlmodel import Field, SQLModel
 
-from models.types import UTCDateTime
+from models.types import Channel, DeliveryState, UTCDateTime, word
 
 
 class NotificationBase(SQLModel):
@@ -17,7 +17,7 @@ class NotificationBase(SQLModel):
     )
     account_id: str = Field(foreign_key="account.id", max_length=64)
     instance_id: str | None = Field(default=None, foreign_key="instance.id", max_length=64)
-    channel: str = Field(max_length=8, description="email | sms")
+    channel: Channel = word(8)
     kind: str = Field(max_length=32)
     offset_days: int | None = None
     ref_at: datetime | None = Field(
@@ -30,7 +30,7 @@ class NotificationBase(SQLModel):
         sa_column=Column(JSON, nullable=False),
         description="What the notice says, fixed when it was decided.",
     )
-    state: str = Field(default="pending", max_length=8, description="pending | sent | failed")
+    state: DeliveryState = word(8, default="pending")
     attempts: int = 0
     error: str | None = Field(default=None, max_length=1000)
     created_at: datetime = Field(sa_type=UTCDateTime)

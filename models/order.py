@@ -5,7 +5,7 @@ from decimal import Decimal
 
 from sqlmodel import Field, SQLModel
 
-from models.types import Money, UTCDateTime
+from models.types import Money, OrderKind, OrderState, UTCDateTime, word
 
 
 class OrderBase(SQLModel):
@@ -15,11 +15,11 @@ class OrderBase(SQLModel):
         description="Idempotency key: one order per (instance, kind, period).",
     )
     instance_id: str = Field(foreign_key="instance.id", index=True, max_length=64)
-    kind: str = Field(max_length=16, description="auto_renewal | manual_renewal | upgrade")
+    kind: OrderKind = word(16)
     period_start: datetime = Field(sa_type=UTCDateTime)
     period_end: datetime = Field(sa_type=UTCDateTime)
     amount: Decimal = Field(sa_type=Money)
-    state: str = Field(default="pending", max_length=8, description="pending | paid | failed")
+    state: OrderState = word(8, default="pending")
     reason: str | None = Field(default=None, max_length=500)
     edition_code: str | None = Field(default=None, max_length=64)
     created_at: datetime = Field(sa_type=UTCDateTime)

@@ -6,14 +6,14 @@ from typing import Any
 from sqlalchemy import JSON, Column
 from sqlmodel import Field, SQLModel
 
-from models.types import UTCDateTime
+from models.types import DeliveryState, TicketState, UTCDateTime, word
 
 
 class TicketBase(SQLModel):
     domain_id: int = Field(foreign_key="domain.id", index=True)
     instance_id: str = Field(foreign_key="instance.id", max_length=64)
     reason: str = Field(max_length=32, description="domain_locked | external_registrar")
-    state: str = Field(default="open", max_length=8, description="open | resolved")
+    state: TicketState = word(8, default="open")
     open_key: str | None = Field(
         default=None,
         unique=True,
@@ -22,7 +22,7 @@ class TicketBase(SQLModel):
     )
     details: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     # Delivery to the configured ticket sink (the webhook); the database sink is the row.
-    sink_state: str = Field(default="pending", max_length=8, description="pending | sent | failed")
+    sink_state: DeliveryState = word(8, default="pending")
     sink_attempts: int = 0
     sink_error: str | None = Field(default=None, max_length=1000)
     created_at: datetime = Field(sa_type=UTCDateTime)

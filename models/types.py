@@ -1,12 +1,79 @@
-"""Column types shared by the tables."""
+"""Column types and vocabularies shared by the tables.
+
+A vocabulary is the closed set of words a column may hold (an instance's state, a
+billing cycle, a language). Each is defined here once, as a ``Literal`` that the models
+declare and as a tuple of its words (``INSTANCE_STATES``) for the code that lists or
+checks them; no other module spells the set out again.
+"""
 
 from __future__ import annotations
 
+import functools
 from datetime import UTC, datetime
 from decimal import Decimal
+from typing import Any, Literal, get_args
+from zoneinfo import available_timezones
 
 from sqlalchemy import DateTime, Numeric
 from sqlalchemy.types import TypeDecorator
+from sqlmodel import AutoString, Field
+
+# --- vocabularies ----------------------------------------------------------------------
+
+Locale = Literal["en-US", "zh-CN"]
+LOCALES: tuple[Locale, ...] = get_args(Locale)
+
+BillingCycle = Literal["monthly", "yearly"]
+BILLING_CYCLES: tuple[BillingCycle, ...] = get_args(BillingCycle)
+
+InstanceState = Literal["active", "expired", "released"]
+INSTANCE_STATES: tuple[InstanceState, ...] = get_args(InstanceState)
+
+ClusterKind = Literal["paid", "free"]
+CLUSTER_KINDS: tuple[ClusterKind, ...] = get_args(ClusterKind)
+
+OrderKind = Literal["auto_renewal", "manual_renewal", "upgrade"]
+ORDER_KINDS: tuple[OrderKind, ...] = get_args(OrderKind)
+
+OrderState = Literal["pending", "paid", "failed"]
+ORDER_STATES: tuple[OrderState, ...] = get_args(OrderState)
+
+Channel = Literal["email", "sms"]
+CHANNELS: tuple[Channel, ...] = get_args(Channel)
+
+# A notification, and a ticket's delivery to the ticket sink.
+DeliveryState = Literal["pending", "sent", "failed"]
+DELIVERY_STATES: tuple[DeliveryState, ...] = get_args(DeliveryState)
+
+TicketState = Literal["open", "resolved"]
+TICKET_STATES: tuple[TicketState, ...] = get_args(TicketState)
+
+RecordType = Literal["A", "AAAA", "CNAME", "MX", "TXT", "NS", "SRV", "CAA", "PTR"]
+RECORD_TYPES: tuple[RecordType, ...] = get_args(RecordType)
+
+# Files of the time zone database that are not zones: the host's own setting, the
+# POSIX default rules, and "Factory", a placeholder that shows "-00" for any time.
+_NOT_ZONES = frozenset({"Factory", "localtime", "posixrules"})
+
+
+@functools.cache
+def time_zones() -> frozenset[str]:
+    """The IANA time zone names an account may use (``available_timezones()`` without
+    the entries that are files of the database rather than zones)."""
+    return frozenset(
+        name
+        for name in available_timezones()
+        if name not in _NOT_ZONES and not name.startswith(("posix/", "right/"))
+    )
+
+
+def word(max_length: int, **kwargs: Any) -> Any:
+    """A ``Field`` for a vocabulary column: a ``Literal`` annotation stored as
+    VARCHAR(max_length) (SQLModel infers no column type from a ``Literal``)."""
+    return Field(max_length=max_length, sa_type=AutoString(length=max_length), **kwargs)
+
+
+# --- column types ----------------------------------------------------------------------
 
 
 class UTCDateTime(TypeDecorator[datetime]):

@@ -11,7 +11,7 @@ import re
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -27,7 +27,12 @@ from dns_lifecycle.admin.inventory import (
     write_state,
 )
 from dns_lifecycle.core.errors import InputError, InventoryInvalid
-from models import Account, Cluster, Domain, Edition, Instance, Order, Record, Ticket
+from models import Account, Cluster, Domain, Edition, Instance, Order, Record, Ticket, types
+from models.account import AccountBase
+from models.cluster import ClusterBase
+from models.instance import InstanceBase
+from models.order import OrderBase
+from models.record import RecordBase
 
 SAMPLE = Path(__file__).parent / "fixtures" / "inventory_small.json"
 INVENTORY_SECTIONS = ("editions", "clusters", "accounts", "instances")
@@ -327,6 +332,20 @@ def test_each_kind_of_bad_value_is_named(db, path, value, words):
     exc = rejection(db, doc)
     assert exc.errors == [(path, exc.errors[0][1])]
     assert words in exc.errors[0][1]
+
+
+def test_every_problem_of_one_entry_is_listed_in_field_order(db):
+    """A bad value does not hide an unknown reference or a repeated id in the same entry."""
+    doc = sample()
+    instance = doc["instances"][1]
+    instance.update(id="inst-a01", account="acct-nobody", expires_at="soon", edition="gold")
+    exc = rejection(db, doc)
+    assert paths(exc) == [
+        "instances[1].id",
+        "instances[1].account",
+        "instances[1].edition",
+        "instances[1].expires_at",
+    ]
 
 
 def test_reference_to_a_stored_entry_is_accepted(db):
@@ -634,3 +653,54 @@ def test_duplicate_keys_and_nan_are_refused(tmp_path):
 def test_sample_file_reads(tmp_path):
     """The sample file parses to the document the tests use."""
     assert read_inventory_file(SAMPLE) == sample()
+
+
+# --- vocabularies ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("path", "vocabulary"),
+    [
+        ("accounts[0].locale", types.LOCALES),
+        ("instances[0].billing_cycle", types.BILLING_CYCLES),
+        ("clusters[1].kind", ("paid",)),
+    ],
+)
+def test_the_import_takes_the_words_the_models_declare(db, path, vocabulary):
+    """Each word of a column's vocabulary is accepted; any other is refused with the list."""
+    for word in vocabulary:
+        doc = sample()
+        put(doc, path, word)
+        with db.session() as s:
+            validate_inventory(doc, s)
+    doc = sample()
+    put(doc, path, "other")
+    [(where, message)] = rejection(db, doc).errors
+    assert where == path
+    assert all(repr(word) in message for word in get_args(_column_type(path)))
+
+
+def _column_type(path: str) -> Any:
+    field = path.rsplit(".", 1)[1]
+    model = {"accounts": AccountBase, "instances": InstanceBase, "clusters": ClusterBase}[
+        path.split("[", 1)[0]
+    ]
+    return model.model_fields[field].annotation
+
+
+@pytest.mark.parametrize(
+    ("model", "field", "vocabulary"),
+    [
+        (AccountBase, "locale", types.LOCALES),
+        (ClusterBase, "kind", types.CLUSTER_KINDS),
+        (InstanceBase, "billing_cycle", types.BILLING_CYCLES),
+        (InstanceBase, "state", types.INSTANCE_STATES),
+        (OrderBase, "kind", types.ORDER_KINDS),
+        (OrderBase, "state", types.ORDER_STATES),
+        (RecordBase, "type", types.RECORD_TYPES),
+    ],
+)
+def test_the_models_declare_the_shared_vocabularies(model, field, vocabulary):
+    """A vocabulary column is typed with the one definition that import, rendering and
+    the calendar read."""
+    assert get_args(model.model_fields[field].annotation) == vocabulary

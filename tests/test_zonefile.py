@@ -12,7 +12,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from dns_lifecycle.core.errors import ZoneFileError
-from dns_lifecycle.lifecycle.zonefile import Rr, normalise, parse_zone_file, same_records, zone_file
+from dns_lifecycle.lifecycle.zonefile import (
+    Rr,
+    check_record,
+    normalise,
+    parse_zone_file,
+    same_records,
+    zone_file,
+)
 
 DOMAIN = "example.com"
 
@@ -359,3 +366,29 @@ def test_idn_domain_and_targets_are_a_labels():
     back = parse_zone_file(text, "xn--bcher-kva.example")
     assert back == [Rr("CNAME", "www", "xn--bcher-kva.example.", 60)]
     assert Counter(back) == Counter([normalise(Rr("CNAME", "www", "bücher.example.", 60))])
+
+
+@pytest.mark.parametrize(
+    "rr",
+    [
+        Rr("CAA", "@", '0 issue "a" "b"', 600),
+        Rr("MX", "@", "mail.example.com.", 600),
+        Rr("A", "www", "300.1.1.1", 600),
+        Rr("A", "www.other.org.", "192.0.2.1", 600),
+        Rr("A", "@", "192.0.2.1", -1),
+    ],
+)
+def test_check_record_refuses_exactly_what_zone_file_cannot_write(rr):
+    """A record check_record refuses is one zone_file refuses, for the same reason."""
+    with pytest.raises(ValueError) as refused:
+        check_record(rr, "example.com")
+    with pytest.raises(ZoneFileError) as failed:
+        zone_file("example.com", [rr])
+    assert str(refused.value) in str(failed.value)
+
+
+def test_check_record_gives_the_record_as_the_zone_file_holds_it():
+    """Names in the host and the value come back lower case and absolute."""
+    checked = check_record(Rr("CNAME", "WWW", "Shop.Example.COM", 600), "example.com")
+    assert checked == Rr("CNAME", "www", "shop.example.com.example.com.", 600)
+    assert checked == normalise(Rr("CNAME", "www", "shop.example.com", 600), "example.com")

@@ -14,7 +14,9 @@ from __future__ import annotations
 
 from datetime import MAXYEAR, MINYEAR, datetime
 
-BILLING_CYCLES: dict[str, int] = {"monthly": 1, "yearly": 12}
+from models.types import BILLING_CYCLES, BillingCycle
+
+_MONTHS: dict[BillingCycle, int] = {"monthly": 1, "yearly": 12}
 
 _DAYS_IN_MONTH = (31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
 
@@ -59,7 +61,7 @@ def add_months(moment: datetime, months: int, anchor_day: int) -> datetime:
 def period_months(billing_cycle: str) -> int:
     """The length of one billing period in months: 1 for "monthly", 12 for "yearly"."""
     try:
-        return BILLING_CYCLES[billing_cycle]
+        return _MONTHS[billing_cycle]  # type: ignore[index]
     except (KeyError, TypeError):
         raise ValueError(
             f"billing cycle {billing_cycle!r} is not known: use one of "

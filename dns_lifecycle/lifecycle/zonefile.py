@@ -25,6 +25,7 @@ drops a CNAME that shares its host with other data. The reader here keeps every 
 
 from __future__ import annotations
 
+import functools
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -42,6 +43,7 @@ from dns_lifecycle.core.errors import ZoneFileError
 
 __all__ = [
     "Rr",
+    "check_record",
     "normalise",
     "parse_zone_file",
     "same_records",
@@ -90,13 +92,11 @@ def zone_file(domain: str, records: Iterable[Rr], *, generated_at: datetime | No
     lines: list[tuple[dns.name.Name, str, str, int]] = []
     for rr in records:
         try:
-            owner = _owner(rr.host, origin)
-            rdata = _rdata(rr.type, rr.value, origin)
-            ttl = _ttl(rr.ttl)
-        except (dns.exception.DNSException, ValueError, UnicodeError) as exc:
+            owner, rdata, ttl = _parse(rr, origin)
+        except ValueError as exc:
             raise ZoneFileError(
                 f"domain {_show(origin)}: the record {_show_rr(rr)} cannot be written to a "
-                f"zone file ({_reason(exc)}); correct the record and run the step again"
+                f"zone file ({exc}); correct the record and run the step again"
             ) from None
         # TXT as quoted, escaped strings; every other type in its canonical text.
         text = rdata.to_text() if rdata.rdtype in _TEXT_TYPES else _value(rdata)
@@ -120,6 +120,19 @@ def zone_file(domain: str, records: Iterable[Rr], *, generated_at: datetime | No
         for host, (_, rtype, rdata, ttl) in zip(hosts, lines, strict=True)
     ]
     return "\n".join(header + body) + "\n"
+
+
+def check_record(rr: Rr, domain: str) -> Rr:
+    """``rr`` in the canonical form the zone file of ``domain`` will hold (as
+    ``normalise`` gives it), parsed exactly as ``zone_file`` parses it to write it.
+
+    Raises ``ValueError`` with the reason when ``rr`` cannot be written to that zone
+    file (a value its type does not accept, a host outside the domain, a TTL out of
+    range). Whatever passes here can be written, so the import checks records with it.
+    """
+    origin = _origin(domain)
+    owner, rdata, ttl = _parse(rr, origin)
+    return _from_rdata(owner, ttl, rdata, origin)
 
 
 def parse_zone_file(text: str, domain: str) -> list[Rr]:
@@ -243,6 +256,7 @@ def same_records(a: Iterable[Rr], b: Iterable[Rr], *, domain: str | None = None)
 # --- helpers ---------------------------------------------------------------------------
 
 
+@functools.lru_cache(maxsize=256)
 def _origin(domain: str) -> dns.name.Name:
     try:
         return dns.name.from_text(domain.strip()).canonicalize()
@@ -251,6 +265,14 @@ def _origin(domain: str) -> dns.name.Name:
             f"{domain!r} is not a domain name ({_reason(exc)}): pass the zone's name, "
             "e.g. 'example.com'"
         ) from None
+
+
+def _parse(rr: Rr, origin: dns.name.Name) -> tuple[dns.name.Name, dns.rdata.Rdata, int]:
+    """Owner, rdata and TTL of ``rr``; ``ValueError`` with the reason when invalid."""
+    try:
+        return _owner(rr.host, origin), _rdata(rr.type, rr.value, origin), _ttl(rr.ttl)
+    except (dns.exception.DNSException, ValueError, UnicodeError) as exc:
+        raise ValueError(_reason(exc)) from None
 
 
 def _owner(host: str, origin: dns.name.Name) -> dns.name.Name:

@@ -25,11 +25,12 @@ from dns_lifecycle.channels.render import Renderer, one_line
 from dns_lifecycle.core.errors import InventoryInvalid
 from dns_lifecycle.core.settings import Settings
 from dns_lifecycle.lifecycle.notices.samples import sample_context
+from dns_lifecycle.lifecycle.zonefile import Rr, zone_file
 from flows.common import open_run
 from flows.delivery import deliver_pending
 from flows.release import release_due
 from flows.reminders import plan_reminders
-from models import Account, Cluster, Domain, Edition, Instance, Notification, Record
+from models import Account, Cluster, Domain, Edition, Instance, Notification, Record, Ticket
 from tests.http_sink import HttpSink, Reply
 from tests.reliability.conftest import AS_OF, SENDER, ledger, reminder_fleet, with_settings
 from tests.smtp_server import SmtpTestServer
@@ -416,3 +417,137 @@ def test_the_cli_refuses_a_bad_file_without_a_traceback(
             assert set(counts(s).values()) == {0}
     finally:
         db.dispose()
+
+
+# --- data that import accepted and the lifecycle could not handle ----------------------
+
+RECORDS = "instances[0].domains[0].records"
+
+
+def with_records(*records: tuple[str, str, str], registrar: str = "hichina", **kw: Any) -> dict:
+    """The small inventory with these (type, host, value) records on its domain."""
+    doc = inventory(**kw)
+    domain = doc["instances"][0]["domains"][0]
+    domain["registrar"] = registrar
+    domain["records"] = [{"type": t, "host": h, "value": v, "ttl": 600} for t, h, v in records]
+    return doc
+
+
+@pytest.mark.parametrize(
+    "value",
+    ['0 issue "a" "b"', '0 issue "letsencrypt.org', "0 issue"],
+)
+def test_a_record_value_the_zone_file_cannot_hold_is_refused_at_import(lite_db, value):
+    """A CAA value the zone-file writer rejects is refused at its path, with the form
+    to write, instead of failing the instance's release every day."""
+    exc = refusal(lite_db, with_records(("CAA", "@", value)))
+    [(path, message)] = exc.errors
+    assert path == f"{RECORDS}[0].value"
+    assert "not a valid CAA value" in message and '0 issue "letsencrypt.org"' in message
+
+
+_VALUE_PARTS = st.sampled_from(
+    ["0", "10", "5060", "issue", '"a"', '"b"', "a.example.", "mail", "-x-", ".", "1.2.3.4",
+     "::1", "x" * 64, '"', "\\", ";", "(", "@"]
+)  # fmt: skip
+
+
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    rtype=st.sampled_from(["A", "AAAA", "CNAME", "MX", "TXT", "NS", "SRV", "CAA", "PTR"]),
+    value=st.lists(_VALUE_PARTS, min_size=1, max_size=5).map(" ".join),
+)
+def test_every_record_import_accepts_can_be_written_to_a_zone_file(lite_db, rtype, value):
+    """Whatever record value the import accepts, the zone file of its domain can be
+    written, so the instance can be released."""
+    doc = with_records((rtype, "www", value))
+    with lite_db.session() as s:
+        try:
+            checked = validate_inventory(doc, s)
+        except InventoryInvalid as exc:
+            assert [p for p, _ in exc.errors] == [f"{RECORDS}[0].value"], exc.errors
+            return
+    [domain] = checked.domains["inst-a"]
+    zone_file(domain.name, [Rr(r.type, r.host, r.value, r.ttl) for r in domain.records])
+
+
+@pytest.mark.parametrize("typed", ["hichina ", " HiChina", "HICHINA  "])
+def test_hichina_is_one_registrar_however_it_is_written(lite_db, lite_settings, typed):
+    """A HiChina domain written with spaces or capitals is stored as 'hichina' and
+    switched at release like any HiChina domain: no ticket, no foreign registrar."""
+    doc = with_records(
+        ("A", "@", "192.0.2.1"),
+        registrar=typed,
+        expires_at=AS_OF - timedelta(days=8),
+        state="expired",
+    )
+    with lite_db.session() as s:
+        import_inventory(doc, s)
+        s.commit()
+        assert s.execute(select(Domain.registrar)).scalars().all() == ["hichina"]
+    with open_run(AS_OF, False, 100, settings=lite_settings) as ctx:
+        report = release_due(ctx)
+    assert report.counts["instances_released"] == 1
+    with lite_db.session() as s:
+        assert s.execute(select(func.count()).select_from(Ticket)).scalar_one() == 0
+        [domain] = s.execute(select(Domain)).scalars()
+        assert domain.nameservers == ["ns1.free.example", "ns2.free.ex"]
+
+
+def test_other_registrars_are_trimmed_and_keep_their_spelling(lite_db):
+    """Another registrar's name is stored without surrounding spaces, as written."""
+    with lite_db.session() as s:
+        import_inventory(with_records(registrar="  GoDaddy "), s)
+        assert s.execute(select(Domain.registrar)).scalars().all() == ["GoDaddy"]
+        s.rollback()
+
+
+@pytest.mark.parametrize(
+    ("records", "words"),
+    [
+        ((("CNAME", "www", "a.example."), ("CNAME", "WWW", "b.example.")), "CNAME"),
+        ((("CNAME", "Www", "a.example."), ("A", "www", "192.0.2.1")), "CNAME"),
+        ((("A", "www", "192.0.2.1"), ("CNAME", "wWw", "a.example.")), "CNAME"),
+        ((("CNAME", "www", "A.Example."), ("CNAME", "WWW", "a.example.")), "the same record"),
+        ((("MX", "@", "10 MAIL.example.com."), ("MX", "@", "10 mail.example.com.")), "same"),
+    ],
+)
+def test_names_compare_without_case(lite_db, records, words):
+    """Hosts and names in values that differ only in case are the same name: a CNAME
+    beside other data at it, or the same record twice, is refused at the second record."""
+    exc = refusal(lite_db, with_records(*records))
+    [(path, message)] = exc.errors
+    assert path.startswith(f"{RECORDS}[1]") and words in message
+
+
+def test_records_of_different_names_may_sit_beside_a_cname(lite_db):
+    """A CNAME at www and records at the apex and at other names are accepted."""
+    doc = with_records(
+        ("CNAME", "www", "alice.example.com."),
+        ("A", "@", "192.0.2.1"),
+        ("A", "www2", "192.0.2.1"),
+        ("TXT", "WWW2", "hello"),
+    )
+    with lite_db.session() as s:
+        assert import_inventory(doc, s)["records"] == 4
+        s.rollback()
+
+
+@pytest.mark.parametrize("zone", ["localtime", "Factory", "posixrules", "posix/UTC", "right/UTC"])
+def test_only_real_time_zones_are_accepted(lite_db, zone):
+    """Entries of the time zone database that are not zones are refused."""
+    doc = inventory()
+    doc["accounts"][0]["timezone"] = zone
+    [(path, message)] = refusal(lite_db, doc).errors
+    assert path == "accounts[0].timezone" and "IANA" in message
+
+
+def test_real_time_zones_and_their_links_are_accepted(lite_db):
+    """Canonical zones and their links (UTC, Asia/Calcutta) are accepted."""
+    for zone in ("UTC", "Asia/Calcutta", "America/New_York"):
+        doc = inventory()
+        doc["accounts"][0]["timezone"] = zone
+        with lite_db.session() as s:
+            validate_inventory(doc, s)

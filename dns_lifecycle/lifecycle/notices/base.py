@@ -30,9 +30,7 @@ from pydantic import (
 
 from dns_lifecycle.core.errors import InputError
 from dns_lifecycle.lifecycle.notices.keys import channel_key
-
-CHANNELS = ("email", "sms")
-LOCALES: tuple[str, ...] = ("en-US", "zh-CN")
+from models.types import CHANNELS, LOCALES
 
 # The renderer is told to read stored contexts, which carry no identity fields.
 STORED = {"stored": True}

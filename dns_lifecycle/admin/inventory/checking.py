@@ -1,0 +1,627 @@
+"""Checking a whole inventory document against itself and the database.
+
+``validate_inventory`` walks the document in file order. Each entry is validated by
+its model (``entries``); what no single entry can tell is checked here: codes and ids
+unique in the file, references to entries of the file or of the database, one free
+cluster, a domain owned by one instance, records that can share their name. Every
+problem is collected with its path before anything is written.
+"""
+
+from __future__ import annotations
+
+import calendar
+import contextlib
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import select
+from sqlmodel import Session
+
+from dns_lifecycle.admin.inventory import values
+from dns_lifecycle.admin.inventory.batches import chunks
+from dns_lifecycle.admin.inventory.entries import (
+    AccountEntry,
+    ClusterEntry,
+    DomainEntry,
+    EditionEntry,
+    InstanceEntry,
+    RecordEntry,
+    fields_of,
+    key_path,
+    validate_entry,
+)
+from dns_lifecycle.core.errors import InventoryInvalid
+from dns_lifecycle.lifecycle.zonefile import Rr
+from models import Account, Cluster, Domain, Edition, Instance
+
+__all__ = [
+    "HISTORY_KEYS",
+    "SECTIONS",
+    "CheckedDomain",
+    "CheckedRecord",
+    "Inventory",
+    "StoredState",
+    "validate_inventory",
+]
+
+SECTIONS = ("editions", "clusters", "accounts", "instances")
+# Sections of an export written by the lifecycle runs: accepted and ignored on import.
+HISTORY_KEYS = ("orders", "notifications", "tickets")
+
+
+@dataclass(frozen=True)
+class CheckedRecord:
+    type: str
+    host: str
+    value: str
+    ttl: int
+
+
+@dataclass(frozen=True)
+class CheckedDomain:
+    name: str
+    registrar: str
+    epp_statuses: list[str]
+    nameservers: list[str]
+    records: list[CheckedRecord]
+
+
+@dataclass(frozen=True)
+class Inventory:
+    """A document that passed validation, normalised, with what it found stored.
+
+    ``editions``, ``clusters``, ``accounts`` and ``instances`` hold column values ready
+    to write (an instance row has no ``domains``; they are in ``domains``, keyed by
+    instance id, for the instances whose domains the document gives).
+    """
+
+    editions: list[dict[str, Any]]
+    clusters: list[dict[str, Any]]
+    accounts: list[dict[str, Any]]
+    instances: list[dict[str, Any]]
+    domains: dict[str, list[CheckedDomain]]
+    # Which cluster serves the records of each instance of the document.
+    serving_cluster: dict[str, str]
+    stored: StoredState = field(repr=False)
+
+    def counts(self) -> dict[str, int]:
+        """How many of each kind the document holds."""
+        domains = [d for ds in self.domains.values() for d in ds]
+        return {
+            "editions": len(self.editions),
+            "clusters": len(self.clusters),
+            "accounts": len(self.accounts),
+            "instances": len(self.instances),
+            "domains": len(domains),
+            "records": sum(len(d.records) for d in domains),
+        }
+
+
+# --- what the document declares and what the database holds ----------------------------------
+
+
+def _raw_entries(doc: Any, key: str) -> list[dict[str, Any]]:
+    """The object entries of one section, whatever else the document holds."""
+    section = doc.get(key) if isinstance(doc, dict) else None
+    if not isinstance(section, list):
+        return []
+    return [e for e in section if isinstance(e, dict)]
+
+
+def _raw_str(entry: Any, key: str) -> str | None:
+    value = entry.get(key) if isinstance(entry, dict) else None
+    return value if isinstance(value, str) else None
+
+
+@dataclass
+class _Declared:
+    """Keys the document declares, read leniently before the strict walk, so that a
+    reference to an entry further down the file is known when it is checked."""
+
+    editions: set[str] = field(default_factory=set)
+    clusters: dict[str, Any] = field(default_factory=dict)  # code -> declared kind
+    accounts: set[str] = field(default_factory=set)
+    instances: set[str] = field(default_factory=set)
+    instances_with_domains: set[str] = field(default_factory=set)
+    account_refs: set[str] = field(default_factory=set)
+    domain_names: set[str] = field(default_factory=set)
+
+    @classmethod
+    def scan(cls, doc: Any) -> _Declared:
+        d = cls()
+        for e in _raw_entries(doc, "editions"):
+            if (code := _raw_str(e, "code")) is not None:
+                d.editions.add(code)
+        for e in _raw_entries(doc, "clusters"):
+            if (code := _raw_str(e, "code")) is not None and code not in d.clusters:
+                d.clusters[code] = e.get("kind")
+        for e in _raw_entries(doc, "accounts"):
+            if (account_id := _raw_str(e, "id")) is not None:
+                d.accounts.add(account_id)
+        for e in _raw_entries(doc, "instances"):
+            instance_id = _raw_str(e, "id")
+            if instance_id is not None:
+                d.instances.add(instance_id)
+                if "domains" in e:
+                    d.instances_with_domains.add(instance_id)
+            if (account_id := _raw_str(e, "account")) is not None:
+                d.account_refs.add(account_id)
+            domains = e.get("domains")
+            for dom in domains if isinstance(domains, list) else []:
+                if (name := _raw_str(dom, "name")) is not None:
+                    with contextlib.suppress(ValueError):
+                        d.domain_names.add(values.domain_name(name))
+        return d
+
+
+@dataclass
+class StoredState:
+    """What the database holds that the checks and the writes need."""
+
+    edition_ranks: dict[str, int]
+    cluster_kinds: dict[str, str]
+    account_ids: set[str]
+    instance_ids: set[str]
+    domains: dict[str, tuple[int, str]]  # name -> (id, instance id)
+    # Instances outside the document served by a cluster the document makes free.
+    users_of_freed: dict[str, int]
+
+    @classmethod
+    def load(cls, session: Session, declared: _Declared) -> StoredState:
+        edition_ranks = dict(session.execute(select(Edition.code, Edition.rank)).all())
+        cluster_kinds = dict(session.execute(select(Cluster.code, Cluster.kind)).all())
+        account_ids: set[str] = set()
+        for chunk in chunks(sorted(declared.accounts | declared.account_refs)):
+            account_ids.update(
+                session.execute(select(Account.id).where(Account.id.in_(chunk))).scalars()
+            )
+        instance_ids: set[str] = set()
+        for chunk in chunks(sorted(declared.instances)):
+            instance_ids.update(
+                session.execute(select(Instance.id).where(Instance.id.in_(chunk))).scalars()
+            )
+        domains: dict[str, tuple[int, str]] = {}
+        for chunk in chunks(sorted(declared.domain_names)):
+            rows = session.execute(
+                select(Domain.name, Domain.id, Domain.instance_id).where(Domain.name.in_(chunk))
+            ).all()
+            domains.update((name, (domain_id, owner)) for name, domain_id, owner in rows)
+        freed = [
+            code
+            for code, kind in declared.clusters.items()
+            if kind == "free" and cluster_kinds.get(code) == "paid"
+        ]
+        users_of_freed: dict[str, int] = {}
+        for code in freed:
+            ids = session.execute(
+                select(Instance.id).where(Instance.cluster_code == code)
+            ).scalars()
+            users_of_freed[code] = sum(1 for i in ids if i not in declared.instances)
+        return cls(edition_ranks, cluster_kinds, account_ids, instance_ids, domains, users_of_freed)
+
+
+# --- the walk ----------------------------------------------------------------------------------
+
+
+class _Walk:
+    """Checks every entry in file order and records every problem with its path."""
+
+    def __init__(self, declared: _Declared, stored: StoredState):
+        self.declared = declared
+        self.stored = stored
+        self.errors: list[tuple[str, str]] = []
+        # The free cluster of the state after import, if there will be exactly one.
+        self.free_cluster = self._final_free_cluster()
+
+    def bad(self, path: str, message: str) -> None:
+        self.errors.append((path, message))
+
+    def _final_free_cluster(self) -> str | None:
+        free = [c for c, kind in self.declared.clusters.items() if kind == "free"]
+        free += self._stored_free()
+        return free[0] if len(free) == 1 else None
+
+    def _stored_free(self) -> list[str]:
+        return [
+            c
+            for c, kind in self.stored.cluster_kinds.items()
+            if kind == "free" and c not in self.declared.clusters
+        ]
+
+    def array(self, value: Any, path: str) -> list[Any]:
+        if not isinstance(value, list):
+            self.bad(path, f"expected an array, got {values.show(value)}")
+            return []
+        return value
+
+    def unique(self, seen: dict[Any, str], key: Any, path: str, what: str) -> bool:
+        """Whether ``key`` is new in the file; if not, the problem is recorded."""
+        if key in seen:
+            self.bad(path, f"{values.show(key)} is also the {what} of {seen[key]}")
+            return False
+        seen[key] = path
+        return True
+
+    def known(self, value: str, path: str, what: str, declared: Iterable[str], stored: Any) -> bool:
+        if value not in declared and value not in stored:
+            self.bad(
+                path, f"unknown {what} {values.show(value)}: not in this file nor in the database"
+            )
+            return False
+        return True
+
+    # -- sections --
+
+    def editions(self, section: Any) -> list[dict[str, Any]]:
+        rows: list[dict[str, Any]] = []
+        seen_codes: dict[str, str] = {}
+        seen_ranks: dict[int, str] = {}
+        for i, raw in enumerate(self.array(section, "editions")):
+            path = f"editions[{i}]"
+            row = validate_entry(EditionEntry, raw, path, self.errors)
+            if row is None:
+                continue
+            before = len(self.errors)
+            self.unique(seen_codes, row["code"], f"{path}.code", "code")
+            rank = row["rank"]
+            holder = next(
+                (
+                    code
+                    for code, r in self.stored.edition_ranks.items()
+                    if r == rank and code not in self.declared.editions
+                ),
+                None,
+            )
+            if rank in seen_ranks:
+                self.bad(f"{path}.rank", f"{rank} is also the rank of {seen_ranks[rank]}")
+            elif holder is not None:
+                self.bad(
+                    f"{path}.rank",
+                    f"{rank} is already the rank of the stored edition {values.show(holder)}; "
+                    "ranks are unique",
+                )
+            else:
+                seen_ranks[rank] = path
+            if len(self.errors) == before:
+                rows.append(row)
+        return rows
+
+    def clusters(self, section: Any) -> list[dict[str, Any]]:
+        rows: list[dict[str, Any]] = []
+        seen: dict[str, str] = {}
+        first_free: str | None = None
+        stored_free = self._stored_free()
+        for i, raw in enumerate(self.array(section, "clusters")):
+            path = f"clusters[{i}]"
+            row = validate_entry(ClusterEntry, raw, path, self.errors)
+            if row is None:
+                continue
+            before = len(self.errors)
+            code = row["code"]
+            self.unique(seen, code, f"{path}.code", "code")
+            if row["kind"] == "free":
+                if stored_free:
+                    self.bad(
+                        f"{path}.kind",
+                        f"the stored cluster {values.show(stored_free[0])} is already the free "
+                        "cluster; there is one free cluster",
+                    )
+                elif first_free is not None:
+                    self.bad(
+                        f"{path}.kind",
+                        f"{first_free} is already the free cluster; there is one free cluster",
+                    )
+                else:
+                    first_free = path
+                if users := self.stored.users_of_freed.get(code, 0):
+                    self.bad(
+                        f"{path}.kind",
+                        f"the stored cluster {values.show(code)} serves {users} instance(s) "
+                        "not in this file; it cannot become the free cluster",
+                    )
+            if len(self.errors) == before:
+                rows.append(row)
+        return rows
+
+    def accounts(self, section: Any) -> list[dict[str, Any]]:
+        rows: list[dict[str, Any]] = []
+        seen: dict[str, str] = {}
+        for i, raw in enumerate(self.array(section, "accounts")):
+            path = f"accounts[{i}]"
+            row = validate_entry(AccountEntry, raw, path, self.errors)
+            if row is not None and self.unique(seen, row["id"], f"{path}.id", "id"):
+                rows.append(row)
+        return rows
+
+    def instances(
+        self, section: Any
+    ) -> tuple[list[dict[str, Any]], dict[str, list[CheckedDomain]], dict[str, str]]:
+        rows: list[dict[str, Any]] = []
+        all_domains: dict[str, list[CheckedDomain]] = {}
+        serving: dict[str, str] = {}
+        seen: dict[str, str] = {}
+        seen_domains: dict[str, str] = {}
+        for i, raw in enumerate(self.array(section, "instances")):
+            path = f"instances[{i}]"
+            before = len(self.errors)
+            row = validate_entry(InstanceEntry, raw, path, self.errors)
+            if row is not None:
+                record_cluster = self.instance(row, path, seen)
+            else:
+                # Still check the references that are well formed: every problem at once.
+                record_cluster = None
+                given = self.passed(raw, path, before)
+                self.references(
+                    {key: value for key, value in given.items() if isinstance(value, str)},
+                    path,
+                    seen,
+                )
+            self.in_field_order(InstanceEntry, path, before)
+            instance_id = row["id"] if row is not None else _raw_str(raw, "id")
+            domains = None
+            if isinstance(raw, dict) and isinstance(raw.get("domains"), list):
+                domains = self.domains(
+                    raw["domains"], f"{path}.domains", instance_id, seen_domains, record_cluster
+                )
+            if row is None or record_cluster is None or len(self.errors) != before:
+                continue
+            row.pop("domains", None)
+            rows.append(row)
+            serving[row["id"]] = record_cluster
+            if domains is not None:
+                all_domains[row["id"]] = domains
+        return rows, all_domains, serving
+
+    def instance(self, row: dict[str, Any], path: str, seen: dict[str, str]) -> str | None:
+        """Checks an instance against the file and the database; completes its row and
+        returns the cluster that serves its records (None when that is not known)."""
+        given = {"account": row["account_id"], "edition": row["edition_code"]}
+        cluster = row["cluster_code"]
+        cluster_ok = self.references({"id": row["id"], **given, "cluster": cluster}, path, seen)
+        self.anchor_day(row, path)
+        expires_at, state = row["expires_at"], row["state"]
+        if "released_at" in row:
+            if state != "released":
+                self.bad(
+                    f"{path}.released_at",
+                    "only a released instance has a release time; remove it or set "
+                    "state to 'released'",
+                )
+            elif row["released_at"] < expires_at:
+                self.bad(
+                    f"{path}.released_at",
+                    "is before expires_at; an instance is released after it expires",
+                )
+        elif state != "released":
+            row["released_at"] = None
+        if state != "released":
+            return cluster if cluster_ok else None
+        if self.free_cluster is None:
+            self.bad(
+                f"{path}.state",
+                "a released instance's records are served by the free cluster, "
+                "and there is no single free cluster; add one to 'clusters'",
+            )
+        return self.free_cluster
+
+    def references(self, given: dict[str, str], path: str, seen: dict[str, str]) -> bool:
+        """Checks an instance's id and references, by document key, those ``given``;
+        returns whether its cluster is a known paid cluster."""
+        d, s = self.declared, self.stored
+        if "id" in given:
+            self.unique(seen, given["id"], f"{path}.id", "id")
+        if "account" in given:
+            self.known(given["account"], f"{path}.account", "account", d.accounts, s.account_ids)
+        if "edition" in given:
+            self.known(given["edition"], f"{path}.edition", "edition", d.editions, s.edition_ranks)
+        cluster = given.get("cluster")
+        if cluster is None:
+            return False
+        if not self.known(cluster, f"{path}.cluster", "cluster", d.clusters, s.cluster_kinds):
+            return False
+        kind = d.clusters[cluster] if cluster in d.clusters else s.cluster_kinds.get(cluster)
+        if kind == "free":
+            self.bad(
+                f"{path}.cluster",
+                f"{values.show(cluster)} is the free cluster; an instance is served by a "
+                "paid cluster",
+            )
+            return False
+        return True
+
+    def passed(self, raw: Any, path: str, since: int) -> dict[str, Any]:
+        """The keys of a refused entry with no problem recorded since ``since``, with
+        their values as the document gives them."""
+        if not isinstance(raw, dict):
+            return {}
+        failed = [p for p, _ in self.errors[since:]]
+        return {
+            key: value
+            for key, value in raw.items()
+            if isinstance(key, str) and not any(_within(p, key_path(path, key)) for p in failed)
+        }
+
+    def in_field_order(self, model: Any, path: str, since: int) -> None:
+        """Sorts the problems recorded since ``since`` by the entry's field order."""
+        order = {key_path(path, key): n for n, key in enumerate(fields_of(model))}
+
+        def position(error: tuple[str, str]) -> int:
+            where = error[0]
+            return next((n for p, n in order.items() if _within(where, p)), len(order))
+
+        self.errors[since:] = sorted(self.errors[since:], key=position)
+
+    def anchor_day(self, row: dict[str, Any], path: str) -> None:
+        expires_at = row["expires_at"]
+        day = expires_at.day
+        anchor = row.setdefault("anchor_day", day)
+        last = calendar.monthrange(expires_at.year, expires_at.month)[1]
+        # A subscription anchored on the 31st expires on the 30th (or 28th) in shorter
+        # months: the anchor may exceed the expiry day only at the end of a month.
+        if anchor != day and not (day == last and anchor > day):
+            self.bad(
+                f"{path}.anchor_day",
+                f"{anchor} does not fit expires_at (day {day} in UTC): it must be {day}, or "
+                "larger only when expiry falls on the last day of the month",
+            )
+
+    def domains(
+        self,
+        section: list[Any],
+        path: str,
+        instance_id: str | None,
+        seen_domains: dict[str, str],
+        record_cluster: str | None,
+    ) -> list[CheckedDomain]:
+        result: list[CheckedDomain] = []
+        for j, raw in enumerate(section):
+            dpath = f"{path}[{j}]"
+            before = len(self.errors)
+            row = validate_entry(DomainEntry, raw, dpath, self.errors)
+            name = row["name"] if row is not None else None
+            if name is not None:
+                self.owner(name, f"{dpath}.name", instance_id, seen_domains)
+            records: list[CheckedRecord] = []
+            if isinstance(raw, dict) and isinstance(raw.get("records"), list):
+                records = self.records(raw["records"], f"{dpath}.records", name, record_cluster)
+            if row is not None and len(self.errors) == before:
+                result.append(
+                    CheckedDomain(
+                        name=row["name"],
+                        registrar=row["registrar"],
+                        epp_statuses=row.get("epp_statuses", []),
+                        nameservers=row.get("nameservers", []),
+                        records=records,
+                    )
+                )
+        return result
+
+    def owner(
+        self, name: str, path: str, instance_id: str | None, seen_domains: dict[str, str]
+    ) -> None:
+        if name in seen_domains:
+            self.bad(path, f"{values.show(name)} is also listed at {seen_domains[name]}")
+            return
+        seen_domains[name] = path
+        stored = self.stored.domains.get(name)
+        if stored is None or instance_id is None:
+            return
+        owner = stored[1]
+        moves_freely = (
+            owner in self.declared.instances and owner in self.declared.instances_with_domains
+        )
+        if owner != instance_id and not moves_freely:
+            self.bad(
+                path,
+                f"{values.show(name)} already belongs to the instance {values.show(owner)}; "
+                "remove it there first (list that instance here without it)",
+            )
+
+    def records(
+        self, section: list[Any], path: str, domain: str | None, record_cluster: str | None
+    ) -> list[CheckedRecord]:
+        result: list[CheckedRecord] = []
+        seen: dict[tuple[str, str, str], str] = {}
+        # Per owner name: the types there, with the path of the first of each.
+        owners: dict[str, dict[str, str]] = {}
+        for k, raw in enumerate(section):
+            rpath = f"{path}[{k}]"
+            row = validate_entry(RecordEntry, raw, rpath, self.errors)
+            if row is None:
+                continue
+            before = len(self.errors)
+            rtype, host = row["type"], row["host"]
+            same = self.record_value(row, rpath, domain) if domain is not None else None
+            if "cluster" in row and record_cluster is not None and row["cluster"] != record_cluster:
+                self.bad(
+                    f"{rpath}.cluster",
+                    f"{values.show(row['cluster'])} does not serve this instance's records; "
+                    f"{record_cluster!r} does (or leave the field out)",
+                )
+            if len(self.errors) != before or same is None:
+                continue
+            # Names compare without case, values as the zone file will hold them.
+            identity = (same.type, same.host, same.value)
+            if identity in seen:
+                self.bad(rpath, f"the same record as {seen[identity]}")
+                continue
+            there = owners.setdefault(same.host, {})
+            other = next((p for t, p in there.items() if "CNAME" in (t, rtype)), None)
+            if other is not None:
+                self.bad(
+                    f"{rpath}.host",
+                    f"{values.show(host)} already has a record at {other}, and a CNAME "
+                    "must be the only record of its name; keep one of them, or move "
+                    "the other to another host",
+                )
+                continue
+            seen[identity] = rpath
+            there.setdefault(rtype, rpath)
+            result.append(CheckedRecord(rtype, host, row["value"], row["ttl"]))
+        return result
+
+    def record_value(self, row: dict[str, Any], path: str, domain: str) -> Rr | None:
+        """Checks a record's value and stores its form in ``row``; returns the record as
+        the zone file will hold it, or None after recording the problem."""
+        if len(row["host"]) + 1 + len(domain) > values.MAX_DOMAIN and row["host"] != "@":
+            self.bad(
+                f"{path}.host",
+                f"{values.show(row['host'])} makes a name longer than {values.MAX_DOMAIN} "
+                "characters",
+            )
+            return None
+        try:
+            row["value"], canonical = values.record_value(
+                row["type"], row["host"], row["value"], domain
+            )
+        except ValueError as exc:
+            self.bad(f"{path}.value", str(exc))
+            return None
+        return canonical
+
+
+def _within(path: str, prefix: str) -> bool:
+    """Whether ``path`` is ``prefix`` or inside it."""
+    return path == prefix or path.startswith((f"{prefix}.", f"{prefix}["))
+
+
+def validate_inventory(doc: Any, session: Session, *, source: str | None = None) -> Inventory:
+    """Check a whole inventory document against itself and the database.
+
+    Returns the normalised document; raises ``InventoryInvalid`` listing every bad entry
+    with its path when there is any. Reads the database, writes nothing.
+    """
+    if not isinstance(doc, dict):
+        raise InventoryInvalid(
+            [
+                (
+                    "",
+                    f"the document must be a JSON object with {', '.join(SECTIONS)}; "
+                    f"got {values.show(doc)}",
+                )
+            ],
+            source,
+        )
+    declared = _Declared.scan(doc)
+    stored = StoredState.load(session, declared)
+    walk = _Walk(declared, stored)
+    sections: dict[str, Any] = {}
+    # File order: the sections in the order the document gives them.
+    for key in doc:
+        if key not in SECTIONS and key not in HISTORY_KEYS:
+            walk.bad(key_path("", key), f"unknown section; the sections are {', '.join(SECTIONS)}")
+        elif key in SECTIONS:
+            sections[key] = getattr(walk, key)(doc[key])
+    if walk.errors:
+        raise InventoryInvalid(walk.errors, source)
+    instances, domains, serving = sections.get("instances", ([], {}, {}))
+    return Inventory(
+        editions=sections.get("editions", []),
+        clusters=sections.get("clusters", []),
+        accounts=sections.get("accounts", []),
+        instances=instances,
+        domains=domains,
+        serving_cluster=serving,
+        stored=stored,
+    )

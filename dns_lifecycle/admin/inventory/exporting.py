@@ -1,0 +1,235 @@
+"""The whole state as one document: the inventory sections in the import format, plus
+the history (orders, notifications, tickets) that the lifecycle runs wrote.
+
+Datetimes are ISO 8601 in UTC with an offset; amounts are decimal strings. Entries are
+read in pages and written one at a time, so an export of any size runs in constant
+memory.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any, TextIO
+
+from sqlalchemy import select
+from sqlmodel import Session
+
+from dns_lifecycle.admin.inventory.batches import CHUNK, chunks
+from dns_lifecycle.admin.inventory.entries import ClusterEntry, columns_of
+from models import Account, Cluster, Domain, Edition, Instance, Notification, Order, Record, Ticket
+
+__all__ = ["export_state", "iter_state", "notification_row", "order_row", "write_state"]
+
+
+def _when(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.astimezone(UTC).isoformat()
+
+
+def _money(amount: Decimal | None) -> str | None:
+    return None if amount is None else str(Decimal(amount).quantize(Decimal("0.01")))
+
+
+def _export_editions(session: Session) -> Iterator[dict[str, Any]]:
+    rows = session.execute(select(Edition.__table__).order_by(Edition.rank, Edition.code))
+    for r in rows:
+        yield {
+            "code": r.code,
+            "rank": r.rank,
+            "monthly_price": _money(r.monthly_price),
+            "yearly_price": _money(r.yearly_price),
+        }
+
+
+def _export_clusters(session: Session) -> Iterator[dict[str, Any]]:
+    # Every column the cluster entry has, so a column added there is exported too;
+    # an optional one only when it is set.
+    columns = columns_of(ClusterEntry)
+    for r in session.execute(select(Cluster.__table__).order_by(Cluster.code)):
+        entry = {}
+        for key, (column, required) in columns.items():
+            value = getattr(r, column)
+            if required or value is not None:
+                entry[key] = list(value) if isinstance(value, list) else value
+        yield entry
+
+
+def _export_accounts(session: Session) -> Iterator[dict[str, Any]]:
+    query = select(Account.__table__).order_by(Account.id)
+    for r in session.execute(query.execution_options(yield_per=CHUNK)):
+        yield {
+            "id": r.id,
+            "name": r.name,
+            "email": r.email,
+            "phone": r.phone,
+            "locale": r.locale,
+            "timezone": r.timezone,
+            "balance": _money(r.balance),
+        }
+
+
+def _export_instances(session: Session) -> Iterator[dict[str, Any]]:
+    # Keyset pages: the domains and records of one page of instances at a time.
+    after: str | None = None
+    while True:
+        query = select(Instance.__table__).order_by(Instance.id).limit(CHUNK)
+        if after is not None:
+            query = query.where(Instance.id > after)
+        page = session.execute(query).all()
+        if not page:
+            return
+        after = page[-1].id
+        ids = [r.id for r in page]
+        domains: dict[str, list[Any]] = {}
+        for d in session.execute(
+            select(Domain.__table__)
+            .where(Domain.instance_id.in_(ids))
+            .order_by(Domain.instance_id, Domain.name)
+        ):
+            domains.setdefault(d.instance_id, []).append(d)
+        domain_ids = [d.id for ds in domains.values() for d in ds]
+        records: dict[int, list[dict[str, Any]]] = {}
+        for chunk in chunks(domain_ids):
+            for r in session.execute(
+                select(Record.__table__).where(Record.domain_id.in_(chunk)).order_by(Record.id)
+            ):
+                records.setdefault(r.domain_id, []).append(
+                    {
+                        "type": r.type,
+                        "host": r.host,
+                        "value": r.value,
+                        "ttl": r.ttl,
+                        "cluster": r.cluster_code,
+                    }
+                )
+        for r in page:
+            entry: dict[str, Any] = {
+                "id": r.id,
+                "account": r.account_id,
+                "edition": r.edition_code,
+                "billing_cycle": r.billing_cycle,
+                "expires_at": _when(r.expires_at),
+                "auto_renew": r.auto_renew,
+                "state": r.state,
+                "cluster": r.cluster_code,
+                "anchor_day": r.anchor_day,
+            }
+            if r.released_at is not None:
+                entry["released_at"] = _when(r.released_at)
+            entry["domains"] = [
+                {
+                    "name": d.name,
+                    "registrar": d.registrar,
+                    "epp_statuses": list(d.epp_statuses),
+                    "nameservers": list(d.nameservers),
+                    "records": records.get(d.id, []),
+                }
+                for d in domains.get(r.id, [])
+            ]
+            yield entry
+
+
+def order_row(order: Any) -> dict[str, Any]:
+    """One order as the export shows it (from an ``Order`` or a row of its table)."""
+    return {
+        "id": order.id,
+        "instance": order.instance_id,
+        "kind": order.kind,
+        "period_start": _when(order.period_start),
+        "period_end": _when(order.period_end),
+        "amount": _money(order.amount),
+        "state": order.state,
+        "reason": order.reason,
+    }
+
+
+def notification_row(notification: Any) -> dict[str, Any]:
+    """One notification as the export shows it (from a ``Notification`` or a row)."""
+    return {
+        "id": notification.id,
+        "account": notification.account_id,
+        "instance": notification.instance_id,
+        "channel": notification.channel,
+        "kind": notification.kind,
+        "offset_days": notification.offset_days,
+        "state": notification.state,
+        "created_at": _when(notification.created_at),
+        "sent_at": _when(notification.sent_at),
+        "error": notification.error,
+    }
+
+
+def _export_orders(session: Session) -> Iterator[dict[str, Any]]:
+    query = select(Order.__table__).order_by(Order.id)
+    for r in session.execute(query.execution_options(yield_per=CHUNK)):
+        yield order_row(r)
+
+
+def _export_notifications(session: Session) -> Iterator[dict[str, Any]]:
+    query = select(Notification.__table__).order_by(Notification.id)
+    for r in session.execute(query.execution_options(yield_per=CHUNK)):
+        yield notification_row(r)
+
+
+def _export_tickets(session: Session) -> Iterator[dict[str, Any]]:
+    query = (
+        select(Ticket.id, Domain.name, Ticket.instance_id, Ticket.reason, Ticket.state)
+        .join(Domain, Domain.id == Ticket.domain_id)
+        .order_by(Ticket.id)
+    )
+    for r in session.execute(query.execution_options(yield_per=CHUNK)):
+        yield {
+            "id": r.id,
+            "domain": r.name,
+            "instance": r.instance_id,
+            "reason": r.reason,
+            "state": r.state,
+        }
+
+
+_EXPORTERS: tuple[tuple[str, Callable[[Session], Iterator[dict[str, Any]]]], ...] = (
+    ("editions", _export_editions),
+    ("clusters", _export_clusters),
+    ("accounts", _export_accounts),
+    ("instances", _export_instances),
+    ("orders", _export_orders),
+    ("notifications", _export_notifications),
+    ("tickets", _export_tickets),
+)
+
+
+def iter_state(session: Session) -> Iterator[tuple[str, Iterator[dict[str, Any]]]]:
+    """Each section of the export with a lazy iterator of its entries, in order.
+
+    Consume each iterator before moving to the next section.
+    """
+    for name, exporter in _EXPORTERS:
+        yield name, exporter(session)
+
+
+def export_state(session: Session) -> dict[str, Any]:
+    """The whole state: the inventory sections in the import format (every record with
+    the ``cluster`` that serves it) plus orders, notifications and tickets.
+
+    Datetimes are ISO 8601 in UTC with an offset; amounts are decimal strings.
+    """
+    return {name: list(entries) for name, entries in iter_state(session)}
+
+
+def write_state(session: Session, out: TextIO) -> dict[str, int]:
+    """Write ``export_state`` as JSON to ``out`` one entry at a time (constant memory
+    for any number of accounts and orders); returns how many entries each section had."""
+    counts: dict[str, int] = {}
+    out.write("{")
+    for s, (name, entries) in enumerate(iter_state(session)):
+        out.write(("," if s else "") + f"\n  {json.dumps(name)}: [")
+        n = 0
+        for entry in entries:
+            out.write(("," if n else "") + "\n    " + json.dumps(entry, ensure_ascii=False))
+            n += 1
+        out.write("\n  ]" if n else "]")
+        counts[name] = n
+    out.write("\n}\n")
+    return counts
