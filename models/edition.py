@@ -15,5 +15,5 @@ class EditionBase(SQLModel):
 
 
 class Edition(EditionBase, table=True):
-    def price(self, billing_cycle: str) -> Decimal:
-        return self.monthly_price if billing_cycle == "monthly" else self.yearly_price
+    # The price of one period is lifecycle.pricing.edition_price: one rule, one place.
+    pass

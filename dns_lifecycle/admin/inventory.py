@@ -45,7 +45,7 @@ from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, TextIO
-from zoneinfo import available_timezones
+from zoneinfo import ZoneInfo, available_timezones
 
 import idna
 from sqlalchemy import delete, insert, select, update
@@ -460,6 +460,7 @@ class _Declared:
     editions: set[str] = field(default_factory=set)
     clusters: dict[str, Any] = field(default_factory=dict)  # code -> declared kind
     accounts: set[str] = field(default_factory=set)
+    account_zones: dict[str, Any] = field(default_factory=dict)  # id -> declared time zone
     instances: set[str] = field(default_factory=set)
     instances_with_domains: set[str] = field(default_factory=set)
     account_refs: set[str] = field(default_factory=set)
@@ -477,6 +478,7 @@ class _Declared:
         for e in _raw_entries(doc, "accounts"):
             if (account_id := _raw_str(e, "id")) is not None:
                 d.accounts.add(account_id)
+                d.account_zones[account_id] = e.get("timezone")
         for e in _raw_entries(doc, "instances"):
             instance_id = _raw_str(e, "id")
             if instance_id is not None:
@@ -501,6 +503,7 @@ class _Stored:
     edition_ranks: dict[str, int]
     cluster_kinds: dict[str, str]
     account_ids: set[str]
+    account_zones: dict[str, str]
     instance_ids: set[str]
     domains: dict[str, tuple[int, str]]  # name -> (id, instance id)
     # Instances outside the document served by a cluster the document makes free.
@@ -510,11 +513,14 @@ class _Stored:
     def load(cls, session: Session, declared: _Declared) -> _Stored:
         edition_ranks = dict(session.execute(select(Edition.code, Edition.rank)).all())
         cluster_kinds = dict(session.execute(select(Cluster.code, Cluster.kind)).all())
-        account_ids: set[str] = set()
+        account_zones: dict[str, str] = {}
         for chunk in _chunks(sorted(declared.accounts | declared.account_refs)):
-            account_ids.update(
-                session.execute(select(Account.id).where(Account.id.in_(chunk))).scalars()
+            account_zones.update(
+                session.execute(
+                    select(Account.id, Account.timezone).where(Account.id.in_(chunk))
+                ).all()
             )
+        account_ids = set(account_zones)
         instance_ids: set[str] = set()
         for chunk in _chunks(sorted(declared.instances)):
             instance_ids.update(
@@ -537,7 +543,15 @@ class _Stored:
                 select(Instance.id).where(Instance.cluster_code == code)
             ).scalars()
             users_of_freed[code] = sum(1 for i in ids if i not in declared.instances)
-        return cls(edition_ranks, cluster_kinds, account_ids, instance_ids, domains, users_of_freed)
+        return cls(
+            edition_ranks,
+            cluster_kinds,
+            account_ids,
+            account_zones,
+            instance_ids,
+            domains,
+            users_of_freed,
+        )
 
 
 # --- the walk ----------------------------------------------------------------------------------
@@ -982,7 +996,8 @@ class _Walk:
                     f"{_show(cluster)} is the free cluster; an instance is served by a "
                     "paid cluster",
                 )
-            anchor_day = self.anchor_day(e, path, expires_at)
+            zone = self.declared.account_zones.get(account, self.stored.account_zones.get(account))
+            anchor_day = self.anchor_day(e, path, expires_at, zone)
             released_at = BAD
             if "released_at" in e:
                 released_at = self.moment(e, "released_at", f"{path}.released_at")
@@ -1035,20 +1050,25 @@ class _Walk:
                 all_domains[instance_id] = domains
         return rows, all_domains, serving
 
-    def anchor_day(self, e: dict[str, Any], path: str, expires_at: Any) -> Any:
+    def anchor_day(self, e: dict[str, Any], path: str, expires_at: Any, zone: Any) -> Any:
+        # The anchor is a day of the account's own calendar; a bad zone is reported
+        # with its account.
+        local = None
+        if expires_at is not BAD and isinstance(zone, str) and zone in _time_zones():
+            local = expires_at.astimezone(ZoneInfo(zone))
         if "anchor_day" not in e:
-            return BAD if expires_at is BAD else expires_at.day
+            return BAD if local is None else local.day
         anchor = self.integer(e, "anchor_day", f"{path}.anchor_day", 1, 31)
-        if anchor is BAD or expires_at is BAD:
+        if anchor is BAD or local is None:
             return BAD
-        day = expires_at.day
-        last = calendar.monthrange(expires_at.year, expires_at.month)[1]
+        day = local.day
+        last = calendar.monthrange(local.year, local.month)[1]
         # A subscription anchored on the 31st expires on the 30th (or 28th) in shorter
         # months: the anchor may exceed the expiry day only at the end of a month.
         if anchor != day and not (day == last and anchor > day):
             return self.bad(
                 f"{path}.anchor_day",
-                f"{anchor} does not fit expires_at (day {day} in UTC): it must be {day}, or "
+                f"{anchor} does not fit expires_at (day {day} in {zone}): it must be {day}, or "
                 "larger only when expiry falls on the last day of the month",
             )
         return anchor
