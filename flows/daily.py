@@ -16,7 +16,7 @@ from dns_lifecycle.core.errors import StepsFailed
 from dns_lifecycle.lifecycle.sharding import Shard
 from flows.artifacts import daily_markdown
 from flows.auto_renew import auto_renew
-from flows.common import StepReport, resolve_as_of, sharded, shared_dry_run, wall_clock
+from flows.common import StepReport, run_as_of, sharded, shared_dry_run, wall_clock
 from flows.expire import expire_instances
 from flows.params import AsOf, BatchSize, DryRun
 from flows.release import release_instances
@@ -78,7 +78,7 @@ def daily_lifecycle(
     With `shards` > 1 the run starts one `daily-lifecycle/shard` run per shard and
     waits for them; each works on its share of the instances.
     """
-    moment = resolve_as_of(as_of, wall_clock)
+    moment = run_as_of(as_of, dry_run, wall_clock)
     if shards > 1 and shard is None:
         return _fan_out(moment, dry_run, batch_size, shards)
     part = Shard(shard, shards) if shard is not None else None

@@ -413,7 +413,9 @@ def test_a_request_key_reused_for_another_edition_is_refused(db):
     with db.session() as s:
         first = _upgrade(s, "enterprise-standard", "U1")
         s.commit()
-    with pytest.raises(Refused, match=r"already used by order \d+ \(an upgrade to enterprise-standard"):
+    with pytest.raises(
+        Refused, match=r"already used by order \d+ \(an upgrade to enterprise-standard"
+    ):
         with db.session() as s:
             _upgrade(s, "enterprise-ultimate", "U1")
     with db.session() as s:
@@ -429,11 +431,8 @@ def test_auto_renew_on_after_expiry_is_refused_saying_renew_by_hand(db, state, e
     manual renewal; nothing is changed and nobody is told."""
     _setup(db, state=state, auto_renew=False, expires_at=expires_at)
     before = _state(db)
-    with pytest.raises(Refused, match="renew it by hand"):
-        with db.session() as s:
-            set_auto_renew(
-                s, instance_id="inst-1", on=True, request_key="a", as_of=AS_OF, now=AS_OF
-            )
+    with pytest.raises(Refused, match="renew it by hand"), db.session() as s:
+        set_auto_renew(s, instance_id="inst-1", on=True, request_key="a", as_of=AS_OF, now=AS_OF)
     assert _state(db) == before
 
 
