@@ -53,9 +53,11 @@ def test_a_real_run_accepts_a_moment_within_the_slack_and_a_dry_run_any_moment()
 
 def test_opening_a_real_run_in_the_future_is_refused(settings):
     """Every flow opens its run through open_run: a future real run never starts."""
-    with pytest.raises(InputError, match="in the future"):
-        with open_run(wall_clock() + timedelta(days=1), False, None, settings=settings):
-            pass  # pragma: no cover - never reached
+    with (
+        pytest.raises(InputError, match="in the future"),
+        open_run(wall_clock() + timedelta(days=1), False, None, settings=settings),
+    ):
+        pass  # pragma: no cover - never reached
 
 
 @pytest.mark.parametrize(

@@ -357,9 +357,11 @@ def test_renewal_past_the_grace_period_is_refused_and_charges_nothing(db, state)
     refused with the local end of the grace period, balance and expiry untouched."""
     _setup(db, state=state, auto_renew=False, expires_at=AS_OF - timedelta(days=8))
     before = _state(db)
-    with pytest.raises(Refused, match="grace period ended on 2027-01-25T10:00\\+08:00"):
-        with db.session() as s:
-            renew(s, **_manual("inst-1", 1, "late"))
+    with (
+        pytest.raises(Refused, match="grace period ended on 2027-01-25T10:00\\+08:00"),
+        db.session() as s,
+    ):
+        renew(s, **_manual("inst-1", 1, "late"))
     assert _state(db) == before
 
 
@@ -371,9 +373,11 @@ def test_renewal_that_would_end_before_as_of_is_refused(db):
         make_instance(s, "inst-1", expires_at=AS_OF - timedelta(days=35), state="expired")
         s.commit()
     before = _state(db)
-    with pytest.raises(Refused, match="nothing is charged for a period that has ended"):
-        with db.session() as s:
-            renew(s, **{**_manual("inst-1", 1, "k"), "grace_days": 60})
+    with (
+        pytest.raises(Refused, match="nothing is charged for a period that has ended"),
+        db.session() as s,
+    ):
+        renew(s, **{**_manual("inst-1", 1, "k"), "grace_days": 60})
     assert _state(db) == before
     with db.session() as s:
         order = renew(s, **{**_manual("inst-1", 2, "k2"), "grace_days": 60})
@@ -385,9 +389,11 @@ def test_upgrade_of_an_active_instance_after_its_expiry_is_refused(db):
     """upgrade --as-of after the expiry of a still-active instance: refused, no order."""
     _setup(db, balance=Decimal("500.00"), auto_renew=False)
     before = _state(db)
-    with pytest.raises(Refused, match="nothing is left of its period to upgrade"):
-        with db.session() as s:
-            _upgrade(s, as_of=EXPIRY + timedelta(days=30))
+    with (
+        pytest.raises(Refused, match="nothing is left of its period to upgrade"),
+        db.session() as s,
+    ):
+        _upgrade(s, as_of=EXPIRY + timedelta(days=30))
     assert _state(db) == before
 
 
@@ -399,9 +405,11 @@ def test_a_request_key_reused_for_other_periods_is_refused(db):
         first = renew(s, **_manual("inst-1", 1, "K1"))
         s.commit()
     before = _state(db)
-    with pytest.raises(Refused, match=f"request key 'K1' was already used by order {first.id}"):
-        with db.session() as s:
-            renew(s, **_manual("inst-1", 3, "K1"))
+    with (
+        pytest.raises(Refused, match=f"request key 'K1' was already used by order {first.id}"),
+        db.session() as s,
+    ):
+        renew(s, **_manual("inst-1", 3, "K1"))
     assert _state(db) == before
     with db.session() as s:
         assert renew(s, **_manual("inst-1", 1, "K1")).id == first.id
@@ -413,11 +421,13 @@ def test_a_request_key_reused_for_another_edition_is_refused(db):
     with db.session() as s:
         first = _upgrade(s, "enterprise-standard", "U1")
         s.commit()
-    with pytest.raises(
-        Refused, match=r"already used by order \d+ \(an upgrade to enterprise-standard"
+    with (
+        pytest.raises(
+            Refused, match=r"already used by order \d+ \(an upgrade to enterprise-standard"
+        ),
+        db.session() as s,
     ):
-        with db.session() as s:
-            _upgrade(s, "enterprise-ultimate", "U1")
+        _upgrade(s, "enterprise-ultimate", "U1")
     with db.session() as s:
         assert _upgrade(s, "enterprise-standard", "U1").id == first.id
 
