@@ -13,7 +13,7 @@ from dns_lifecycle.lifecycle.expiry import (
     release_warning_window,
 )
 from dns_lifecycle.lifecycle.notices import Addressee, iso, notice_rows
-from dns_lifecycle.store.notifications import insert_notices
+from dns_lifecycle.store.notifications import insert_notices, overtaken_in_ledger
 from dns_lifecycle.store.scan import scan_batches
 from flows.artifacts import BatchProgress
 from flows.common import RunContext, StepReport
@@ -123,6 +123,7 @@ def _warn_before_release(
                 Instance.expires_at > after,
                 Instance.expires_at <= until,
                 ~warned,
+                ~overtaken_in_ledger("release_warning", None, Instance.id, Instance.expires_at),
             )
         )
         return stmt.where(Instance.id.in_(instance_ids)) if instance_ids else stmt

@@ -9,7 +9,7 @@ from sqlalchemy import and_, exists, select
 from dns_lifecycle.lifecycle.notices import Addressee, iso, money, notice_rows
 from dns_lifecycle.lifecycle.pricing import period_price
 from dns_lifecycle.lifecycle.reminders import Window, reminder_key, reminder_windows
-from dns_lifecycle.store.notifications import insert_notices
+from dns_lifecycle.store.notifications import insert_notices, overtaken_in_ledger
 from dns_lifecycle.store.scan import scan_batches
 from flows.artifacts import BatchProgress
 from flows.common import RunContext, StepReport
@@ -52,6 +52,9 @@ def _due_in(window: Window, instance_ids: list[str] | None):
                 Instance.expires_at > window.after,
                 Instance.expires_at <= window.until,
                 ~already,
+                ~overtaken_in_ledger(
+                    "reminder", window.offset_days, Instance.id, Instance.expires_at
+                ),
             )
         )
         if instance_ids:

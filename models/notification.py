@@ -30,7 +30,11 @@ class NotificationBase(SQLModel):
         sa_column=Column(JSON, nullable=False),
         description="What the notice says, fixed when it was decided.",
     )
-    state: str = Field(default="pending", max_length=8, description="pending | sent | failed")
+    state: str = Field(
+        default="pending",
+        max_length=8,
+        description="pending | sent | failed | skipped (overtaken, never sent)",
+    )
     attempts: int = 0
     error: str | None = Field(default=None, max_length=1000)
     created_at: datetime = Field(sa_type=UTCDateTime)
