@@ -161,5 +161,7 @@ def test_keys_are_per_period_and_per_day():
 def test_upgrade_after_the_expiry_of_an_active_instance_is_refused(late):
     """An active instance whose expiry has passed (not yet expired by a run) has no
     period left: the upgrade is refused, not priced over a period running backwards."""
-    with pytest.raises(Refused, match="nothing is left of its period to upgrade; renew it first"):
+    with pytest.raises(
+        Refused, match="nothing is charged for a period that has ended; renew it first"
+    ):
         _upgrade(PERSONAL, STANDARD, as_of=EXPIRY + late)

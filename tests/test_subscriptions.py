@@ -390,7 +390,9 @@ def test_upgrade_of_an_active_instance_after_its_expiry_is_refused(db):
     _setup(db, balance=Decimal("500.00"), auto_renew=False)
     before = _state(db)
     with (
-        pytest.raises(Refused, match="nothing is left of its period to upgrade"),
+        pytest.raises(
+            Refused, match="nothing is charged for a period that has ended; renew it first"
+        ),
         db.session() as s,
     ):
         _upgrade(s, as_of=EXPIRY + timedelta(days=30))

@@ -64,15 +64,20 @@ def local_time(moment: datetime, zone: str | tzinfo) -> str:
 
 
 def require_paid_through(
-    instance_id: str, expires_after: datetime, as_of: datetime, zone: str | tzinfo
+    instance_id: str,
+    expires_after: datetime,
+    as_of: datetime,
+    zone: str | tzinfo,
+    fix: str = "renew by more periods",
 ) -> None:
-    """Refuse to charge for a change that leaves the instance expiring at or before
-    ``as_of``: money is never taken for time that has already passed."""
+    """Refuse to charge for a change (renewal or upgrade) that leaves the instance
+    expiring at or before ``as_of``: money is never taken for time that has passed.
+    ``fix`` says what to do instead."""
     if expires_after <= as_of:
         raise Refused(
-            f"instance {instance_id} would still be expired on "
-            f"{local_time(expires_after, zone)}, before {local_time(as_of, zone)}: nothing is "
-            "charged for a period that has ended; renew by more periods"
+            f"instance {instance_id} would expire on {local_time(expires_after, zone)}, "
+            f"not after {local_time(as_of, zone)}: nothing is charged for a period that has "
+            f"ended; {fix}"
         )
 
 
@@ -176,11 +181,8 @@ def plan_upgrade(
             "upgrades to a higher edition are allowed; a downgrade takes effect only as a "
             "new instance"
         )
-    if expires_at <= as_of:
-        raise Refused(
-            f"instance {instance_id} expired on {local_time(expires_at, zone)}, before "
-            f"{local_time(as_of, zone)}: nothing is left of its period to upgrade; renew it first"
-        )
+    # An upgrade keeps the expiry: nothing may be left of the period to charge for.
+    require_paid_through(instance_id, expires_at, as_of, zone, "renew it first")
     start = period_start(expires_at, billing_cycle, anchor_day, zone=zone)
     amount = prorated_upgrade(cur_price, new_price, start, expires_at, as_of)
     return Upgrade(amount, Period(start, expires_at))

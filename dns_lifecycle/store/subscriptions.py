@@ -248,7 +248,6 @@ def upgrade(
         target=(target.code, target.rank, edition_price(target, cycle)),
         as_of=as_of,
     )
-    require_paid_through(instance.id, instance.expires_at, as_of, account.timezone)
     payment = pay_from_balance(account.balance, plan.amount)
     if not payment.paid:
         raise Refused(f"cannot upgrade instance {instance.id} to {target.code}: {payment.reason}")
