@@ -234,6 +234,7 @@ def add_far_future(path: Path, extra: int, seed: int, as_of: datetime) -> None:
 
     from dns_lifecycle.admin.seed import _insert, _instances, instance_id
     from dns_lifecycle.core.db import Database
+    from dns_lifecycle.lifecycle.calendar import local_day
     from models import Account, Domain, Instance, Record
 
     db = Database(sqlite_settings(path))
@@ -243,6 +244,7 @@ def add_far_future(path: Path, extra: int, seed: int, as_of: datetime) -> None:
             accounts = conn.execute(select(func.count()).select_from(Account)).scalar_one()
             domain_base = conn.execute(select(func.max(Domain.id))).scalar_one() or 0
             record_base = conn.execute(select(func.max(Record.id))).scalar_one() or 0
+            zones = dict(conn.execute(select(Account.id, Account.timezone)).all())
         rows = _instances(seed + 1, extra, accounts, as_of + timedelta(days=FAR_FUTURE_DAYS))
         done = 0
         while batch := list(islice(rows, 10_000)):
@@ -250,7 +252,8 @@ def add_far_future(path: Path, extra: int, seed: int, as_of: datetime) -> None:
             for inst, ds, rs in batch:
                 n = int(inst["id"].rsplit("-", 1)[1]) - 1
                 new_id = instance_id(base + n)
-                insts.append({**inst, "id": new_id})
+                anchor = local_day(inst["expires_at"], zones[inst["account_id"]])
+                insts.append({**inst, "id": new_id, "anchor_day": anchor})
                 domains += [
                     {
                         **d,

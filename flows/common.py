@@ -14,7 +14,7 @@ from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, Field
@@ -30,6 +30,14 @@ PLAN_CAP = 200  # rows of a plan kept in a report; `dns-lifecycle export` has th
 FAILURES_CAP = 50
 
 
+# A real run may be started a little ahead of its moment (clocks differ); beyond this
+# it would act now on what is only due later.
+FUTURE_SLACK = timedelta(minutes=5)
+# The years a run may evaluate: far enough from the ends of the calendar that every
+# window around the moment (reminders, grace, periods) is still a date.
+AS_OF_YEARS = range(1970, 3000)
+
+
 def wall_clock() -> datetime:
     return datetime.now(UTC)
 
@@ -37,7 +45,8 @@ def wall_clock() -> datetime:
 def resolve_as_of(value: datetime | date | str | None, clock: Callable[[], datetime]) -> datetime:
     """The moment a run evaluates the lifecycle at, as an aware UTC datetime.
 
-    A bare date means 00:00 UTC of that day; a datetime must carry its offset.
+    A bare date means 00:00 UTC of that day; a datetime must carry its offset. A moment
+    outside the years 1970-2999 is refused.
     """
     if value is None:
         return clock()
@@ -50,6 +59,11 @@ def resolve_as_of(value: datetime | date | str | None, clock: Callable[[], datet
                 f"as_of {text!r} is not a date: give YYYY-MM-DD or an ISO 8601 datetime "
                 "with an offset, e.g. 2026-12-01T02:00:00+08:00"
             ) from None
+    if value.year not in AS_OF_YEARS:
+        raise InputError(
+            f"as_of {value.isoformat()} is outside the years {AS_OF_YEARS[0]}-"
+            f"{AS_OF_YEARS[-1]} a run can evaluate: give a moment in them"
+        )
     if isinstance(value, datetime):
         if value.tzinfo is None:
             raise InputError(
@@ -57,6 +71,22 @@ def resolve_as_of(value: datetime | date | str | None, clock: Callable[[], datet
             )
         return value.astimezone(UTC)
     return datetime(value.year, value.month, value.day, tzinfo=UTC)
+
+
+def run_as_of(
+    value: datetime | date | str | None, dry_run: bool, clock: Callable[[], datetime]
+) -> datetime:
+    """The moment of a run (see :func:`resolve_as_of`); a real run refuses a moment more
+    than :data:`FUTURE_SLACK` ahead of ``clock``, since it would act now on what is due
+    later. A dry run may plan any moment."""
+    as_of = resolve_as_of(value, clock)
+    now = clock()
+    if not dry_run and as_of > now + FUTURE_SLACK:
+        raise InputError(
+            f"as_of {as_of.isoformat()} is in the future (now {now.isoformat(timespec='seconds')})"
+            ": a real run acts only on moments that have come; use a dry run to plan ahead"
+        )
+    return as_of
 
 
 @dataclass
@@ -92,7 +122,7 @@ def open_run(
     ctx = RunContext(
         settings=settings,
         db=db,
-        as_of=resolve_as_of(as_of, wall_clock),
+        as_of=run_as_of(as_of, dry_run, wall_clock),
         dry_run=dry_run,
         batch_size=batch_size or settings.batch_size,
         clock=wall_clock,

@@ -16,7 +16,7 @@ from dns_lifecycle.lifecycle.sharding import Shard
 from flows.artifacts import daily_markdown
 from flows.auto_renew import auto_renew
 from flows.base import lifecycle_flow, report_of
-from flows.common import StepReport, resolve_as_of, sharded, shared_dry_run, wall_clock
+from flows.common import StepReport, run_as_of, sharded, shared_dry_run, wall_clock
 from flows.expire import expire_instances
 from flows.params import AsOf, BatchSize, DryRun
 from flows.release import release_instances
@@ -78,7 +78,7 @@ def daily_lifecycle(
     With `shards` > 1 the run starts one `daily-lifecycle-shard/shard` run per shard
     and waits for them; each works on its share of the instances.
     """
-    moment = resolve_as_of(as_of, wall_clock)
+    moment = run_as_of(as_of, dry_run, wall_clock)
     if shards > 1:
         return _fan_out(moment, dry_run, batch_size, shards)
     return _run_day(moment, dry_run, batch_size, None)
@@ -94,7 +94,7 @@ def daily_lifecycle_shard(
 ) -> DailyReport:
     """One shard of a split daily run, started by `daily-lifecycle` with `shards` > 1:
     every step, for the instances whose id hashes to `shard` of `shards`."""
-    moment = resolve_as_of(as_of, wall_clock)
+    moment = run_as_of(as_of, dry_run, wall_clock)
     return _run_day(moment, dry_run, batch_size, Shard(shard, shards))
 
 

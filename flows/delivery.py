@@ -25,6 +25,7 @@ from dns_lifecycle.store.notifications import (
     claim_pending,
     load_outgoing,
     mark_results,
+    skip_overtaken,
 )
 from flows.common import RunContext, Tally, run_async
 
@@ -55,10 +56,14 @@ def deliver_pending(ctx: RunContext, filt: PendingFilter = ALL_PENDING) -> Tally
                 filt=filt,
             )
             rows = load_outgoing(session, ids)
+            stale = skip_overtaken(session, ids, as_of=ctx.as_of, grace_days=settings.grace_days)
             session.commit()
         if not rows:
             return tally
         after_id = rows[-1].id
+        # Overtaken since it was queued (a later notice, a renewal, the expiry): not sent.
+        tally.add("notices_skipped_overtaken", len(stale))
+        rows = [row for row in rows if row.id not in stale]
 
         email_batch: list[EmailMessage] = []
         sms_batch: list[SmsMessage] = []

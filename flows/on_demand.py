@@ -73,7 +73,13 @@ def renew_now(ctx: RunContext, instance_id: str, periods: int, request_key: str)
         instance_id,
         "renewed",
         lambda s: renew(
-            s, instance_id=instance_id, periods=periods, request_key=request_key, now=ctx.clock()
+            s,
+            instance_id=instance_id,
+            periods=periods,
+            request_key=request_key,
+            as_of=ctx.as_of,
+            now=ctx.clock(),
+            grace_days=ctx.settings.grace_days,
         ),
     )
 
@@ -104,7 +110,12 @@ def switch_auto_renew_now(
         instance_id,
         "auto_renew_changed",
         lambda s: set_auto_renew(
-            s, instance_id=instance_id, on=on, request_key=request_key, now=ctx.clock()
+            s,
+            instance_id=instance_id,
+            on=on,
+            request_key=request_key,
+            as_of=ctx.as_of,
+            now=ctx.clock(),
         ),
     )
 

@@ -17,7 +17,9 @@ AsOf = Annotated[
     datetime | SkipJsonSchema[None],
     Field(
         description="Evaluate the lifecycle as of this moment (default: now). Reruns and "
-        "backfills give a past moment; a value without an offset is refused.",
+        "backfills give a past moment; a real run refuses one more than 5 minutes ahead of "
+        "the clock (a dry run may plan any), and any run one outside the years 1970-2999 or "
+        "without an offset.",
     ),
 ]
 DryRun = Annotated[

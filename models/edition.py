@@ -4,7 +4,7 @@ from decimal import Decimal
 
 from sqlmodel import Field, SQLModel
 
-from models.types import BillingCycle, Money
+from models.types import Money
 
 
 class EditionBase(SQLModel):
@@ -17,5 +17,4 @@ class EditionBase(SQLModel):
 
 
 class Edition(EditionBase, table=True):
-    def price(self, billing_cycle: BillingCycle) -> Decimal:
-        return self.monthly_price if billing_cycle == "monthly" else self.yearly_price
+    """An edition; the price of one period is ``lifecycle.pricing.edition_price``."""

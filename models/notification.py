@@ -30,6 +30,7 @@ class NotificationBase(SQLModel):
         sa_column=Column(JSON, nullable=False),
         description="What the notice says, fixed when it was decided.",
     )
+    # skipped: overtaken by a later notice for the same expiry, never sent.
     state: DeliveryState = word(8, default="pending")
     attempts: int = 0
     error: str | None = Field(default=None, max_length=1000)

@@ -42,7 +42,7 @@ Channel = Literal["email", "sms"]
 CHANNELS: tuple[Channel, ...] = get_args(Channel)
 
 # A notification, and a ticket's delivery to the ticket sink.
-DeliveryState = Literal["pending", "sent", "failed"]
+DeliveryState = Literal["pending", "sent", "failed", "skipped"]
 DELIVERY_STATES: tuple[DeliveryState, ...] = get_args(DeliveryState)
 
 TicketState = Literal["open", "resolved"]

@@ -6,11 +6,12 @@ checked) but never commits: the test owns the transaction, as a flow step would.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 from dns_lifecycle.admin.seed import CLUSTERS, EDITIONS, FREE_CLUSTER
+from dns_lifecycle.lifecycle.calendar import local_day
 from models import Account, Cluster, Domain, Edition, Instance, Record
 
 # The catalog tests get: every edition, one paid cluster and the free one.
@@ -88,11 +89,11 @@ def make_instance(
     defaults). ``domains`` is a list of ``{"name", "registrar", "epp_statuses",
     "records": [(type, host, value, ttl), ...]}``, optionally with ``"nameservers"``
     (default: the cluster's); records are served by ``cluster``. Default: see
-    :func:`default_domains`. ``anchor_day`` defaults to the UTC day of ``expires_at``.
+    :func:`default_domains`. ``anchor_day`` defaults to the day of ``expires_at`` in the
+    account's time zone.
     """
     make_catalog(session)
-    if session.get(Account, account) is None:
-        make_account(session, account)
+    owner = session.get(Account, account) or make_account(session, account)
     cluster_row = session.get(Cluster, cluster)
     if cluster_row is None:
         raise ValueError(f"no cluster {cluster!r}: the factory catalog has {CATALOG_CLUSTERS}")
@@ -102,7 +103,7 @@ def make_instance(
         edition_code=edition,
         billing_cycle=billing_cycle,
         expires_at=expires_at,
-        anchor_day=anchor_day if anchor_day is not None else expires_at.astimezone(UTC).day,
+        anchor_day=anchor_day if anchor_day is not None else local_day(expires_at, owner.timezone),
         auto_renew=auto_renew,
         state=state,
         cluster_code=cluster,

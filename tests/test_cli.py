@@ -62,7 +62,7 @@ def test_renew_prints_the_order_and_moves_the_expiry(cli):
     code, out, _ = cli("renew", "inst-a01", "--periods", "2")
     assert code == 0 and "manual_renewal of inst-a01" in out and "paid" in out
     expiry = next(i for i in _export(cli)["instances"] if i["id"] == "inst-a01")["expires_at"]
-    assert expiry.startswith("2027-03-31")
+    assert expiry.startswith("2027-03-30T16:00")  # 31 March 00:00 in Shanghai
 
 
 @pytest.mark.parametrize(
@@ -116,3 +116,24 @@ def test_preview_emails_writes_a_gallery(cli, tmp_path):
     code, out, _ = cli("preview-emails", str(tmp_path / "gallery"))
     assert code == 0 and (tmp_path / "gallery" / "index.html").exists()
     assert "index.html" in out
+
+
+def test_renewing_past_the_grace_period_exits_2_with_its_end_and_charges_nothing(cli):
+    """inst-a03 expired 20 Nov 2026 (London): its grace ended 27 Nov; a renewal today is
+    refused in one line naming that date, and nothing changes."""
+    cli("import", str(SAMPLE))
+    before = _export(cli)
+    code, out, err = cli("renew", "inst-a03", "--request-key", "late")
+    assert code == 2 and out == ""
+    assert err.count("\n") == 1
+    assert "grace period ended on 2026-11-27T00:00+00:00" in err
+    assert _export(cli) == before
+
+
+def test_auto_renew_on_for_an_expired_instance_exits_2_saying_renew_by_hand(cli):
+    """Switching auto-renewal on for an expired instance is refused: renew it by hand."""
+    cli("import", str(SAMPLE))
+    before = _export(cli)
+    code, _, err = cli("auto-renew", "inst-a03", "--on")
+    assert code == 2 and "renew it by hand (`dns-lifecycle renew inst-a03`)" in err
+    assert _export(cli) == before

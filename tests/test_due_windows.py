@@ -75,8 +75,14 @@ def test_an_offset_already_reminded_is_not_due_again():
     """The 3-day reminder, once in the ledger for this expiry, is not due again; the
     7-day one in the ledger does not stop it."""
     expiry = AS_OF + 2 * DAY
-    assert reminder_due("active", expiry, AS_OF, OFFSETS, reminded={3}) is None
-    assert reminder_due("active", expiry, AS_OF, OFFSETS, reminded={7}) == 3
+    assert reminder_due("active", expiry, AS_OF, OFFSETS, ledger=[("reminder", 3)]) is None
+    assert reminder_due("active", expiry, AS_OF, OFFSETS, ledger=[("reminder", 7)]) == 3
+
+
+def test_a_reminder_a_smaller_offset_overtook_is_not_due():
+    """A backfill finds the 1-day reminder already sent: the 3-day one is not due."""
+    expiry = AS_OF + timedelta(days=2)
+    assert reminder_due("active", expiry, AS_OF, OFFSETS, ledger=[("reminder", 1)]) is None
 
 
 # ------------------------------------------------------------------ the SQL agrees
@@ -159,8 +165,17 @@ def test_the_store_scans_select_what_the_rules_decide(_sqlite_template, tmp_path
             reminded |= {(i, window.offset_days) for i in _ids(db, reminders_due(window))}
         assert reminded == {
             (i, offset)
-            for i, (state, expires_at, _, done, _) in fleet_by_id.items()
-            if (offset := reminder_due(state, expires_at, AS_OF, OFFSETS, done)) is not None
+            for i, (state, expires_at, _, done, warned) in fleet_by_id.items()
+            if (
+                offset := reminder_due(
+                    state,
+                    expires_at,
+                    AS_OF,
+                    OFFSETS,
+                    [("reminder", o) for o in done] + [("release_warning", None)] * warned,
+                )
+            )
+            is not None
         }
         assert _ids(db, past_expiry(AS_OF)) == {
             i

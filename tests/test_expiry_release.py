@@ -25,7 +25,7 @@ from flows.release import release_due
 from models import Domain, Instance, Notification, Record, Ticket, ZoneSnapshot
 from tests.factories import make_instance
 
-EXPIRY = datetime(2027, 3, 1, 4, 0, tzinfo=UTC)
+EXPIRY = datetime(2026, 3, 1, 4, 0, tzinfo=UTC)  # past: real runs never evaluate the future
 RELEASE = EXPIRY + timedelta(hours=168)
 FREE_NS = ["ns1.free.dns-hosting.example", "ns2.free.dns-hosting.example"]
 

@@ -612,14 +612,23 @@ def test_an_account_balance_left_out_is_kept(db):
     }
 
 
-def test_anchor_day_defaults_to_the_utc_day_of_expiry(db):
-    """Without anchor_day, the anchor is the expiry's day of month in UTC."""
+def test_anchor_day_defaults_to_the_day_of_expiry_in_the_accounts_zone(db):
+    """Without anchor_day, the anchor is the expiry's day of month in the account's zone
+    (here Shanghai), not in UTC."""
     doc = sample()
     instance = doc["instances"][0]
     del instance["anchor_day"]
     instance["expires_at"] = "2027-02-01T00:30:00+08:00"  # 31 January in UTC
     load(db, doc)
-    assert export(db)["instances"][0]["anchor_day"] == 31
+    assert export(db)["instances"][0]["anchor_day"] == 1
+
+
+def test_anchor_day_must_fit_the_local_day_of_expiry(db):
+    """An anchor that fits the UTC day but not the day in the account's zone is refused."""
+    doc = sample()
+    doc["instances"][0]["expires_at"] = "2027-01-31T16:00:00+00:00"  # 1 Feb in Shanghai
+    with pytest.raises(InventoryInvalid, match=r"anchor_day: 31 does not fit .*Asia/Shanghai"):
+        load(db, doc)
 
 
 # --- reading the file ------------------------------------------------------------------

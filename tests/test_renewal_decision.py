@@ -11,11 +11,13 @@ from dns_lifecycle.core.errors import Refused
 from dns_lifecycle.lifecycle.notices.keys import auto_renewal_key, renewal_failed_key
 from dns_lifecycle.lifecycle.renewal import (
     MAX_PERIODS,
+    check_periods,
     check_renewable,
     is_auto_renewal_due,
     pay_from_balance,
     plan_upgrade,
     renewal_period,
+    require_paid_through,
 )
 
 EXPIRY = datetime(2027, 1, 31, 16, 0, tzinfo=UTC)
@@ -33,10 +35,12 @@ def test_auto_renewal_due_from_lead_time_until_expiry():
 
 def test_renewal_period_keeps_the_anchor():
     """A monthly subscription anchored on the 31st renews to the end of February."""
-    period = renewal_period(EXPIRY, "monthly", 31)
+    period = renewal_period(EXPIRY, "monthly", 31, zone="UTC")
     assert period.start == EXPIRY
     assert period.end == datetime(2027, 2, 28, 16, 0, tzinfo=UTC)
-    assert renewal_period(period.end, "monthly", 31).end == datetime(2027, 3, 31, 16, tzinfo=UTC)
+    assert renewal_period(period.end, "monthly", 31, zone="UTC").end == datetime(
+        2027, 3, 31, 16, tzinfo=UTC
+    )
 
 
 def test_payment_covers_or_fails_without_going_negative():
@@ -47,10 +51,43 @@ def test_payment_covers_or_fails_without_going_negative():
     assert "top up at least ¥4.90" in short.reason
 
 
+def _renewable(state, as_of=EXPIRY - timedelta(days=1), grace_days=7):
+    check_renewable(
+        "inst-1",
+        state,
+        1,
+        "monthly",
+        expires_at=EXPIRY,
+        as_of=as_of,
+        grace_days=grace_days,
+        zone="Asia/Shanghai",
+    )
+
+
+def test_renewal_is_allowed_until_the_grace_period_ends():
+    """Rule 3: an instance can be renewed up to the last instant of its grace period."""
+    _renewable("expired", as_of=EXPIRY + timedelta(hours=168) - timedelta(microseconds=1))
+
+
+@pytest.mark.parametrize("state", ["active", "expired"])
+def test_renewal_past_the_grace_period_is_refused_with_its_end(state):
+    """Past the grace period (released or not yet), renewal is refused, naming the local
+    date and time the grace period ended."""
+    with pytest.raises(Refused, match=r"grace period ended on 2027-02-08T00:00\+08:00"):
+        _renewable(state, as_of=EXPIRY + timedelta(hours=168))
+
+
+def test_renewal_that_leaves_the_instance_expired_is_refused():
+    """Nothing is charged for a renewal whose new expiry is not after as_of."""
+    require_paid_through("inst-1", EXPIRY + timedelta(seconds=1), EXPIRY, "UTC")
+    with pytest.raises(Refused, match="nothing is charged for a period that has ended"):
+        require_paid_through("inst-1", EXPIRY, EXPIRY, "UTC")
+
+
 def test_released_instance_cannot_be_renewed():
     """Rule 3: a released instance is refused with the reason."""
     with pytest.raises(Refused, match="released and cannot be renewed"):
-        check_renewable("inst-1", "released", 1, "monthly")
+        _renewable("released")
 
 
 @pytest.mark.parametrize("cycle", ["monthly", "yearly"])
@@ -58,15 +95,15 @@ def test_released_instance_cannot_be_renewed():
 def test_period_count_out_of_bounds_is_refused(cycle, bad):
     """Periods outside 1..max are refused, naming the allowed range."""
     with pytest.raises(Refused, match=f"1 to {MAX_PERIODS[cycle]}"):
-        check_renewable("inst-1", "active", bad, cycle)
+        check_periods("inst-1", bad, cycle)
 
 
 def test_period_count_upper_bound_depends_on_the_cycle():
     """36 months is fine, 11 years is not."""
-    check_renewable("inst-1", "active", 36, "monthly")
-    check_renewable("inst-1", "expired", 10, "yearly")
+    check_periods("inst-1", 36, "monthly")
+    check_periods("inst-1", 10, "yearly")
     with pytest.raises(Refused):
-        check_renewable("inst-1", "active", 11, "yearly")
+        check_periods("inst-1", 11, "yearly")
 
 
 def _upgrade(current, target, state="active", as_of=EXPIRY - timedelta(days=14)):
@@ -76,6 +113,7 @@ def _upgrade(current, target, state="active", as_of=EXPIRY - timedelta(days=14))
         expires_at=EXPIRY,
         billing_cycle="monthly",
         anchor_day=31,
+        zone="UTC",
         current=current,
         target=target,
         as_of=as_of,
@@ -116,3 +154,13 @@ def test_keys_are_per_period_and_per_day():
     same_day = renewal_failed_key(key, datetime(2027, 1, 25, 23, tzinfo=UTC))
     next_day = renewal_failed_key(key, datetime(2027, 1, 26, 1, tzinfo=UTC))
     assert day1 == same_day != next_day
+
+
+@pytest.mark.parametrize("late", [timedelta(0), timedelta(days=30)])
+def test_upgrade_after_the_expiry_of_an_active_instance_is_refused(late):
+    """An active instance whose expiry has passed (not yet expired by a run) has no
+    period left: the upgrade is refused, not priced over a period running backwards."""
+    with pytest.raises(
+        Refused, match="nothing is charged for a period that has ended; renew it first"
+    ):
+        _upgrade(PERSONAL, STANDARD, as_of=EXPIRY + late)

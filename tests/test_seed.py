@@ -13,6 +13,7 @@ from sqlmodel import Session, select
 
 from dns_lifecycle.admin.seed import FREE_CLUSTER, PAID_CLUSTERS, TIMEZONES, seed_fleet
 from dns_lifecycle.core.errors import InputError
+from dns_lifecycle.lifecycle.calendar import local_day
 from models import Account, Cluster, Domain, Edition, Instance, Record
 from models.account import AccountBase
 from models.domain import DomainBase
@@ -160,6 +161,7 @@ def test_rows_satisfy_the_model_constraints(seeded):
         records = session.exec(select(Record)).all()
         clusters = {c.code: c for c in session.exec(select(Cluster)).all()}
 
+    zones = {a.id: a.timezone for a in accounts}
     for a in accounts:
         AccountBase.model_validate(a.model_dump())
         assert E164_MAINLAND_MOBILE.match(a.phone) or E164_NANP.match(a.phone), a.phone
@@ -169,7 +171,7 @@ def test_rows_satisfy_the_model_constraints(seeded):
         InstanceBase.model_validate(i.model_dump())
         assert i.expires_at.tzinfo is not None
         assert i.expires_at.utcoffset() == timedelta(0)
-        assert i.anchor_day == i.expires_at.day
+        assert i.anchor_day == local_day(i.expires_at, zones[i.account_id])
         instance_cluster[i.id] = i.cluster_code
     domain_cluster = {}
     for d in domains:
@@ -218,7 +220,7 @@ def test_new_rows_after_seeding_get_fresh_ids(seeded):
 
 def test_factories_build_a_valid_instance(db):
     """make_instance builds an instance with a HiChina domain and two records by default."""
-    expires_at = datetime(2027, 1, 31, 16, 0, tzinfo=UTC)
+    expires_at = datetime(2027, 1, 30, 16, 0, tzinfo=UTC)  # 31 January in Shanghai
     with db.session() as session:
         make_catalog(session)
         make_catalog(session)  # idempotent

@@ -18,7 +18,7 @@ from models import Account, Instance, Notification, Order
 from tests.factories import make_account, make_instance
 
 AS_OF = datetime(2027, 1, 26, 2, 0, tzinfo=UTC)
-EXPIRY = datetime(2027, 1, 31, 16, 0, tzinfo=UTC)  # 5.6 days after AS_OF: auto-renewal due
+EXPIRY = datetime(2027, 1, 30, 16, 0, tzinfo=UTC)  # 31 Jan 00:00 in Shanghai; auto-renewal due
 
 
 def _setup(db, *, balance=Decimal("100.00"), auto_renew=True, state="active", expires_at=EXPIRY):
@@ -28,6 +28,18 @@ def _setup(db, *, balance=Decimal("100.00"), auto_renew=True, state="active", ex
             s, "inst-1", expires_at=expires_at, auto_renew=auto_renew, state=state, anchor_day=31
         )
         s.commit()
+
+
+def _manual(instance_id, periods, request_key, as_of=AS_OF):
+    """The arguments of a manual renewal request made at ``as_of``."""
+    return dict(
+        instance_id=instance_id,
+        periods=periods,
+        request_key=request_key,
+        as_of=as_of,
+        now=as_of,
+        grace_days=7,
+    )
 
 
 def _state(db):
@@ -60,7 +72,9 @@ def test_auto_renewal_pays_extends_and_tells(db):
     with db.session() as s:
         order = s.execute(select(Order)).scalar_one()
         assert (order.kind, order.state, order.amount) == ("auto_renewal", "paid", Decimal("9.90"))
-        assert s.get(Instance, "inst-1").expires_at == datetime(2027, 2, 28, 16, tzinfo=UTC)
+        assert s.get(Instance, "inst-1").expires_at == datetime(
+            2027, 2, 27, 16, tzinfo=UTC
+        )  # 28 Feb 00:00 local
         assert s.get(Account, "acct-1").balance == Decimal("90.10")
         kinds = sorted((n.kind, n.channel) for n in s.execute(select(Notification)).scalars())
     assert kinds == [
@@ -100,7 +114,9 @@ def test_failed_payment_is_retried_next_day_and_succeeds_after_top_up(db):
         orders = s.execute(select(Order)).scalars().all()
         assert [(o.state, o.amount) for o in orders] == [("paid", Decimal("9.90"))]
         assert s.get(Account, "acct-1").balance == Decimal("40.10")
-        assert s.get(Instance, "inst-1").expires_at == datetime(2027, 2, 28, 16, tzinfo=UTC)
+        assert s.get(Instance, "inst-1").expires_at == datetime(
+            2027, 2, 27, 16, tzinfo=UTC
+        )  # 28 Feb 00:00 local
 
 
 def test_dry_run_auto_renewal_changes_nothing(db, settings):
@@ -117,7 +133,7 @@ def test_manual_renewal_of_an_expired_instance_extends_from_the_old_expiry(db):
     """Inside the grace period, renewal counts from the old expiry and reactivates."""
     _setup(db, state="expired", auto_renew=False, expires_at=AS_OF - timedelta(days=3))
     with db.session() as s:
-        order = renew(s, instance_id="inst-1", periods=2, request_key="r1", now=AS_OF)
+        order = renew(s, **_manual("inst-1", 2, "r1"))
         s.commit()
     with db.session() as s:
         inst = s.get(Instance, "inst-1")
@@ -132,7 +148,7 @@ def test_the_same_manual_request_twice_renews_once(db):
     _setup(db, auto_renew=False)
     for _ in range(2):
         with db.session() as s:
-            renew(s, instance_id="inst-1", periods=1, request_key="same", now=AS_OF)
+            renew(s, **_manual("inst-1", 1, "same"))
             s.commit()
     with db.session() as s:
         assert s.execute(select(func.count()).select_from(Order)).scalar_one() == 1
@@ -142,17 +158,17 @@ def test_the_same_manual_request_twice_renews_once(db):
     ("change", "error", "message"),
     [
         (
-            lambda s: renew(s, instance_id="nope", periods=1, request_key="k", now=AS_OF),
+            lambda s: renew(s, **_manual("nope", 1, "k")),
             NotFound,
             "instance 'nope' does not exist",
         ),
         (
-            lambda s: renew(s, instance_id="inst-1", periods=0, request_key="k", now=AS_OF),
+            lambda s: renew(s, **_manual("inst-1", 0, "k")),
             Refused,
             "renews by 1 to 36 months",
         ),
         (
-            lambda s: renew(s, instance_id="inst-1", periods=37, request_key="k", now=AS_OF),
+            lambda s: renew(s, **_manual("inst-1", 37, "k")),
             Refused,
             "renews by 1 to 36 months",
         ),
@@ -181,7 +197,7 @@ def test_the_same_manual_request_twice_renews_once(db):
             "edition 'platinum' does not exist",
         ),
         (
-            lambda s: renew(s, instance_id="inst-1", periods=36, request_key="k", now=AS_OF),
+            lambda s: renew(s, **_manual("inst-1", 36, "k")),
             Refused,
             "does not cover",
         ),
@@ -210,7 +226,7 @@ def test_released_instance_renewal_is_refused_and_nothing_changes(db):
     _setup(db, state="released", auto_renew=False)
     before = _state(db)
     with pytest.raises(Refused, match="released"), db.session() as s:
-        renew(s, instance_id="inst-1", periods=1, request_key="k", now=AS_OF)
+        renew(s, **_manual("inst-1", 1, "k"))
     assert _state(db) == before
 
 
@@ -257,10 +273,14 @@ def test_auto_renew_switch_tells_once(db):
     """Switching off tells the account; switching off again changes nothing."""
     _setup(db)
     with db.session() as s:
-        assert set_auto_renew(s, instance_id="inst-1", on=False, request_key="a", now=AS_OF)
+        assert set_auto_renew(
+            s, instance_id="inst-1", on=False, request_key="a", as_of=AS_OF, now=AS_OF
+        )
         s.commit()
     with db.session() as s:
-        assert not set_auto_renew(s, instance_id="inst-1", on=False, request_key="b", now=AS_OF)
+        assert not set_auto_renew(
+            s, instance_id="inst-1", on=False, request_key="b", as_of=AS_OF, now=AS_OF
+        )
         s.commit()
         assert not s.get(Instance, "inst-1").auto_renew
         assert s.execute(select(func.count()).select_from(Notification)).scalar_one() == 2
@@ -282,7 +302,7 @@ def test_manual_renewal_racing_auto_renewal_extends_once_per_order(db):
             try:
                 barrier.wait()
                 with db.session() as s:
-                    renew(s, instance_id=inst, periods=1, request_key="m", now=AS_OF)
+                    renew(s, **_manual(inst, 1, "m"))
                     s.commit()
             except BaseException as exc:  # pragma: no cover - reported below
                 errors.append(exc)
@@ -326,3 +346,124 @@ def test_a_failed_auto_renewal_says_why_in_the_actions_table(db):
     row = _auto(db).plan[0]
     assert row["result"] == "failed"
     assert "does not cover" in row["reason"] and "top up" in row["reason"]
+
+
+def _upgrade(s, edition="enterprise-standard", request_key="k", as_of=AS_OF):
+    return upgrade(
+        s,
+        instance_id="inst-1",
+        edition_code=edition,
+        request_key=request_key,
+        as_of=as_of,
+        now=as_of,
+    )
+
+
+@pytest.mark.parametrize("state", ["active", "expired"])
+def test_renewal_past_the_grace_period_is_refused_and_charges_nothing(db, state):
+    """An instance past its grace period that no run has released yet cannot be renewed:
+    refused with the local end of the grace period, balance and expiry untouched."""
+    _setup(db, state=state, auto_renew=False, expires_at=AS_OF - timedelta(days=8))
+    before = _state(db)
+    with (
+        pytest.raises(Refused, match="grace period ended on 2027-01-25T10:00\\+08:00"),
+        db.session() as s,
+    ):
+        renew(s, **_manual("inst-1", 1, "late"))
+    assert _state(db) == before
+
+
+def test_renewal_that_would_end_before_as_of_is_refused(db):
+    """With a grace period longer than a month, a one-month renewal that would still end
+    before as_of is refused: nothing is paid for time already over."""
+    with db.session() as s:
+        make_account(s, "acct-1", balance=Decimal("100.00"))
+        make_instance(s, "inst-1", expires_at=AS_OF - timedelta(days=35), state="expired")
+        s.commit()
+    before = _state(db)
+    with (
+        pytest.raises(Refused, match="nothing is charged for a period that has ended"),
+        db.session() as s,
+    ):
+        renew(s, **{**_manual("inst-1", 1, "k"), "grace_days": 60})
+    assert _state(db) == before
+    with db.session() as s:
+        order = renew(s, **{**_manual("inst-1", 2, "k2"), "grace_days": 60})
+        s.commit()
+    assert order.period_end > AS_OF
+
+
+def test_upgrade_of_an_active_instance_after_its_expiry_is_refused(db):
+    """upgrade --as-of after the expiry of a still-active instance: refused, no order."""
+    _setup(db, balance=Decimal("500.00"), auto_renew=False)
+    before = _state(db)
+    with (
+        pytest.raises(
+            Refused, match="nothing is charged for a period that has ended; renew it first"
+        ),
+        db.session() as s,
+    ):
+        _upgrade(s, as_of=EXPIRY + timedelta(days=30))
+    assert _state(db) == before
+
+
+def test_a_request_key_reused_for_other_periods_is_refused(db):
+    """renew --request-key K1 --periods 1, then --periods 3: the second is refused, naming
+    the first order; the same request again still returns that order."""
+    _setup(db, auto_renew=False)
+    with db.session() as s:
+        first = renew(s, **_manual("inst-1", 1, "K1"))
+        s.commit()
+    before = _state(db)
+    with (
+        pytest.raises(Refused, match=f"request key 'K1' was already used by order {first.id}"),
+        db.session() as s,
+    ):
+        renew(s, **_manual("inst-1", 3, "K1"))
+    assert _state(db) == before
+    with db.session() as s:
+        assert renew(s, **_manual("inst-1", 1, "K1")).id == first.id
+
+
+def test_a_request_key_reused_for_another_edition_is_refused(db):
+    """An upgrade key reused with another target edition is refused."""
+    _setup(db, balance=Decimal("5000.00"), auto_renew=False)
+    with db.session() as s:
+        first = _upgrade(s, "enterprise-standard", "U1")
+        s.commit()
+    with (
+        pytest.raises(
+            Refused, match=r"already used by order \d+ \(an upgrade to enterprise-standard"
+        ),
+        db.session() as s,
+    ):
+        _upgrade(s, "enterprise-ultimate", "U1")
+    with db.session() as s:
+        assert _upgrade(s, "enterprise-standard", "U1").id == first.id
+
+
+@pytest.mark.parametrize(
+    ("state", "expires_at"),
+    [("expired", AS_OF - timedelta(days=2)), ("active", AS_OF - timedelta(hours=1))],
+)
+def test_auto_renew_on_after_expiry_is_refused_saying_renew_by_hand(db, state, expires_at):
+    """Switching auto-renewal on for an instance past its expiry is refused, pointing to a
+    manual renewal; nothing is changed and nobody is told."""
+    _setup(db, state=state, auto_renew=False, expires_at=expires_at)
+    before = _state(db)
+    with pytest.raises(Refused, match="renew it by hand"), db.session() as s:
+        set_auto_renew(s, instance_id="inst-1", on=True, request_key="a", as_of=AS_OF, now=AS_OF)
+    assert _state(db) == before
+
+
+def test_auto_renewal_counts_months_on_the_accounts_calendar(db):
+    """A New York account expiring 31 Jan 23:59 local renews to 28 Feb 23:59 local."""
+    ny = datetime(2027, 2, 1, 4, 59, tzinfo=UTC)  # 31 Jan 23:59 EST
+    with db.session() as s:
+        make_account(s, "acct-1", timezone="America/New_York")
+        make_instance(s, "inst-1", expires_at=ny, auto_renew=True)
+        s.commit()
+    _auto(db, ny - timedelta(days=3))
+    with db.session() as s:
+        assert s.get(Instance, "inst-1").anchor_day == 31
+        assert s.get(Instance, "inst-1").expires_at == datetime(2027, 3, 1, 4, 59, tzinfo=UTC)

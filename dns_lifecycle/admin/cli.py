@@ -142,10 +142,11 @@ def cmd_run(args, settings: Settings) -> int:
     from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
 
     from flows.base import report_of
-    from flows.common import resolve_as_of, wall_clock
+    from flows.common import run_as_of, wall_clock
     from flows.daily import DailyReport, daily_lifecycle
 
-    as_of = resolve_as_of(args.as_of, wall_clock)  # a bad date fails before Prefect starts
+    # A bad or future date fails before Prefect starts.
+    as_of = run_as_of(args.as_of, args.dry_run, wall_clock)
     # This process waits for the run itself: heartbeats (which let a server notice a
     # crashed worker) would only add a second to each step.
     with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):

@@ -42,6 +42,7 @@ from sqlmodel import col
 
 from dns_lifecycle.core.db import Database
 from dns_lifecycle.core.errors import InputError
+from dns_lifecycle.lifecycle.calendar import local_day
 from models import Account, Cluster, Domain, Edition, Instance, Record
 
 # Prices in CNY, cheapest edition first.
@@ -228,7 +229,7 @@ def _instances(seed: int, count: int, accounts: int, as_of: datetime) -> Iterato
             "edition_code": rng.choices(editions, weights=(60, 30, 10))[0],
             "billing_cycle": "monthly" if rng.random() < 0.4 else "yearly",
             "expires_at": expires_at,
-            "anchor_day": expires_at.day,
+            "anchor_day": 0,  # the day in the account's zone: set once the zone is known
             "auto_renew": rng.random() < 0.4,
             "state": "expired" if expires_at <= as_of else "active",
             "cluster_code": cluster,
@@ -366,14 +367,19 @@ def seed_fleet(
         counts = _ensure_catalog(conn)
 
     account_rows = _accounts(seed, n_accounts)
+    zones: dict[str, str] = {}
     while batch := list(islice(account_rows, chunk)):
         with db.engine.begin() as conn:
             _insert(conn, Account, batch)
+        zones.update((a["id"], a["timezone"]) for a in batch)
 
     counts.update(account=n_accounts, instance=0, domain=0, record=0)
     instance_rows = _instances(seed, instances, n_accounts, as_of)
     while group := list(islice(instance_rows, chunk)):
         insts = [row for row, _, _ in group]
+        for row in insts:
+            # Months are counted on the account's own calendar.
+            row["anchor_day"] = local_day(row["expires_at"], zones[row["account_id"]])
         domains = [d for _, ds, _ in group for d in ds]
         records = [r for _, _, rs in group for r in rs]
         with db.engine.begin() as conn:

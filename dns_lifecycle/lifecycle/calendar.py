@@ -7,12 +7,20 @@ subscription taken out on 29 February renews on 28 February until the next leap 
 The anchor is what makes that possible: the day of the current expiry alone cannot tell
 "28 February, anchored on the 28th" from "28 February, anchored on the 31st".
 
+The calendar is the account's own: months are counted on the local date and time in
+the account's time zone (an IANA name), the anchor is a local day of the month
+(``Instance.anchor_day``), and only the result is turned back into UTC for storage.
+A Shanghai subscription expiring at 00:00 local on 31 January thus renews to 00:00
+local on the last day of February, whatever UTC date that is. How a local time that a
+daylight-saving change skips or repeats is resolved is said in :func:`add_months`.
+
 Everything here is a pure function of its arguments: no clock, no database.
 """
 
 from __future__ import annotations
 
-from datetime import MAXYEAR, MINYEAR, datetime
+from datetime import MAXYEAR, MINYEAR, UTC, datetime, tzinfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from models.types import BILLING_CYCLES, BillingCycle
 
@@ -35,27 +43,63 @@ def days_in_month(year: int, month: int) -> int:
     return _DAYS_IN_MONTH[month - 1]
 
 
-def add_months(moment: datetime, months: int, anchor_day: int) -> datetime:
-    """``moment`` moved by ``months`` calendar months onto the anchor day.
+def zone_of(zone: str | tzinfo) -> tzinfo:
+    """The time zone named ``zone`` (an IANA name such as "Asia/Shanghai"), or ``zone``."""
+    if isinstance(zone, tzinfo):
+        return zone
+    try:
+        return ZoneInfo(zone)
+    except (ZoneInfoNotFoundError, ValueError, TypeError):
+        raise ValueError(f"time zone {zone!r} is not an IANA time zone name") from None
 
-    The result is in month ``moment.month + months`` (``months`` may be negative), on
-    day ``min(anchor_day, days in that month)``, at the same time of day and with the
-    same ``tzinfo`` as ``moment``. The day of ``moment`` itself is not used: the anchor
-    decides, so 28 Feb + 1 month with anchor 31 is 31 Mar.
+
+def local_day(moment: datetime, zone: str | tzinfo) -> int:
+    """The day of the month of ``moment`` on the calendar of ``zone``."""
+    _require_aware(moment, "moment")
+    return moment.astimezone(zone_of(zone)).day
+
+
+def add_months(moment: datetime, months: int, anchor_day: int, zone: str | tzinfo) -> datetime:
+    """``moment`` moved by ``months`` calendar months of ``zone`` onto the anchor day, in UTC.
+
+    ``moment`` is read as a local date and time in ``zone``. The result is in local
+    month ``month + months`` (``months`` may be negative), on local day
+    ``min(anchor_day, days in that month)``, at the same local time of day. The day of
+    ``moment`` itself is not used: the anchor decides, so 28 Feb + 1 month with anchor
+    31 is 31 Mar.
+
+    Daylight-saving changes, as a wall clock handles them:
+
+    - a local time that does not exist on the target day (the clocks jump over it, e.g.
+      02:30 when they go from 02:00 to 03:00) is moved forward by the length of the
+      jump (03:30): the instant is the one the clock would have shown without the jump;
+    - a local time that exists twice (the clocks go back over it) is the earlier of the
+      two instants (``fold=0``, still on the offset before the change).
+
+    Either way the result is exactly one instant, returned in UTC. A time moved forward
+    by a jump stays moved: the next period counts from the moved time, as it is the
+    expiry the customer was told.
     """
     _require_aware(moment, "moment")
     _require_anchor(anchor_day)
     _require_int(months, "months")
+    tz = zone_of(zone)
+    local = moment.astimezone(tz)
     # Count months from year 0 so that negative steps and year changes need no cases.
-    year, month_index = divmod(moment.year * 12 + (moment.month - 1) + months, 12)
-    if not MINYEAR <= year <= MAXYEAR:
+    year, month_index = divmod(local.year * 12 + (local.month - 1) + months, 12)
+    # One year of slack each way: the local date may sit a day off the UTC one.
+    if not MINYEAR < year < MAXYEAR:
         raise ValueError(
             f"{moment.isoformat()} moved by {months} months leaves the years "
-            f"{MINYEAR}..{MAXYEAR} that a datetime can hold: use a smaller number of months"
+            f"{MINYEAR + 1}..{MAXYEAR - 1} that an expiry can hold: use a smaller number "
+            "of months"
         )
     month = month_index + 1
     day = min(anchor_day, days_in_month(year, month))
-    return moment.replace(year=year, month=month, day=day)
+    wall = local.replace(tzinfo=None, fold=0, year=year, month=month, day=day)
+    # fold=0 reads a repeated time on the earlier offset, and a skipped time on the
+    # offset before the jump, which lands the instant after the jump by its length.
+    return wall.replace(tzinfo=tz).astimezone(UTC)
 
 
 def period_months(billing_cycle: str) -> int:
@@ -70,9 +114,15 @@ def period_months(billing_cycle: str) -> int:
 
 
 def next_expiry(
-    expires_at: datetime, billing_cycle: str, anchor_day: int, periods: int = 1
+    expires_at: datetime,
+    billing_cycle: str,
+    anchor_day: int,
+    periods: int = 1,
+    *,
+    zone: str | tzinfo,
 ) -> datetime:
-    """The expiry after renewing for ``periods`` billing periods (one by default).
+    """The expiry after renewing for ``periods`` billing periods (one by default), counted
+    on the calendar of ``zone``, the account's time zone.
 
     Renewal always extends from the current expiry, never from "now": an instance
     renewed early loses no time and one renewed in its grace period gains none.
@@ -80,12 +130,15 @@ def next_expiry(
     _require_int(periods, "periods")
     if periods < 1:
         raise ValueError(f"periods {periods!r} must be at least 1: a renewal buys whole periods")
-    return add_months(expires_at, period_months(billing_cycle) * periods, anchor_day)
+    return add_months(expires_at, period_months(billing_cycle) * periods, anchor_day, zone)
 
 
-def period_start(expires_at: datetime, billing_cycle: str, anchor_day: int) -> datetime:
-    """The start of the period that ends at ``expires_at``: one billing period back."""
-    return add_months(expires_at, -period_months(billing_cycle), anchor_day)
+def period_start(
+    expires_at: datetime, billing_cycle: str, anchor_day: int, *, zone: str | tzinfo
+) -> datetime:
+    """The start of the period that ends at ``expires_at``: one billing period back on
+    the calendar of ``zone``."""
+    return add_months(expires_at, -period_months(billing_cycle), anchor_day, zone)
 
 
 def _require_aware(moment: datetime, name: str) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal, Inexact, localcontext
+from typing import Protocol
 
 from dns_lifecycle.lifecycle.calendar import period_months
 
@@ -22,6 +23,16 @@ def period_price(monthly_price: Decimal, yearly_price: Decimal, billing_cycle: s
     _require_price(yearly_price, "yearly_price")
     price = monthly_price if period_months(billing_cycle) == 1 else yearly_price
     return price.quantize(CENT, rounding=ROUND_HALF_UP)
+
+
+class PricedEdition(Protocol):
+    monthly_price: Decimal
+    yearly_price: Decimal
+
+
+def edition_price(edition: PricedEdition, billing_cycle: str) -> Decimal:
+    """The price of one billing period of ``edition`` (anything with the two prices)."""
+    return period_price(edition.monthly_price, edition.yearly_price, billing_cycle)
 
 
 def renewal_amount(

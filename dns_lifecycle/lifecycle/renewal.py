@@ -7,12 +7,13 @@ ask these functions what to do, and write the answer in one transaction.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, tzinfo
 from decimal import Decimal
 
 from dns_lifecycle.core.errors import Refused
-from dns_lifecycle.lifecycle.calendar import next_expiry, period_start
+from dns_lifecycle.lifecycle.calendar import next_expiry, period_start, zone_of
 from dns_lifecycle.lifecycle.durations import DAY
+from dns_lifecycle.lifecycle.expiry import release_at
 from dns_lifecycle.lifecycle.pricing import prorated_upgrade
 
 # Bounds on a manual renewal: three years of months, or ten years.
@@ -37,10 +38,41 @@ class Period:
 
 
 def renewal_period(
-    expires_at: datetime, billing_cycle: str, anchor_day: int, periods: int = 1
+    expires_at: datetime,
+    billing_cycle: str,
+    anchor_day: int,
+    periods: int = 1,
+    *,
+    zone: str | tzinfo,
 ) -> Period:
-    """The period a renewal buys: from the current expiry, ``periods`` cycles on."""
-    return Period(expires_at, next_expiry(expires_at, billing_cycle, anchor_day, periods))
+    """The period a renewal buys: from the current expiry, ``periods`` cycles on, counted
+    on the calendar of the account's time zone ``zone``."""
+    return Period(
+        expires_at, next_expiry(expires_at, billing_cycle, anchor_day, periods, zone=zone)
+    )
+
+
+def local_time(moment: datetime, zone: str | tzinfo) -> str:
+    """``moment`` as the account reads it: local date and time with the offset."""
+    return moment.astimezone(zone_of(zone)).isoformat(timespec="minutes")
+
+
+def require_paid_through(
+    instance_id: str,
+    expires_after: datetime,
+    as_of: datetime,
+    zone: str | tzinfo,
+    fix: str = "renew by more periods",
+) -> None:
+    """Refuse to charge for a change (renewal or upgrade) that leaves the instance
+    expiring at or before ``as_of``: money is never taken for time that has passed.
+    ``fix`` says what to do instead."""
+    if expires_after <= as_of:
+        raise Refused(
+            f"instance {instance_id} would expire on {local_time(expires_after, zone)}, "
+            f"not after {local_time(as_of, zone)}: nothing is charged for a period that has "
+            f"ended; {fix}"
+        )
 
 
 @dataclass(frozen=True)
@@ -64,13 +96,8 @@ def pay_from_balance(balance: Decimal, amount: Decimal) -> Payment:
     )
 
 
-def check_renewable(instance_id: str, state: str, periods: int, billing_cycle: str) -> None:
-    """Refuse a manual renewal that the rules do not allow; say why and what to do."""
-    if state == "released":
-        raise Refused(
-            f"instance {instance_id} is released and cannot be renewed back: its records "
-            "are on the free cluster; buy a new instance instead"
-        )
+def check_periods(instance_id: str, periods: int, billing_cycle: str) -> None:
+    """Refuse a number of periods outside what one manual renewal may buy."""
     limit = MAX_PERIODS[billing_cycle]
     if isinstance(periods, bool) or not isinstance(periods, int) or not 1 <= periods <= limit:
         unit = "months" if billing_cycle == "monthly" else "years"
@@ -78,6 +105,36 @@ def check_renewable(instance_id: str, state: str, periods: int, billing_cycle: s
             f"cannot renew instance {instance_id} by {periods!r} periods: a {billing_cycle} "
             f"subscription renews by 1 to {limit} {unit} at a time"
         )
+
+
+def check_renewable(
+    instance_id: str,
+    state: str,
+    periods: int,
+    billing_cycle: str,
+    *,
+    expires_at: datetime,
+    as_of: datetime,
+    grace_days: int,
+    zone: str | tzinfo,
+) -> None:
+    """Refuse a manual renewal that the rules do not allow; say why and what to do.
+
+    An instance can be renewed until its grace period ends (``grace_days`` after its
+    expiry), whether or not a run has released it yet.
+    """
+    if state == "released":
+        raise Refused(
+            f"instance {instance_id} is released and cannot be renewed back: its records "
+            "are on the free cluster; buy a new instance instead"
+        )
+    grace_end = release_at(expires_at, grace_days)
+    if as_of >= grace_end:
+        raise Refused(
+            f"instance {instance_id} cannot be renewed: its grace period ended on "
+            f"{local_time(grace_end, zone)}; it is due for release, buy a new instance instead"
+        )
+    check_periods(instance_id, periods, billing_cycle)
 
 
 @dataclass(frozen=True)
@@ -93,13 +150,16 @@ def plan_upgrade(
     expires_at: datetime,
     billing_cycle: str,
     anchor_day: int,
+    zone: str | tzinfo,
     current: tuple[str, int, Decimal],
     target: tuple[str, int, Decimal],
     as_of: datetime,
 ) -> Upgrade:
     """Price an upgrade (edition code, rank, price of one period for the cycle), or refuse.
 
-    The prorated difference is charged for what is left of the current period.
+    The prorated difference is charged for what is left of the current period, which
+    must not have ended by ``as_of``: an instance whose expiry has passed (expired, or
+    not yet marked so by a run) is renewed first.
     """
     (cur_code, cur_rank, cur_price), (new_code, new_rank, new_price) = current, target
     if state != "active":
@@ -115,6 +175,8 @@ def plan_upgrade(
             "upgrades to a higher edition are allowed; a downgrade takes effect only as a "
             "new instance"
         )
-    start = period_start(expires_at, billing_cycle, anchor_day)
+    # An upgrade keeps the expiry: nothing may be left of the period to charge for.
+    require_paid_through(instance_id, expires_at, as_of, zone, "renew it first")
+    start = period_start(expires_at, billing_cycle, anchor_day, zone=zone)
     amount = prorated_upgrade(cur_price, new_price, start, expires_at, as_of)
     return Upgrade(amount, Period(start, expires_at))

@@ -21,7 +21,7 @@ from dns_lifecycle.lifecycle.expiry import (
     release_warning_window,
 )
 from dns_lifecycle.lifecycle.notices import Expired, ReleaseWarning
-from dns_lifecycle.store.notifications import insert_notices
+from dns_lifecycle.store.notifications import insert_notices, overtaken_in_ledger
 from dns_lifecycle.store.scan import ADDRESSEE_COLUMNS, row_addressee
 from models import Account, Instance, Notification
 
@@ -102,6 +102,8 @@ def release_warning_due(
                 Instance.expires_at > after,
                 Instance.expires_at <= until,
                 ~warned,
+                # A backfill never warns of a release that already happened.
+                ~overtaken_in_ledger(ReleaseWarning.kind, None, Instance.id, Instance.expires_at),
             )
         )
         return _of(stmt, instance_ids)

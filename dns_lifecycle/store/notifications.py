@@ -13,12 +13,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, bindparam, or_, select, update
+from sqlalchemy import and_, bindparam, exists, false, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col
 
 from dns_lifecycle.channels import DeliveryResult
-from models import Account, Notification
+from dns_lifecycle.lifecycle.expiry import release_at
+from dns_lifecycle.lifecycle.reminders import EXPIRY_STAGES, later_than, overtaken
+from models import Account, Instance, Notification
 
 TABLE = Notification.__table__  # type: ignore[attr-defined]
 
@@ -169,3 +171,88 @@ def requeue_failed(session: Session, *, since: datetime, kinds: Sequence[str] | 
     if kinds:
         stmt = stmt.where(TABLE.c.kind.in_(list(kinds)))
     return session.execute(stmt).rowcount
+
+
+# --- overtaken notices --------------------------------------------------------------------
+
+
+def overtaken_in_ledger(kind: str, offset_days: int | None, instance_id, expires_at):
+    """SQL: the ledger holds a notice that overtakes a ``kind`` notice for the instance
+    ``instance_id`` and expiry ``expires_at`` (columns or values), by
+    :func:`~dns_lifecycle.lifecycle.reminders.later_than`. Queueing adds ``~`` of it."""
+    later = later_than(kind, offset_days)
+    if later is None:
+        raise ValueError(f"notice kind {kind!r} is not about an expiry")
+    which = [TABLE.c.kind.in_(later.kinds)] if later.kinds else []
+    if later.reminder_offset_below is not None:
+        which.append(
+            and_(TABLE.c.kind == "reminder", TABLE.c.offset_days < later.reminder_offset_below)
+        )
+    if not which:
+        return false()  # nothing comes after a release
+    return exists().where(
+        TABLE.c.instance_id == instance_id,
+        TABLE.c.ref_at == expires_at,
+        TABLE.c.state != "skipped",
+        or_(*which),
+    )
+
+
+def skip_overtaken(
+    session: Session, ids: Sequence[int], *, as_of: datetime, grace_days: int
+) -> dict[int, str]:
+    """Mark the rows among ``ids`` that have been overtaken (see
+    :func:`~dns_lifecycle.lifecycle.reminders.overtaken`) as ``skipped``, with the reason
+    in ``error``, instead of sending them; returns {id: reason}."""
+    if not ids:
+        return {}
+    rows = session.execute(
+        select(
+            TABLE.c.id,
+            TABLE.c.instance_id,
+            TABLE.c.kind,
+            TABLE.c.offset_days,
+            TABLE.c.ref_at,
+            Instance.expires_at,
+        )
+        .join(Instance, Instance.id == TABLE.c.instance_id)
+        .where(TABLE.c.id.in_(list(ids)), TABLE.c.kind.in_(EXPIRY_STAGES))
+    ).all()
+    if not rows:
+        return {}
+    ledger: dict[tuple[str, datetime], list[tuple[str, int | None]]] = {}
+    for instance_id, ref_at, kind, offset_days in session.execute(
+        select(TABLE.c.instance_id, TABLE.c.ref_at, TABLE.c.kind, TABLE.c.offset_days).where(
+            TABLE.c.instance_id.in_(sorted({r.instance_id for r in rows})),
+            TABLE.c.kind.in_(EXPIRY_STAGES),
+            TABLE.c.state != "skipped",
+        )
+    ):
+        ledger.setdefault((instance_id, ref_at), []).append((kind, offset_days))
+    stale: dict[int, str] = {}
+    for r in rows:
+        reason = overtaken(
+            r.kind,
+            r.offset_days,
+            r.ref_at,
+            ledger=ledger.get((r.instance_id, r.ref_at), []),
+            expires_at=r.expires_at,
+            as_of=as_of,
+            release_at=release_at(r.ref_at, grace_days) if r.ref_at else as_of,
+        )
+        if reason is not None:
+            stale[r.id] = reason
+    if stale:
+        session.connection().execute(
+            update(TABLE)
+            .where(TABLE.c.id == bindparam("b_id"))
+            .values(
+                state="skipped",
+                error=bindparam("b_error"),
+                sent_at=None,
+                claim_token=None,
+                claimed_until=None,
+            ),
+            [{"b_id": i, "b_error": reason[:1000]} for i, reason in stale.items()],
+        )
+    return stale

@@ -18,7 +18,7 @@ from sqlmodel import Session
 from dns_lifecycle.lifecycle.notices import Reminder
 from dns_lifecycle.lifecycle.pricing import period_price
 from dns_lifecycle.lifecycle.reminders import REMINDED_STATE, Window
-from dns_lifecycle.store.notifications import insert_notices
+from dns_lifecycle.store.notifications import insert_notices, overtaken_in_ledger
 from dns_lifecycle.store.scan import ADDRESSEE_COLUMNS, row_addressee
 from models import Account, Edition, Instance, Notification
 
@@ -52,6 +52,10 @@ def reminders_due(
                 Instance.expires_at > window.after,
                 Instance.expires_at <= window.until,
                 ~already,
+                # A backfill never sends a reminder a later notice overtook.
+                ~overtaken_in_ledger(
+                    Reminder.kind, window.offset_days, Instance.id, Instance.expires_at
+                ),
             )
         )
         if instance_ids:

@@ -29,13 +29,16 @@ from dns_lifecycle.lifecycle.notices import (
     money,
 )
 from dns_lifecycle.lifecycle.notices.keys import auto_renewal_key, manual_renewal_key, upgrade_key
-from dns_lifecycle.lifecycle.pricing import period_price, renewal_amount
+from dns_lifecycle.lifecycle.pricing import edition_price, renewal_amount
 from dns_lifecycle.lifecycle.renewal import (
+    check_periods,
     check_renewable,
     is_auto_renewal_due,
+    local_time,
     pay_from_balance,
     plan_upgrade,
     renewal_period,
+    require_paid_through,
 )
 from dns_lifecycle.store.notifications import insert_ignoring_duplicates, insert_notices
 from models import Account, Edition, Instance, Order
@@ -85,6 +88,19 @@ def addressee(instance: Instance, account: Account) -> Addressee:
     )
 
 
+def _earlier_order(session: Session, key: str) -> Order | None:
+    return session.execute(select(Order).where(Order.key == key)).scalar_one_or_none()
+
+
+def _key_reused(request_key: str, order: Order, made: str, asked: str) -> Refused:
+    """The refusal for a request key that an earlier, different request already used."""
+    return Refused(
+        f"request key {request_key!r} was already used by order {order.id} ({made} of "
+        f"instance {order.instance_id}); this request asks for {asked}: give a new request "
+        "key for a new request, or the same parameters to repeat that one"
+    )
+
+
 def _create_order(session: Session, values: dict[str, Any]) -> Order | None:
     """Insert an order unless one with its key exists; returns the new order or None."""
     if not insert_ignoring_duplicates(session, ORDERS, [values], "key"):
@@ -113,30 +129,54 @@ def renew(
     instance_id: str,
     periods: int,
     request_key: str,
+    as_of: datetime,
     now: datetime,
+    grace_days: int,
 ) -> Order:
     """Renew by ``periods`` from the current expiry, paid from the balance, or refuse.
 
-    An expired instance (still inside its grace period) becomes active again; a
-    released one is refused. ``request_key`` makes a retried request a no-op.
+    An expired instance (still inside its grace period as of ``as_of``) becomes active
+    again; one past its grace period, released or not, is refused, and so is any
+    renewal that would leave it expiring by ``as_of``. ``request_key`` makes a retried
+    request a no-op; the same key with another number of periods is refused.
     """
     instance = lock_instance(session, instance_id)
-    check_renewable(instance.id, instance.state, periods, instance.billing_cycle)
-    key = manual_renewal_key(instance.id, request_key)
-    existing = session.execute(select(Order).where(Order.key == key)).scalar_one_or_none()
-    if existing is not None:
-        return existing  # the same request again: already done
     account = lock_accounts(session, [instance.account_id])[instance.account_id]
+    zone = account.timezone
+    check_periods(instance.id, periods, instance.billing_cycle)
+    key = manual_renewal_key(instance.id, request_key)
+    existing = _earlier_order(session, key)
+    if existing is not None:
+        # The same request again is already done; the period it bought tells how many
+        # periods it asked for.
+        asked = renewal_period(
+            existing.period_start, instance.billing_cycle, instance.anchor_day, periods, zone=zone
+        )
+        if asked.end != existing.period_end:
+            made = f"a renewal to {local_time(existing.period_end, zone)}"
+            raise _key_reused(request_key, existing, made, f"{periods} period(s)")
+        return existing
+    check_renewable(
+        instance.id,
+        instance.state,
+        periods,
+        instance.billing_cycle,
+        expires_at=instance.expires_at,
+        as_of=as_of,
+        grace_days=grace_days,
+        zone=zone,
+    )
     edition = session.get(Edition, instance.edition_code)
     amount = renewal_amount(
         edition.monthly_price, edition.yearly_price, instance.billing_cycle, periods
     )
+    period = renewal_period(
+        instance.expires_at, instance.billing_cycle, instance.anchor_day, periods, zone=zone
+    )
+    require_paid_through(instance.id, period.end, as_of, zone)
     payment = pay_from_balance(account.balance, amount)
     if not payment.paid:
         raise Refused(f"cannot renew instance {instance.id}: {payment.reason}")
-    period = renewal_period(
-        instance.expires_at, instance.billing_cycle, instance.anchor_day, periods
-    )
     order = _create_order(
         session,
         {
@@ -190,9 +230,13 @@ def upgrade(
         codes = ", ".join(session.execute(select(Edition.code).order_by(Edition.rank)).scalars())
         raise NotFound(f"edition {edition_code!r} does not exist: choose one of {codes}")
     key = upgrade_key(instance.id, request_key)
-    existing = session.execute(select(Order).where(Order.key == key)).scalar_one_or_none()
+    existing = _earlier_order(session, key)
     if existing is not None:
+        if existing.kind != "upgrade" or existing.edition_code != target.code:
+            made = f"an upgrade to {existing.edition_code}"
+            raise _key_reused(request_key, existing, made, f"edition {target.code}")
         return existing
+    account = lock_accounts(session, [instance.account_id])[instance.account_id]
     current = session.get(Edition, instance.edition_code)
     cycle = instance.billing_cycle
     plan = plan_upgrade(
@@ -201,11 +245,11 @@ def upgrade(
         expires_at=instance.expires_at,
         billing_cycle=cycle,
         anchor_day=instance.anchor_day,
-        current=(current.code, current.rank, current.price(cycle)),
-        target=(target.code, target.rank, target.price(cycle)),
+        zone=account.timezone,
+        current=(current.code, current.rank, edition_price(current, cycle)),
+        target=(target.code, target.rank, edition_price(target, cycle)),
         as_of=as_of,
     )
-    account = lock_accounts(session, [instance.account_id])[instance.account_id]
     payment = pay_from_balance(account.balance, plan.amount)
     if not payment.paid:
         raise Refused(f"cannot upgrade instance {instance.id} to {target.code}: {payment.reason}")
@@ -247,14 +291,31 @@ def upgrade(
 
 
 def set_auto_renew(
-    session: Session, *, instance_id: str, on: bool, request_key: str, now: datetime
+    session: Session,
+    *,
+    instance_id: str,
+    on: bool,
+    request_key: str,
+    as_of: datetime,
+    now: datetime,
 ) -> bool:
-    """Switch auto-renewal; returns False (and tells nobody) when it already was so."""
+    """Switch auto-renewal; returns False (and tells nobody) when it already was so.
+
+    Switching it on for an instance whose expiry has passed (as of ``as_of``) is refused:
+    auto-renewal only acts before expiry, so such an instance is renewed by hand.
+    """
     instance = lock_instance(session, instance_id)
     if instance.state == "released":
         raise Refused(
             f"instance {instance.id} is released: auto-renewal cannot be switched on a "
             "released instance"
+        )
+    if on and (instance.state == "expired" or instance.expires_at <= as_of):
+        zone = session.get(Account, instance.account_id).timezone
+        raise Refused(
+            f"instance {instance.id} expired on {local_time(instance.expires_at, zone)}: "
+            "auto-renewal only renews before expiry; renew it by hand "
+            f"(`dns-lifecycle renew {instance.id}`), then switch auto-renewal on"
         )
     if instance.auto_renew == on:
         return False
@@ -309,8 +370,13 @@ def auto_renew_batch(
     for instance, key in zip(instances, keys, strict=True):
         account = accounts[instance.account_id]
         edition = editions[instance.edition_code]
-        amount = period_price(edition.monthly_price, edition.yearly_price, instance.billing_cycle)
-        period = renewal_period(instance.expires_at, instance.billing_cycle, instance.anchor_day)
+        amount = edition_price(edition, instance.billing_cycle)
+        period = renewal_period(
+            instance.expires_at,
+            instance.billing_cycle,
+            instance.anchor_day,
+            zone=account.timezone,
+        )
         payment = pay_from_balance(balances[account.id], amount)
         order = orders.get(key)
         to = addressee(instance, account)

@@ -14,6 +14,7 @@ import contextlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlmodel import Session
@@ -34,6 +35,7 @@ from dns_lifecycle.admin.inventory.entries import (
 from dns_lifecycle.core.errors import InventoryInvalid
 from dns_lifecycle.lifecycle.zonefile import Rr
 from models import Account, Cluster, Domain, Edition, Instance
+from models.types import time_zones
 
 __all__ = [
     "HISTORY_KEYS",
@@ -122,6 +124,7 @@ class _Declared:
     editions: set[str] = field(default_factory=set)
     clusters: dict[str, Any] = field(default_factory=dict)  # code -> declared kind
     accounts: set[str] = field(default_factory=set)
+    account_zones: dict[str, Any] = field(default_factory=dict)  # id -> declared time zone
     instances: set[str] = field(default_factory=set)
     instances_with_domains: set[str] = field(default_factory=set)
     account_refs: set[str] = field(default_factory=set)
@@ -139,6 +142,7 @@ class _Declared:
         for e in _raw_entries(doc, "accounts"):
             if (account_id := _raw_str(e, "id")) is not None:
                 d.accounts.add(account_id)
+                d.account_zones[account_id] = e.get("timezone")
         for e in _raw_entries(doc, "instances"):
             instance_id = _raw_str(e, "id")
             if instance_id is not None:
@@ -162,6 +166,7 @@ class StoredState:
     edition_ranks: dict[str, int]
     cluster_kinds: dict[str, str]
     account_ids: set[str]
+    account_zones: dict[str, str]
     instance_ids: set[str]
     domains: dict[str, tuple[int, str]]  # name -> (id, instance id)
     # Instances outside the document served by a cluster the document makes free.
@@ -171,11 +176,15 @@ class StoredState:
     def load(cls, session: Session, declared: _Declared) -> StoredState:
         edition_ranks = dict(session.execute(select(Edition.code, Edition.rank)).all())
         cluster_kinds = dict(session.execute(select(Cluster.code, Cluster.kind)).all())
-        account_ids: set[str] = set()
+        account_zones: dict[str, str] = {}
         for chunk in chunks(sorted(declared.accounts | declared.account_refs)):
-            account_ids.update(
-                session.execute(select(Account.id).where(Account.id.in_(chunk))).scalars()
+            account_zones.update(
+                (account_id, zone)
+                for account_id, zone in session.execute(
+                    select(Account.id, Account.timezone).where(Account.id.in_(chunk))
+                )
             )
+        account_ids = set(account_zones)
         instance_ids: set[str] = set()
         for chunk in chunks(sorted(declared.instances)):
             instance_ids.update(
@@ -198,7 +207,15 @@ class StoredState:
                 select(Instance.id).where(Instance.cluster_code == code)
             ).scalars()
             users_of_freed[code] = sum(1 for i in ids if i not in declared.instances)
-        return cls(edition_ranks, cluster_kinds, account_ids, instance_ids, domains, users_of_freed)
+        return cls(
+            edition_ranks,
+            cluster_kinds,
+            account_ids,
+            account_zones,
+            instance_ids,
+            domains,
+            users_of_freed,
+        )
 
 
 # --- the walk ----------------------------------------------------------------------------------
@@ -379,7 +396,10 @@ class _Walk:
         given = {"account": row["account_id"], "edition": row["edition_code"]}
         cluster = row["cluster_code"]
         cluster_ok = self.references({"id": row["id"], **given, "cluster": cluster}, path, seen)
-        self.anchor_day(row, path)
+        zone = self.declared.account_zones.get(
+            row["account_id"], self.stored.account_zones.get(row["account_id"])
+        )
+        self.anchor_day(row, path, zone)
         expires_at, state = row["expires_at"], row["state"]
         if "released_at" in row:
             if state != "released":
@@ -452,17 +472,21 @@ class _Walk:
 
         self.errors[since:] = sorted(self.errors[since:], key=position)
 
-    def anchor_day(self, row: dict[str, Any], path: str) -> None:
-        expires_at = row["expires_at"]
-        day = expires_at.day
+    def anchor_day(self, row: dict[str, Any], path: str, zone: Any) -> None:
+        # The anchor is a day of the account's own calendar; a bad zone is reported
+        # with its account, and the anchor is then left unchecked.
+        if not (isinstance(zone, str) and zone in time_zones()):
+            return
+        local = row["expires_at"].astimezone(ZoneInfo(zone))
+        day = local.day
         anchor = row.setdefault("anchor_day", day)
-        last = calendar.monthrange(expires_at.year, expires_at.month)[1]
+        last = calendar.monthrange(local.year, local.month)[1]
         # A subscription anchored on the 31st expires on the 30th (or 28th) in shorter
         # months: the anchor may exceed the expiry day only at the end of a month.
         if anchor != day and not (day == last and anchor > day):
             self.bad(
                 f"{path}.anchor_day",
-                f"{anchor} does not fit expires_at (day {day} in UTC): it must be {day}, or "
+                f"{anchor} does not fit expires_at (day {day} in {zone}): it must be {day}, or "
                 "larger only when expiry falls on the last day of the month",
             )
 
