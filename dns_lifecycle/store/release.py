@@ -21,7 +21,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import delete, insert, select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from dns_lifecycle.core.errors import LifecycleError, NotFound, ReleaseCheckFailed
 from dns_lifecycle.lifecycle.expiry import is_release_due, released_key
@@ -75,9 +75,9 @@ def domains_to_switch(
     ):
         return [], []
     rows = session.execute(
-        select(Domain.name, Domain.registrar, Domain.epp_statuses)
-        .where(Domain.instance_id == instance_id)
-        .order_by(Domain.name)
+        select(col(Domain.name), col(Domain.registrar), col(Domain.epp_statuses))
+        .where(col(Domain.instance_id) == instance_id)
+        .order_by(col(Domain.name))
     )
     names = [r.name for r in rows if nameserver_action(r.registrar, r.epp_statuses) == "switched"]
     return (list(free_cluster(session).nameservers) if names else []), names

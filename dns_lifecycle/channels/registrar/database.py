@@ -7,7 +7,7 @@ transaction of its own, so it answers ``done`` as soon as it is asked.
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlmodel import col, select
 
 from dns_lifecycle.channels.registrar import SwitchState
 from dns_lifecycle.core.db import Database
@@ -28,9 +28,9 @@ class DatabaseRegistrar:
     def lock_status(self, domain: str) -> str | None:
         """The update lock among the domain's stored EPP statuses, or None."""
         with self._db.session() as session:
-            statuses = session.execute(
-                select(Domain.epp_statuses).where(Domain.name == domain)
-            ).scalar_one_or_none()
+            statuses = session.exec(
+                select(col(Domain.epp_statuses)).where(col(Domain.name) == domain)
+            ).one_or_none()
         if statuses is None:
             raise _unknown(domain)
         return lock_of(statuses)
@@ -38,7 +38,7 @@ class DatabaseRegistrar:
     def start_switch(self, domain: str, nameservers: list[str]) -> str:
         """Write ``nameservers`` as the domain's delegation and commit; refuse a locked one."""
         with self._db.session() as session:
-            row = session.execute(select(Domain).where(Domain.name == domain)).scalar_one_or_none()
+            row = session.exec(select(Domain).where(col(Domain.name) == domain)).one_or_none()
             if row is None:
                 raise _unknown(domain)
             lock = lock_of(row.epp_statuses)
