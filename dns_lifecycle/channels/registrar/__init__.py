@@ -33,6 +33,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
+from dns_lifecycle.core.errors import RegistrarRefused
+
 if TYPE_CHECKING:
     from dns_lifecycle.core.db import Database
     from dns_lifecycle.core.settings import Settings
@@ -72,6 +74,17 @@ class Registrar(Protocol):
     def close(self) -> None:
         """Release connections; the registrar is not used afterwards."""
         ...
+
+
+def done_at_once(task_id: str, prefix: str, backend: str) -> SwitchState:
+    """The state of a change that ``backend`` applied when asked: done, provided the id
+    is one it handed out (its ids start with ``prefix``)."""
+    if not task_id.startswith(prefix):
+        raise RegistrarRefused(
+            f"{task_id!r} is not a change of the {backend}: a change started at another "
+            "registrar backend is followed with that backend"
+        )
+    return SwitchState(done=True)
 
 
 def registrar_for(settings: Settings, database: Database) -> Registrar:

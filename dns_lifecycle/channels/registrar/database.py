@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from sqlmodel import col, select
 
-from dns_lifecycle.channels.registrar import SwitchState
+from dns_lifecycle.channels.registrar import SwitchState, done_at_once
 from dns_lifecycle.core.db import Database
 from dns_lifecycle.core.errors import DomainLocked, RegistrarRefused
 from dns_lifecycle.lifecycle.nameservers import lock_of
@@ -53,12 +53,7 @@ class DatabaseRegistrar:
 
     def switch_state(self, task_id: str) -> SwitchState:
         """Done: a change is written when it is asked for."""
-        if not task_id.startswith(TASK_PREFIX):
-            raise RegistrarRefused(
-                f"{task_id!r} is not a change of the embedded registrar: a change started "
-                "at another registrar backend is followed with that backend"
-            )
-        return SwitchState(done=True)
+        return done_at_once(task_id, TASK_PREFIX, "embedded registrar")
 
     def close(self) -> None:
         """Nothing to release: sessions are closed after each call."""

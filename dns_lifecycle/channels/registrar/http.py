@@ -24,7 +24,7 @@ from urllib.parse import quote, urlsplit
 
 import httpx
 
-from dns_lifecycle.channels.registrar import SwitchState
+from dns_lifecycle.channels.registrar import SwitchState, done_at_once
 from dns_lifecycle.core.errors import DomainLocked, RegistrarRefused, RegistrarUnavailable
 from dns_lifecycle.core.settings import Settings
 from dns_lifecycle.lifecycle.nameservers import lock_of
@@ -76,12 +76,7 @@ class HttpRegistrar:
 
     def switch_state(self, task_id: str) -> SwitchState:
         """Done: the registrar applied the change when it accepted the PUT."""
-        if not task_id.startswith(TASK_PREFIX):
-            raise RegistrarRefused(
-                f"{task_id!r} is not a change of the HTTP registrar: a change started at "
-                "another registrar backend is followed with that backend"
-            )
-        return SwitchState(done=True)
+        return done_at_once(task_id, TASK_PREFIX, "HTTP registrar")
 
     def close(self) -> None:
         self._client.close()
