@@ -11,13 +11,12 @@ from hypothesis import settings as hyp_settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 
-from dns_lifecycle.channels.registrar import DatabaseRegistrar
 from dns_lifecycle.lifecycle.expiry import (
     is_release_due,
     is_release_warning_due,
-    nameserver_action,
     release_warning_window,
 )
+from dns_lifecycle.lifecycle.nameservers import nameserver_action
 from dns_lifecycle.store.release import release_instance
 from flows.common import open_run
 from flows.expire import expire_due
@@ -230,7 +229,7 @@ def test_an_error_before_commit_leaves_the_instance_expired_and_the_next_run_rel
             as_of=RELEASE,
             now=RELEASE,
             grace_days=7,
-            registrar=DatabaseRegistrar(),
+            switched={"open-hichina.cn": "switched"},
             before_commit=explode,
         )
         s.commit()

@@ -7,7 +7,11 @@ from datetime import UTC, datetime
 import pytest
 from sqlmodel import select
 
-from dns_lifecycle.channels.registrar import DatabaseRegistrar, HttpRegistrar, registrar_for
+from dns_lifecycle.channels.registrar import SwitchState, registrar_for
+from dns_lifecycle.channels.registrar.aliyun import AliyunRegistrar
+from dns_lifecycle.channels.registrar.database import DatabaseRegistrar
+from dns_lifecycle.channels.registrar.http import HttpRegistrar
+from dns_lifecycle.core.db import Database
 from dns_lifecycle.core.errors import (
     DomainLocked,
     NeedsPerson,
@@ -58,31 +62,26 @@ def fleet(db):
 # --- the embedded registrar ----------------------------------------------------------------
 
 
-def test_database_registrar_switches_the_domain(fleet):
-    """An unlocked domain is delegated to the new name servers once the caller commits."""
-    with fleet.session() as session:
-        DatabaseRegistrar().set_nameservers(
-            session, "open.example.com", FREE_NS, ["clientTransferProhibited"]
-        )
-        session.commit()
+def test_database_registrar_switches_the_domain_on_its_own(fleet):
+    """An unlocked domain is delegated to the new servers, committed without the caller."""
+    DatabaseRegistrar(fleet).start_switch("open.example.com", FREE_NS)
     assert _nameservers(fleet, "open.example.com") == FREE_NS
     assert _nameservers(fleet, "client.example.com") == PAID_NS
 
 
-def test_database_registrar_does_not_commit(fleet):
-    """The change is part of the caller's transaction: a rollback undoes it."""
-    with fleet.session() as session:
-        DatabaseRegistrar().set_nameservers(session, "open.example.com", FREE_NS, [])
-        session.rollback()
-    assert _nameservers(fleet, "open.example.com") == PAID_NS
+def test_database_registrar_switch_is_done_at_once(fleet):
+    """The task id of a switch answers done straight away."""
+    registrar = DatabaseRegistrar(fleet)
+    task_id = registrar.start_switch("open.example.com", FREE_NS)
+    assert registrar.switch_state(task_id) == SwitchState(done=True)
 
 
-def test_database_registrar_updates_the_loaded_row(fleet):
-    """A Domain already loaded in the session shows the new name servers at once."""
-    with fleet.session() as session:
-        domain = session.exec(select(Domain).where(Domain.name == "open.example.com")).one()
-        DatabaseRegistrar().set_nameservers(session, "open.example.com", FREE_NS, [])
-        assert domain.nameservers == FREE_NS
+def test_database_registrar_switch_again_is_harmless(fleet):
+    """Starting the same change twice leaves the same delegation."""
+    registrar = DatabaseRegistrar(fleet)
+    registrar.start_switch("open.example.com", FREE_NS)
+    registrar.start_switch("open.example.com", FREE_NS)
+    assert _nameservers(fleet, "open.example.com") == FREE_NS
 
 
 @pytest.mark.parametrize(
@@ -94,8 +93,8 @@ def test_database_registrar_updates_the_loaded_row(fleet):
 )
 def test_database_registrar_refuses_a_locked_domain(fleet, name, status, fix):
     """Either update lock is refused with DomainLocked naming the domain, status and fix."""
-    with fleet.session() as session, pytest.raises(DomainLocked) as caught:
-        DatabaseRegistrar().set_nameservers(session, name, FREE_NS, [status])
+    with pytest.raises(DomainLocked) as caught:
+        DatabaseRegistrar(fleet).start_switch(name, FREE_NS)
     message = str(caught.value)
     assert isinstance(caught.value, NeedsPerson)
     assert (caught.value.domain, caught.value.status) == (name, status)
@@ -104,18 +103,53 @@ def test_database_registrar_refuses_a_locked_domain(fleet, name, status, fix):
     assert _nameservers(fleet, name) == PAID_NS
 
 
+def test_database_registrar_reads_the_stored_lock(fleet):
+    """lock_status is the update lock among the stored EPP statuses, or None."""
+    registrar = DatabaseRegistrar(fleet)
+    assert registrar.lock_status("server.example.com") == "serverUpdateProhibited"
+    assert registrar.lock_status("open.example.com") is None
+
+
 def test_database_registrar_reads_lock_codes_in_any_case(fleet):
-    """An EPP status spelled in another case is still a lock."""
-    with fleet.session() as session, pytest.raises(DomainLocked):
-        DatabaseRegistrar().set_nameservers(
-            session, "client.example.com", FREE_NS, ["CLIENTUPDATEPROHIBITED"]
+    """An EPP status stored in another case is still a lock, named in its RFC spelling."""
+    with fleet.session() as session:
+        make_instance(
+            session,
+            "inst-2",
+            expires_at=EXPIRED,
+            domains=[_domain("shout.example.com", [" CLIENTUPDATEPROHIBITED"])],
         )
+        session.commit()
+    registrar = DatabaseRegistrar(fleet)
+    assert registrar.lock_status("shout.example.com") == "clientUpdateProhibited"
+    with pytest.raises(DomainLocked):
+        registrar.start_switch("shout.example.com", FREE_NS)
 
 
-def test_database_registrar_refuses_an_unknown_domain(fleet):
-    """A domain that is not in the database is refused permanently."""
-    with fleet.session() as session, pytest.raises(RegistrarRefused, match="nowhere.example"):
-        DatabaseRegistrar().set_nameservers(session, "nowhere.example", FREE_NS, [])
+@pytest.mark.parametrize("call", ["lock_status", "start_switch"])
+def test_database_registrar_refuses_an_unknown_domain(fleet, call):
+    """A domain that is not in the database is refused permanently, naming it."""
+    registrar = DatabaseRegistrar(fleet)
+    args = ("nowhere.example",) if call == "lock_status" else ("nowhere.example", FREE_NS)
+    with pytest.raises(RegistrarRefused, match="nowhere.example"):
+        getattr(registrar, call)(*args)
+
+
+def test_database_registrar_refuses_a_task_of_another_backend(fleet):
+    """A task id it did not hand out is refused rather than taken for done."""
+    with pytest.raises(RegistrarRefused, match="another registrar backend"):
+        DatabaseRegistrar(fleet).switch_state("60d6e201-8ee5-47ab-8fdc-5a1b2c3d4e5f")
+
+
+def test_database_registrar_in_a_dry_run_keeps_nothing(fleet, settings):
+    """On a dry run's sandbox the switch is seen by the run and gone after it."""
+    sandbox = Database.sandbox(settings)
+    try:
+        DatabaseRegistrar(sandbox).start_switch("open.example.com", FREE_NS)
+        assert _nameservers(sandbox, "open.example.com") == FREE_NS
+    finally:
+        sandbox.dispose()
+    assert _nameservers(fleet, "open.example.com") == PAID_NS
 
 
 # --- the HTTP registrar --------------------------------------------------------------------
@@ -133,14 +167,19 @@ def _http(sink: HttpSink | str, token: str | None = TOKEN, timeout: float = 5.0)
     )
 
 
-def _set(registrar: HttpRegistrar, epp_statuses: list[str] | None = None) -> None:
-    registrar.set_nameservers(None, "example.com", FREE_NS, epp_statuses or [])
+def _set(registrar: HttpRegistrar) -> str:
+    try:
+        return registrar.start_switch("example.com", FREE_NS)
+    finally:
+        registrar.close()
 
 
 def test_http_200_is_done_and_sends_the_request():
     """A 200 means done; the request is a PUT of the name servers with the bearer token."""
     with HttpSink(lambda _r: Reply(200, {"ok": True})) as sink:
-        _set(_http(sink))
+        registrar = _http(sink)
+        assert registrar.switch_state(registrar.start_switch("example.com", FREE_NS)).done
+        registrar.close()
     [request] = sink.requests
     assert (request.method, request.path) == ("PUT", "/api/domains/example.com/nameservers")
     assert request.json() == {"nameservers": FREE_NS}
@@ -163,18 +202,18 @@ def test_http_without_token_sends_no_authorization():
 
 @pytest.mark.parametrize("status", [409, 423])
 def test_http_conflict_or_locked_is_domain_locked(status):
-    """409 and 423 mean the domain is locked; the lock is named from its EPP statuses."""
+    """409 and 423 mean the domain is locked, by a lock the answer does not name."""
     with HttpSink(lambda _r: Reply(status, "locked")) as sink, pytest.raises(DomainLocked) as e:
-        _set(_http(sink), ["serverUpdateProhibited"])
-    assert e.value.status == "serverUpdateProhibited"
-    assert "example.com" in str(e.value)
+        _set(_http(sink))
+    assert e.value.status is None
+    assert "example.com" in str(e.value) and "a registrar lock" in str(e.value)
 
 
 @pytest.mark.parametrize(
     ("code", "status"),
     [
         ("clientUpdateProhibited", "clientUpdateProhibited"),
-        ("serverUpdateProhibited", "serverUpdateProhibited"),
+        ("SERVERUPDATEPROHIBITED", "serverUpdateProhibited"),
         ("domain_locked", None),
     ],
 )
@@ -186,13 +225,6 @@ def test_http_lock_code_in_json_is_domain_locked(code, status):
     ):
         _set(_http(sink))
     assert e.value.status == status
-
-
-def test_http_does_not_pre_check_epp_statuses():
-    """The registrar decides: a domain we think is locked is still sent, and may succeed."""
-    with HttpSink(lambda _r: Reply(200)) as sink:
-        _set(_http(sink), ["clientUpdateProhibited"])
-    assert len(sink.requests) == 1
 
 
 @pytest.mark.parametrize("status", [500, 502, 503, 429])
@@ -254,7 +286,62 @@ def test_token_never_appears_in_errors(status):
     assert TOKEN not in repr(e.value.args)
 
 
-def test_registrar_for_picks_the_backend():
-    """registrar_backend selects the embedded or the HTTP registrar."""
-    assert isinstance(registrar_for(Settings()), DatabaseRegistrar)
-    assert isinstance(registrar_for(Settings(registrar_backend="http")), HttpRegistrar)
+def _lock(reply: Reply) -> tuple[str | None, HttpSink]:
+    with HttpSink(lambda _r: reply) as sink:
+        registrar = _http(sink)
+        try:
+            return registrar.lock_status("example.com"), sink
+        finally:
+            registrar.close()
+
+
+def test_http_lock_status_reads_the_registrars_epp_statuses():
+    """GET /domains/NAME answers the statuses; the update lock among them is returned."""
+    lock, sink = _lock(Reply(200, {"epp_statuses": ["ok", "serverupdateprohibited"]}))
+    assert lock == "serverUpdateProhibited"
+    [request] = sink.requests
+    assert (request.method, request.path) == ("GET", "/api/domains/example.com")
+    assert request.headers["authorization"] == f"Bearer {TOKEN}"
+
+
+def test_http_lock_status_is_none_without_a_lock():
+    """Statuses without an update lock mean no lock."""
+    assert _lock(Reply(200, {"epp_statuses": ["clientTransferProhibited"]}))[0] is None
+
+
+def test_http_lock_status_of_an_unknown_domain_is_refused():
+    """A 404 for the domain is RegistrarRefused naming it."""
+    with pytest.raises(RegistrarRefused, match="HTTP 404.*example.com|example.com.*HTTP 404"):
+        _lock(Reply(404, {"code": "not_found"}))
+
+
+def test_http_lock_status_without_statuses_is_refused():
+    """An answer without a list of epp_statuses is refused, not taken for unlocked."""
+    with pytest.raises(RegistrarRefused, match="epp_statuses"):
+        _lock(Reply(200, {"name": "example.com"}))
+
+
+def test_http_lock_status_server_error_is_unavailable():
+    """A 5xx to the lock query is RegistrarUnavailable."""
+    with pytest.raises(RegistrarUnavailable, match="HTTP 503"):
+        _lock(Reply(503, "busy"))
+
+
+def test_http_refuses_a_task_of_another_backend():
+    """A task id it did not hand out is refused rather than taken for done."""
+    registrar = _http("http://127.0.0.1:9")
+    with pytest.raises(RegistrarRefused, match="another registrar backend"):
+        registrar.switch_state("database:example.com")
+    registrar.close()
+
+
+def test_registrar_for_picks_the_backend(db):
+    """registrar_backend selects the embedded, the HTTP or the Domain API registrar."""
+    assert isinstance(registrar_for(Settings(), db), DatabaseRegistrar)
+    assert isinstance(registrar_for(Settings(registrar_backend="http"), db), HttpRegistrar)
+    aliyun = Settings(
+        registrar_backend="aliyun",
+        aliyun_access_key_id="LTAI-id",
+        aliyun_access_key_secret="s3cret",
+    )
+    assert isinstance(registrar_for(aliyun, db), AliyunRegistrar)

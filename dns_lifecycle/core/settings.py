@@ -64,10 +64,16 @@ class Settings(BaseSettings):
     sms_timeout_seconds: float = Field(default=10.0, gt=0)
 
     # Registrar gateway: `database` records delegations in the project's own database
-    # (the embedded default); `http` calls a registrar's API.
-    registrar_backend: Literal["database", "http"] = "database"
+    # (the embedded default); `http` calls a registrar's plain HTTP API; `aliyun` the
+    # provider's Domain API, signed with the aliyun_* access key above and spoken over
+    # aliyun_protocol.
+    registrar_backend: Literal["database", "http", "aliyun"] = "database"
     registrar_url: str = "http://127.0.0.1:8053"
     registrar_token: SecretStr | None = None
+    registrar_aliyun_endpoint: str = Field(
+        default="domain.aliyuncs.com",
+        description="host or host:port of the Domain API (2018-01-29) for `aliyun`.",
+    )
     registrar_timeout_seconds: float = Field(default=10.0, gt=0)
 
     # Manual-action tickets: always stored in the database; `webhook` also POSTs them.

@@ -1,4 +1,6 @@
-"""Expiry, grace and release decisions (rules 5, 6 and 7), as plain functions.
+"""Expiry, grace and release decisions (rules 5 and 6), as plain functions.
+
+What release does about each domain's delegation (rule 7) is in ``nameservers``.
 
 "7 days after expiry" is ``expires_at + 168 h``: nothing is released a minute earlier.
 """
@@ -6,15 +8,8 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
 
 from dns_lifecycle.lifecycle.durations import DAY
-
-HICHINA = "hichina"
-LOCKS = frozenset({"clientUpdateProhibited", "serverUpdateProhibited"})
-
-NameserverAction = Literal["switched", "domain_locked", "external_registrar"]
-
 
 # The state an instance expires from, and the state it waits for release in.
 ACTIVE = "active"
@@ -56,16 +51,3 @@ def release_warning_window(as_of: datetime, grace_days: int) -> tuple[datetime, 
     :func:`is_release_warning_due`, turned into a range the database can scan."""
     until = release_due_until(as_of, grace_days) + DAY
     return until - DAY, until
-
-
-def nameserver_action(registrar: str, epp_statuses: list[str]) -> NameserverAction:
-    """What release does about a domain's delegation (rule 7).
-
-    Only a HiChina domain without an update lock can be switched by us; any other
-    registrar needs its owner, locked or not.
-    """
-    if registrar.lower() != HICHINA:
-        return "external_registrar"
-    if LOCKS.intersection(epp_statuses):
-        return "domain_locked"
-    return "switched"

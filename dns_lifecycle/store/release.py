@@ -2,30 +2,35 @@
 
 Within it: keep a zone-file copy of every domain, copy every record to the free
 cluster and delete it from the paid one, check that the free cluster now serves
-exactly what the paid one served, switch or ticket each domain's delegation, mark the
+exactly what the paid one served, record or ticket each domain's delegation, mark the
 instance released and queue the "released" notice. Any failure rolls all of it back:
 the instance stays expired with its records on the paid cluster, and the next run
 tries again.
+
+The registrar is never called inside that transaction: the caller first asks
+:func:`domains_to_switch`, has the registrar switch them, and hands the outcome to
+:func:`release_instance`, which records the new delegation in ``domain.nameservers``.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import delete, insert, select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
-from dns_lifecycle.core.errors import DomainLocked, LifecycleError, NotFound, ReleaseCheckFailed
-from dns_lifecycle.lifecycle.expiry import is_release_due, nameserver_action
+from dns_lifecycle.core.errors import LifecycleError, NotFound, ReleaseCheckFailed
+from dns_lifecycle.lifecycle.expiry import is_release_due
+from dns_lifecycle.lifecycle.nameservers import NameserverAction, nameserver_action
 from dns_lifecycle.lifecycle.notices import Released as ReleasedNotice
 from dns_lifecycle.lifecycle.zonefile import Rr, zone_file
 from dns_lifecycle.store.notifications import insert_ignoring_duplicates, insert_notices
 from dns_lifecycle.store.subscriptions import addressee, lock_instance
-from models import Account, Cluster, Domain, Record, Ticket, ZoneSnapshot
+from models import Account, Cluster, Domain, Instance, Record, Ticket, ZoneSnapshot
 
 RECORDS = Record.__table__  # type: ignore[attr-defined]
 TICKETS = Ticket.__table__  # type: ignore[attr-defined]
@@ -57,6 +62,27 @@ def ticket_open_key(domain_name: str, reason: str) -> str:
     return f"{domain_name}:{reason}"
 
 
+def domains_to_switch(
+    session: Session, instance_id: str, *, as_of: datetime, grace_days: int
+) -> tuple[list[str], list[str]]:
+    """The free cluster's name servers and the domains of the instance that release
+    switches to them (HiChina, unlocked); no domains when the instance is not due."""
+    instance = session.get(Instance, instance_id)
+    if (
+        instance is None
+        or instance.state != "expired"
+        or not is_release_due(instance.expires_at, as_of, grace_days)
+    ):
+        return [], []
+    rows = session.execute(
+        select(col(Domain.name), col(Domain.registrar), col(Domain.epp_statuses))
+        .where(col(Domain.instance_id) == instance_id)
+        .order_by(col(Domain.name))
+    )
+    names = [r.name for r in rows if nameserver_action(r.registrar, r.epp_statuses) == "switched"]
+    return (list(free_cluster(session).nameservers) if names else []), names
+
+
 def release_instance(
     session: Session,
     instance_id: str,
@@ -64,11 +90,14 @@ def release_instance(
     as_of: datetime,
     now: datetime,
     grace_days: int,
-    registrar,
+    switched: Mapping[str, NameserverAction],
     before_commit: Callable[[], None] | None = None,
 ) -> Released | None:
     """Release the instance if it is still due; None when it no longer is (renewed, or
-    released meanwhile by an overlapping run, whose lock this one waited for)."""
+    released meanwhile by an overlapping run, whose lock this one waited for).
+
+    ``switched`` is what the registrar did with each domain of :func:`domains_to_switch`:
+    ``switched`` or ``domain_locked``."""
     try:
         instance = lock_instance(session, instance_id)
     except NotFound:
@@ -141,10 +170,16 @@ def release_instance(
     for d in domains:
         action = nameserver_action(d.registrar, d.epp_statuses)
         if action == "switched":
-            try:
-                registrar.set_nameservers(session, d.name, free.nameservers, d.epp_statuses)
-            except DomainLocked:
-                action = "domain_locked"
+            if d.name not in switched:
+                raise LifecycleError(
+                    f"domain {d.name} of instance {instance.id} was not switched at the "
+                    "registrar before its release (added meanwhile?): the next run does it"
+                )
+            action = switched[d.name]
+        if action == "switched":
+            # The registrar applied it: the stored delegation follows, whatever the backend.
+            d.nameservers = list(free.nameservers)
+            session.add(d)
         result.domains.append({"name": d.name, "action": action, "registrar": d.registrar})
         if action != "switched":
             tickets.append(

@@ -18,6 +18,7 @@ from typing import Any
 
 import idna
 
+from dns_lifecycle.lifecycle.nameservers import HICHINA, is_hichina
 from dns_lifecycle.lifecycle.zonefile import Rr, check_record
 from models.types import RECORD_TYPES, time_zones
 
@@ -315,8 +316,7 @@ def unique(values: list[str]) -> list[str]:
 def normalise_registrar(value: str) -> str:
     """A registrar's name as stored: trimmed, and HiChina in one spelling (``hichina``)
     however the file writes it, so that every comparison sees one registrar."""
-    value = value.strip()
-    return "hichina" if value.casefold() == "hichina" else value
+    return HICHINA if is_hichina(value) else value.strip()
 
 
 def registrar(value: str) -> str:

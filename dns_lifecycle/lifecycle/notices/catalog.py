@@ -21,7 +21,7 @@ from typing import Any, ClassVar, get_args
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from dns_lifecycle.core.errors import InputError
-from dns_lifecycle.lifecycle.expiry import NameserverAction
+from dns_lifecycle.lifecycle.nameservers import NameserverAction
 from dns_lifecycle.lifecycle.notices.base import STORED, Moment, Money, Notice, SmsParam
 from dns_lifecycle.lifecycle.notices.keys import (
     auto_renew_changed_key,
