@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, Field
 
-from dns_lifecycle.core.db import Database
+from dns_lifecycle.core.db import Database, check_ready
 from dns_lifecycle.core.errors import InputError
 from dns_lifecycle.core.settings import Settings
 from dns_lifecycle.lifecycle.sharding import Shard
@@ -118,6 +118,10 @@ def open_run(
     its channels only count, and everything it wrote is rolled back at the end."""
     settings = settings or Settings()
     shared = _SHARED_DRY_RUN.get() if dry_run else None
+    if shared is None:
+        # An unreachable or unmigrated database is one line that says what to do, not
+        # a traceback from the first query.
+        check_ready(settings)
     db = shared or (Database.sandbox(settings) if dry_run else Database(settings))
     ctx = RunContext(
         settings=settings,

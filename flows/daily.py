@@ -132,12 +132,18 @@ def _fan_out(moment: datetime, dry_run: bool, batch_size: int | None, shards: in
     def one(index: int):
         return run_deployment(
             SHARD_DEPLOYMENT,
+            # An empty optional parameter is left out: the deployment's schema types it
+            # without null, as the form shows it.
             parameters={
-                "as_of": moment.isoformat(),
-                "dry_run": dry_run,
-                "batch_size": batch_size,
-                "shards": shards,
-                "shard": index,
+                name: value
+                for name, value in {
+                    "as_of": moment.isoformat(),
+                    "dry_run": dry_run,
+                    "batch_size": batch_size,
+                    "shards": shards,
+                    "shard": index,
+                }.items()
+                if value is not None
             },
             timeout=None,  # wait until it ends
             poll_interval=1,

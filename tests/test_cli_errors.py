@@ -50,9 +50,14 @@ def test_a_database_an_older_revision_says_to_run_db_upgrade(cli, settings):
 
     engine = create_engine(settings.database_url.replace("postgresql://", "postgresql+psycopg://"))
     with engine.begin() as conn:
+        head = conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one()
         conn.execute(text("UPDATE alembic_version SET version_num = '0001'"))
-    engine.dispose()
-    code, _, err = cli("tickets", "list")
+    try:
+        code, _, err = cli("tickets", "list")
+    finally:  # the PostgreSQL schema is shared by the session's tests
+        with engine.begin() as conn:
+            conn.execute(text("UPDATE alembic_version SET version_num = :v"), {"v": head})
+        engine.dispose()
     assert code == 2
     assert "older schema" in _one_line(err) and "db upgrade" in err
 

@@ -75,3 +75,16 @@ def test_the_command_prints_what_a_failed_run_did_then_its_failures(
     assert "send-renewal-reminders" in out and "sms_sent" in out
     assert "the run ended Failed" in err and "deliveries failed" in err
     assert "Traceback" not in out + err
+
+
+def test_a_run_on_a_database_never_migrated_fails_with_the_command_to_run(
+    flow_env, monkeypatch, tmp_path, caplog
+):
+    """A worker pointed at an empty database: Failed, one line naming `db upgrade`."""
+    from flows.expire import expire_instances
+
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'empty.db'}")
+    state = expire_instances(as_of=AS_OF, return_state=True)
+    assert state.is_failed()
+    assert "dns-lifecycle db upgrade" in state.message
+    assert "Traceback" not in caplog.text
