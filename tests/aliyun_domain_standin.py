@@ -43,8 +43,9 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qsl, quote
+from urllib.parse import parse_qsl
 
+from tests.acs3 import acs3_signature, authorization_fields
 from tests.http_sink import HttpSink, Reply, SeenRequest
 
 API_VERSION = "2018-01-29"
@@ -222,12 +223,12 @@ class AliyunDomainStandIn:
         algorithm, _, fields = authorization.partition(" ")
         if algorithm != "ACS3-HMAC-SHA256":
             return self._refuse(400, "IncompleteSignature")
-        parts = dict(p.split("=", 1) for p in fields.split(",") if "=" in p)
+        parts = authorization_fields(request)
         if parts.get("Credential") != self.access_key_id:
             return self._refuse(404, "InvalidAccessKeyId.NotFound")
         if request.headers.get("x-acs-content-sha256") != hashlib.sha256(request.body).hexdigest():
             return self._refuse(400, "IncompleteSignature", "the body digest differs")
-        expected = acs3_signature(request, parts.get("SignedHeaders", ""), self.access_key_secret)
+        expected = acs3_signature(request, self.access_key_secret)
         if not hmac.compare_digest(parts.get("Signature", ""), expected):
             return self._refuse(400, "SignatureDoesNotMatch")
         return None
@@ -356,29 +357,6 @@ class AliyunDomainStandIn:
             "Code": code,
             "Message": message,
         }
-
-
-def acs3_signature(request: SeenRequest, signed_headers: str, secret: str) -> str:
-    """The ACS3-HMAC-SHA256 signature of ``request`` as received, over ``signed_headers``
-    (the ``;``-separated lower-case names the client said it signed)."""
-    names = [n for n in signed_headers.split(";") if n]
-    query = "&".join(
-        f"{name}={quote(value, safe='~')}"
-        for name, value in sorted(parse_qsl(request.raw_query, keep_blank_values=True))
-    )
-    headers = "".join(f"{name}:{request.headers.get(name, '').strip()}\n" for name in names)
-    canonical = "\n".join(
-        [
-            request.method,
-            request.path or "/",
-            query,
-            headers,
-            ";".join(names),
-            request.headers.get("x-acs-content-sha256", ""),
-        ]
-    )
-    to_sign = f"ACS3-HMAC-SHA256\n{hashlib.sha256(canonical.encode()).hexdigest()}"
-    return hmac.new(secret.encode(), to_sign.encode(), hashlib.sha256).hexdigest()
 
 
 def _numbered(query: dict[str, str], name: str) -> list[str]:

@@ -4,13 +4,10 @@ HTTP server on 127.0.0.1."""
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import json
 import socket
 import threading
 from pathlib import Path
-from urllib.parse import parse_qsl, quote
 
 import pytest
 from darabonba.exceptions import RetryError
@@ -27,6 +24,7 @@ from dns_lifecycle.channels.sms.aliyun import (
 from dns_lifecycle.channels.sms.file import FileSmsBackend
 from dns_lifecycle.core.errors import InputError
 from dns_lifecycle.core.settings import Settings
+from tests.acs3 import acs3_signature
 from tests.http_sink import HttpSink, Reply, SeenRequest
 
 KEY_ID = "LTAI-test-key-id"
@@ -85,29 +83,6 @@ def send(tmp_path: Path, responder, batch: list[SmsMessage], **overrides):
 def send_one(tmp_path: Path, reply: Reply, **overrides) -> DeliveryResult:
     results, _ = send(tmp_path, lambda _request: reply, [message()], **overrides)
     return results[0]
-
-
-def acs3_signature(request: SeenRequest, secret: str) -> str:
-    """The ACS3-HMAC-SHA256 signature of a request as the server received it."""
-    _, _, fields = request.headers["authorization"].partition(" ")
-    signed = dict(part.split("=", 1) for part in fields.split(","))["SignedHeaders"].split(";")
-    query = "&".join(
-        f"{name}={quote(value, safe='~')}"
-        for name, value in sorted(parse_qsl(request.raw_query, keep_blank_values=True))
-    )
-    headers = "".join(f"{name}:{request.headers[name].strip()}\n" for name in signed)
-    canonical = "\n".join(
-        [
-            request.method,
-            request.path or "/",
-            query,
-            headers,
-            ";".join(signed),
-            hashlib.sha256(request.body).hexdigest(),
-        ]
-    )
-    to_sign = f"ACS3-HMAC-SHA256\n{hashlib.sha256(canonical.encode()).hexdigest()}"
-    return hmac.new(secret.encode(), to_sign.encode(), hashlib.sha256).hexdigest()
 
 
 def free_port() -> int:

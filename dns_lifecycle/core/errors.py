@@ -15,8 +15,9 @@ LifecycleError                   base of every error raised on purpose
 │   └── DomainLocked             an EPP lock forbids changing the name servers
 ├── DatabaseNotReady             the database cannot be reached or is not migrated
 ├── ReleaseCheckFailed           the free copy would not serve what the paid one served
-├── TooManyFailures              a step's deliveries failed beyond the threshold
-└── StepsFailed                  one or more steps of the daily run failed
+└── RunFailed                    a run did part of its work and failed (carries its report)
+    ├── TooManyFailures          a step's deliveries failed beyond the threshold
+    └── StepsFailed              one or more steps of the daily run failed
 """
 
 from __future__ import annotations
@@ -123,32 +124,25 @@ class ReleaseCheckFailed(LifecycleError):
     """The free cluster would not serve what the paid cluster served; nothing was moved."""
 
 
-class TooManyFailures(LifecycleError):
-    """A run whose deliveries failed beyond the configured share.
-
-    ``report`` is what the run did all the same, for the summary.
-    """
+class RunFailed(LifecycleError):
+    """A run that did part of its work and failed; ``report`` is what it did all the
+    same, for the summary."""
 
     def __init__(self, message: str, report: Any = None):
         super().__init__(message)
         self.report = report
 
     def __reduce__(self) -> tuple[Any, ...]:
+        # Flow runners pickle exceptions: keep the report, not only the text.
         return (type(self), (str(self), self.report))
 
 
-class StepsFailed(LifecycleError):
-    """One or more steps of the daily run failed; the others ran.
+class TooManyFailures(RunFailed):
+    """A run whose deliveries failed beyond the configured share."""
 
-    ``report`` is what the run did all the same, for the summary.
-    """
 
-    def __init__(self, message: str, report: Any = None):
-        super().__init__(message)
-        self.report = report
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (str(self), self.report))
+class StepsFailed(RunFailed):
+    """One or more steps of the daily run failed; the others ran."""
 
 
 class DatabaseNotReady(LifecycleError):
