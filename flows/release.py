@@ -1,78 +1,430 @@
-"""Step: release instances whose grace period has ended (rules 6 and 7)."""
+"""Step: release instances whose grace period has ended (rules 6 and 7).
+
+Each domain moves through the stages of ``lifecycle.expiry.STAGES``: every call to a
+DNS cluster or a registrar is made here, outside any transaction, and its outcome is
+recorded (``store.release.record_outcomes``) before the next call. A pass moves every
+due domain of a batch one stage on; passes repeat until nothing is due. The instance
+is released, and told, once all its domains have passed the delegation. Later runs
+finish the drain: the paid copy is deleted once its drain is over.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
-from sqlalchemy import select
 
-from dns_lifecycle.channels.registrar import registrar_for
-from dns_lifecycle.lifecycle.expiry import release_due_until
-from dns_lifecycle.store.release import release_instance
+from dns_lifecycle.channels.clusters import ClusterBackend, ClusterConfig, cluster_backend
+from dns_lifecycle.channels.clusters.verify import served_difference
+from dns_lifecycle.channels.registrar import DatabaseRegistrar, is_locked, registrar_for
+from dns_lifecycle.core.errors import (
+    ClusterRefused,
+    DomainLocked,
+    RegistrarRefused,
+    ZoneFileError,
+)
+from dns_lifecycle.lifecycle import expiry
+from dns_lifecycle.lifecycle.expiry import STAGES, nameserver_action, next_action
+from dns_lifecycle.lifecycle.zonefile import Rr, normalise
+from dns_lifecycle.store import release as store
 from dns_lifecycle.store.scan import scan_batches
 from flows.artifacts import BatchProgress
 from flows.common import RunContext, StepReport
 from flows.params import AsOf, BatchSize, DryRun, InstanceIds
 from flows.step import run_step
 from flows.tickets import deliver_tickets
-from models import Instance
 
 STEP = "release-instances"
 NOTICE_KINDS = ("released",)
+DEFAULT_NS_TTL = 3600
+
+
+# --- the registrar, through the three calls the release needs ------------------------
+
+
+@dataclass(frozen=True)
+class SwitchState:
+    done: bool
+    failed_reason: str | None = None
+
+
+class TodayRegistrar:
+    """``lock_status`` / ``start_switch`` / ``switch_state`` over the gateway that
+    ``registrar_for`` returns, which applies a change at once and knows no live lock."""
+
+    def __init__(self, ctx: RunContext) -> None:
+        self._gateway = registrar_for(ctx.settings, dry_run=ctx.dry_run)
+        self._db = ctx.db
+
+    def _statuses(self, domain: str) -> list[str]:
+        with self._db.session() as session:
+            return store.epp_statuses_of(session, domain) or []
+
+    def lock_status(self, domain: str) -> str | None:
+        return is_locked(self._statuses(domain))
+
+    def start_switch(self, domain: str, nameservers: list[str]) -> str:
+        statuses = self._statuses(domain)
+        if isinstance(self._gateway, DatabaseRegistrar):
+            with self._db.session() as session:
+                self._gateway.set_nameservers(session, domain, nameservers, statuses)
+                session.commit()
+        else:
+            self._gateway.set_nameservers(None, domain, nameservers, statuses)
+        return f"applied:{domain}"
+
+    def switch_state(self, task_id: str) -> SwitchState:
+        return SwitchState(done=True)
+
+    def close(self) -> None:
+        return None
+
+
+# --- what the stages call -------------------------------------------------------------
+
+
+class DryRunCluster:
+    """A cluster in a dry run: reads are real (GET), writes are only counted."""
+
+    def __init__(self, real: ClusterBackend) -> None:
+        self.config = real.config
+        self._real = real
+
+    def read_zone(self, zone: str) -> list[Rr] | None:
+        return self._real.read_zone(zone)
+
+    def create_zone(self, zone: str, records: list[Rr], ns_ttl: int) -> bool:
+        return True
+
+    def replace_apex_ns(self, zone: str, nameservers: list[str], ttl: int) -> None:
+        return None
+
+    def delete_zone(self, zone: str) -> bool:
+        return True
+
+    def flush(self, zone: str) -> None:
+        return None
+
+    def close(self) -> None:
+        self._real.close()
+
+
+class Tools:
+    """The clusters and the registrar of one run, opened once, closed at its end."""
+
+    def __init__(self, ctx: RunContext) -> None:
+        self.ctx = ctx
+        with ctx.db.session() as session:
+            rows = store.all_clusters(session)
+            free_row = store.free_cluster(session)
+            self.clusters = {r.code: ClusterConfig.of(r) for r in rows}
+        self.free = self.clusters[free_row.code]
+        self._backends: dict[str, ClusterBackend] = {}
+        self.registrar = TodayRegistrar(ctx)
+
+    def backend(self, code: str) -> ClusterBackend:
+        if code not in self._backends:
+            real = cluster_backend(self.clusters[code], self.ctx.settings, self.ctx.db)
+            self._backends[code] = DryRunCluster(real) if self.ctx.dry_run else real
+        return self._backends[code]
+
+    def close(self) -> None:
+        for b in self._backends.values():
+            b.close()
+        self.registrar.close()
+
+
+def content(records: list[Rr]) -> tuple[list[Rr], int]:
+    """What goes to the free cluster: every record but SOA and the apex NS (the free
+    cluster's own name servers replace them), and the TTL the apex NS had."""
+    kept = [r for r in records if r.type.upper() != "SOA" and not expiry.is_apex_ns(r.type, r.host)]
+    ns_ttl = min(
+        (r.ttl for r in records if expiry.is_apex_ns(r.type, r.host)), default=DEFAULT_NS_TTL
+    )
+    return kept, ns_ttl
+
+
+def _same(domain: str, a: list[Rr], b: list[Rr]) -> bool:
+    # As sets: a DNS server serves a repeated value once.
+    return {normalise(r, domain) for r in a} == {normalise(r, domain) for r in b}
+
+
+class Stages:
+    """One method per stage action; each makes its outside calls and returns the
+    ``Outcome`` to record (a raised error leaves the domain where it is)."""
+
+    def __init__(self, ctx: RunContext, tools: Tools, report: StepReport) -> None:
+        self.ctx, self.tools, self.report = ctx, tools, report
+        self.settings = ctx.settings
+
+    def _blocked(self, w: store.DomainWork, reason: str, message: str) -> store.Outcome:
+        self.report.fail(f"instance {w.instance_id}: domain {w.name}: {message}")
+        self.report.add(f"domains_blocked_{reason}")
+        return store.Outcome(
+            w,
+            {"blocked": reason, "error": message[:1000]},
+            ticket=(
+                reason,
+                {"problem": message, "set_nameservers": list(self.tools.free.nameservers)},
+            ),
+        )
+
+    def read(self, w: store.DomainWork, now: datetime) -> store.Outcome:
+        records = self.tools.backend(w.paid_cluster).read_zone(w.name)
+        if records is None:
+            return self._blocked(
+                w,
+                "paid_zone_missing",
+                f"the paid cluster {w.paid_cluster} has no zone {w.name}: load it there "
+                "(dns-lifecycle clusters load-zones), then resolve this ticket",
+            )
+        try:
+            text = store.zone_copy(w.name, records, now)
+        except ZoneFileError as exc:
+            return self._blocked(w, expiry.ZONE_UNWRITABLE, str(exc))
+        return store.Outcome(
+            w, {"stage": "read", "records": records, "error": None, "blocked": None}, zone_text=text
+        )
+
+    def create(self, w: store.DomainWork, now: datetime) -> store.Outcome:
+        assert w.records is not None
+        kept, ns_ttl = content(w.records)
+        free = self.tools.backend(self.tools.free.code)
+        try:
+            created = free.create_zone(w.name, kept, ns_ttl)
+        except ZoneFileError as exc:
+            return self._blocked(w, expiry.ZONE_UNWRITABLE, str(exc))
+        except ClusterRefused as exc:
+            return self._blocked(w, "free_zone_refused", str(exc))
+        if created:
+            self.report.add("records_moved", len(kept))
+        else:
+            there = free.read_zone(w.name) or []
+            there_kept, _ = content(there)
+            if not _same(w.name, kept, there_kept):
+                return self._blocked(
+                    w,
+                    expiry.FREE_ZONE_CONFLICT,
+                    f"the free cluster {free.config.code} already has a zone {w.name} with "
+                    "other records: delete that zone there (or make it equal), then resolve "
+                    "this ticket",
+                )
+        free.flush(w.name)
+        return store.Outcome(w, {"stage": "created", "error": None, "blocked": None})
+
+    def verify(self, w: store.DomainWork, now: datetime) -> store.Outcome:
+        assert w.records is not None
+        kept, _ = content(w.records)
+        free = self.tools.free
+        problem: str | None = None
+        if self.ctx.dry_run:
+            problem = None  # nothing was created to ask about
+        elif free.nameserver_addresses:
+            problem = served_difference(
+                w.name, kept, list(free.nameserver_addresses), self.settings.dns_timeout_seconds
+            )
+        else:
+            served = self.tools.backend(free.code).read_zone(w.name) or []
+            if not _same(w.name, kept, content(served)[0]):
+                problem = f"the free cluster {free.code} does not hold the records of {w.name}"
+        if problem is None:
+            return store.Outcome(
+                w,
+                {"stage": "verified", "verified_at": now, "verify_failures": 0, "error": None},
+            )
+        failures = w.verify_failures + 1
+        self.report.add("verify_failures")
+        self.report.fail(f"instance {w.instance_id}: domain {w.name}: not verified: {problem}")
+        ticket = None
+        if expiry.verify_ticket_due(failures, self.settings.verify_attempts):
+            ticket = (
+                expiry.FREE_ZONE_UNVERIFIED,
+                {"problem": problem, "failed_verifications": failures},
+            )
+        return store.Outcome(
+            w, {"verify_failures": failures, "error": problem[:1000]}, ticket=ticket
+        )
+
+    def _delegated(
+        self, w: store.DomainWork, now: datetime, action: str, problem: str | None = None
+    ) -> store.Outcome:
+        free = self.tools.free
+        live = self.tools.clusters[w.paid_cluster].live
+        until = expiry.drain_until(
+            action,
+            now,
+            live=live,
+            drain_hours=self.settings.drain_hours,
+            manual_drain_days=self.settings.manual_drain_days,
+        )
+        self.report.add(f"nameservers_{action}")
+        self.report.planned(
+            [
+                {
+                    "action": "release",
+                    "instance": w.instance_id,
+                    "domain": w.name,
+                    "nameservers": action,
+                }
+            ]
+        )
+        values: dict[str, Any] = {
+            "stage": "delegated",
+            "delegation": action,
+            "delegated_at": now,
+            "drain_until": until,
+            "switch_task": w.switch_task,
+            "error": problem,
+        }
+        if action == "switched":
+            return store.Outcome(w, values, nameservers=list(free.nameservers))
+        details: dict[str, Any] = {
+            "epp_statuses": w.epp_statuses,
+            "set_nameservers": list(free.nameservers),
+            "change_by": expiry.change_by(now, self.settings.manual_drain_days).isoformat(),
+        }
+        if problem:
+            details["problem"] = problem
+            self.report.fail(f"instance {w.instance_id}: domain {w.name}: {problem}")
+        return store.Outcome(w, values, ticket=(action, details))
+
+    def delegate(self, w: store.DomainWork, now: datetime) -> store.Outcome:
+        action = nameserver_action(w.registrar, w.epp_statuses)
+        if action != "switched":
+            return self._delegated(w, now, action)
+        registrar = self.tools.registrar
+        # Imported EPP statuses can be stale: the registrar's own word, just before acting.
+        if registrar.lock_status(w.name) is not None:
+            return self._delegated(w, now, "domain_locked")
+        if self.ctx.dry_run:
+            return self._delegated(w, now, "switched")
+        try:
+            task_id = registrar.start_switch(w.name, list(self.tools.free.nameservers))
+        except DomainLocked:
+            return self._delegated(w, now, "domain_locked")
+        except RegistrarRefused as exc:
+            return self._delegated(w, now, expiry.REGISTRAR_FAILED, str(exc)[:1000])
+        return store.Outcome(w, {"stage": "switching", "switch_task": task_id, "error": None})
+
+    def poll(self, w: store.DomainWork, now: datetime) -> store.Outcome:
+        assert w.switch_task is not None
+        state = self.tools.registrar.switch_state(w.switch_task)
+        if state.failed_reason is not None:
+            return self._delegated(w, now, expiry.REGISTRAR_FAILED, state.failed_reason[:1000])
+        if not state.done:
+            return store.Outcome(w, {})
+        return self._delegated(w, now, "switched")
+
+    def drain(self, w: store.DomainWork, now: datetime) -> store.Outcome:
+        paid = self.tools.backend(w.paid_cluster)
+        if paid.config.live:
+            ns_ttl = content(w.records or [])[1]
+            paid.replace_apex_ns(w.name, list(self.tools.free.nameservers), ns_ttl)
+        return store.Outcome(w, {"stage": "draining", "error": None})
+
+    def delete(self, w: store.DomainWork, now: datetime) -> store.Outcome:
+        if not expiry.may_delete_paid(w.stage, w.verified_at is not None):
+            raise AssertionError(f"domain {w.name}: no verified free copy, the paid one stays")
+        self.tools.backend(w.paid_cluster).delete_zone(w.name)
+        self.report.add("paid_zones_deleted")
+        return store.Outcome(w, {"stage": "deleted", "deleted_at": now, "error": None})
+
+
+def advance(ctx: RunContext, tools: Tools, instance_ids: list[str], report: StepReport) -> None:
+    """Move every domain of these instances as far as it can go in this run."""
+    with ctx.db.session() as session:
+        works = store.domain_work(session, instance_ids)
+    stages = Stages(ctx, tools, report)
+    for _ in range(len(STAGES) + 1):
+        now = ctx.clock()
+        due = [
+            (w, a)
+            for w in works
+            if (
+                a := next_action(
+                    w.stage, blocked=w.blocked is not None, drain_until=w.drain_until, now=now
+                )
+            )
+        ]
+        if not due:
+            return
+        moved = []
+        for w, action in due:
+            try:
+                outcome = getattr(stages, action)(w, now)
+            except Exception as exc:  # one domain's failure never stops the others
+                report.add("release_failures")
+                message = f"{type(exc).__name__}: {exc}"
+                report.fail(f"instance {w.instance_id}: domain {w.name}: {action}: {message}")
+                outcome = store.Outcome(w, {"error": message[:1000]})
+            # Recorded before anything else is called: a crash repeats no call.
+            with ctx.db.session() as session:
+                recorded = store.record_outcomes(session, [outcome], now)
+                report.add("tickets_opened", session.info.pop("tickets_opened", 0))
+                session.commit()
+            if recorded and "stage" in outcome.values and not outcome.values.get("blocked"):
+                for key in ("stage", "delegation", "switch_task", "drain_until", "verified_at"):
+                    if key in outcome.values:
+                        setattr(w, key, outcome.values[key])
+                if "records" in outcome.values:
+                    w.records = outcome.values["records"]
+                moved.append(w)
+        # Only domains that moved on get another pass in this run.
+        works = moved
 
 
 def release_due(ctx: RunContext, instance_ids: list[str] | None = None) -> StepReport:
-    """Release every instance expired for the whole grace period, one transaction each."""
+    """Release every instance expired for the whole grace period, stage by stage, and
+    finish the drain of instances released earlier."""
     report = StepReport(step=STEP, as_of=ctx.as_of, dry_run=ctx.dry_run)
     grace = ctx.settings.grace_days
-    registrar = registrar_for(ctx.settings, dry_run=ctx.dry_run)
-
-    def grace_over():
-        stmt = select(Instance.id, Instance.expires_at).where(
-            Instance.state == "expired", Instance.expires_at <= release_due_until(ctx.as_of, grace)
-        )
-        return stmt.where(Instance.id.in_(instance_ids)) if instance_ids else stmt
-
-    progress = BatchProgress.counting(STEP, ctx.db, [grace_over], ctx.shard)
-    for rows in scan_batches(ctx.db, grace_over, batch_size=ctx.batch_size, shard=ctx.shard):
-        progress.advance(len(rows))
-        for r in rows:
-            try:
-                with ctx.db.session() as session:
-                    released = release_instance(
-                        session,
-                        r.id,
-                        as_of=ctx.as_of,
-                        now=ctx.clock(),
-                        grace_days=grace,
-                        registrar=registrar,
-                    )
-                    session.commit()
-            except Exception as exc:  # one instance's failure never stops the others
-                report.add("release_failures")
-                report.fail(f"instance {r.id}: {type(exc).__name__}: {exc}")
-                continue
-            if released is None:
-                report.add("skipped_renewed_or_claimed")
-                continue
-            report.add("instances_released")
-            report.add("records_moved", released.records_moved)
-            report.add("tickets_opened", released.tickets_opened)
-            for d in released.domains:
-                report.add(f"nameservers_{d['action']}")
-            report.planned(
-                [
-                    {
-                        "action": "release",
-                        "instance": r.id,
-                        "domain": d["name"],
-                        "nameservers": d["action"],
-                    }
-                    for d in released.domains
-                ]
-            )
+    expired = store.expired_due(ctx.as_of, grace, instance_ids)
+    progress = BatchProgress.counting(STEP, ctx.db, [expired], ctx.shard)
+    tools: Tools | None = None
+    try:
+        for rows in scan_batches(ctx.db, expired, batch_size=ctx.batch_size, shard=ctx.shard):
+            progress.advance(len(rows))
+            tools = tools or Tools(ctx)
+            ids = [r.id for r in rows]
+            with ctx.db.session() as session:
+                store.begin_release(session, ids, ctx.clock())
+                session.commit()
+            advance(ctx, tools, ids, report)
+            for instance_id in ids:
+                _finish(ctx, instance_id, report)
+        draining = store.released_unfinished(instance_ids)
+        for rows in scan_batches(ctx.db, draining, batch_size=ctx.batch_size, shard=ctx.shard):
+            tools = tools or Tools(ctx)
+            advance(ctx, tools, [r.id for r in rows], report)
+    finally:
+        if tools is not None:
+            tools.close()
     report.absorb(deliver_tickets(ctx))
     return report
+
+
+def _finish(ctx: RunContext, instance_id: str, report: StepReport) -> None:
+    settings = ctx.settings
+    try:
+        with ctx.db.session() as session:
+            released = store.finish_instance(
+                session,
+                instance_id,
+                as_of=ctx.as_of,
+                grace_days=settings.grace_days,
+                now=ctx.clock(),
+                change_by=lambda at: expiry.change_by(at, settings.manual_drain_days),
+            )
+            session.commit()
+    except Exception as exc:
+        report.add("release_failures")
+        report.fail(f"instance {instance_id}: {type(exc).__name__}: {exc}")
+        return
+    if released is not None:
+        report.add("instances_released")
 
 
 @task(name="release-instances", cache_policy=NO_CACHE)
@@ -87,10 +439,10 @@ def release_instances(
     batch_size: BatchSize = None,
     instance_ids: InstanceIds = None,
 ) -> StepReport:
-    """Release instances unrenewed for the whole grace period: keep a zone-file copy of
-    every domain, move every record to the free cluster (verified before commit),
-    switch unlocked HiChina domains to the free name servers, and open a ticket for
-    every domain that needs its owner."""
+    """Release instances unrenewed for the whole grace period, domain by domain: keep a
+    zone-file copy, create the zone on the free cluster and verify it by asking its name
+    servers, switch unlocked HiChina domains to the free name servers (a ticket for every
+    domain that needs its owner), and delete the paid copy once its drain is over."""
     return run_step(
         STEP,
         release_due_task,

@@ -6,19 +6,18 @@ from concurrent.futures import ThreadPoolExecutor
 
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
-from sqlalchemy import select
 
 from dns_lifecycle.channels.dns_lookup import delegated_nameservers
 from dns_lifecycle.core.errors import Refused
 from dns_lifecycle.lifecycle.notices import notice_rows
 from dns_lifecycle.store.notifications import insert_notices
-from dns_lifecycle.store.release import free_cluster
+from dns_lifecycle.store.release import drain_seen, free_cluster, open_delegation_tickets
 from dns_lifecycle.store.subscriptions import addressee
 from flows.common import RunContext, StepReport
 from flows.params import AsOf, BatchSize, DryRun, InstanceIds
 from flows.step import run_step
 from flows.tickets import resolve_ticket
-from models import Account, Domain, Instance, Ticket
+from models import Account, Domain, Instance
 
 STEP = "verify-delegations"
 NOTICE_KINDS = ("ticket_resolved",)
@@ -29,23 +28,16 @@ def _normalise(names) -> set[str]:
 
 
 def verify_open_tickets(ctx: RunContext, instance_ids: list[str] | None = None) -> StepReport:
-    """Ask DNS where each domain with an open ticket is delegated; close the ticket
-    when it points at the free cluster's name servers."""
+    """Ask DNS where each domain with an open delegation ticket is delegated; when it
+    points at the free cluster's name servers, close the ticket and start the drain of
+    the paid copy."""
     report = StepReport(step=STEP, as_of=ctx.as_of, dry_run=ctx.dry_run)
     settings = ctx.settings
     with ctx.db.session() as session:
         target = _normalise(free_cluster(session).nameservers)
-        stmt = (
-            select(Ticket.id, Domain.name, Ticket.instance_id)
-            .join(Domain, Domain.id == Ticket.domain_id)
-            .where(Ticket.state == "open")
-            .order_by(Ticket.id)
-        )
-        if instance_ids:
-            stmt = stmt.where(Ticket.instance_id.in_(instance_ids))
         open_tickets = [
             (ticket_id, name)
-            for ticket_id, name, instance_id in session.execute(stmt)
+            for ticket_id, name, instance_id in open_delegation_tickets(session, instance_ids)
             if ctx.shard is None or ctx.shard.owns(instance_id)
         ]
     names = sorted({name for _, name in open_tickets})
@@ -76,6 +68,8 @@ def verify_open_tickets(ctx: RunContext, instance_ids: list[str] | None = None) 
             domain = session.get(Domain, ticket.domain_id)
             domain.nameservers = sorted(target)
             session.add(domain)
+            # The new delegation is live: the paid copy drains from now on.
+            drain_seen(session, domain.id, ctx.clock(), settings.drain_hours)
             instance = session.get(Instance, ticket.instance_id)
             account = session.get(Account, instance.account_id)
             insert_notices(

@@ -11,14 +11,12 @@ from hypothesis import settings as hyp_settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 
-from dns_lifecycle.channels.registrar import DatabaseRegistrar
 from dns_lifecycle.lifecycle.expiry import (
     is_release_due,
     is_release_warning_due,
     nameserver_action,
     release_warning_window,
 )
-from dns_lifecycle.store.release import release_instance
 from flows.common import open_run
 from flows.expire import expire_due
 from flows.release import release_due
@@ -215,34 +213,32 @@ def test_rerun_opens_no_second_ticket_and_sends_no_second_notice(db, settings):
     assert after == before and "instances_released" not in report.counts
 
 
-def test_an_error_before_commit_leaves_the_instance_expired_and_the_next_run_releases(db, settings):
-    """A failure after the records moved but before the commit rolls everything back."""
+def test_a_failure_between_stages_leaves_the_paid_copy_and_the_next_run_finishes(
+    db, settings, monkeypatch
+):
+    """A failure after the zone was read and kept leaves the instance expired with its
+    records on the paid cluster; the next run finishes the release with one zone copy."""
     _expired_instance(db)
     paid_before = _served(db, "paid-1")
+    import flows.release as release_flow
 
-    def explode():
-        raise RuntimeError("injected failure before commit")
+    def explode(self, w, now):
+        raise RuntimeError("injected failure before creating the free zone")
 
-    with pytest.raises(RuntimeError), db.session() as s:
-        release_instance(
-            s,
-            "inst-1",
-            as_of=RELEASE,
-            now=RELEASE,
-            grace_days=7,
-            registrar=DatabaseRegistrar(),
-            before_commit=explode,
-        )
-        s.commit()
+    with monkeypatch.context() as m:
+        m.setattr(release_flow.Stages, "create", explode)
+        report = run(settings, release_due, RELEASE)
+    assert report.counts["release_failures"] == len(DOMAINS)
     assert _served(db, "paid-1") == paid_before and _served(db, "free") == Counter()
     with db.session() as s:
         assert s.get(Instance, "inst-1").state == "expired"
         assert s.execute(select(func.count()).select_from(Ticket)).scalar_one() == 0
-        assert s.execute(select(func.count()).select_from(ZoneSnapshot)).scalar_one() == 0
+        assert s.execute(select(func.count()).select_from(ZoneSnapshot)).scalar_one() == 4
     run(settings, release_due, RELEASE)
-    assert _served(db, "free") == paid_before
+    assert _served(db, "free") == paid_before and _served(db, "paid-1") == Counter()
     with db.session() as s:
         assert s.get(Instance, "inst-1").state == "released"
+        assert s.execute(select(func.count()).select_from(ZoneSnapshot)).scalar_one() == 4
 
 
 def test_a_failing_instance_does_not_stop_the_others(db, settings, monkeypatch):

@@ -14,6 +14,9 @@ LifecycleError                   base of every error raised on purpose
 ├── NeedsPerson                  an automatic step cannot go on
 │   └── DomainLocked             an EPP lock forbids changing the name servers
 ├── ReleaseCheckFailed           the free copy would not serve what the paid one served
+├── ClusterError                 a DNS cluster's API did not do what was asked
+│   ├── ClusterUnavailable       no answer, a timeout, a 5xx: the next run tries again
+│   └── ClusterRefused           a refusal (4xx): a person must look at the zone or key
 ├── TooManyFailures              a step's deliveries failed beyond the threshold
 └── StepsFailed                  one or more steps of the daily run failed
 """
@@ -120,6 +123,18 @@ class RegistrarRefused(PermanentDeliveryError):
 
 class ReleaseCheckFailed(LifecycleError):
     """The free cluster would not serve what the paid cluster served; nothing was moved."""
+
+
+class ClusterError(LifecycleError):
+    """A DNS cluster's API did not do what was asked."""
+
+
+class ClusterUnavailable(ClusterError):
+    """The cluster did not answer usefully; the same call is tried again by the next run."""
+
+
+class ClusterRefused(ClusterError):
+    """The cluster refused the call; repeating it will not help until someone acts."""
 
 
 class TooManyFailures(LifecycleError):

@@ -219,7 +219,8 @@ def test_killed_inside_an_auto_renewal_batch(settings, db, tmp_path):
 
 
 def test_killed_during_a_release(settings, db, tmp_path):
-    """Killed while the registrar holds back its answer for the 2nd instance: the rerun
+    """Killed while the registrar holds back its answer for the 2nd instance: no paid copy
+    is gone, and the rerun
     releases every instance once, with one zone copy, one ticket and one notice per
     domain, and every record on the free cluster."""
     n = 3
@@ -275,7 +276,11 @@ def test_killed_during_a_release(settings, db, tmp_path):
         _kill_when(proc, lambda: any("inst-1" in r.path for r in sink.requests))
         with db.session() as s:
             state = {i.id: i.state for i in s.exec(select(Instance))}
-        assert state == {"inst-0": "released", "inst-1": "expired", "inst-2": "expired"}
+            paid = s.exec(select(Record).where(Record.cluster_code == "paid-1")).all()
+        # Killed in the delegation stage of the batch: nothing is released yet, and
+        # every paid copy still serves.
+        assert state == {f"inst-{i}": "expired" for i in range(n)}
+        assert len(paid) == 3 * n
 
         held["on"] = False
         _run(real, release_due)
