@@ -27,7 +27,7 @@ from dns_lifecycle.core.errors import (
     ZoneFileError,
 )
 from dns_lifecycle.lifecycle import expiry
-from dns_lifecycle.lifecycle.expiry import STAGES, nameserver_action, next_action
+from dns_lifecycle.lifecycle.expiry import STAGES, nameserver_action, next_action, zone_content
 from dns_lifecycle.lifecycle.zonefile import Rr, normalise
 from dns_lifecycle.store import release as store
 from dns_lifecycle.store.scan import scan_batches
@@ -39,7 +39,6 @@ from flows.tickets import deliver_tickets
 
 STEP = "release-instances"
 NOTICE_KINDS = ("released",)
-DEFAULT_NS_TTL = 3600
 
 
 # --- the registrar, through the three calls the release needs ------------------------
@@ -137,16 +136,6 @@ class Tools:
         self.registrar.close()
 
 
-def content(records: list[Rr]) -> tuple[list[Rr], int]:
-    """What goes to the free cluster: every record but SOA and the apex NS (the free
-    cluster's own name servers replace them), and the TTL the apex NS had."""
-    kept = [r for r in records if r.type.upper() != "SOA" and not expiry.is_apex_ns(r.type, r.host)]
-    ns_ttl = min(
-        (r.ttl for r in records if expiry.is_apex_ns(r.type, r.host)), default=DEFAULT_NS_TTL
-    )
-    return kept, ns_ttl
-
-
 def _same(domain: str, a: list[Rr], b: list[Rr]) -> bool:
     # As sets: a DNS server serves a repeated value once.
     return {normalise(r, domain) for r in a} == {normalise(r, domain) for r in b}
@@ -191,7 +180,7 @@ class Stages:
 
     def create(self, w: store.DomainWork, now: datetime) -> store.Outcome:
         assert w.records is not None
-        kept, ns_ttl = content(w.records)
+        kept, ns_ttl = zone_content(w.records)
         free = self.tools.backend(self.tools.free.code)
         try:
             created = free.create_zone(w.name, kept, ns_ttl)
@@ -203,7 +192,7 @@ class Stages:
             self.report.add("records_moved", len(kept))
         else:
             there = free.read_zone(w.name) or []
-            there_kept, _ = content(there)
+            there_kept, _ = zone_content(there)
             if not _same(w.name, kept, there_kept):
                 return self._blocked(
                     w,
@@ -217,7 +206,7 @@ class Stages:
 
     def verify(self, w: store.DomainWork, now: datetime) -> store.Outcome:
         assert w.records is not None
-        kept, _ = content(w.records)
+        kept, _ = zone_content(w.records)
         free = self.tools.free
         problem: str | None = None
         if self.ctx.dry_run:
@@ -228,7 +217,7 @@ class Stages:
             )
         else:
             served = self.tools.backend(free.code).read_zone(w.name) or []
-            if not _same(w.name, kept, content(served)[0]):
+            if not _same(w.name, kept, zone_content(served)[0]):
                 problem = f"the free cluster {free.code} does not hold the records of {w.name}"
         if problem is None:
             return store.Outcome(
@@ -321,7 +310,7 @@ class Stages:
     def drain(self, w: store.DomainWork, now: datetime) -> store.Outcome:
         paid = self.tools.backend(w.paid_cluster)
         if paid.config.live:
-            ns_ttl = content(w.records or [])[1]
+            ns_ttl = zone_content(w.records or [])[1]
             paid.replace_apex_ns(w.name, list(self.tools.free.nameservers), ns_ttl)
         return store.Outcome(w, {"stage": "draining", "error": None})
 

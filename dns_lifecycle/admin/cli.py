@@ -320,6 +320,8 @@ def cmd_instances_show(args, settings: Settings) -> int:
     from sqlalchemy import select
 
     from dns_lifecycle.core.errors import NotFound
+    from dns_lifecycle.lifecycle.expiry import describe_stage
+    from dns_lifecycle.store.release import release_stages
     from models import Domain, Instance, Order, Ticket, ZoneSnapshot
 
     with _session(settings) as session:
@@ -335,6 +337,7 @@ def cmd_instances_show(args, settings: Settings) -> int:
         orders = of_instance(Order, Order.id)
         tickets = of_instance(Ticket, Ticket.id)
         zones = of_instance(ZoneSnapshot, ZoneSnapshot.domain_name, ZoneSnapshot.id)
+        stages = release_stages(session, [instance.id])
     print(
         f"instance {instance.id}: {instance.state}, edition {instance.edition_code}, "
         f"{instance.billing_cycle}, auto-renew {'on' if instance.auto_renew else 'off'}"
@@ -347,6 +350,8 @@ def cmd_instances_show(args, settings: Settings) -> int:
     for d in domains:
         locks = ", ".join(d.epp_statuses) or "no EPP status"
         print(f"  domain {d.name} at {d.registrar} ({locks}); NS {', '.join(d.nameservers)}")
+        if (stage := stages.get(d.name)) is not None:
+            print(f"    release: {describe_stage(stage)}")
     for o in orders:
         print(f"  order {o.id}: {o.kind} {o.state} ¥{o.amount} until {o.period_end.isoformat()}")
     for t in tickets:
@@ -354,6 +359,22 @@ def cmd_instances_show(args, settings: Settings) -> int:
     for z in zones:
         print(f"\n--- zone file copy of {z.domain_name} ({z.created_at.isoformat()}) ---")
         print(z.zone_text.rstrip())
+    return 0
+
+
+def cmd_clusters_load_zones(args, settings: Settings) -> int:
+    from dns_lifecycle.admin.load_zones import load_zones
+    from dns_lifecycle.core.db import Database
+
+    db = Database(settings)
+    try:
+        loaded = load_zones(settings, db, args.cluster)
+    finally:
+        db.dispose()
+    print(
+        f"cluster {args.cluster}: {loaded.created} zone(s) created with {loaded.records} "
+        f"record(s); {loaded.present} already there, left as they are"
+    )
     return 0
 
 
@@ -465,6 +486,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = instances_sub.add_parser("show", help="state, domains, orders, tickets, zone copies")
     p.set_defaults(handler=cmd_instances_show)
     p.add_argument("id", metavar="ID")
+
+    clusters = sub.add_parser("clusters", help="live DNS clusters")
+    clusters_sub = clusters.add_subparsers(dest="clusters_command", required=True, metavar="ACTION")
+    p = clusters_sub.add_parser(
+        "load-zones",
+        help="create the inventory's zones of a cluster on its PowerDNS server "
+        "(zones already there are left alone)",
+    )
+    p.set_defaults(handler=cmd_clusters_load_zones)
+    p.add_argument("cluster", metavar="CLUSTER")
 
     p = add("preview-emails", cmd_preview, "render every notice into an HTML gallery")
     p.add_argument("dir", metavar="DIR")

@@ -10,7 +10,8 @@ back in the same shape, plus the history (orders, notifications, tickets).
 The document (every top-level key is optional)::
 
     {"editions":  [{"code", "rank", "monthly_price", "yearly_price"}],
-     "clusters":  [{"code", "kind", "nameservers"}],
+     "clusters":  [{"code", "kind", "nameservers", "backend"?, "api_url"?, "server_id"?,
+                    "nameserver_addresses"?}],
      "accounts":  [{"id", "name", "email", "phone", "locale", "timezone", "balance"?}],
      "instances": [{"id", "account", "edition", "billing_cycle", "expires_at",
                     "auto_renew", "state", "cluster", "anchor_day"?, "released_at"?,
@@ -52,7 +53,9 @@ from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
+from dns_lifecycle.core.addresses import parse_address
 from dns_lifecycle.core.errors import InputError, InventoryInvalid
+from dns_lifecycle.store.release import release_stages
 from models import Account, Cluster, Domain, Edition, Instance, Notification, Order, Record, Ticket
 
 __all__ = [
@@ -105,6 +108,8 @@ EPP_STATUSES = (
 _EPP_BY_LOWER = {s.lower(): s for s in EPP_STATUSES}
 
 HISTORY_KEYS = ("orders", "notifications", "tickets")
+CLUSTER_LIVE_FIELDS = ("backend", "api_url", "server_id", "nameserver_addresses")
+CLUSTER_BACKENDS = ("database", "powerdns")
 SECTIONS = ("editions", "clusters", "accounts", "instances")
 
 MAX_INT32 = 2_147_483_647
@@ -120,6 +125,8 @@ def _max_length(model: Any, column: str) -> int:
 _LEN = {
     "code": _max_length(Edition, "code"),
     "cluster_code": _max_length(Cluster, "code"),
+    "cluster_api_url": _max_length(Cluster, "api_url"),
+    "cluster_server_id": _max_length(Cluster, "server_id"),
     "account_id": _max_length(Account, "id"),
     "account_name": _max_length(Account, "name"),
     "email": _max_length(Account, "email"),
@@ -779,10 +786,11 @@ class _Walk:
             for c, kind in self.stored.cluster_kinds.items()
             if kind == "free" and c not in self.declared.clusters
         ]
-        fields = ("code", "kind", "nameservers")
+        required = ("code", "kind", "nameservers")
+        fields = (*required, *CLUSTER_LIVE_FIELDS)
         for i, raw in enumerate(self.array(section, "clusters")):
             path = f"clusters[{i}]"
-            e = self.entry(raw, path, fields, fields)
+            e = self.entry(raw, path, fields, required)
             if e is None:
                 continue
             before = len(self.errors)
@@ -821,9 +829,49 @@ class _Walk:
             )
             if nameservers is not BAD and not nameservers:
                 nameservers = self.bad(f"{path}.nameservers", "is empty; list the name servers")
+            live = self.cluster_live(e, path)
             if len(self.errors) == before:
-                rows.append({"code": code, "kind": kind, "nameservers": nameservers})
+                rows.append({"code": code, "kind": kind, "nameservers": nameservers, **live})
         return rows
+
+    def cluster_live(self, e: dict[str, Any], path: str) -> dict[str, Any]:
+        """The optional fields of a live cluster: where its API and name servers answer.
+        API keys never go in the inventory (DNSL_CLUSTER_API_KEYS holds them)."""
+        backend = "database"
+        if "backend" in e:
+            backend = self.choice(e, "backend", f"{path}.backend", CLUSTER_BACKENDS)
+        api_url = None
+        if e.get("api_url") is not None:
+            api_url = self.text(e, "api_url", f"{path}.api_url", _LEN["cluster_api_url"])
+            if api_url is not BAD and not re.fullmatch(r"https?://[^\s/?#]+(/[^\s?#]*)?", api_url):
+                api_url = self.bad(
+                    f"{path}.api_url",
+                    f"{_show(api_url)} is not an http(s) URL, e.g. 'http://127.0.0.1:8081'",
+                )
+        if backend == "powerdns" and api_url is None:
+            self.bad(f"{path}.api_url", "missing; a powerdns cluster needs its API's URL")
+        server_id = "localhost"
+        if "server_id" in e:
+            server_id = self.ident(e, "server_id", f"{path}.server_id", _LEN["cluster_server_id"])
+        addresses: list[str] = []
+        for j, item in enumerate(
+            self.array(e.get("nameserver_addresses", []), f"{path}.nameserver_addresses")
+        ):
+            item_path = f"{path}.nameserver_addresses[{j}]"
+            try:
+                if not isinstance(item, str):
+                    raise ValueError(f"expected a string, got {_show(item)}")
+                parse_address(item, "name-server address")
+            except ValueError as exc:
+                self.bad(item_path, str(exc))
+                continue
+            addresses.append(item.strip())
+        return {
+            "backend": backend,
+            "api_url": api_url,
+            "server_id": server_id,
+            "nameserver_addresses": addresses,
+        }
 
     def accounts(self, section: Any) -> list[dict[str, Any]]:
         rows: list[dict[str, Any]] = []
@@ -1062,7 +1110,8 @@ class _Walk:
         record_cluster: Any,
     ) -> list[DomainEntry]:
         result: list[DomainEntry] = []
-        fields = ("name", "registrar", "epp_statuses", "nameservers", "records")
+        # "release" is where an export shows the release stage: read, never imported.
+        fields = ("name", "registrar", "epp_statuses", "nameservers", "records", "release")
         for j, raw in enumerate(self.array(section, path)):
             dpath = f"{path}[{j}]"
             d = self.entry(raw, dpath, fields, ("name", "registrar"))
@@ -1445,7 +1494,15 @@ def _export_editions(session: Session) -> Iterator[dict[str, Any]]:
 
 def _export_clusters(session: Session) -> Iterator[dict[str, Any]]:
     for r in session.execute(select(Cluster.__table__).order_by(Cluster.code)):
-        yield {"code": r.code, "kind": r.kind, "nameservers": list(r.nameservers)}
+        entry = {"code": r.code, "kind": r.kind, "nameservers": list(r.nameservers)}
+        if r.backend != "database":  # the embedded default exports as before
+            entry.update(
+                backend=r.backend,
+                api_url=r.api_url,
+                server_id=r.server_id,
+                nameserver_addresses=list(r.nameserver_addresses),
+            )
+        yield entry
 
 
 def _export_accounts(session: Session) -> Iterator[dict[str, Any]]:
@@ -1496,6 +1553,7 @@ def _export_instances(session: Session) -> Iterator[dict[str, Any]]:
                         "cluster": r.cluster_code,
                     }
                 )
+        stages = release_stages(session, ids)
         for r in page:
             entry: dict[str, Any] = {
                 "id": r.id,
@@ -1517,6 +1575,7 @@ def _export_instances(session: Session) -> Iterator[dict[str, Any]]:
                     "epp_statuses": list(d.epp_statuses),
                     "nameservers": list(d.nameservers),
                     "records": records.get(d.id, []),
+                    **({"release": stages[d.name]} if d.name in stages else {}),
                 }
                 for d in domains.get(r.id, [])
             ]

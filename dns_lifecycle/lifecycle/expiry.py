@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from typing import Literal
 
 from dns_lifecycle.lifecycle.notices import stamp
+from dns_lifecycle.lifecycle.zonefile import Rr
 
 DAY = timedelta(hours=24)
 HICHINA = "hichina"
@@ -180,3 +181,28 @@ def verify_ticket_due(failures: int, attempts: int) -> bool:
 
 def is_apex_ns(rtype: str, host: str) -> bool:
     return rtype.upper() == "NS" and host.strip() in ("", "@")
+
+
+DEFAULT_NS_TTL = 3600
+
+
+def zone_content(records: list[Rr]) -> tuple[list[Rr], int]:
+    """What a cluster is handed of a zone: every record but SOA and the apex NS (the
+    cluster's own name servers replace them), and the TTL the apex NS had."""
+    kept = [r for r in records if r.type.upper() != "SOA" and not is_apex_ns(r.type, r.host)]
+    ns_ttl = min((r.ttl for r in records if is_apex_ns(r.type, r.host)), default=DEFAULT_NS_TTL)
+    return kept, ns_ttl
+
+
+def describe_stage(stage: dict) -> str:
+    """One line saying where a domain's release stands (``store.release.release_stages``)."""
+    text = stage["stage"]
+    if stage.get("delegation"):
+        text += f", delegation {stage['delegation']}"
+    if stage.get("drain_until") and stage["stage"] != "deleted":
+        text += f", paid copy kept until {stage['drain_until']}"
+    if stage.get("blocked"):
+        text += f", waiting for the ticket {stage['blocked']} to be resolved"
+    if stage.get("error"):
+        text += f"; last problem: {stage['error']}"
+    return text

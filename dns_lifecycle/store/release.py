@@ -367,3 +367,36 @@ def open_delegation_tickets(
     if instance_ids:
         stmt = stmt.where(Ticket.instance_id.in_(instance_ids))
     return [tuple(r) for r in session.execute(stmt)]  # type: ignore[misc]
+
+
+def zones_on_cluster(session: Session, cluster_code: str) -> dict[str, list[Rr]]:
+    """Each domain of the instances ``cluster_code`` serves, with the records the
+    inventory holds for it there (by domain name, in name order)."""
+    from models import Record
+
+    zones: dict[str, list[Rr]] = {
+        name: []
+        for (name,) in session.execute(
+            select(Domain.name)
+            .join(Instance, Instance.id == Domain.instance_id)
+            .where(Instance.cluster_code == cluster_code, Instance.state != "released")
+            .order_by(Domain.name)
+        )
+    }
+    rows = session.execute(
+        select(Domain.name, Record.type, Record.host, Record.value, Record.ttl)
+        .join(Domain, Domain.id == Record.domain_id)
+        .where(Record.cluster_code == cluster_code)
+        .order_by(Record.id)
+    )
+    for name, *rr in rows:
+        if name in zones:
+            zones[name].append(Rr(*rr))
+    return zones
+
+
+def cluster_by_code(session: Session, code: str) -> Cluster:
+    cluster = session.get(Cluster, code)
+    if cluster is None:
+        raise NotFound(f"cluster {code!r} does not exist: `dns-lifecycle export` lists them")
+    return cluster
