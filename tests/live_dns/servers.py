@@ -144,3 +144,91 @@ def powerdns(folder: Path, address: str = "127.0.0.1", dns_port: int | None = No
         api_port=free_port(),
         api_key=f"key-{folder.name}",
     ).start()
+
+
+def loopback_addresses(n: int, port: int = 53) -> list[str]:
+    """``n`` addresses of 127.0.0.0/8 on which ``port`` is free for TCP and UDP now,
+    in a block picked at random (others may run the same tests at the same time)."""
+    import random
+
+    for _ in range(50):
+        base = f"127.{random.randint(1, 254)}.{random.randint(1, 254)}"
+        addresses = [f"{base}.{10 + i}" for i in range(n)]
+        try:
+            for address in addresses:
+                for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM):
+                    with socket.socket(socket.AF_INET, kind) as s:
+                        s.bind((address, port))
+        except PermissionError:
+            raise
+        except OSError:
+            continue
+        return addresses
+    raise RuntimeError(f"no block of {n} loopback addresses with port {port} free")
+
+
+@dataclass
+class Unbound:
+    """A recursive resolver that reaches ``zone`` through a stub to its parent server."""
+
+    folder: Path
+    address: str
+    zone: str
+    parent: str  # address@port of the server authoritative for ``zone``
+    process: subprocess.Popen | None = None
+
+    def start(self, timeout: float = 20.0) -> Unbound:
+        assert UNBOUND
+        self.folder.mkdir(parents=True, exist_ok=True)
+        conf = self.folder / "unbound.conf"
+        conf.write_text(
+            f"""server:
+    interface: {self.address}
+    port: 53
+    do-not-query-localhost: no
+    access-control: 127.0.0.0/8 allow
+    username: ""
+    chroot: ""
+    directory: "{self.folder}"
+    pidfile: "{self.folder}/unbound.pid"
+    use-syslog: no
+    logfile: "{self.folder}/unbound.log"
+    verbosity: 1
+    num-threads: 1
+    module-config: "iterator"
+    qname-minimisation: no
+    harden-referral-path: no
+    target-fetch-policy: "0 0 0 0 0"
+    prefetch: no
+remote-control:
+    control-enable: no
+stub-zone:
+    name: "{self.zone}"
+    stub-addr: {self.parent}
+"""
+        )
+        self.process = subprocess.Popen(
+            [UNBOUND, "-d", "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT
+        )
+        import dns.message
+        import dns.query
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                log = self.folder / "unbound.log"
+                raise RuntimeError(
+                    f"unbound exited: {log.read_text()[-2000:] if log.exists() else ''}"
+                )
+            try:
+                dns.query.udp(dns.message.make_query(self.zone, "SOA"), self.address, timeout=0.5)
+                return self
+            except Exception:
+                time.sleep(0.05)
+        raise RuntimeError("unbound did not answer in time")
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(10)
+        self.process = None
