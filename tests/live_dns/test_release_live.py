@@ -4,11 +4,12 @@ copy drains with the free apex NS and is deleted by a later run."""
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
 
 from dns_lifecycle.admin.load_zones import load_zones
+from flows.common import open_run
 from flows.release import release_due
 from flows.tickets import resolve_ticket
 from models import DomainRelease, Instance, Ticket
@@ -147,3 +148,56 @@ def test_dry_run_reads_and_writes_nothing(live_db, live_settings, pdns_paid, pdn
     paid = served(pdns_paid, zone, [(zone + ".", "NS")])[(zone + ".", "NS")][0]
     assert paid == ["ns1.paid-1.dns-hosting.example.", "ns2.paid-1.dns-hosting.example."]
     assert _stages(live_db, inst) == {}
+
+
+def test_a_ticketed_domain_drains_once_dns_shows_the_new_delegation(
+    live_db, live_settings, pdns_paid, pdns_free
+):
+    """Another registrar: the ticket and the notice give the change-by date, the paid
+    copy keeps serving; once verify-delegations sees the free name servers, the drain
+    starts and a later run deletes the paid copy."""
+    from dns_lifecycle.lifecycle.expiry import change_by
+    from flows.verify import verify_open_tickets
+    from models import Notification
+    from tests.dns_server import DnsServer
+    from tests.live_dns.helpers import RELEASE
+
+    zone = f"{unique('ticketed')}.com"
+    inst = unique("inst")
+    expired(live_db, inst, [_domain(zone, registrar="namecheap")])
+    load_zones(live_settings, live_db, "paid-1")
+    settings = live_settings.model_copy(update={"drain_hours": 1 / 3600})
+    started = datetime.now(UTC)
+    report = run(settings, release_due, instance_ids=[inst])
+    assert report.counts["instances_released"] == 1, report.failures
+    with live_db.session() as s:
+        ticket = next(t for t in s.execute(select(Ticket)).scalars() if t.instance_id == inst)
+        row = s.execute(select(DomainRelease).where(DomainRelease.instance_id == inst)).scalar_one()
+        notice = (
+            s.execute(
+                select(Notification).where(
+                    Notification.instance_id == inst, Notification.kind == "released"
+                )
+            )
+            .scalars()
+            .first()
+        )
+    deadline = datetime.fromisoformat(ticket.details["change_by"])
+    assert ticket.reason == "external_registrar"
+    assert started + timedelta(days=14) <= deadline <= change_by(datetime.now(UTC), 14)
+    assert notice.context["domains"][0]["change_by"] == deadline.isoformat()
+    assert row.stage == "draining" and row.drain_until >= deadline
+    run(settings, release_due, instance_ids=[inst])
+    assert zone_exists(pdns_paid, zone)  # two weeks to go
+
+    free_ns = ["ns1.free.dns-hosting.example", "ns2.free.dns-hosting.example"]
+    with DnsServer({zone: free_ns}) as dns_server:
+        verify = live_settings.model_copy(
+            update={"dns_resolvers": [dns_server.address], "drain_hours": 1 / 3600}
+        )
+        with open_run(RELEASE, False, None, settings=verify) as ctx:
+            assert verify_open_tickets(ctx, [inst]).counts["tickets_resolved"] == 1
+    time.sleep(1.1)
+    report = run(settings, release_due, instance_ids=[inst])
+    assert report.counts["paid_zones_deleted"] == 1
+    assert not zone_exists(pdns_paid, zone)
