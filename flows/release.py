@@ -2,14 +2,16 @@
 
 Each domain moves through the stages of ``lifecycle.expiry.STAGES``: every call to a
 DNS cluster or a registrar is made here, outside any transaction, and its outcome is
-recorded (``store.release.record_outcomes``) before the next call. A pass moves every
-due domain of a batch one stage on; passes repeat until nothing is due. The instance
+recorded (``store.release.record_outcomes``) before the next call. Each domain goes
+as far as it can in a run, a few domains at a time. The instance
 is released, and told, once all its domains have passed the delegation. Later runs
 finish the drain: the paid copy is deleted once its drain is over.
 """
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -122,13 +124,15 @@ class Tools:
             self.clusters = {r.code: ClusterConfig.of(r) for r in rows}
         self.free = self.clusters[free_row.code]
         self._backends: dict[str, ClusterBackend] = {}
+        self._lock = threading.Lock()
         self.registrar = TodayRegistrar(ctx)
 
     def backend(self, code: str) -> ClusterBackend:
-        if code not in self._backends:
-            real = cluster_backend(self.clusters[code], self.ctx.settings, self.ctx.db)
-            self._backends[code] = DryRunCluster(real) if self.ctx.dry_run else real
-        return self._backends[code]
+        with self._lock:  # one backend (one kept-alive client) per cluster
+            if code not in self._backends:
+                real = cluster_backend(self.clusters[code], self.ctx.settings, self.ctx.db)
+                self._backends[code] = DryRunCluster(real) if self.ctx.dry_run else real
+            return self._backends[code]
 
     def close(self) -> None:
         for b in self._backends.values():
@@ -145,7 +149,7 @@ class Stages:
     """One method per stage action; each makes its outside calls and returns the
     ``Outcome`` to record (a raised error leaves the domain where it is)."""
 
-    def __init__(self, ctx: RunContext, tools: Tools, report: StepReport) -> None:
+    def __init__(self, ctx: RunContext, tools: Tools, report: SharedReport) -> None:
         self.ctx, self.tools, self.report = ctx, tools, report
         self.settings = ctx.settings
 
@@ -322,47 +326,74 @@ class Stages:
         return store.Outcome(w, {"stage": "deleted", "deleted_at": now, "error": None})
 
 
+class SharedReport:
+    """The report as the domains released at once write to it, one at a time."""
+
+    def __init__(self, report: StepReport) -> None:
+        self._report = report
+        self._lock = threading.Lock()
+
+    def add(self, name: str, n: int = 1) -> None:
+        with self._lock:
+            self._report.add(name, n)
+
+    def fail(self, message: str) -> None:
+        with self._lock:
+            self._report.fail(message)
+
+    def planned(self, rows: list[dict[str, Any]]) -> None:
+        with self._lock:
+            self._report.planned(rows)
+
+
 def advance(ctx: RunContext, tools: Tools, instance_ids: list[str], report: StepReport) -> None:
-    """Move every domain of these instances as far as it can go in this run."""
+    """Move every domain of these instances as far as it can go in this run, a few
+    domains at a time (``release_workers``): while one waits for a server, another uses
+    the other server or the database."""
     with ctx.db.session() as session:
         works = store.domain_work(session, instance_ids)
-    stages = Stages(ctx, tools, report)
+    shared = SharedReport(report)
+    stages = Stages(ctx, tools, shared)
+    # A dry run's sandbox is one connection: one domain at a time there.
+    workers = 1 if ctx.dry_run else min(ctx.settings.release_workers, len(works))
+    if workers <= 1:
+        for w in works:
+            _advance_domain(ctx, stages, w, shared)
+        return
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        list(pool.map(lambda w: _advance_domain(ctx, stages, w, shared), works))
+
+
+def _advance_domain(
+    ctx: RunContext, stages: Stages, w: store.DomainWork, report: SharedReport
+) -> None:
+    """One domain, stage after stage, each outcome recorded before the next call."""
     for _ in range(len(STAGES) + 1):
         now = ctx.clock()
-        due = [
-            (w, a)
-            for w in works
-            if (
-                a := next_action(
-                    w.stage, blocked=w.blocked is not None, drain_until=w.drain_until, now=now
-                )
-            )
-        ]
-        if not due:
+        action = next_action(
+            w.stage, blocked=w.blocked is not None, drain_until=w.drain_until, now=now
+        )
+        if action is None:
             return
-        moved = []
-        for w, action in due:
-            try:
-                outcome = getattr(stages, action)(w, now)
-            except Exception as exc:  # one domain's failure never stops the others
-                report.add("release_failures")
-                message = f"{type(exc).__name__}: {exc}"
-                report.fail(f"instance {w.instance_id}: domain {w.name}: {action}: {message}")
-                outcome = store.Outcome(w, {"error": message[:1000]})
-            # Recorded before anything else is called: a crash repeats no call.
-            with ctx.db.session() as session:
-                recorded = store.record_outcomes(session, [outcome], now)
-                report.add("tickets_opened", session.info.pop("tickets_opened", 0))
-                session.commit()
-            if recorded and "stage" in outcome.values and not outcome.values.get("blocked"):
-                for key in ("stage", "delegation", "switch_task", "drain_until", "verified_at"):
-                    if key in outcome.values:
-                        setattr(w, key, outcome.values[key])
-                if "records" in outcome.values:
-                    w.records = outcome.values["records"]
-                moved.append(w)
-        # Only domains that moved on get another pass in this run.
-        works = moved
+        try:
+            outcome = getattr(stages, action)(w, now)
+        except Exception as exc:  # one domain's failure never stops the others
+            report.add("release_failures")
+            message = f"{type(exc).__name__}: {exc}"
+            report.fail(f"instance {w.instance_id}: domain {w.name}: {action}: {message}")
+            outcome = store.Outcome(w, {"error": message[:1000]})
+        with ctx.db.session() as session:
+            recorded = store.record_outcomes(session, [outcome], now)
+            report.add("tickets_opened", session.info.pop("tickets_opened", 0))
+            session.commit()
+        # Only a domain that moved on to its next stage goes on in this run.
+        if not recorded or "stage" not in outcome.values or outcome.values.get("blocked"):
+            return
+        for key in ("stage", "delegation", "switch_task", "drain_until", "verified_at"):
+            if key in outcome.values:
+                setattr(w, key, outcome.values[key])
+        if "records" in outcome.values:
+            w.records = outcome.values["records"]
 
 
 def release_due(ctx: RunContext, instance_ids: list[str] | None = None) -> StepReport:

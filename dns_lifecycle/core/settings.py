@@ -80,6 +80,9 @@ class Settings(BaseSettings):
     drain_hours: float = Field(default=48.0, ge=0)
     manual_drain_days: float = Field(default=14.0, ge=0)
     verify_attempts: int = Field(default=3, ge=1, le=100)
+    # Domains released at once; calls that write to one PowerDNS server still go one at
+    # a time (its SQLite backend takes one writer and has no busy timeout).
+    release_workers: int = Field(default=4, ge=1, le=32)
 
     # Manual-action tickets: always stored in the database; `webhook` also POSTs them.
     ticket_sink: Literal["database", "webhook"] = "database"

@@ -25,6 +25,7 @@ drops a CNAME that shares its host with other data. The reader here keeps every 
 
 from __future__ import annotations
 
+import functools
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -285,6 +286,7 @@ def from_presentation(owner: str, rtype: str, ttl: int, value: str, domain: str)
 # --- helpers ---------------------------------------------------------------------------
 
 
+@functools.lru_cache(maxsize=4096)
 def _origin(domain: str) -> dns.name.Name:
     try:
         return dns.name.from_text(domain.strip()).canonicalize()

@@ -13,6 +13,7 @@ any other refusal is ``ClusterRefused`` with the server's own words (never the k
 
 from __future__ import annotations
 
+import threading
 from collections import defaultdict
 from typing import Any
 from urllib.parse import quote
@@ -71,6 +72,9 @@ class PowerDnsCluster:
                 "the cluster's inventory entry"
             )
         self.config = config
+        # PowerDNS's SQLite backend takes one writer and has no busy timeout: the
+        # threads of a run write to one server one at a time.
+        self._write_lock = threading.Lock()
         self._base = f"/api/v1/servers/{quote(config.server_id, safe='')}"
         self._client = httpx.Client(
             base_url=config.api_url.rstrip("/"),
@@ -147,7 +151,11 @@ class PowerDnsCluster:
     ) -> httpx.Response | None:
         where = f"cluster {self.config.code} ({self.config.api_url})"
         try:
-            response = self._client.request(method, path, **kwargs)
+            if method == "GET":
+                response = self._client.request(method, path, **kwargs)
+            else:
+                with self._write_lock:
+                    response = self._client.request(method, path, **kwargs)
         except httpx.TimeoutException:
             raise ClusterUnavailable(
                 f"{where} did not answer {method} for zone {zone} in time; the next run tries again"

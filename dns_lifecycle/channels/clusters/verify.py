@@ -8,32 +8,38 @@ every server serves every set.
 
 from __future__ import annotations
 
-from collections import defaultdict
-
 import dns.exception
 import dns.flags
 import dns.message
 import dns.name
 import dns.query
 import dns.rcode
+import dns.rdata
+import dns.rdataclass
 import dns.rdatatype
 
 from dns_lifecycle.core.addresses import parse_address
-from dns_lifecycle.core.errors import ZoneFileError
-from dns_lifecycle.lifecycle.zonefile import Rr, from_presentation, normalise
+from dns_lifecycle.lifecycle.zonefile import Rr, presentation
 
 __all__ = ["expected_sets", "served_difference"]
 
 
-def expected_sets(zone: str, records: list[Rr]) -> dict[tuple[str, str], tuple[set[str], int]]:
-    """(host, type) -> (values, TTL), records normalised; the TTL of a set is its smallest."""
-    sets: dict[tuple[str, str], tuple[set[str], int]] = {}
-    values: dict[tuple[str, str], set[str]] = defaultdict(set)
+def expected_sets(zone: str, records: list[Rr]) -> dict[tuple[str, str], tuple[set, int]]:
+    """(absolute owner, type) -> (rdata, TTL): what every server must answer, from
+    ``records`` as a name server takes them; the TTL of a set is its smallest."""
+    sets: dict[tuple[str, str], tuple[set, int]] = {}
     for rr in records:
-        n = normalise(rr, zone)
-        values[(n.host, n.type)].add(n.value)
-        prev = sets.get((n.host, n.type))
-        sets[(n.host, n.type)] = (values[(n.host, n.type)], min(n.ttl, prev[1]) if prev else n.ttl)
+        owner, rtype, content = presentation(rr, zone)
+        rdata = dns.rdata.from_text(
+            dns.rdataclass.IN,
+            dns.rdatatype.from_text(rtype),
+            content,
+            origin=dns.name.root,
+            relativize=False,
+        )
+        values, ttl = sets.get((owner, rtype), (set(), rr.ttl))
+        values.add(rdata)
+        sets[(owner, rtype)] = (values, min(ttl, rr.ttl))
     return sets
 
 
@@ -41,15 +47,18 @@ def served_difference(
     zone: str, records: list[Rr], addresses: list[str], timeout: float
 ) -> str | None:
     """The first way in which a server at ``addresses`` does not serve ``records`` of
-    ``zone`` (names relative to it), or None when all of them serve all of it."""
-    origin = dns.name.from_text(zone)
+    ``zone`` (names relative to it), or None when all of them serve all of it.
+
+    Values are compared as DNS data (names without regard to case, text exactly)."""
+    expected = sorted(expected_sets(zone, records).items())
     for address in addresses:
         host, port = parse_address(address)
-        for (owner, rtype), (values, ttl) in sorted(expected_sets(zone, records).items()):
-            qname = origin if owner == "@" else dns.name.from_text(owner, origin)
-            query = dns.message.make_query(qname, dns.rdatatype.from_text(rtype))
+        for (owner, rtype), (values, ttl) in expected:
+            qname = dns.name.from_text(owner)
+            rdtype = dns.rdatatype.from_text(rtype)
+            query = dns.message.make_query(qname, rdtype)
             query.flags &= ~dns.flags.RD
-            where = f"{address} for {qname.to_text()} {rtype}"
+            where = f"{address} for {owner} {rtype}"
             try:
                 response, _ = dns.query.udp_with_fallback(query, host, timeout=timeout, port=port)
             except (dns.exception.DNSException, OSError, EOFError) as exc:
@@ -59,25 +68,14 @@ def served_difference(
             if not response.flags & dns.flags.AA:
                 return f"{where}: the answer is not authoritative"
             rrset = next(
-                (
-                    s
-                    for s in response.answer
-                    if s.name == qname and dns.rdatatype.to_text(s.rdtype) == rtype
-                ),
-                None,
+                (s for s in response.answer if s.name == qname and s.rdtype == rdtype), None
             )
             if rrset is None:
                 return f"{where}: no such records in the answer"
-            try:
-                served = {
-                    from_presentation(qname.to_text(), rtype, rrset.ttl, r.to_text(), zone).value
-                    for r in rrset
-                }
-            except ZoneFileError as exc:
-                return f"{where}: {exc}"
+            served = set(rrset)
             if served != values:
-                missing = sorted(values - served)[:3]
-                extra = sorted(served - values)[:3]
+                missing = sorted(r.to_text() for r in values - served)[:3]
+                extra = sorted(r.to_text() for r in served - values)[:3]
                 return f"{where}: missing {missing}, unexpected {extra}"
             if rrset.ttl != ttl:
                 return f"{where}: TTL {rrset.ttl} where {ttl} was served before"
