@@ -347,3 +347,33 @@ def test_warning_window_agrees_with_the_per_instance_rule(as_of, minutes, grace)
     expires_at = as_of + timedelta(minutes=minutes)
     after, until = release_warning_window(as_of, grace)
     assert (after < expires_at <= until) == is_release_warning_due(expires_at, as_of, grace)
+
+
+def test_export_and_instances_show_give_each_domains_release_stage(
+    db, settings, monkeypatch, capsys
+):
+    """After release every domain shows its stage (deleted: the database cluster has no
+    caches to drain), and the export still imports back."""
+    from dns_lifecycle.admin.cli import main
+    from dns_lifecycle.admin.inventory import export_state, import_inventory
+
+    _expired_instance(db)
+    run(settings, release_due, RELEASE)
+    with db.session() as s:
+        exported = export_state(s)
+    [instance] = exported["instances"]
+    stages = {d["name"]: d["release"]["stage"] for d in instance["domains"]}
+    delegations = {d["name"]: d["release"]["delegation"] for d in instance["domains"]}
+    assert set(stages.values()) == {"deleted"}
+    assert delegations["open-hichina.cn"] == "switched"
+    assert delegations["elsewhere.com"] == "external_registrar"
+    instance.pop("released_at")  # stamped by the wall clock, before this test's expiry
+    with db.session() as s:
+        import_inventory(exported, s)  # the "release" entries are read, not imported
+        s.commit()
+
+    monkeypatch.setenv("DATABASE_URL", settings.database_url)
+    assert main(["instances", "show", "inst-1"]) == 0
+    out = capsys.readouterr().out
+    assert "release: deleted, delegation switched" in out
+    assert "release: deleted, delegation domain_locked" in out
