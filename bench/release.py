@@ -1,6 +1,6 @@
 """A release day between two local PowerDNS servers, against the servers' own floor.
 
-    python bench/release.py [--zones 2000] [--records 10] [--no-append]
+    python bench/release.py [--zones 2000] [--records 10] [--workers 4] [--no-append]
 
 Starts a paid and a free PowerDNS (Debian's pdns-server, SQLite backend) on loopback,
 then measures, in the same run:
@@ -82,9 +82,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--zones", type=int, default=2000)
     parser.add_argument("--records", type=int, default=10)
+    parser.add_argument("--workers", type=int, default=4, help="DNSL_RELEASE_WORKERS")
     parser.add_argument("--no-append", action="store_true", help="do not write RESULTS.md")
     args = parser.parse_args()
 
+    load_before = " ".join(f"{x:.2f}" for x in os.getloadavg())
     folder = Path(tempfile.mkdtemp(prefix="release-bench-"))
     paid = powerdns(folder / "paid")
     free = powerdns(folder / "free")
@@ -100,6 +102,7 @@ def main() -> None:
             sms_backend="memory",
             cluster_api_keys={"paid-1": paid.api_key, "free": free.api_key},
             drain_hours=0,
+            release_workers=args.workers,
             dns_timeout_seconds=2,
         )
         upgrade(settings)
@@ -142,13 +145,15 @@ def main() -> None:
         shutil.rmtree(folder, ignore_errors=True)
 
     ratio = floor_seconds / release_seconds
-    load = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    load_after = " ".join(f"{x:.2f}" for x in os.getloadavg())
     lines = [
         "",
         f"## Release day between two PowerDNS servers ({datetime.now(UTC):%Y-%m-%d %H:%M} UTC)",
         "",
-        f"Command: `python bench/release.py --zones {args.zones} --records {args.records}`; "
-        f"load average before the table: {load}; {os.cpu_count()} cores; PowerDNS "
+        f"Command: `python bench/release.py --zones {args.zones} --records {args.records} "
+        f"--workers {args.workers}`; "
+        f"load average (1/5/15 min) {load_before} before, {load_after} after; "
+        f"{os.cpu_count()} cores; PowerDNS "
         "Authoritative with the SQLite backend, one write at a time per server.",
         "",
         "| | zones | seconds | zones/s |",
