@@ -332,6 +332,7 @@ class SharedReport:
     def __init__(self, report: StepReport) -> None:
         self._report = report
         self._lock = threading.Lock()
+        self._plan: list[dict[str, Any]] = []
 
     def add(self, name: str, n: int = 1) -> None:
         with self._lock:
@@ -343,7 +344,12 @@ class SharedReport:
 
     def planned(self, rows: list[dict[str, Any]]) -> None:
         with self._lock:
-            self._report.planned(rows)
+            self._plan.extend(rows)
+
+    def close(self) -> None:
+        """Hand the plan to the report in domain order, whichever domain finished first."""
+        self._report.planned(sorted(self._plan, key=lambda r: (r["instance"], r["domain"])))
+        self._plan = []
 
 
 def advance(ctx: RunContext, tools: Tools, instance_ids: list[str], report: StepReport) -> None:
@@ -359,9 +365,10 @@ def advance(ctx: RunContext, tools: Tools, instance_ids: list[str], report: Step
     if workers <= 1:
         for w in works:
             _advance_domain(ctx, stages, w, shared)
-        return
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        list(pool.map(lambda w: _advance_domain(ctx, stages, w, shared), works))
+    else:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            list(pool.map(lambda w: _advance_domain(ctx, stages, w, shared), works))
+    shared.close()
 
 
 def _advance_domain(
