@@ -290,7 +290,11 @@ class Stages:
             return self._delegated(w, now, action)
         registrar = self.tools.registrar
         # Imported EPP statuses can be stale: the registrar's own word, just before acting.
-        if registrar.lock_status(w.name) is not None:
+        try:
+            locked = registrar.lock_status(w.name) is not None
+        except RegistrarRefused as exc:
+            return self._delegated(w, now, expiry.REGISTRAR_FAILED, str(exc)[:1000])
+        if locked:
             return self._delegated(w, now, "domain_locked")
         if self.ctx.dry_run:
             return self._delegated(w, now, "switched")

@@ -249,3 +249,25 @@ def test_sigkill_anywhere_is_finished_by_the_next_run(
     _assert_never_lost(zone, before, pdns_paid, pdns_free)
     run(live_settings, release_due, instance_ids=[inst])
     _assert_finished_once(live_db, inst, zone, before, pdns_paid, pdns_free)
+
+
+def test_a_server_echoing_the_api_key_never_puts_it_in_a_report_or_ticket(
+    live_db, live_settings, pdns_paid, pdns_free, proxies
+):
+    """A refusal whose body repeats the request's key: the key is masked everywhere."""
+    zone, inst = _setup(live_db, live_settings)
+    free = proxies[1]
+    key = pdns_free.api_key
+
+    def echo(r: SeenRequest) -> Reply:
+        if r.method == "POST":
+            return Reply(422, {"error": f"bad request with X-API-Key {r.headers['x-api-key']}"})
+        return free._respond(r)
+
+    free.sink.responder = echo
+    report = run(live_settings, release_due, instance_ids=[inst])
+    with live_db.session() as s:
+        tickets = [t for t in s.execute(select(Ticket)).scalars() if t.instance_id == inst]
+    assert tickets and tickets[0].reason == "free_zone_refused"
+    texts = report.model_dump_json() + str(tickets[0].details)
+    assert "**********" in texts and key not in texts
