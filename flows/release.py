@@ -1,19 +1,37 @@
-"""Step: release instances whose grace period has ended (rules 6 and 7)."""
+"""Step: release instances whose grace period has ended (rules 6 and 7).
+
+Each domain moves through the stages of ``lifecycle.expiry.STAGES``: every call to a
+DNS cluster or a registrar is made here, outside any transaction, and its outcome is
+recorded (``store.release.record_outcomes``) before the next call. Each domain goes
+as far as it can in a run, a few domains at a time. The instance
+is released, and told, once all its domains have passed the delegation. Later runs
+finish the drain: the paid copy is deleted once its drain is over.
+"""
 
 from __future__ import annotations
 
-import time
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+from typing import Any
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
-from sqlalchemy import select
 
-from dns_lifecycle.channels.registrar import Registrar, registrar_for
-from dns_lifecycle.channels.registrar.database import DatabaseRegistrar
-from dns_lifecycle.core.errors import DomainLocked, RegistrarRefused, RegistrarUnavailable
-from dns_lifecycle.lifecycle.expiry import release_due_until
-from dns_lifecycle.lifecycle.nameservers import NameserverAction
-from dns_lifecycle.store.release import domains_to_switch, release_instance
+from dns_lifecycle.channels.clusters import ClusterBackend, ClusterConfig, cluster_backend
+from dns_lifecycle.channels.clusters.verify import served_difference
+from dns_lifecycle.channels.registrar import registrar_for
+from dns_lifecycle.core.errors import (
+    ClusterRefused,
+    DomainLocked,
+    RegistrarRefused,
+    ZoneFileError,
+)
+from dns_lifecycle.lifecycle import expiry
+from dns_lifecycle.lifecycle.expiry import STAGES, next_action, zone_content
+from dns_lifecycle.lifecycle.nameservers import nameserver_action
+from dns_lifecycle.lifecycle.zonefile import Rr, normalise
+from dns_lifecycle.store import release as store
 from dns_lifecycle.store.scan import scan_batches
 from flows.artifacts import BatchProgress
 from flows.base import lifecycle_flow
@@ -21,126 +39,384 @@ from flows.common import RunContext, StepReport
 from flows.params import AsOf, BatchSize, DryRun, InstanceIds
 from flows.step import run_step
 from flows.tickets import deliver_tickets
-from models import Instance
 
 STEP = "release-instances"
 NOTICE_KINDS = ("released",)
 
 
+# --- what the stages call -------------------------------------------------------------
+
+
+class DryRunCluster:
+    """A cluster in a dry run: reads are real (GET), writes are only counted."""
+
+    def __init__(self, real: ClusterBackend) -> None:
+        self.config = real.config
+        self._real = real
+
+    def read_zone(self, zone: str) -> list[Rr] | None:
+        return self._real.read_zone(zone)
+
+    def create_zone(self, zone: str, records: list[Rr], ns_ttl: int) -> bool:
+        return True
+
+    def replace_apex_ns(self, zone: str, nameservers: list[str], ttl: int) -> None:
+        return None
+
+    def delete_zone(self, zone: str) -> bool:
+        return True
+
+    def flush(self, zone: str) -> None:
+        return None
+
+    def close(self) -> None:
+        self._real.close()
+
+
+class Tools:
+    """The clusters and the registrar of one run, opened once, closed at its end."""
+
+    def __init__(self, ctx: RunContext) -> None:
+        self.ctx = ctx
+        with ctx.db.session() as session:
+            rows = store.all_clusters(session)
+            free_row = store.free_cluster(session)
+            self.clusters = {r.code: ClusterConfig.of(r) for r in rows}
+        self.free = self.clusters[free_row.code]
+        self._backends: dict[str, ClusterBackend] = {}
+        self._lock = threading.Lock()
+        # A dry run asks the registrar (a read) but never calls start_switch.
+        self.registrar = registrar_for(ctx.settings, ctx.db)
+
+    def backend(self, code: str) -> ClusterBackend:
+        with self._lock:  # one backend (one kept-alive client) per cluster
+            if code not in self._backends:
+                real = cluster_backend(self.clusters[code], self.ctx.settings, self.ctx.db)
+                self._backends[code] = DryRunCluster(real) if self.ctx.dry_run else real
+            return self._backends[code]
+
+    def close(self) -> None:
+        for b in self._backends.values():
+            b.close()
+        self.registrar.close()
+
+
+def _same(domain: str, a: list[Rr], b: list[Rr]) -> bool:
+    # As sets: a DNS server serves a repeated value once.
+    return {normalise(r, domain) for r in a} == {normalise(r, domain) for r in b}
+
+
+class Stages:
+    """One method per stage action; each makes its outside calls and returns the
+    ``Outcome`` to record (a raised error leaves the domain where it is)."""
+
+    def __init__(self, ctx: RunContext, tools: Tools, report: SharedReport) -> None:
+        self.ctx, self.tools, self.report = ctx, tools, report
+        self.settings = ctx.settings
+
+    def _blocked(self, w: store.DomainWork, reason: str, message: str) -> store.Outcome:
+        self.report.fail(f"instance {w.instance_id}: domain {w.name}: {message}")
+        self.report.add(f"domains_blocked_{reason}")
+        return store.Outcome(
+            w,
+            {"blocked": reason, "error": message[:1000]},
+            ticket=(
+                reason,
+                {"problem": message, "set_nameservers": list(self.tools.free.nameservers)},
+            ),
+        )
+
+    def read(self, w: store.DomainWork, now: datetime) -> store.Outcome:
+        records = self.tools.backend(w.paid_cluster).read_zone(w.name)
+        if records is None:
+            return self._blocked(
+                w,
+                "paid_zone_missing",
+                f"the paid cluster {w.paid_cluster} has no zone {w.name}: load it there "
+                "(dns-lifecycle clusters load-zones), then resolve this ticket",
+            )
+        try:
+            text = store.zone_copy(w.name, records, now)
+        except ZoneFileError as exc:
+            return self._blocked(w, expiry.ZONE_UNWRITABLE, str(exc))
+        return store.Outcome(
+            w, {"stage": "read", "records": records, "error": None, "blocked": None}, zone_text=text
+        )
+
+    def create(self, w: store.DomainWork, now: datetime) -> store.Outcome:
+        assert w.records is not None
+        kept, ns_ttl = zone_content(w.records)
+        free = self.tools.backend(self.tools.free.code)
+        try:
+            created = free.create_zone(w.name, kept, ns_ttl)
+        except ZoneFileError as exc:
+            return self._blocked(w, expiry.ZONE_UNWRITABLE, str(exc))
+        except ClusterRefused as exc:
+            return self._blocked(w, "free_zone_refused", str(exc))
+        if created:
+            self.report.add("records_moved", len(kept))
+        else:
+            there = free.read_zone(w.name) or []
+            there_kept, _ = zone_content(there)
+            if not _same(w.name, kept, there_kept):
+                return self._blocked(
+                    w,
+                    expiry.FREE_ZONE_CONFLICT,
+                    f"the free cluster {free.config.code} already has a zone {w.name} with "
+                    "other records: delete that zone there (or make it equal), then resolve "
+                    "this ticket",
+                )
+        free.flush(w.name)
+        return store.Outcome(w, {"stage": "created", "error": None, "blocked": None})
+
+    def verify(self, w: store.DomainWork, now: datetime) -> store.Outcome:
+        assert w.records is not None
+        kept, _ = zone_content(w.records)
+        free = self.tools.free
+        problem: str | None = None
+        if self.ctx.dry_run:
+            problem = None  # nothing was created to ask about
+        elif free.nameserver_addresses:
+            problem = served_difference(
+                w.name, kept, list(free.nameserver_addresses), self.settings.dns_timeout_seconds
+            )
+        else:
+            served = self.tools.backend(free.code).read_zone(w.name) or []
+            if not _same(w.name, kept, zone_content(served)[0]):
+                problem = f"the free cluster {free.code} does not hold the records of {w.name}"
+        if problem is None:
+            return store.Outcome(
+                w,
+                {"stage": "verified", "verified_at": now, "verify_failures": 0, "error": None},
+            )
+        failures = w.verify_failures + 1
+        self.report.add("verify_failures")
+        self.report.fail(f"instance {w.instance_id}: domain {w.name}: not verified: {problem}")
+        ticket = None
+        if expiry.verify_ticket_due(failures, self.settings.verify_attempts):
+            ticket = (
+                expiry.FREE_ZONE_UNVERIFIED,
+                {"problem": problem, "failed_verifications": failures},
+            )
+        return store.Outcome(
+            w, {"verify_failures": failures, "error": problem[:1000]}, ticket=ticket
+        )
+
+    def _delegated(
+        self, w: store.DomainWork, now: datetime, action: str, problem: str | None = None
+    ) -> store.Outcome:
+        free = self.tools.free
+        live = self.tools.clusters[w.paid_cluster].live
+        until = expiry.drain_until(
+            action,
+            now,
+            live=live,
+            drain_hours=self.settings.drain_hours,
+            manual_drain_days=self.settings.manual_drain_days,
+        )
+        self.report.add(f"nameservers_{action}")
+        self.report.planned(
+            [
+                {
+                    "action": "release",
+                    "instance": w.instance_id,
+                    "domain": w.name,
+                    "nameservers": action,
+                }
+            ]
+        )
+        values: dict[str, Any] = {
+            "stage": "delegated",
+            "delegation": action,
+            "delegated_at": now,
+            "drain_until": until,
+            "switch_task": w.switch_task,
+            "error": problem,
+        }
+        if action == "switched":
+            return store.Outcome(w, values, nameservers=list(free.nameservers))
+        details: dict[str, Any] = {
+            "epp_statuses": w.epp_statuses,
+            "set_nameservers": list(free.nameservers),
+            "change_by": expiry.change_by(now, self.settings.manual_drain_days).isoformat(),
+        }
+        if problem:
+            details["problem"] = problem
+            self.report.fail(f"instance {w.instance_id}: domain {w.name}: {problem}")
+        return store.Outcome(w, values, ticket=(action, details))
+
+    def delegate(self, w: store.DomainWork, now: datetime) -> store.Outcome:
+        action = nameserver_action(w.registrar, w.epp_statuses)
+        if action != "switched":
+            return self._delegated(w, now, action)
+        registrar = self.tools.registrar
+        # Imported EPP statuses can be stale: the registrar's own word, just before acting.
+        try:
+            locked = registrar.lock_status(w.name) is not None
+        except RegistrarRefused as exc:
+            return self._delegated(w, now, expiry.REGISTRAR_FAILED, str(exc)[:1000])
+        if locked:
+            return self._delegated(w, now, "domain_locked")
+        if self.ctx.dry_run:
+            return self._delegated(w, now, "switched")
+        try:
+            task_id = registrar.start_switch(w.name, list(self.tools.free.nameservers))
+        except DomainLocked:
+            return self._delegated(w, now, "domain_locked")
+        except RegistrarRefused as exc:
+            return self._delegated(w, now, expiry.REGISTRAR_FAILED, str(exc)[:1000])
+        return store.Outcome(w, {"stage": "switching", "switch_task": task_id, "error": None})
+
+    def poll(self, w: store.DomainWork, now: datetime) -> store.Outcome:
+        assert w.switch_task is not None
+        state = self.tools.registrar.switch_state(w.switch_task)
+        if state.failed_reason is not None:
+            return self._delegated(w, now, expiry.REGISTRAR_FAILED, state.failed_reason[:1000])
+        if not state.done:
+            return store.Outcome(w, {})
+        return self._delegated(w, now, "switched")
+
+    def drain(self, w: store.DomainWork, now: datetime) -> store.Outcome:
+        paid = self.tools.backend(w.paid_cluster)
+        if paid.config.live:
+            ns_ttl = zone_content(w.records or [])[1]
+            paid.replace_apex_ns(w.name, list(self.tools.free.nameservers), ns_ttl)
+        return store.Outcome(w, {"stage": "draining", "error": None})
+
+    def delete(self, w: store.DomainWork, now: datetime) -> store.Outcome:
+        if not expiry.may_delete_paid(w.stage, w.verified_at is not None):
+            raise AssertionError(f"domain {w.name}: no verified free copy, the paid one stays")
+        self.tools.backend(w.paid_cluster).delete_zone(w.name)
+        self.report.add("paid_zones_deleted")
+        return store.Outcome(w, {"stage": "deleted", "deleted_at": now, "error": None})
+
+
+class SharedReport:
+    """The report as the domains released at once write to it, one at a time."""
+
+    def __init__(self, report: StepReport) -> None:
+        self._report = report
+        self._lock = threading.Lock()
+        self._plan: list[dict[str, Any]] = []
+
+    def add(self, name: str, n: int = 1) -> None:
+        with self._lock:
+            self._report.add(name, n)
+
+    def fail(self, message: str) -> None:
+        with self._lock:
+            self._report.fail(message)
+
+    def planned(self, rows: list[dict[str, Any]]) -> None:
+        with self._lock:
+            self._plan.extend(rows)
+
+    def close(self) -> None:
+        """Hand the plan to the report in domain order, whichever domain finished first."""
+        self._report.planned(sorted(self._plan, key=lambda r: (r["instance"], r["domain"])))
+        self._plan = []
+
+
+def advance(ctx: RunContext, tools: Tools, instance_ids: list[str], report: StepReport) -> None:
+    """Move every domain of these instances as far as it can go in this run, a few
+    domains at a time (``release_workers``): while one waits for a server, another uses
+    the other server or the database."""
+    with ctx.db.session() as session:
+        works = store.domain_work(session, instance_ids)
+    shared = SharedReport(report)
+    stages = Stages(ctx, tools, shared)
+    # A dry run's sandbox is one connection: one domain at a time there.
+    workers = 1 if ctx.dry_run else min(ctx.settings.release_workers, len(works))
+    if workers <= 1:
+        for w in works:
+            _advance_domain(ctx, stages, w, shared)
+    else:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            list(pool.map(lambda w: _advance_domain(ctx, stages, w, shared), works))
+    shared.close()
+
+
+def _advance_domain(
+    ctx: RunContext, stages: Stages, w: store.DomainWork, report: SharedReport
+) -> None:
+    """One domain, stage after stage, each outcome recorded before the next call."""
+    for _ in range(len(STAGES) + 1):
+        now = ctx.clock()
+        action = next_action(
+            w.stage, blocked=w.blocked is not None, drain_until=w.drain_until, now=now
+        )
+        if action is None:
+            return
+        try:
+            outcome = getattr(stages, action)(w, now)
+        except Exception as exc:  # one domain's failure never stops the others
+            report.add("release_failures")
+            message = f"{type(exc).__name__}: {exc}"
+            report.fail(f"instance {w.instance_id}: domain {w.name}: {action}: {message}")
+            outcome = store.Outcome(w, {"error": message[:1000]})
+        with ctx.db.session() as session:
+            recorded = store.record_outcomes(session, [outcome], now)
+            report.add("tickets_opened", session.info.pop("tickets_opened", 0))
+            session.commit()
+        # Only a domain that moved on to its next stage goes on in this run.
+        if not recorded or "stage" not in outcome.values or outcome.values.get("blocked"):
+            return
+        for key in ("stage", "delegation", "switch_task", "drain_until", "verified_at"):
+            if key in outcome.values:
+                setattr(w, key, outcome.values[key])
+        if "records" in outcome.values:
+            w.records = outcome.values["records"]
+
+
 def release_due(ctx: RunContext, instance_ids: list[str] | None = None) -> StepReport:
-    """Release every instance expired for the whole grace period, one transaction each."""
+    """Release every instance expired for the whole grace period, stage by stage, and
+    finish the drain of instances released earlier."""
     report = StepReport(step=STEP, as_of=ctx.as_of, dry_run=ctx.dry_run)
-    # A dry run never calls a registrar: the embedded one stands in, refusing locked
-    # domains as a registrar would, and its writes stay in the rolled-back sandbox.
-    registrar = DatabaseRegistrar(ctx.db) if ctx.dry_run else registrar_for(ctx.settings, ctx.db)
+    grace = ctx.settings.grace_days
+    expired = store.expired_due(ctx.as_of, grace, instance_ids)
+    progress = BatchProgress.counting(STEP, ctx.db, [expired], ctx.shard)
+    tools: Tools | None = None
     try:
-        _release_batches(ctx, report, registrar, instance_ids)
+        for rows in scan_batches(ctx.db, expired, batch_size=ctx.batch_size, shard=ctx.shard):
+            progress.advance(len(rows))
+            tools = tools or Tools(ctx)
+            ids = [r.id for r in rows]
+            with ctx.db.session() as session:
+                store.begin_release(session, ids, ctx.clock())
+                session.commit()
+            advance(ctx, tools, ids, report)
+            for instance_id in ids:
+                _finish(ctx, instance_id, report)
+        draining = store.released_unfinished(instance_ids)
+        for rows in scan_batches(ctx.db, draining, batch_size=ctx.batch_size, shard=ctx.shard):
+            tools = tools or Tools(ctx)
+            advance(ctx, tools, [r.id for r in rows], report)
     finally:
-        registrar.close()
+        if tools is not None:
+            tools.close()
     report.absorb(deliver_tickets(ctx))
     return report
 
 
-def _release_batches(
-    ctx: RunContext, report: StepReport, registrar: Registrar, instance_ids: list[str] | None
-) -> None:
-    grace = ctx.settings.grace_days
-
-    def grace_over():
-        stmt = select(Instance.id, Instance.expires_at).where(
-            Instance.state == "expired", Instance.expires_at <= release_due_until(ctx.as_of, grace)
-        )
-        return stmt.where(Instance.id.in_(instance_ids)) if instance_ids else stmt
-
-    progress = BatchProgress.counting(STEP, ctx.db, [grace_over], ctx.shard)
-    for rows in scan_batches(ctx.db, grace_over, batch_size=ctx.batch_size, shard=ctx.shard):
-        progress.advance(len(rows))
-        for r in rows:
-            try:
-                with ctx.db.session() as session:
-                    nameservers, names = domains_to_switch(
-                        session, r.id, as_of=ctx.as_of, grace_days=grace
-                    )
-                # Outside any transaction: the registrar may be slow, and the embedded
-                # one writes in a transaction of its own.
-                switched = switch_nameservers(registrar, names, nameservers)
-                with ctx.db.session() as session:
-                    released = release_instance(
-                        session,
-                        r.id,
-                        as_of=ctx.as_of,
-                        now=ctx.clock(),
-                        grace_days=grace,
-                        switched=switched,
-                    )
-                    session.commit()
-            except Exception as exc:  # one instance's failure never stops the others
-                report.add("release_failures")
-                report.fail(f"instance {r.id}: {type(exc).__name__}: {exc}")
-                continue
-            if released is None:
-                report.add("skipped_renewed_or_claimed")
-                continue
-            report.add("instances_released")
-            report.add("records_moved", released.records_moved)
-            report.add("tickets_opened", released.tickets_opened)
-            for d in released.domains:
-                report.add(f"nameservers_{d['action']}")
-            report.planned(
-                [
-                    {
-                        "action": "release",
-                        "instance": r.id,
-                        "domain": d["name"],
-                        "nameservers": d["action"],
-                    }
-                    for d in released.domains
-                ]
+def _finish(ctx: RunContext, instance_id: str, report: StepReport) -> None:
+    settings = ctx.settings
+    try:
+        with ctx.db.session() as session:
+            released = store.finish_instance(
+                session,
+                instance_id,
+                as_of=ctx.as_of,
+                grace_days=settings.grace_days,
+                now=ctx.clock(),
+                change_by=lambda at: expiry.change_by(at, settings.manual_drain_days),
             )
-
-
-# Seconds between polls of a switch the registrar has not applied yet.
-SWITCH_POLL_DELAYS = (0.5, 1.0, 2.0, 4.0)
-
-
-def switch_nameservers(
-    registrar: Registrar,
-    names: list[str],
-    nameservers: list[str],
-    poll_delays: tuple[float, ...] = SWITCH_POLL_DELAYS,
-) -> dict[str, NameserverAction]:
-    """Have the registrar point each domain at ``nameservers``: ``switched``, or
-    ``domain_locked`` when a lock forbids it.
-
-    Raises ``RegistrarUnavailable`` for a change still pending after the polls, and
-    ``RegistrarRefused`` for one the registrar gave up: the instance waits for the next
-    run, which starts the change again (safe: it asks for the same servers).
-    """
-    outcome: dict[str, NameserverAction] = {}
-    for name in names:
-        try:
-            task_id = registrar.start_switch(name, nameservers)
-        except DomainLocked:
-            outcome[name] = "domain_locked"
-            continue
-        state = registrar.switch_state(task_id)
-        for delay in poll_delays:
-            if state.done or state.failed_reason:
-                break
-            time.sleep(delay)
-            state = registrar.switch_state(task_id)
-        if state.failed_reason:
-            raise RegistrarRefused(
-                f"the registrar could not switch {name} to {', '.join(nameservers)} "
-                f"(task {task_id}): {state.failed_reason}"
-            )
-        if not state.done:
-            raise RegistrarUnavailable(
-                f"the registrar has not yet switched {name} (task {task_id}); the next "
-                "run checks again"
-            )
-        outcome[name] = "switched"
-    return outcome
+            session.commit()
+    except Exception as exc:
+        report.add("release_failures")
+        report.fail(f"instance {instance_id}: {type(exc).__name__}: {exc}")
+        return
+    if released is not None:
+        report.add("instances_released")
 
 
 @task(name="release-instances", cache_policy=NO_CACHE)
@@ -155,10 +431,10 @@ def release_instances(
     batch_size: BatchSize = None,
     instance_ids: InstanceIds = None,
 ) -> StepReport:
-    """Release instances unrenewed for the whole grace period: keep a zone-file copy of
-    every domain, move every record to the free cluster (verified before commit),
-    switch unlocked HiChina domains to the free name servers, and open a ticket for
-    every domain that needs its owner."""
+    """Release instances unrenewed for the whole grace period, domain by domain: keep a
+    zone-file copy, create the zone on the free cluster and verify it by asking its name
+    servers, switch unlocked HiChina domains to the free name servers (a ticket for every
+    domain that needs its owner), and delete the paid copy once its drain is over."""
     return run_step(
         STEP,
         release_due_task,

@@ -1,4 +1,4 @@
-"""Deliver manual-action tickets to the configured sink, and resolve them.
+"""Deliver manual-action tickets to the configured sink.
 
 Tickets live in the database (the `database` sink is the row itself). The `webhook`
 sink also POSTs each ticket once, with a dedupe key that stays the same across
@@ -9,15 +9,8 @@ from __future__ import annotations
 
 from dns_lifecycle.channels.tickets import TicketPayload, ticket_sink_for
 from dns_lifecycle.lifecycle.notices.keys import ticket_dedupe_key
-from dns_lifecycle.store.tickets import (
-    claim_pending_tickets,
-    record_sink_outcomes,
-    resolve_ticket,
-)
+from dns_lifecycle.store.tickets import claim_pending_tickets, record_sink_outcomes
 from flows.common import RunContext, Tally
-
-# Resolving is a store operation; the verify step imports it from here.
-__all__ = ["deliver_tickets", "resolve_ticket"]
 
 
 def deliver_tickets(ctx: RunContext) -> Tally:

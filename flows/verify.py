@@ -6,20 +6,14 @@ from concurrent.futures import ThreadPoolExecutor
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
-from sqlalchemy import select
 
 from dns_lifecycle.channels.dns_lookup import delegated_nameservers
-from dns_lifecycle.core.errors import Refused
-from dns_lifecycle.lifecycle.notices import notice_rows
-from dns_lifecycle.store.notifications import insert_notices
-from dns_lifecycle.store.release import free_cluster
-from dns_lifecycle.store.subscriptions import addressee
+from dns_lifecycle.store.release import free_cluster, open_delegation_tickets
+from dns_lifecycle.store.tickets import close_delegation_ticket
 from flows.base import lifecycle_flow
 from flows.common import RunContext, StepReport
 from flows.params import AsOf, BatchSize, DryRun, InstanceIds
 from flows.step import run_step
-from flows.tickets import resolve_ticket
-from models import Account, Domain, Instance, Ticket
 
 STEP = "verify-delegations"
 NOTICE_KINDS = ("ticket_resolved",)
@@ -30,23 +24,16 @@ def _normalise(names) -> set[str]:
 
 
 def verify_open_tickets(ctx: RunContext, instance_ids: list[str] | None = None) -> StepReport:
-    """Ask DNS where each domain with an open ticket is delegated; close the ticket
-    when it points at the free cluster's name servers."""
+    """Ask DNS where each domain with an open delegation ticket is delegated; when it
+    points at the free cluster's name servers, close the ticket and start the drain of
+    the paid copy."""
     report = StepReport(step=STEP, as_of=ctx.as_of, dry_run=ctx.dry_run)
     settings = ctx.settings
     with ctx.db.session() as session:
         target = _normalise(free_cluster(session).nameservers)
-        stmt = (
-            select(Ticket.id, Domain.name, Ticket.instance_id)
-            .join(Domain, Domain.id == Ticket.domain_id)
-            .where(Ticket.state == "open")
-            .order_by(Ticket.id)
-        )
-        if instance_ids:
-            stmt = stmt.where(Ticket.instance_id.in_(instance_ids))
         open_tickets = [
             (ticket_id, name)
-            for ticket_id, name, instance_id in session.execute(stmt)
+            for ticket_id, name, instance_id in open_delegation_tickets(session, instance_ids)
             if ctx.shard is None or ctx.shard.owns(instance_id)
         ]
     names = sorted({name for _, name in open_tickets})
@@ -67,30 +54,17 @@ def verify_open_tickets(ctx: RunContext, instance_ids: list[str] | None = None) 
     report.add("domains_unanswered", sum(1 for ns in delegations.values() if ns is None))
     to_close = [(tid, name) for tid, name in open_tickets if name in fixed]
     report.planned([{"action": "resolve_ticket", "ticket": t, "domain": n} for t, n in to_close])
-    for ticket_id, name in to_close:
+    for ticket_id, _name in to_close:
         with ctx.db.session() as session:
-            try:
-                ticket = resolve_ticket(session, ticket_id, ctx.clock())
-            except Refused:  # closed meanwhile by hand or by an overlapping run
-                report.add("tickets_already_resolved")
-                continue
-            domain = session.get(Domain, ticket.domain_id)
-            domain.nameservers = sorted(target)
-            session.add(domain)
-            instance = session.get(Instance, ticket.instance_id)
-            account = session.get(Account, instance.account_id)
-            insert_notices(
+            closed = close_delegation_ticket(
                 session,
-                notice_rows(
-                    "ticket_resolved",
-                    addressee(instance, account),
-                    f"ticket_resolved:{ticket.id}",
-                    ctx.clock(),
-                    {"domain": name, "nameservers": sorted(target)},
-                ),
+                ticket_id,
+                nameservers=sorted(target),
+                now=ctx.clock(),
+                drain_hours=settings.drain_hours,
             )
             session.commit()
-        report.add("tickets_resolved")
+        report.add("tickets_resolved" if closed else "tickets_already_resolved")
     return report
 
 

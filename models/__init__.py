@@ -3,6 +3,7 @@
 from models.account import Account
 from models.cluster import Cluster
 from models.domain import Domain
+from models.domain_release import DomainRelease
 from models.edition import Edition
 from models.instance import Instance
 from models.notification import Notification
@@ -15,6 +16,7 @@ __all__ = [
     "Account",
     "Cluster",
     "Domain",
+    "DomainRelease",
     "Edition",
     "Instance",
     "Notification",

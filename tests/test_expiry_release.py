@@ -17,7 +17,6 @@ from dns_lifecycle.lifecycle.expiry import (
     release_warning_window,
 )
 from dns_lifecycle.lifecycle.nameservers import nameserver_action
-from dns_lifecycle.store.release import release_instance
 from flows.common import open_run
 from flows.expire import expire_due
 from flows.release import release_due
@@ -214,34 +213,32 @@ def test_rerun_opens_no_second_ticket_and_sends_no_second_notice(db, settings):
     assert after == before and "instances_released" not in report.counts
 
 
-def test_an_error_before_commit_leaves_the_instance_expired_and_the_next_run_releases(db, settings):
-    """A failure after the records moved but before the commit rolls everything back."""
+def test_a_failure_between_stages_leaves_the_paid_copy_and_the_next_run_finishes(
+    db, settings, monkeypatch
+):
+    """A failure after the zone was read and kept leaves the instance expired with its
+    records on the paid cluster; the next run finishes the release with one zone copy."""
     _expired_instance(db)
     paid_before = _served(db, "paid-1")
+    import flows.release as release_flow
 
-    def explode():
-        raise RuntimeError("injected failure before commit")
+    def explode(self, w, now):
+        raise RuntimeError("injected failure before creating the free zone")
 
-    with pytest.raises(RuntimeError), db.session() as s:
-        release_instance(
-            s,
-            "inst-1",
-            as_of=RELEASE,
-            now=RELEASE,
-            grace_days=7,
-            switched={"open-hichina.cn": "switched"},
-            before_commit=explode,
-        )
-        s.commit()
+    with monkeypatch.context() as m:
+        m.setattr(release_flow.Stages, "create", explode)
+        report = run(settings, release_due, RELEASE)
+    assert report.counts["release_failures"] == len(DOMAINS)
     assert _served(db, "paid-1") == paid_before and _served(db, "free") == Counter()
     with db.session() as s:
         assert s.get(Instance, "inst-1").state == "expired"
         assert s.execute(select(func.count()).select_from(Ticket)).scalar_one() == 0
-        assert s.execute(select(func.count()).select_from(ZoneSnapshot)).scalar_one() == 0
+        assert s.execute(select(func.count()).select_from(ZoneSnapshot)).scalar_one() == 4
     run(settings, release_due, RELEASE)
-    assert _served(db, "free") == paid_before
+    assert _served(db, "free") == paid_before and _served(db, "paid-1") == Counter()
     with db.session() as s:
         assert s.get(Instance, "inst-1").state == "released"
+        assert s.execute(select(func.count()).select_from(ZoneSnapshot)).scalar_one() == 4
 
 
 def test_a_failing_instance_does_not_stop_the_others(db, settings, monkeypatch):
@@ -350,3 +347,33 @@ def test_warning_window_agrees_with_the_per_instance_rule(as_of, minutes, grace)
     expires_at = as_of + timedelta(minutes=minutes)
     after, until = release_warning_window(as_of, grace)
     assert (after < expires_at <= until) == is_release_warning_due(expires_at, as_of, grace)
+
+
+def test_export_and_instances_show_give_each_domains_release_stage(
+    db, settings, monkeypatch, capsys
+):
+    """After release every domain shows its stage (deleted: the database cluster has no
+    caches to drain), and the export still imports back."""
+    from dns_lifecycle.admin.cli import main
+    from dns_lifecycle.admin.inventory import export_state, import_inventory
+
+    _expired_instance(db)
+    run(settings, release_due, RELEASE)
+    with db.session() as s:
+        exported = export_state(s)
+    [instance] = exported["instances"]
+    stages = {d["name"]: d["release"]["stage"] for d in instance["domains"]}
+    delegations = {d["name"]: d["release"]["delegation"] for d in instance["domains"]}
+    assert set(stages.values()) == {"deleted"}
+    assert delegations["open-hichina.cn"] == "switched"
+    assert delegations["elsewhere.com"] == "external_registrar"
+    instance.pop("released_at")  # stamped by the wall clock, before this test's expiry
+    with db.session() as s:
+        import_inventory(exported, s)  # the "release" entries are read, not imported
+        s.commit()
+
+    monkeypatch.setenv("DATABASE_URL", settings.database_url)
+    assert main(["instances", "show", "inst-1"]) == 0
+    out = capsys.readouterr().out
+    assert "release: deleted, delegation switched" in out
+    assert "release: deleted, delegation domain_locked" in out

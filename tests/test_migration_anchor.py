@@ -49,7 +49,7 @@ def test_anchor_days_move_to_the_accounts_calendar_and_back(tmp_path):
         with engine.connect() as conn:
             return dict(conn.execute(text("SELECT id, anchor_day FROM instance")).all())
 
-    upgrade(settings, "0003_b_local_anchor_day")
+    upgrade(settings, "0003")
     assert anchors() == {i: new for i, _, _, _, new in ROWS}
     from alembic import command
 

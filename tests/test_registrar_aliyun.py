@@ -18,7 +18,7 @@ from dns_lifecycle.core.errors import (
 )
 from dns_lifecycle.core.settings import Settings
 from flows.common import open_run
-from flows.release import release_due, switch_nameservers
+from flows.release import release_due
 from models import Domain, Instance, Ticket
 from tests.aliyun_domain_standin import ACCESS_KEY_SECRET, AliyunDomainStandIn
 from tests.factories import make_instance
@@ -226,24 +226,6 @@ def test_a_closed_port_is_unavailable():
 # --- in the release --------------------------------------------------------------------
 
 
-def test_switching_polls_a_pending_task_until_done():
-    """The release's switch waits for a pending task and reports the domain switched."""
-    with AliyunDomainStandIn(pending_polls=2) as standin:
-        standin.add_domain("open.example.cn", PAID_NS)
-        outcome = switch_nameservers(
-            _registrar(standin), ["open.example.cn"], FREE_NS, poll_delays=(0, 0, 0)
-        )
-    assert outcome == {"open.example.cn": "switched"}
-
-
-def test_switching_a_task_that_stays_pending_is_unavailable():
-    """A task still pending after the polls leaves the domain for the next run."""
-    with AliyunDomainStandIn(pending_polls=5) as standin:
-        standin.add_domain("open.example.cn", PAID_NS)
-        with pytest.raises(RegistrarUnavailable, match="not yet switched open.example.cn"):
-            switch_nameservers(_registrar(standin), ["open.example.cn"], FREE_NS, poll_delays=(0,))
-
-
 def _expired(db, domains):
     with db.session() as s:
         make_instance(s, "inst-1", expires_at=EXPIRY, state="expired", domains=domains)
@@ -276,12 +258,29 @@ def test_release_switches_at_the_provider_and_records_the_delegation(db, setting
     assert tickets == {("locked.example.cn", "domain_locked")}
 
 
-def test_release_waits_when_the_provider_fails_the_switch(db, settings, standin):
-    """EXECUTE_FAILURE leaves the instance expired, with the provider's reason reported."""
+def test_a_pending_switch_is_recorded_and_finished_by_the_next_run(db, settings):
+    """A task the provider has not finished leaves the domain switching, its task number
+    recorded; the next run polls that task (no second one) and finishes the release."""
+    _expired(db, [{"name": "open.example.cn", "registrar": "hichina", "records": []}])
+    with AliyunDomainStandIn(pending_polls=1) as standin:
+        standin.add_domain("open.example.cn", PAID_NS)
+        first = _release(settings, standin)
+        assert "instances_released" not in first.counts
+        with db.session() as s:
+            assert s.get(Instance, "inst-1").state == "expired"
+        second = _release(settings, standin)
+        assert second.counts["instances_released"] == 1
+        assert len(standin.tasks) == 1
+        assert standin.nameservers("open.example.cn") == FREE_NS
+
+
+def test_a_switch_the_provider_fails_opens_a_ticket_with_its_reason(db, settings, standin):
+    """EXECUTE_FAILURE: the owner is asked to change the name servers by hand, and the
+    ticket carries the provider's reason."""
     _expired(db, [{"name": "open.example.cn", "registrar": "hichina", "records": []}])
     standin.fail_switch("open.example.cn", "Registry rejected the name servers.")
-    report = _release(settings, standin)
-    assert report.counts["release_failures"] == 1
-    assert "Registry rejected the name servers." in report.failures[0]
+    _release(settings, standin)
     with db.session() as s:
-        assert s.get(Instance, "inst-1").state == "expired"
+        ticket = s.execute(select(Ticket)).scalar_one()
+        assert ticket.reason == "registrar_failed"
+        assert "Registry rejected the name servers." in ticket.details["problem"]

@@ -307,16 +307,18 @@ def cmd_tickets_resolve(args, settings: Settings) -> int:
 
 
 def cmd_instances_show(args, settings: Settings) -> int:
+    from dns_lifecycle.lifecycle.expiry import describe_stage
     from dns_lifecycle.store.queries import instance_details
 
     with _session(settings) as session:
         details = instance_details(session, args.id)
     instance = details.instance
-    domains, orders, tickets, zones = (
+    domains, orders, tickets, zones, stages = (
         details.domains,
         details.orders,
         details.tickets,
         details.zones,
+        details.stages,
     )
     print(
         f"instance {instance.id}: {instance.state}, edition {instance.edition_code}, "
@@ -330,6 +332,8 @@ def cmd_instances_show(args, settings: Settings) -> int:
     for d in domains:
         locks = ", ".join(d.epp_statuses) or "no EPP status"
         print(f"  domain {d.name} at {d.registrar} ({locks}); NS {', '.join(d.nameservers)}")
+        if (stage := stages.get(d.name)) is not None:
+            print(f"    release: {describe_stage(stage)}")
     for o in orders:
         print(f"  order {o.id}: {o.kind} {o.state} ¥{o.amount} until {o.period_end.isoformat()}")
     for t in tickets:
@@ -337,6 +341,22 @@ def cmd_instances_show(args, settings: Settings) -> int:
     for z in zones:
         print(f"\n--- zone file copy of {z.domain_name} ({z.created_at.isoformat()}) ---")
         print(z.zone_text.rstrip())
+    return 0
+
+
+def cmd_clusters_load_zones(args, settings: Settings) -> int:
+    from dns_lifecycle.admin.load_zones import load_zones
+    from dns_lifecycle.core.db import Database
+
+    db = Database(settings)
+    try:
+        loaded = load_zones(settings, db, args.cluster)
+    finally:
+        db.dispose()
+    print(
+        f"cluster {args.cluster}: {loaded.created} zone(s) created with {loaded.records} "
+        f"record(s); {loaded.present} already there, left as they are"
+    )
     return 0
 
 
@@ -439,6 +459,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = instances_sub.add_parser("show", help="state, domains, orders, tickets, zone copies")
     p.set_defaults(handler=cmd_instances_show)
     p.add_argument("id", metavar="ID")
+
+    clusters = sub.add_parser("clusters", help="live DNS clusters")
+    clusters_sub = clusters.add_subparsers(dest="clusters_command", required=True, metavar="ACTION")
+    p = clusters_sub.add_parser(
+        "load-zones",
+        help="create the inventory's zones of a cluster on its PowerDNS server "
+        "(zones already there are left alone)",
+    )
+    p.set_defaults(handler=cmd_clusters_load_zones)
+    p.add_argument("cluster", metavar="CLUSTER")
 
     p = add("preview-emails", cmd_preview, "render every notice into an HTML gallery")
     p.set_defaults(needs_database=False)

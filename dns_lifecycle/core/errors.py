@@ -15,6 +15,9 @@ LifecycleError                   base of every error raised on purpose
 │   └── DomainLocked             an EPP lock forbids changing the name servers
 ├── DatabaseNotReady             the database cannot be reached or is not migrated
 ├── ReleaseCheckFailed           the free copy would not serve what the paid one served
+├── ClusterError                 a DNS cluster's API did not do what was asked
+│   ├── ClusterUnavailable       no answer, a timeout, a 5xx: the next run tries again
+│   └── ClusterRefused           a refusal (4xx): a person must look at the zone or key
 └── RunFailed                    a run did part of its work and failed (carries its report)
     ├── TooManyFailures          a step's deliveries failed beyond the threshold
     └── StepsFailed              one or more steps of the daily run failed
@@ -122,6 +125,18 @@ class RegistrarRefused(PermanentDeliveryError):
 
 class ReleaseCheckFailed(LifecycleError):
     """The free cluster would not serve what the paid cluster served; nothing was moved."""
+
+
+class ClusterError(LifecycleError):
+    """A DNS cluster's API did not do what was asked."""
+
+
+class ClusterUnavailable(ClusterError):
+    """The cluster did not answer usefully; the same call is tried again by the next run."""
+
+
+class ClusterRefused(ClusterError):
+    """The cluster refused the call; repeating it will not help until someone acts."""
 
 
 class RunFailed(LifecycleError):

@@ -76,6 +76,20 @@ class Settings(BaseSettings):
     )
     registrar_timeout_seconds: float = Field(default=10.0, gt=0)
 
+    # Live DNS clusters. API keys of `powerdns` clusters by cluster code, as JSON
+    # ('{"paid-1": "...", "free": "..."}'): a secret, never in the inventory or an export.
+    cluster_api_keys: dict[str, SecretStr] = Field(default_factory=dict)
+    cluster_timeout_seconds: float = Field(default=10.0, gt=0)
+    # Release: how long the paid copy keeps answering after the switch (the usual NS TTL
+    # at the parent), the latest a ticketed domain's drain starts after its release, and
+    # after how many failed verifications of the free copy a person is asked to look.
+    drain_hours: float = Field(default=48.0, ge=0)
+    manual_drain_days: float = Field(default=14.0, ge=0)
+    verify_attempts: int = Field(default=3, ge=1, le=100)
+    # Domains released at once; calls that write to one PowerDNS server still go one at
+    # a time (its SQLite backend takes one writer and has no busy timeout).
+    release_workers: int = Field(default=4, ge=1, le=32)
+
     # Manual-action tickets: always stored in the database; `webhook` also POSTs them.
     ticket_sink: Literal["database", "webhook"] = "database"
     ticket_webhook_url: str | None = None

@@ -7,9 +7,11 @@ What release does about each domain's delegation (rule 7) is in ``nameservers``.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
+from typing import Literal, get_args
 
 from dns_lifecycle.lifecycle.durations import DAY
+from dns_lifecycle.lifecycle.zonefile import Rr
 
 # The state an instance expires from, and the state it waits for release in.
 ACTIVE = "active"
@@ -51,3 +53,133 @@ def release_warning_window(as_of: datetime, grace_days: int) -> tuple[datetime, 
     :func:`is_release_warning_due`, turned into a range the database can scan."""
     until = release_due_until(as_of, grace_days) + DAY
     return until - DAY, until
+
+
+# --- the staged release of one domain (rule 6) --------------------------------------
+#
+# pending -> read -> created -> verified -> [switching ->] delegated -> draining -> deleted
+#
+# read:      the zone as the paid cluster served it is recorded, with its zone-file copy;
+# created:   it exists on the free cluster (SOA excluded, apex NS = the free servers);
+# verified:  every free name server serves every record set of it;
+# switching: the registrar was asked to switch (its task id recorded), not yet done;
+# delegated: switched, or a ticket asks the owner to do it (stage 4 passed);
+# draining:  the paid copy answers with the free apex NS until ``drain_until``;
+# deleted:   the paid copy is gone.
+
+Stage = Literal[
+    "pending", "read", "created", "verified", "switching", "delegated", "draining", "deleted"
+]
+STAGES: tuple[Stage, ...] = get_args(Stage)
+StageAction = Literal["read", "create", "verify", "delegate", "poll", "drain", "delete"]
+_ACTION_OF: dict[str, StageAction] = {
+    "pending": "read",
+    "read": "create",
+    "created": "verify",
+    "verified": "delegate",
+    "switching": "poll",
+    "delegated": "drain",
+    "draining": "delete",
+}
+
+# Tickets a release opens that stop a domain's release until a person resolves them.
+FREE_ZONE_CONFLICT = "free_zone_conflict"
+ZONE_UNWRITABLE = "zone_unwritable"
+FREE_ZONE_UNVERIFIED = "free_zone_unverified"
+REGISTRAR_FAILED = "registrar_failed"
+# Tickets about a domain's delegation: closed once DNS shows the free name servers.
+DELEGATION_TICKETS = ("domain_locked", "external_registrar", REGISTRAR_FAILED)
+
+
+def stage_passed(stage: str, milestone: str) -> bool:
+    return STAGES.index(stage) >= STAGES.index(milestone)
+
+
+def next_action(
+    stage: str, *, blocked: bool, drain_until: datetime | None, now: datetime
+) -> StageAction | None:
+    """What a run does next for a domain at ``stage``, or None (done, waiting for a
+    person, or draining until ``drain_until``)."""
+    if blocked or stage == "deleted":
+        return None
+    if stage == "draining" and (drain_until is None or now < drain_until):
+        return None
+    return _ACTION_OF[stage]
+
+
+def instance_released(stages: list[str]) -> bool:
+    """An instance is released once every one of its domains has passed stage 4."""
+    return all(stage_passed(s, "delegated") for s in stages)
+
+
+def may_delete_paid(stage: str, verified: bool) -> bool:
+    """The paid copy may go only once a verified free copy exists and the drain is over:
+    the one guard between a fault and a lost zone."""
+    return verified and stage == "draining"
+
+
+def change_by(delegated_at: datetime, manual_drain_days: float) -> datetime:
+    """The latest moment a ticketed domain's owner should have changed its name servers:
+    its drain starts then whatever DNS shows."""
+    return delegated_at + timedelta(days=manual_drain_days)
+
+
+def drain_until(
+    delegation: str,
+    delegated_at: datetime,
+    *,
+    live: bool,
+    drain_hours: float,
+    manual_drain_days: float,
+) -> datetime:
+    """When the paid copy of a domain may be deleted.
+
+    A switched domain drains for ``drain_hours`` (caches of the old delegation expire);
+    a ticketed one starts draining at the latest ``manual_drain_days`` after release
+    (earlier when DNS shows the new delegation: :func:`drain_after_seen`). A cluster
+    that serves no real DNS (the database backend) has no caches to wait for.
+    """
+    if not live:
+        return delegated_at
+    start = delegated_at if delegation == "switched" else change_by(delegated_at, manual_drain_days)
+    return start + timedelta(hours=drain_hours)
+
+
+def drain_after_seen(current: datetime | None, seen_at: datetime, drain_hours: float) -> datetime:
+    """The drain end once DNS was seen delegating to the free name servers at ``seen_at``."""
+    seen = seen_at + timedelta(hours=drain_hours)
+    return seen if current is None else min(current, seen)
+
+
+def verify_ticket_due(failures: int, attempts: int) -> bool:
+    """After this many failed verifications in a row, a person is asked to look."""
+    return failures >= attempts
+
+
+def is_apex_ns(rtype: str, host: str) -> bool:
+    return rtype.upper() == "NS" and host.strip() in ("", "@")
+
+
+DEFAULT_NS_TTL = 3600
+
+
+def zone_content(records: list[Rr]) -> tuple[list[Rr], int]:
+    """What a cluster is handed of a zone: every record but SOA and the apex NS (the
+    cluster's own name servers replace them), and the TTL the apex NS had."""
+    kept = [r for r in records if r.type.upper() != "SOA" and not is_apex_ns(r.type, r.host)]
+    ns_ttl = min((r.ttl for r in records if is_apex_ns(r.type, r.host)), default=DEFAULT_NS_TTL)
+    return kept, ns_ttl
+
+
+def describe_stage(stage: dict) -> str:
+    """One line saying where a domain's release stands (``store.release.release_stages``)."""
+    text = stage["stage"]
+    if stage.get("delegation"):
+        text += f", delegation {stage['delegation']}"
+    if stage.get("drain_until") and stage["stage"] != "deleted":
+        text += f", paid copy kept until {stage['drain_until']}"
+    if stage.get("blocked"):
+        text += f", waiting for the ticket {stage['blocked']} to be resolved"
+    if stage.get("error"):
+        text += f"; last problem: {stage['error']}"
+    return text

@@ -44,7 +44,9 @@ from dns_lifecycle.core.errors import ZoneFileError
 __all__ = [
     "Rr",
     "check_record",
+    "from_presentation",
     "normalise",
+    "presentation",
     "parse_zone_file",
     "same_records",
     "zone_file",
@@ -253,10 +255,50 @@ def same_records(a: Iterable[Rr], b: Iterable[Rr], *, domain: str | None = None)
     return Counter(normalise(r, domain) for r in a) == Counter(normalise(r, domain) for r in b)
 
 
+def presentation(rr: Rr, domain: str) -> tuple[str, str, str]:
+    """``rr`` as a name server takes it: its owner as an absolute name, its type, and its
+    value in presentation format with absolute names (TXT as quoted strings).
+
+    Raises ``ZoneFileError`` naming the record when it cannot be written.
+    """
+    origin = _origin(domain)
+    try:
+        owner = _owner(rr.host, origin)
+        rdata = _rdata(rr.type, rr.value, origin)
+        _ttl(rr.ttl)
+    except (dns.exception.DNSException, ValueError, UnicodeError) as exc:
+        raise ZoneFileError(
+            f"domain {_show(origin)}: the record {_show_rr(rr)} cannot be served "
+            f"({_reason(exc)}); correct the record and run the step again"
+        ) from None
+    return owner.to_text(), dns.rdatatype.to_text(rdata.rdtype), rdata.to_text()
+
+
+def from_presentation(owner: str, rtype: str, ttl: int, value: str, domain: str) -> Rr:
+    """The record a name server holds (absolute owner, presentation-format value), in the
+    normalised form ``parse_zone_file`` returns. Raises ``ZoneFileError`` when it cannot
+    be read."""
+    origin = _origin(domain)
+    try:
+        name = dns.name.from_text(owner)
+        rdtype = dns.rdatatype.from_text(rtype)
+        rdata = dns.rdata.from_text(
+            dns.rdataclass.IN, rdtype, value, origin=dns.name.root, relativize=False
+        )
+        if not name.is_subdomain(origin):
+            raise ValueError(f"the owner {_show(name)} is outside {_show(origin)}")
+        return _from_rdata(name, _ttl(ttl), rdata, origin)
+    except (dns.exception.DNSException, ValueError, UnicodeError) as exc:
+        raise ZoneFileError(
+            f"domain {_show(origin)}: the served record {owner} {rtype} {value[:60]!r} "
+            f"cannot be read ({_reason(exc)})"
+        ) from None
+
+
 # --- helpers ---------------------------------------------------------------------------
 
 
-@functools.lru_cache(maxsize=256)
+@functools.lru_cache(maxsize=4096)
 def _origin(domain: str) -> dns.name.Name:
     try:
         return dns.name.from_text(domain.strip()).canonicalize()

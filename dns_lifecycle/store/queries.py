@@ -12,6 +12,7 @@ from sqlmodel import Session
 
 import models
 from dns_lifecycle.core.errors import NotFound
+from dns_lifecycle.store.release import release_stages
 from models import Domain, Instance, Order, Ticket, ZoneSnapshot
 
 # Every table the state holds, as `export` reports them, in that order.
@@ -65,6 +66,7 @@ class InstanceDetails:
     orders: Sequence[Order]
     tickets: Sequence[Ticket]
     zones: Sequence[ZoneSnapshot]
+    stages: dict[str, dict[str, Any]]  # domain name -> where its release stands
 
 
 def instance_details(session: Session, instance_id: str) -> InstanceDetails:
@@ -84,4 +86,5 @@ def instance_details(session: Session, instance_id: str) -> InstanceDetails:
         orders=of_instance(Order, Order.id),
         tickets=of_instance(Ticket, Ticket.id),
         zones=of_instance(ZoneSnapshot, ZoneSnapshot.domain_name, ZoneSnapshot.id),
+        stages=release_stages(session, [instance.id]),
     )

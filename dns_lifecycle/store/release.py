@@ -1,39 +1,42 @@
-"""Release one instance (rules 6 and 7), as one transaction.
+"""The release of instances (rules 6 and 7), as recorded stages per domain.
 
-Within it: keep a zone-file copy of every domain, copy every record to the free
-cluster and delete it from the paid one, check that the free cluster now serves
-exactly what the paid one served, record or ticket each domain's delegation, mark the
-instance released and queue the "released" notice. Any failure rolls all of it back:
-the instance stays expired with its records on the paid cluster, and the next run
-tries again.
-
-The registrar is never called inside that transaction: the caller first asks
-:func:`domains_to_switch`, has the registrar switch them, and hands the outcome to
-:func:`release_instance`, which records the new delegation in ``domain.nameservers``.
+Release talks to DNS servers and registrars, so it cannot be one transaction: each
+domain moves through the stages of ``lifecycle.expiry.STAGES``, the flow making each
+outside call and this module recording its outcome, in a short transaction, before the
+next stage starts. A row of ``domain_release`` says where a domain stands; a crashed
+run is finished by the next one from there.
 """
 
 from __future__ import annotations
 
-from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, insert, select
-from sqlmodel import Session, col
+from sqlalchemy import Select, exists, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlmodel import Session
 
-from dns_lifecycle.core.errors import LifecycleError, NotFound, ReleaseCheckFailed
-from dns_lifecycle.lifecycle.expiry import is_release_due
-from dns_lifecycle.lifecycle.nameservers import NameserverAction, nameserver_action
+from dns_lifecycle.core.errors import LifecycleError, NotFound
+from dns_lifecycle.lifecycle.expiry import (
+    DELEGATION_TICKETS,
+    drain_after_seen,
+    instance_released,
+    is_release_due,
+    release_due_until,
+    stage_passed,
+)
 from dns_lifecycle.lifecycle.notices import Released as ReleasedNotice
+from dns_lifecycle.lifecycle.notices import iso
+from dns_lifecycle.lifecycle.notices.keys import ticket_open_key
 from dns_lifecycle.lifecycle.zonefile import Rr, zone_file
 from dns_lifecycle.store.notifications import insert_ignoring_duplicates, insert_notices
 from dns_lifecycle.store.subscriptions import addressee, lock_instance
-from models import Account, Cluster, Domain, Instance, Record, Ticket, ZoneSnapshot
+from models import Account, Cluster, Domain, DomainRelease, Instance, Ticket, ZoneSnapshot
 
-RECORDS = Record.__table__  # type: ignore[attr-defined]
 TICKETS = Ticket.__table__  # type: ignore[attr-defined]
+RELEASES = DomainRelease.__table__  # type: ignore[attr-defined]
 
 
 def free_cluster(session: Session) -> Cluster:
@@ -50,159 +53,246 @@ def free_cluster(session: Session) -> Cluster:
     return cluster
 
 
+def all_clusters(session: Session) -> list[Cluster]:
+    return list(session.execute(select(Cluster).order_by(Cluster.code)).scalars())
+
+
+# --- what is due ----------------------------------------------------------------------
+
+
+def expired_due(
+    as_of: datetime, grace_days: int, instance_ids: list[str] | None
+) -> Callable[[], Select[Any]]:
+    """Instances expired for the whole grace period (for ``scan_batches``)."""
+
+    def query() -> Select[Any]:
+        stmt = select(Instance.id, Instance.expires_at).where(
+            Instance.state == "expired",
+            Instance.expires_at <= release_due_until(as_of, grace_days),
+        )
+        return stmt.where(Instance.id.in_(instance_ids)) if instance_ids else stmt
+
+    return query
+
+
+def released_unfinished(instance_ids: list[str] | None) -> Callable[[], Select[Any]]:
+    """Released instances with a domain whose paid copy is not deleted yet."""
+
+    def query() -> Select[Any]:
+        pending = exists().where(
+            DomainRelease.instance_id == Instance.id, DomainRelease.stage != "deleted"
+        )
+        stmt = select(Instance.id, Instance.expires_at).where(Instance.state == "released", pending)
+        return stmt.where(Instance.id.in_(instance_ids)) if instance_ids else stmt
+
+    return query
+
+
+def begin_release(session: Session, instance_ids: list[str], now: datetime) -> None:
+    """A ``pending`` row for every domain of these instances that has none."""
+    rows = session.execute(
+        select(Domain.id, Domain.instance_id)
+        .where(Domain.instance_id.in_(instance_ids))
+        .where(~exists().where(DomainRelease.domain_id == Domain.id))
+    ).all()
+    if rows:
+        dialect = session.get_bind().dialect.name
+        builder = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        # Two overlapping runs may both begin: the first row stands.
+        session.execute(
+            builder(RELEASES).on_conflict_do_nothing(index_elements=["domain_id"]),
+            [
+                {
+                    "domain_id": domain_id,
+                    "instance_id": instance_id,
+                    "stage": "pending",
+                    "verify_failures": 0,
+                    "updated_at": now,
+                }
+                for domain_id, instance_id in rows
+            ],
+        )
+
+
+# --- one domain's progress ------------------------------------------------------------
+
+
+@dataclass
+class DomainWork:
+    """One domain's release as a run sees it (detached from any session)."""
+
+    domain_id: int
+    name: str
+    instance_id: str
+    registrar: str
+    epp_statuses: list[str]
+    paid_cluster: str
+    stage: str
+    records: list[Rr] | None
+    delegation: str | None
+    switch_task: str | None
+    verify_failures: int
+    blocked: str | None  # the reason of an open ticket that stops this domain
+    verified_at: datetime | None
+    delegated_at: datetime | None
+    drain_until: datetime | None
+
+
+def domain_work(session: Session, instance_ids: list[str]) -> list[DomainWork]:
+    """The release rows of the domains of these instances, by instance and name."""
+    open_block = exists().where(
+        Ticket.domain_id == DomainRelease.domain_id,
+        Ticket.state == "open",
+        Ticket.reason == DomainRelease.blocked,
+    )
+    rows = session.execute(
+        select(
+            DomainRelease,
+            Domain.name,
+            Domain.registrar,
+            Domain.epp_statuses,
+            Instance.cluster_code,
+            open_block.label("is_blocked"),
+        )
+        .join(Domain, Domain.id == DomainRelease.domain_id)
+        .join(Instance, Instance.id == DomainRelease.instance_id)
+        .where(DomainRelease.instance_id.in_(instance_ids))
+        .order_by(DomainRelease.instance_id, Domain.name)
+    ).all()
+    return [
+        DomainWork(
+            domain_id=r.domain_id,
+            name=name,
+            instance_id=r.instance_id,
+            registrar=registrar,
+            epp_statuses=list(epp),
+            paid_cluster=cluster,
+            stage=r.stage,
+            records=None if r.records is None else [Rr(*x) for x in r.records],
+            delegation=r.delegation,
+            switch_task=r.switch_task,
+            verify_failures=r.verify_failures,
+            blocked=r.blocked if is_blocked else None,
+            verified_at=r.verified_at,
+            delegated_at=r.delegated_at,
+            drain_until=r.drain_until,
+        )
+        for r, name, registrar, epp, cluster, is_blocked in rows
+    ]
+
+
+def zone_copy(domain: str, records: Iterable[Rr], now: datetime) -> str:
+    """The zone-file copy of what the paid cluster served (raises ``ZoneFileError``)."""
+    return zone_file(domain, records, generated_at=now)
+
+
+@dataclass
+class Outcome:
+    """What one stage did to one domain, to be recorded before the next stage."""
+
+    work: DomainWork
+    values: dict[str, Any] = field(default_factory=dict)
+    zone_text: str | None = None
+    ticket: tuple[str, dict[str, Any]] | None = None
+    nameservers: list[str] | None = None
+
+
+def record_outcomes(session: Session, outcomes: list[Outcome], now: datetime) -> list[Outcome]:
+    """Record each outcome if its domain is still at the stage it was computed from;
+    returns those recorded (another run may have moved a domain on meanwhile). Opens
+    each ticket once (one open ticket per domain and reason)."""
+    recorded: list[Outcome] = []
+    tickets: list[dict[str, Any]] = []
+    for o in outcomes:
+        w = o.work
+        values = dict(o.values)
+        if "records" in values and values["records"] is not None:
+            values["records"] = [[r.type, r.host, r.value, r.ttl] for r in values["records"]]
+        result = session.execute(
+            update(RELEASES)
+            .where(RELEASES.c.domain_id == w.domain_id, RELEASES.c.stage == w.stage)
+            .values(updated_at=now, **values)
+        )
+        if not result.rowcount:
+            continue
+        recorded.append(o)
+        if o.zone_text is not None:
+            session.add(
+                ZoneSnapshot(
+                    instance_id=w.instance_id,
+                    domain_name=w.name,
+                    zone_text=o.zone_text,
+                    created_at=now,
+                )
+            )
+        if o.nameservers is not None:
+            session.execute(
+                update(Domain).where(Domain.id == w.domain_id).values(nameservers=o.nameservers)
+            )
+        if o.ticket is not None:
+            reason, details = o.ticket
+            tickets.append(
+                {
+                    "domain_id": w.domain_id,
+                    "instance_id": w.instance_id,
+                    "reason": reason,
+                    "state": "open",
+                    "open_key": ticket_open_key(w.name, reason),
+                    "details": {"domain": w.name, "registrar": w.registrar, **details},
+                    "sink_state": "pending",
+                    "sink_attempts": 0,
+                    "created_at": now,
+                }
+            )
+    opened = insert_ignoring_duplicates(session, TICKETS, tickets, "open_key")
+    session.info["tickets_opened"] = session.info.get("tickets_opened", 0) + len(opened)
+    session.flush()
+    return recorded
+
+
+# --- the instance ---------------------------------------------------------------------
+
+
 @dataclass
 class Released:
     instance_id: str
     domains: list[dict[str, Any]] = field(default_factory=list)
-    records_moved: int = 0
-    tickets_opened: int = 0
 
 
-def ticket_open_key(domain_name: str, reason: str) -> str:
-    return f"{domain_name}:{reason}"
-
-
-def domains_to_switch(
-    session: Session, instance_id: str, *, as_of: datetime, grace_days: int
-) -> tuple[list[str], list[str]]:
-    """The free cluster's name servers and the domains of the instance that release
-    switches to them (HiChina, unlocked); no domains when the instance is not due."""
-    instance = session.get(Instance, instance_id)
-    if (
-        instance is None
-        or instance.state != "expired"
-        or not is_release_due(instance.expires_at, as_of, grace_days)
-    ):
-        return [], []
-    rows = session.execute(
-        select(col(Domain.name), col(Domain.registrar), col(Domain.epp_statuses))
-        .where(col(Domain.instance_id) == instance_id)
-        .order_by(col(Domain.name))
-    )
-    names = [r.name for r in rows if nameserver_action(r.registrar, r.epp_statuses) == "switched"]
-    return (list(free_cluster(session).nameservers) if names else []), names
-
-
-def release_instance(
+def finish_instance(
     session: Session,
     instance_id: str,
     *,
     as_of: datetime,
-    now: datetime,
     grace_days: int,
-    switched: Mapping[str, NameserverAction],
-    before_commit: Callable[[], None] | None = None,
+    now: datetime,
+    change_by: Callable[[datetime], datetime],
 ) -> Released | None:
-    """Release the instance if it is still due; None when it no longer is (renewed, or
-    released meanwhile by an overlapping run, whose lock this one waited for).
-
-    ``switched`` is what the registrar did with each domain of :func:`domains_to_switch`:
-    ``switched`` or ``domain_locked``."""
+    """Mark the instance released and queue its notice once all its domains passed
+    stage 4; None while they have not (or when it is no longer due)."""
     try:
         instance = lock_instance(session, instance_id)
     except NotFound:
         return None
     if instance.state != "expired" or not is_release_due(instance.expires_at, as_of, grace_days):
         return None
+    rows = session.execute(
+        select(DomainRelease, Domain.name, Domain.registrar)
+        .join(Domain, Domain.id == DomainRelease.domain_id)
+        .where(DomainRelease.instance_id == instance_id)
+        .order_by(Domain.name)
+    ).all()
+    domain_count = session.execute(select(Domain.id).where(Domain.instance_id == instance_id)).all()
+    if len(rows) != len(domain_count) or not instance_released([r.stage for r, *_ in rows]):
+        return None
     free = free_cluster(session)
     account = session.get(Account, instance.account_id)
-    domains = list(
-        session.execute(
-            select(Domain).where(Domain.instance_id == instance.id).order_by(Domain.name)
-        ).scalars()
-    )
     result = Released(instance.id)
-    domain_ids = [d.id for d in domains]
-    before = list(session.execute(select(Record).where(Record.domain_id.in_(domain_ids))).scalars())
-    # What is served, per domain: after release the free cluster must serve all of it.
-    expected = Counter(_served(r) for r in before)
-
-    # 1. A zone-file copy of every domain, kept with the instance.
-    by_domain: dict[int, list[Rr]] = {d.id: [] for d in domains}
-    for r in before:
-        by_domain[r.domain_id].append(_rr(r))
-    if domains:
-        session.execute(
-            insert(ZoneSnapshot),
-            [
-                {
-                    "instance_id": instance.id,
-                    "domain_name": d.name,
-                    "zone_text": zone_file(d.name, by_domain[d.id], generated_at=now),
-                    "created_at": now,
-                }
-                for d in domains
-            ],
-        )
-
-    # 2. Move the records: copy to the free cluster, then remove from the paid one.
-    moving = [r for r in before if r.cluster_code != free.code]
-    if moving:
-        session.execute(
-            insert(RECORDS),
-            [
-                {
-                    "domain_id": r.domain_id,
-                    "cluster_code": free.code,
-                    "type": r.type,
-                    "host": r.host,
-                    "value": r.value,
-                    "ttl": r.ttl,
-                }
-                for r in moving
-            ],
-        )
-        session.execute(delete(RECORDS).where(RECORDS.c.id.in_([r.id for r in moving])))
-    result.records_moved = len(moving)
-
-    # 3. Verify before commit: the free cluster serves exactly what the paid one did.
-    after = session.execute(select(Record).where(Record.domain_id.in_(domain_ids))).scalars()
-    on_free = Counter(_served(r) for r in after if r.cluster_code == free.code)
-    if on_free != expected:
-        raise ReleaseCheckFailed(
-            f"instance {instance.id}: after the move the free cluster would serve "
-            f"{sum(on_free.values())} records where {sum(expected.values())} were served "
-            "before; nothing was moved, and the next run retries it"
-        )
-
-    # 4. Name servers, domain by domain.
-    tickets = []
-    for d in domains:
-        action = nameserver_action(d.registrar, d.epp_statuses)
-        if action == "switched":
-            if d.name not in switched:
-                raise LifecycleError(
-                    f"domain {d.name} of instance {instance.id} was not switched at the "
-                    "registrar before its release (added meanwhile?): the next run does it"
-                )
-            action = switched[d.name]
-        if action == "switched":
-            # The registrar applied it: the stored delegation follows, whatever the backend.
-            d.nameservers = list(free.nameservers)
-            session.add(d)
-        result.domains.append({"name": d.name, "action": action, "registrar": d.registrar})
-        if action != "switched":
-            tickets.append(
-                {
-                    "domain_id": d.id,
-                    "instance_id": instance.id,
-                    "reason": action,
-                    "state": "open",
-                    "open_key": ticket_open_key(d.name, action),
-                    "details": {
-                        "domain": d.name,
-                        "registrar": d.registrar,
-                        "epp_statuses": d.epp_statuses,
-                        "set_nameservers": free.nameservers,
-                    },
-                    "sink_state": "pending",
-                    "sink_attempts": 0,
-                    "created_at": now,
-                }
-            )
-    result.tickets_opened = len(insert_ignoring_duplicates(session, TICKETS, tickets, "open_key"))
-
-    # 5. Released, and told.
+    for r, name, registrar in rows:
+        entry: dict[str, Any] = {"name": name, "action": r.delegation, "registrar": registrar}
+        if r.delegation != "switched" and r.delegated_at is not None:
+            entry["change_by"] = iso(change_by(r.delegated_at))
+        result.domains.append(entry)
     instance.state = "released"
     instance.released_at = now
     session.add(instance)
@@ -214,15 +304,83 @@ def release_instance(
         domains=result.domains,
     )
     insert_notices(session, notice.rows(now))
-    if before_commit is not None:
-        before_commit()  # a seam for fault-injection tests
     session.flush()
     return result
 
 
-def _rr(r: Record) -> Rr:
-    return Rr(type=r.type, host=r.host, value=r.value, ttl=r.ttl)
+def drain_seen(session: Session, domain_id: int, seen_at: datetime, drain_hours: float) -> None:
+    """DNS shows the domain delegated to the free name servers: its drain ends at the
+    latest ``drain_hours`` from now."""
+    row = session.get(DomainRelease, domain_id)
+    if row is None or not stage_passed(row.stage, "delegated") or row.stage == "deleted":
+        return
+    row.drain_until = drain_after_seen(row.drain_until, seen_at, drain_hours)
+    row.updated_at = seen_at
+    session.add(row)
 
 
-def _served(r: Record) -> tuple[int, Rr]:
-    return (r.domain_id, _rr(r))
+def release_stages(session: Session, instance_ids: list[str]) -> dict[str, dict[str, Any]]:
+    """Each domain's release stage, by domain name: for ``instances show`` and the export."""
+    rows = session.execute(
+        select(Domain.name, DomainRelease)
+        .join(DomainRelease, DomainRelease.domain_id == Domain.id)
+        .where(Domain.instance_id.in_(instance_ids))
+    ).all()
+    return {
+        name: {
+            "stage": r.stage,
+            "delegation": r.delegation,
+            "blocked": r.blocked,
+            "error": r.error,
+            "drain_until": iso(r.drain_until) if r.drain_until else None,
+        }
+        for name, r in rows
+    }
+
+
+def open_delegation_tickets(
+    session: Session, instance_ids: list[str] | None
+) -> list[tuple[int, str, str]]:
+    """(ticket id, domain name, instance id) of every open ticket about a delegation."""
+    stmt = (
+        select(Ticket.id, Domain.name, Ticket.instance_id)
+        .join(Domain, Domain.id == Ticket.domain_id)
+        .where(Ticket.state == "open", Ticket.reason.in_(DELEGATION_TICKETS))
+        .order_by(Ticket.id)
+    )
+    if instance_ids:
+        stmt = stmt.where(Ticket.instance_id.in_(instance_ids))
+    return [tuple(r) for r in session.execute(stmt)]  # type: ignore[misc]
+
+
+def zones_on_cluster(session: Session, cluster_code: str) -> dict[str, list[Rr]]:
+    """Each domain of the instances ``cluster_code`` serves, with the records the
+    inventory holds for it there (by domain name, in name order)."""
+    from models import Record
+
+    zones: dict[str, list[Rr]] = {
+        name: []
+        for (name,) in session.execute(
+            select(Domain.name)
+            .join(Instance, Instance.id == Domain.instance_id)
+            .where(Instance.cluster_code == cluster_code, Instance.state != "released")
+            .order_by(Domain.name)
+        )
+    }
+    rows = session.execute(
+        select(Domain.name, Record.type, Record.host, Record.value, Record.ttl)
+        .join(Domain, Domain.id == Record.domain_id)
+        .where(Record.cluster_code == cluster_code)
+        .order_by(Record.id)
+    )
+    for name, *rr in rows:
+        if name in zones:
+            zones[name].append(Rr(*rr))
+    return zones
+
+
+def cluster_by_code(session: Session, code: str) -> Cluster:
+    cluster = session.get(Cluster, code)
+    if cluster is None:
+        raise NotFound(f"cluster {code!r} does not exist: `dns-lifecycle export` lists them")
+    return cluster

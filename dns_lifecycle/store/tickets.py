@@ -12,7 +12,11 @@ from sqlalchemy import select, update
 from sqlmodel import Session
 
 from dns_lifecycle.core.errors import NotFound, Refused
-from models import Domain, Instance, Ticket
+from dns_lifecycle.lifecycle.notices import TicketResolved
+from dns_lifecycle.store.notifications import insert_notices
+from dns_lifecycle.store.release import drain_seen
+from dns_lifecycle.store.subscriptions import addressee
+from models import Account, Domain, Instance, Ticket
 
 TICKETS = Ticket.__table__  # type: ignore[attr-defined]
 
@@ -70,3 +74,38 @@ def resolve_ticket(session: Session, ticket_id: int, now: datetime) -> Ticket:
     session.add(ticket)
     session.flush()
     return ticket
+
+
+def close_delegation_ticket(
+    session: Session,
+    ticket_id: int,
+    *,
+    nameservers: list[str],
+    now: datetime,
+    drain_hours: float,
+) -> bool:
+    """DNS shows the ticket's domain delegated to ``nameservers``: close the ticket,
+    record the delegation, start the drain of the paid copy and tell the account.
+    False when the ticket was closed meanwhile (by hand or by an overlapping run)."""
+    try:
+        ticket = resolve_ticket(session, ticket_id, now)
+    except Refused:
+        return False
+    domain = session.get(Domain, ticket.domain_id)
+    instance = session.get(Instance, ticket.instance_id)
+    if domain is None or instance is None:
+        raise NotFound(f"ticket {ticket_id} names a domain or instance that is gone")
+    account = session.get(Account, instance.account_id)
+    if account is None:
+        raise NotFound(f"instance {instance.id} names account {instance.account_id}, gone")
+    domain.nameservers = sorted(nameservers)
+    session.add(domain)
+    drain_seen(session, domain.id, now, drain_hours)
+    notice = TicketResolved.to(
+        addressee(instance, account),
+        ticket_id=ticket.id,
+        domain=domain.name,
+        nameservers=sorted(nameservers),
+    )
+    insert_notices(session, notice.rows(now))
+    return True

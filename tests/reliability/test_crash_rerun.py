@@ -220,7 +220,8 @@ def test_killed_inside_an_auto_renewal_batch(settings, db, tmp_path):
 
 
 def test_killed_during_a_release(settings, db, tmp_path):
-    """Killed while the registrar holds back its answer for the 2nd instance: the rerun
+    """Killed while the registrar holds back its answer for the 2nd instance: no paid copy
+    is gone, and the rerun
     releases every instance once, with one zone copy, one ticket and one notice per
     domain, and every record on the free cluster."""
     n = 3
@@ -251,6 +252,8 @@ def test_killed_during_a_release(settings, db, tmp_path):
     held = {"on": True}
 
     def registrar(request: SeenRequest) -> Reply:
+        if request.method == "GET":  # the lock, read just before the switch
+            return Reply(200, {"epp_statuses": []})
         if "inst-1.example.com" in request.path and held["on"]:
             return Reply(200, {"ok": True}, delay=600)
         return Reply(200, {"ok": True})
@@ -271,12 +274,24 @@ def test_killed_during_a_release(settings, db, tmp_path):
                 "registrar_backend": "http",
                 "registrar_url": sink.url,
                 "registrar_timeout_seconds": 900,
+                # One domain at a time: the one call in flight at the kill is known.
+                "release_workers": 1,
             },
         )
-        _kill_when(proc, lambda: any("inst-1" in r.path for r in sink.requests))
+        _kill_when(
+            proc,
+            lambda: any(r.path == "/domains/inst-1.example.com/nameservers" for r in sink.requests),
+        )
         with db.session() as s:
             state = {i.id: i.state for i in s.exec(select(Instance))}
-        assert state == {"inst-0": "released", "inst-1": "expired", "inst-2": "expired"}
+            served = Counter(
+                (d, c) for d, c in s.execute(select(Record.domain_id, Record.cluster_code)).all()
+            )
+        # Killed before the batch's instances were marked: none is released yet, and a
+        # domain's paid copy is gone only where its free copy holds every record.
+        assert state == {f"inst-{i}": "expired" for i in range(n)}
+        domains = {d for d, _ in served}
+        assert all(served[(d, "paid-1")] or served[(d, "free")] for d in domains)
 
         held["on"] = False
         _run(real, release_due)
@@ -295,7 +310,7 @@ def test_killed_during_a_release(settings, db, tmp_path):
         assert len(records) == 3 * n and {r.cluster_code for r in records} == {"free"}
         rows = ledger(db)
         assert len(rows) == 2 * n and all(r.state == "sent" for r in rows.values())
-        calls = Counter(r.path for r in sink.requests)
+        calls = Counter(r.path for r in sink.requests if r.method == "PUT")
         # The PUT in flight is made again by the rerun (it sets the same servers).
         assert calls == {
             "/domains/inst-0.example.com/nameservers": 1,

@@ -224,7 +224,11 @@ def test_an_idn_is_punycode_in_storage_and_on_the_wire_and_unicode_to_read(lite_
         s.commit()
         assert s.execute(select(Domain.name)).scalars().all() == [A_LABEL]
 
-    with SmtpTestServer() as server, HttpSink(lambda _r: Reply(200, {"ok": True})) as registrar:
+    def registrar_api(request):
+        # The lock is read (GET) just before the switch (PUT).
+        return Reply(200, {"epp_statuses": []} if request.method == "GET" else {"ok": True})
+
+    with SmtpTestServer() as server, HttpSink(registrar_api) as registrar:
         real = with_settings(
             lite_settings,
             email_backend="smtp",
@@ -237,7 +241,10 @@ def test_an_idn_is_punycode_in_storage_and_on_the_wire_and_unicode_to_read(lite_
             report = release_due(ctx)
             deliver_pending(ctx)
         assert report.counts["instances_released"] == 1
-        assert [r.path for r in registrar.requests] == [f"/domains/{A_LABEL}/nameservers"]
+        assert [r.path for r in registrar.requests] == [
+            f"/domains/{A_LABEL}",
+            f"/domains/{A_LABEL}/nameservers",
+        ]
         (received,) = server.received
         assert received.rcpt_tos == [f"owner@{A_LABEL}"]
         message = received.parsed()

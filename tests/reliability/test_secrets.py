@@ -157,7 +157,11 @@ def test_a_failing_run_never_writes_a_secret(db, flow_env, monkeypatch, caplog, 
         # What the servers said did reach the records (with the secrets taken out).
         assert any("isp.SYSTEM_ERROR" in f for f in tally.failures)
         assert any("login" in f and "535" in f for f in tally.failures)
-        assert any("HTTP 400" in f for f in reports[1].failures)
+        # The registrar's refusal became a ticket for a person, with its words.
+        with db.session() as s:
+            refused = [t for t in s.exec(select(Ticket)) if t.reason == "registrar_failed"]
+        assert refused and "HTTP 400" in refused[0].details["problem"]
+        _assert_clean("a ticket", str(refused[0].details))
 
     APILogHandler().flush()  # logs reach the API in the background; make them land
     with get_client(sync_client=True) as client:

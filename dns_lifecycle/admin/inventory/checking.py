@@ -25,6 +25,7 @@ from dns_lifecycle.admin.inventory.entries import (
     AccountEntry,
     ClusterEntry,
     DomainEntry,
+    DomainReleaseEntry,
     EditionEntry,
     InstanceEntry,
     RecordEntry,
@@ -35,6 +36,7 @@ from dns_lifecycle.admin.inventory.entries import (
 from dns_lifecycle.core.errors import InventoryInvalid
 from dns_lifecycle.lifecycle.zonefile import Rr
 from models import Account, Cluster, Domain, Edition, Instance
+from models.cluster import ClusterBase
 from models.types import time_zones
 
 __all__ = [
@@ -67,6 +69,7 @@ class CheckedDomain:
     epp_statuses: list[str]
     nameservers: list[str]
     records: list[CheckedRecord]
+    release: dict[str, Any] | None = None  # a release under way, as exported
 
 
 @dataclass(frozen=True)
@@ -317,6 +320,7 @@ class _Walk:
             before = len(self.errors)
             code = row["code"]
             self.unique(seen, code, f"{path}.code", "code")
+            self.cluster_backend(row, path)
             if row["kind"] == "free":
                 if stored_free:
                     self.bad(
@@ -340,6 +344,18 @@ class _Walk:
             if len(self.errors) == before:
                 rows.append(row)
         return rows
+
+    def cluster_backend(self, row: dict[str, Any], path: str) -> None:
+        """Completes a cluster's row with the defaults of the fields a file may leave
+        out, and checks that a live cluster says where its API is."""
+        for column in ("backend", "server_id", "nameserver_addresses"):
+            if column not in row:
+                row[column] = ClusterBase.model_fields[column].get_default(
+                    call_default_factory=True
+                )
+        row.setdefault("api_url", None)
+        if row["backend"] == "powerdns" and row["api_url"] is None:
+            self.bad(f"{path}.api_url", "missing; a powerdns cluster needs its API's URL")
 
     def accounts(self, section: Any) -> list[dict[str, Any]]:
         rows: list[dict[str, Any]] = []
@@ -509,6 +525,11 @@ class _Walk:
             records: list[CheckedRecord] = []
             if isinstance(raw, dict) and isinstance(raw.get("records"), list):
                 records = self.records(raw["records"], f"{dpath}.records", name, record_cluster)
+            release = None
+            if isinstance(raw, dict) and raw.get("release") is not None:
+                release = validate_entry(
+                    DomainReleaseEntry, raw["release"], f"{dpath}.release", self.errors
+                )
             if row is not None and len(self.errors) == before:
                 result.append(
                     CheckedDomain(
@@ -517,6 +538,7 @@ class _Walk:
                         epp_statuses=row.get("epp_statuses", []),
                         nameservers=row.get("nameservers", []),
                         records=records,
+                        release=release,
                     )
                 )
         return result

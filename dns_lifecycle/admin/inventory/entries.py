@@ -36,6 +36,7 @@ from dns_lifecycle.admin.inventory import values
 from models.account import AccountBase
 from models.cluster import ClusterBase
 from models.domain import DomainBase
+from models.domain_release import DomainReleaseBase
 from models.edition import EditionBase
 from models.instance import InstanceBase
 from models.record import RecordBase
@@ -44,6 +45,7 @@ __all__ = [
     "AccountEntry",
     "ClusterEntry",
     "DomainEntry",
+    "DomainReleaseEntry",
     "EditionEntry",
     "InstanceEntry",
     "RecordEntry",
@@ -128,9 +130,28 @@ def _listed(names: list[str]) -> list[str]:
 ClusterEntry = _derive(
     "ClusterEntry",
     ClusterBase,
-    {"code": "code", "kind": "kind", "nameservers": "nameservers"},
-    checks={"code": (AfterValidator(values.ident),), "nameservers": (AfterValidator(_listed),)},
-    types={"nameservers": _NAMES},
+    {
+        "code": "code",
+        "kind": "kind",
+        "nameservers": "nameservers",
+        # A live cluster: its backend, its API and where its name servers answer. API
+        # keys never go in the inventory (DNSL_CLUSTER_API_KEYS holds them).
+        "backend": "backend",
+        "api_url": "api_url",
+        "server_id": "server_id",
+        "nameserver_addresses": "nameserver_addresses",
+    },
+    optional=("backend", "api_url", "server_id", "nameserver_addresses"),
+    checks={
+        "code": (AfterValidator(values.ident),),
+        "nameservers": (AfterValidator(_listed),),
+        "api_url": (AfterValidator(values.http_url),),
+        "server_id": (AfterValidator(values.ident),),
+    },
+    types={
+        "nameservers": _NAMES,
+        "nameserver_addresses": list[Annotated[str, AfterValidator(values.nameserver_address)]],
+    },
 )
 
 AccountEntry = _derive(
@@ -203,7 +224,42 @@ DomainEntry = _derive(
         "epp_statuses": list[Annotated[str, BeforeValidator(values.epp_status)]],
         "nameservers": _NAMES,
     },
-    extra={"records": list[Any]},
+    # "release" is where an export shows a domain's release stage: read back, not stored.
+    extra={"records": list[Any], "release": dict[str, Any]},
+)
+
+# A domain's release stage as an export writes it, so that a release under way
+# survives export and import.
+_RELEASE_MOMENTS = ("verified_at", "delegated_at", "drain_until", "deleted_at", "updated_at")
+DomainReleaseEntry = _derive(
+    "DomainReleaseEntry",
+    DomainReleaseBase,
+    {
+        key: key
+        for key in (
+            "stage",
+            "records",
+            "delegation",
+            "switch_task",
+            "verify_failures",
+            "blocked",
+            "error",
+            *_RELEASE_MOMENTS,
+        )
+    },
+    optional=(
+        "records",
+        "delegation",
+        "switch_task",
+        "verify_failures",
+        "blocked",
+        "error",
+        "verified_at",
+        "delegated_at",
+        "drain_until",
+        "deleted_at",
+    ),
+    checks={key: (BeforeValidator(values.optional_moment),) for key in _RELEASE_MOMENTS},
 )
 
 RecordEntry = _derive(

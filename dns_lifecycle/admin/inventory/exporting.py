@@ -18,8 +18,20 @@ from sqlalchemy import select
 from sqlmodel import Session
 
 from dns_lifecycle.admin.inventory.batches import CHUNK, chunks
-from dns_lifecycle.admin.inventory.entries import ClusterEntry, columns_of
-from models import Account, Cluster, Domain, Edition, Instance, Notification, Order, Record, Ticket
+from dns_lifecycle.admin.inventory.entries import ClusterEntry, DomainReleaseEntry, columns_of
+from models import (
+    Account,
+    Cluster,
+    Domain,
+    DomainRelease,
+    Edition,
+    Instance,
+    Notification,
+    Order,
+    Record,
+    Ticket,
+)
+from models.cluster import ClusterBase
 
 __all__ = ["export_state", "iter_state", "notification_row", "order_row", "write_state"]
 
@@ -44,16 +56,33 @@ def _export_editions(session: Session) -> Iterator[dict[str, Any]]:
 
 
 def _export_clusters(session: Session) -> Iterator[dict[str, Any]]:
-    # Every column the cluster entry has, so a column added there is exported too;
-    # an optional one only when it is set.
+    # Every column the cluster entry has, so a column added there is exported too; an
+    # optional one when it is set, for a live cluster, or when it differs from its
+    # default (an embedded cluster exports as code, kind and name servers).
     columns = columns_of(ClusterEntry)
     for r in session.execute(select(Cluster.__table__).order_by(Cluster.code)):
         entry = {}
         for key, (column, required) in columns.items():
             value = getattr(r, column)
-            if required or value is not None:
+            default = ClusterBase.model_fields[column].get_default(call_default_factory=True)
+            if required or (value is not None and (value != default or r.backend != "database")):
                 entry[key] = list(value) if isinstance(value, list) else value
         yield entry
+
+
+def _release_rows(session: Session, domain_ids: list[int]) -> dict[int, dict[str, Any]]:
+    """Each domain's release stage, whole: what an import needs to carry it on."""
+    columns = columns_of(DomainReleaseEntry)
+    rows: dict[int, dict[str, Any]] = {}
+    for chunk in chunks(domain_ids):
+        for r in session.execute(
+            select(DomainRelease.__table__).where(DomainRelease.domain_id.in_(chunk))
+        ):
+            rows[r.domain_id] = {
+                key: _when(v) if isinstance(v := getattr(r, column), datetime) else v
+                for key, (column, _) in columns.items()
+            }
+    return rows
 
 
 def _export_accounts(session: Session) -> Iterator[dict[str, Any]]:
@@ -90,6 +119,7 @@ def _export_instances(session: Session) -> Iterator[dict[str, Any]]:
         ):
             domains.setdefault(d.instance_id, []).append(d)
         domain_ids = [d.id for ds in domains.values() for d in ds]
+        stages = _release_rows(session, domain_ids)
         records: dict[int, list[dict[str, Any]]] = {}
         for chunk in chunks(domain_ids):
             for r in session.execute(
@@ -125,6 +155,7 @@ def _export_instances(session: Session) -> Iterator[dict[str, Any]]:
                     "epp_statuses": list(d.epp_statuses),
                     "nameservers": list(d.nameservers),
                     "records": records.get(d.id, []),
+                    **({"release": stages[d.id]} if d.id in stages else {}),
                 }
                 for d in domains.get(r.id, [])
             ]

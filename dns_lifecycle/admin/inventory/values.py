@@ -18,6 +18,7 @@ from typing import Any
 
 import idna
 
+from dns_lifecycle.core.addresses import parse_address
 from dns_lifecycle.lifecycle.nameservers import HICHINA, is_hichina
 from dns_lifecycle.lifecycle.zonefile import Rr, check_record
 from models.types import RECORD_TYPES, time_zones
@@ -77,6 +78,7 @@ MAX_DOMAIN = 253
 
 # Ids and codes end up in ledger keys, file names and log lines: a plain alphabet.
 _ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]*")
+_HTTP_URL_RE = re.compile(r"https?://[^\s/?#]+(/[^\s?#]*)?")
 # E.164: "+", a country code that does not start with 0, 8 to 15 digits in all.
 _PHONE_RE = re.compile(r"\+[1-9][0-9]{7,14}")
 # At most 12 digits before the point and 2 after: NUMERIC(14, 2).
@@ -306,6 +308,27 @@ def nameserver(value: str) -> str:
         return domain_name(value)
     except ValueError as exc:
         raise ValueError(f"{show(value)} is not a valid name server ({exc})") from None
+
+
+def optional_moment(value: Any) -> datetime | None:
+    """:func:`moment`, or None where the document gives null."""
+    return None if value is None else moment(value)
+
+
+def http_url(value: str | None) -> str | None:
+    """The URL of an HTTP API: http(s), a host, an optional path (None: not given)."""
+    if value is None:
+        return None
+    text(value)
+    if not _HTTP_URL_RE.fullmatch(value):
+        raise ValueError(f"{show(value)} is not an http(s) URL, e.g. 'http://127.0.0.1:8081'")
+    return value
+
+
+def nameserver_address(value: str) -> str:
+    """Where a name server answers: an IP address with an optional port."""
+    parse_address(value, "name-server address")
+    return value.strip()
 
 
 def unique(values: list[str]) -> list[str]:

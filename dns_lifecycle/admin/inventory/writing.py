@@ -16,7 +16,17 @@ from sqlmodel import Session
 from dns_lifecycle.admin.inventory.batches import chunks
 from dns_lifecycle.admin.inventory.checking import Inventory, validate_inventory
 from dns_lifecycle.core.errors import InputError
-from models import Account, Cluster, Domain, Edition, Instance, Record, Ticket
+from models import (
+    Account,
+    Cluster,
+    Domain,
+    DomainRelease,
+    Edition,
+    Instance,
+    Record,
+    Ticket,
+)
+from models.domain_release import DomainReleaseBase
 
 __all__ = ["import_inventory"]
 
@@ -172,7 +182,30 @@ def _write_domains(session: Session, inventory: Inventory) -> int:
 
     for chunk in chunks(record_rows(), 2000):
         session.execute(insert(Record), chunk)
+    _write_release_stages(session, inventory, ids)
     return len(gone)
+
+
+def _write_release_stages(session: Session, inventory: Inventory, ids: dict[str, int]) -> None:
+    """The release stage of each domain the document gives one (an export of a release
+    under way), replacing what was stored; the others keep theirs."""
+    defaults = {
+        column: field.get_default(call_default_factory=True)
+        for column, field in DomainReleaseBase.model_fields.items()
+    }
+    rows = [
+        {**defaults, **d.release, "domain_id": ids[d.name], "instance_id": instance_id}
+        for instance_id, domains in inventory.domains.items()
+        for d in domains
+        if d.release is not None
+    ]
+    for chunk in chunks([r["domain_id"] for r in rows]):
+        session.execute(
+            delete(DomainRelease).where(DomainRelease.domain_id.in_(chunk)),
+            execution_options={"synchronize_session": False},
+        )
+    for chunk in chunks(rows):
+        session.execute(insert(DomainRelease), chunk)
 
 
 def _move_kept_records(session: Session, inventory: Inventory) -> None:

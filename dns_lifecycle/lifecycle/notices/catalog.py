@@ -21,6 +21,7 @@ from typing import Any, ClassVar, get_args
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from dns_lifecycle.core.errors import InputError
+from dns_lifecycle.lifecycle.expiry import REGISTRAR_FAILED
 from dns_lifecycle.lifecycle.nameservers import NameserverAction
 from dns_lifecycle.lifecycle.notices.base import STORED, Moment, Money, Notice, SmsParam
 from dns_lifecycle.lifecycle.notices.keys import (
@@ -32,7 +33,9 @@ from dns_lifecycle.lifecycle.notices.keys import (
     ticket_resolved_key,
 )
 
-DOMAIN_ACTIONS: tuple[str, ...] = get_args(NameserverAction)
+# What release did about a domain: the rule's action, or a registrar that failed the
+# switch (its owner changes the name servers by hand, as for a lock).
+DOMAIN_ACTIONS: tuple[str, ...] = (*get_args(NameserverAction), REGISTRAR_FAILED)
 
 _SAMPLE_EXPIRY = "2026-12-26T02:00:00+00:00"
 _SAMPLE_ORDER = "ord-20261219-000042"
@@ -293,6 +296,8 @@ class ReleasedDomain(BaseModel):
     name: str
     action: str
     registrar: str
+    # For a domain its owner must re-delegate: by when, before the paid copy goes.
+    change_by: Moment | None = Field(default=None, exclude_if=lambda v: v is None)
 
     @field_validator("action")
     @classmethod

@@ -66,6 +66,11 @@ def expiry_notice_key(kind: str, instance_id: str, expires_at: datetime) -> str:
     return f"{kind}:{instance_id}:{stamp(expires_at)}"
 
 
+def ticket_open_key(domain_name: str, reason: str) -> str:
+    """A ticket open for a domain and reason: one at a time (resolving frees the key)."""
+    return f"{domain_name}:{reason}"
+
+
 def ticket_resolved_key(ticket_id: int) -> str:
     """One notice per resolved ticket."""
     return f"ticket_resolved:{ticket_id}"

@@ -1,6 +1,6 @@
 """anchor days on the account's calendar
 
-Revision ID: 0003_b_local_anchor_day
+Revision ID: 0003
 Revises: 0002
 Create Date: 2026-12-03 07:40:00
 
@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0003_b_local_anchor_day"
+revision = "0003"
 down_revision = "0002"
 branch_labels = None
 depends_on = None

@@ -1,0 +1,91 @@
+"""The embedded cluster: a zone is its domain's ``record`` rows with the cluster's code.
+
+Each call is its own short transaction on the project's database. The apex NS records
+are implied by the cluster's name servers, so they are neither stored nor read.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import delete, insert, select
+
+from dns_lifecycle.channels.clusters import ClusterConfig
+from dns_lifecycle.core.db import Database
+from dns_lifecycle.lifecycle.zonefile import Rr
+from models import Domain, Record
+
+RECORDS = Record.__table__  # type: ignore[attr-defined]
+
+
+class DatabaseCluster:
+    def __init__(self, config: ClusterConfig, db: Database) -> None:
+        self.config = config
+        self.db = db
+
+    def _domain_id(self, session, zone: str) -> int | None:
+        return session.execute(select(Domain.id).where(Domain.name == zone)).scalar_one_or_none()
+
+    def read_zone(self, zone: str) -> list[Rr] | None:
+        with self.db.session() as session:
+            domain_id = self._domain_id(session, zone)
+            if domain_id is None:
+                return None
+            rows = session.execute(
+                select(RECORDS.c.type, RECORDS.c.host, RECORDS.c.value, RECORDS.c.ttl)
+                .where(RECORDS.c.domain_id == domain_id)
+                .where(RECORDS.c.cluster_code == self.config.code)
+                .order_by(RECORDS.c.id)
+            ).all()
+        return [Rr(*r) for r in rows]
+
+    def create_zone(self, zone: str, records: list[Rr], ns_ttl: int) -> bool:
+        with self.db.session() as session:
+            domain_id = self._domain_id(session, zone)
+            if domain_id is None:
+                return False
+            exists = session.execute(
+                select(RECORDS.c.id)
+                .where(RECORDS.c.domain_id == domain_id)
+                .where(RECORDS.c.cluster_code == self.config.code)
+                .limit(1)
+            ).first()
+            if exists is not None:
+                return False
+            if records:
+                session.execute(
+                    insert(RECORDS),
+                    [
+                        {
+                            "domain_id": domain_id,
+                            "cluster_code": self.config.code,
+                            "type": r.type,
+                            "host": r.host,
+                            "value": r.value,
+                            "ttl": r.ttl,
+                        }
+                        for r in records
+                    ],
+                )
+            session.commit()
+        return True
+
+    def replace_apex_ns(self, zone: str, nameservers: list[str], ttl: int) -> None:
+        return None  # apex NS are implied by the cluster, not stored
+
+    def delete_zone(self, zone: str) -> bool:
+        with self.db.session() as session:
+            domain_id = self._domain_id(session, zone)
+            if domain_id is None:
+                return False
+            result = session.execute(
+                delete(RECORDS)
+                .where(RECORDS.c.domain_id == domain_id)
+                .where(RECORDS.c.cluster_code == self.config.code)
+            )
+            session.commit()
+        return bool(result.rowcount)
+
+    def flush(self, zone: str) -> None:
+        return None  # nothing is cached
+
+    def close(self) -> None:
+        return None

@@ -1,0 +1,200 @@
+"""A PowerDNS Authoritative server through its HTTP API, on one kept-alive connection.
+
+    GET    /api/v1/servers/{server_id}/zones/{zone}          read (404/422: no such zone)
+    POST   /api/v1/servers/{server_id}/zones                 create (409: exists already)
+    PATCH  /api/v1/servers/{server_id}/zones/{zone}          replace the apex NS rrset
+    DELETE /api/v1/servers/{server_id}/zones/{zone}          delete (404/422: gone already)
+    PUT    /api/v1/servers/{server_id}/cache/flush?domain=   forget cached answers
+
+PowerDNS writes its own SOA (and rewrites its serial), so SOA never crosses this
+interface. A timeout, a dropped connection, a 5xx or a 429 is ``ClusterUnavailable``;
+any other refusal is ``ClusterRefused`` with the server's own words (never the key).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import defaultdict
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+from pydantic import SecretStr
+
+from dns_lifecycle.channels.clusters import ClusterConfig
+from dns_lifecycle.core.errors import ClusterRefused, ClusterUnavailable, ZoneFileError
+from dns_lifecycle.lifecycle.zonefile import Rr, from_presentation, presentation
+
+_SNIPPET = 300
+
+
+def fqdn(name: str) -> str:
+    return name.rstrip(".").lower() + "."
+
+
+def rrsets(zone: str, records: list[Rr], nameservers: list[str], ns_ttl: int) -> list[dict]:
+    """The API's rrsets for ``records`` plus the apex NS set of ``nameservers``.
+
+    A DNS rrset has one TTL and no repeated value: repeated values are served once, and
+    values of one host and type with different TTLs are refused as ``ZoneFileError``.
+    """
+    sets: dict[tuple[str, str], dict[str, Any]] = {}
+    ttls: dict[tuple[str, str], set[int]] = defaultdict(set)
+    for rr in records:
+        owner, rtype, content = presentation(rr, zone)
+        key = (owner, rtype)
+        entry = sets.setdefault(key, {"name": owner, "type": rtype, "ttl": rr.ttl, "records": []})
+        ttls[key].add(rr.ttl)
+        if {"content": content, "disabled": False} not in entry["records"]:
+            entry["records"].append({"content": content, "disabled": False})
+    for (owner, rtype), seen in ttls.items():
+        if len(seen) > 1:
+            raise ZoneFileError(
+                f"domain {zone}: the {rtype} records of {owner} have different TTLs "
+                f"({', '.join(map(str, sorted(seen)))}), which DNS cannot serve as one set; "
+                "give them one TTL and run the step again"
+            )
+    apex = fqdn(zone)
+    sets[(apex, "NS")] = {
+        "name": apex,
+        "type": "NS",
+        "ttl": ns_ttl,
+        "records": [{"content": fqdn(ns), "disabled": False} for ns in nameservers],
+    }
+    return list(sets.values())
+
+
+class PowerDnsCluster:
+    def __init__(self, config: ClusterConfig, api_key: SecretStr, timeout: float) -> None:
+        if not config.api_url:
+            raise ClusterRefused(
+                f"cluster {config.code} is a powerdns cluster without an api_url: add it to "
+                "the cluster's inventory entry"
+            )
+        self.config = config
+        # PowerDNS's SQLite backend takes one writer and has no busy timeout: the
+        # threads of a run write to one server one at a time.
+        self._write_lock = threading.Lock()
+        self._base = f"/api/v1/servers/{quote(config.server_id, safe='')}"
+        self._key = api_key
+        self._client = httpx.Client(
+            base_url=config.api_url.rstrip("/"),
+            headers={"X-API-Key": api_key.get_secret_value(), "Accept": "application/json"},
+            timeout=timeout,
+        )
+
+    # --- the interface ------------------------------------------------------------
+
+    def read_zone(self, zone: str) -> list[Rr] | None:
+        response = self._call("GET", self._zone_path(zone), zone, absent_ok=True)
+        if response is None:
+            return None
+        records: list[Rr] = []
+        for rrset in response.json().get("rrsets", []):
+            if rrset["type"] == "SOA":
+                continue
+            for r in rrset.get("records", []):
+                if not r.get("disabled"):
+                    records.append(
+                        from_presentation(
+                            rrset["name"], rrset["type"], rrset["ttl"], r["content"], zone
+                        )
+                    )
+        return records
+
+    def create_zone(self, zone: str, records: list[Rr], ns_ttl: int) -> bool:
+        body = {
+            "name": fqdn(zone),
+            "kind": "Native",
+            "rrsets": rrsets(zone, records, list(self.config.nameservers), ns_ttl),
+        }
+        response = self._call("POST", f"{self._base}/zones", zone, json=body, conflict_ok=True)
+        return response is not None
+
+    def replace_apex_ns(self, zone: str, nameservers: list[str], ttl: int) -> None:
+        apex = fqdn(zone)
+        body = {
+            "rrsets": [
+                {
+                    "name": apex,
+                    "type": "NS",
+                    "ttl": ttl,
+                    "changetype": "REPLACE",
+                    "records": [{"content": fqdn(ns), "disabled": False} for ns in nameservers],
+                }
+            ]
+        }
+        self._call("PATCH", self._zone_path(zone), zone, json=body)
+
+    def delete_zone(self, zone: str) -> bool:
+        return self._call("DELETE", self._zone_path(zone), zone, absent_ok=True) is not None
+
+    def flush(self, zone: str) -> None:
+        self._call("PUT", f"{self._base}/cache/flush", zone, params={"domain": fqdn(zone)})
+
+    def close(self) -> None:
+        self._client.close()
+
+    # --- helpers --------------------------------------------------------------------
+
+    def _zone_path(self, zone: str) -> str:
+        return f"{self._base}/zones/{quote(fqdn(zone), safe='')}"
+
+    def _call(
+        self,
+        method: str,
+        path: str,
+        zone: str,
+        *,
+        absent_ok: bool = False,
+        conflict_ok: bool = False,
+        **kwargs: Any,
+    ) -> httpx.Response | None:
+        where = f"cluster {self.config.code} ({self.config.api_url})"
+        try:
+            if method == "GET":
+                response = self._client.request(method, path, **kwargs)
+            else:
+                with self._write_lock:
+                    response = self._client.request(method, path, **kwargs)
+        except httpx.TimeoutException:
+            raise ClusterUnavailable(
+                f"{where} did not answer {method} for zone {zone} in time; the next run tries again"
+            ) from None
+        except httpx.TransportError as exc:
+            raise ClusterUnavailable(
+                f"{where} could not be reached for {method} of zone {zone} "
+                f"({type(exc).__name__}); the next run tries again"
+            ) from None
+        status = response.status_code
+        if 200 <= status < 300:
+            return response
+        text = _snippet(response)
+        if secret := self._key.get_secret_value():
+            # A server echoing the request must not put the key into a ticket or a log.
+            text = text.replace(secret, "**********")
+        if absent_ok and (
+            status == 404 or (status == 422 and "could not find domain" in text.lower())
+        ):
+            return None
+        if conflict_ok and status == 409:
+            return None
+        if status >= 500 or status == 429:
+            raise ClusterUnavailable(
+                f"{where} answered HTTP {status} to {method} of zone {zone}: {text}; the "
+                "next run tries again"
+            )
+        raise ClusterRefused(
+            f"{where} refused {method} of zone {zone}: HTTP {status}: {text}. Check the "
+            "zone's records and the cluster's API key"
+        )
+
+
+def _snippet(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+        text = body.get("error", "") if isinstance(body, dict) else str(body)
+    except ValueError:
+        text = response.text
+    text = " ".join(str(text).split())
+    return (text[:_SNIPPET] + "...") if len(text) > _SNIPPET else (text or "(empty body)")
