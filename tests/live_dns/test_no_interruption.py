@@ -9,6 +9,7 @@ switch. TTLs and the drain are seconds long.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 
@@ -86,7 +87,10 @@ def _delegate(parent_server, domain, nameservers):
     assert r.status_code == 204, r.text
 
 
-@pytest.mark.skipif(UNBOUND is None, reason="unbound is not installed (Debian package unbound)")
+@pytest.mark.skipif(
+    UNBOUND is None and not os.environ.get("CI"),  # CI installs it: missing fails there
+    reason="unbound is not installed (Debian package unbound)",
+)
 def test_resolution_never_fails_from_before_release_to_after_paid_deletion(tmp_path):
     """Zero failed or wrong answers while the zone moves, the delegation switches, the
     paid copy drains and is deleted."""
