@@ -344,7 +344,7 @@ def cmd_preview(args, settings: Settings) -> int:
     from dns_lifecycle.admin.preview import write_gallery
     from dns_lifecycle.channels.render import Renderer
 
-    index = write_gallery(Renderer(settings.templates_dir), Path(args.dir))
+    index = write_gallery(Renderer.for_settings(settings), Path(args.dir))
     print(f"open {index}")
     return 0
 

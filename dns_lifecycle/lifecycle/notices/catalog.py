@@ -44,18 +44,32 @@ def _auto_or_manual(auto_renew: bool) -> str:
 
 
 class Reminder(Notice):
-    """Rule 1: the instance expires in ``offset_days`` days."""
+    """Rule 1: the instance expires soon; ``offset_days`` is the reminder it is (its
+    ledger identity), the days left are counted from ``as_of`` to ``expires_at``."""
 
     kind: ClassVar[str] = "reminder"
+    counts_days: ClassVar[bool] = True
     sample: ClassVar[dict[str, Any]] = {
         "expires_at": _SAMPLE_EXPIRY,
         "offset_days": 7,
         "auto_renew": True,
         "amount": "1180.00",
+        "as_of": "2026-12-19T02:00:00+00:00",
     }
     preview_variants: ClassVar[dict[str, dict[str, Any]]] = {
         "auto-renew": {"auto_renew": True},
         "manual": {"auto_renew": False},
+        # A catch-up: the 30-day reminder of a run that evaluates 8 days before expiry.
+        "manual-catch-up": {
+            "auto_renew": False,
+            "offset_days": 30,
+            "as_of": "2026-12-18T02:00:00+00:00",
+        },
+        "manual-last-day": {
+            "auto_renew": False,
+            "offset_days": 1,
+            "as_of": "2026-12-25T02:00:00+00:00",
+        },
     }
 
     expires_at: Moment
@@ -75,12 +89,15 @@ class Reminder(Notice):
     def sms_params(self) -> dict[str, SmsParam]:
         return super().sms_params() | {
             "date": ("time", self.expires_at),
-            "days": ("text", self.offset_days),
+            "when": ("when", self.expires_at),
             "amount": ("amount", self.amount),
         }
 
     def sms_variant(self) -> str | None:
         return _auto_or_manual(self.auto_renew)
+
+    def asks_action(self) -> bool:
+        return True  # renew, or keep the balance topped up
 
 
 class OrderCreated(Notice):
@@ -119,6 +136,9 @@ class OrderCreated(Notice):
             "date": ("time", self.period_end),
         }
 
+    def asks_action(self) -> bool:
+        return self.order_kind == "auto_renewal"  # make sure the balance covers it
+
 
 class Renewed(Notice):
     """Rules 2 and 3: an order renewed the instance."""
@@ -156,17 +176,18 @@ class RenewalFailed(Notice):
     """Rule 2: the balance did not cover the auto-renewal order (told once a day)."""
 
     kind: ClassVar[str] = "renewal_failed"
-    identity: ClassVar[tuple[str, ...]] = ("order_key", "as_of")
+    identity: ClassVar[tuple[str, ...]] = ("order_key",)
+    counts_days: ClassVar[bool] = True
     sample: ClassVar[dict[str, Any]] = {
         "order_id": _SAMPLE_ORDER,
         "amount": "1180.00",
         "balance": "86.20",
         "expires_at": _SAMPLE_EXPIRY,
         "reason": "insufficient_balance",
+        "as_of": "2026-12-20T02:00:00+00:00",
     }
 
     order_key: str | None = Field(default=None, exclude=True)
-    as_of: datetime | None = Field(default=None, exclude=True)
     order_id: int | str
     amount: Money
     balance: Money
@@ -183,6 +204,9 @@ class RenewalFailed(Notice):
             "balance": ("amount", self.balance),
             "date": ("time", self.expires_at),
         }
+
+    def asks_action(self) -> bool:
+        return True  # top up or renew by hand
 
 
 class Upgraded(Notice):
@@ -241,6 +265,9 @@ class AutoRenewChanged(Notice):
     def sms_variant(self) -> str | None:
         return _auto_or_manual(self.auto_renew)
 
+    def asks_action(self) -> bool:
+        return True  # keep the balance up, or renew by hand
+
 
 class Expired(Notice):
     """Rule 5: the instance expired; it is released at ``release_at``."""
@@ -263,13 +290,29 @@ class Expired(Notice):
     def sms_params(self) -> dict[str, SmsParam]:
         return super().sms_params() | {"date": ("time", self.release_at)}
 
+    def asks_action(self) -> bool:
+        return True  # renew before release
+
 
 class ReleaseWarning(Notice):
-    """Rule 5: the last warning, the day before release."""
+    """Rule 5: the last warning, in the 24 hours before release."""
 
     kind: ClassVar[str] = "release_warning"
     identity: ClassVar[tuple[str, ...]] = ("expires_at",)
-    sample: ClassVar[dict[str, Any]] = {"release_at": "2027-01-02T02:00:00+00:00"}
+    counts_days: ClassVar[bool] = True
+    sample: ClassVar[dict[str, Any]] = {
+        "release_at": "2027-01-02T02:00:00+00:00",
+        "as_of": "2027-01-01T02:00:00+00:00",
+    }
+    preview_variants: ClassVar[dict[str, dict[str, Any]]] = {
+        "tomorrow": {},
+        # Told at 13:00 of a release at 23:59 the same day, both in Shanghai.
+        "today": {
+            "timezone": "Asia/Shanghai",
+            "release_at": "2027-01-02T15:59:00+00:00",
+            "as_of": "2027-01-02T05:00:00+00:00",
+        },
+    }
 
     expires_at: datetime | None = Field(default=None, exclude=True)
     release_at: Moment
@@ -282,7 +325,13 @@ class ReleaseWarning(Notice):
         return self.expires_at
 
     def sms_params(self) -> dict[str, SmsParam]:
-        return super().sms_params() | {"date": ("time", self.release_at)}
+        return super().sms_params() | {
+            "date": ("time", self.release_at),
+            "when": ("when", self.release_at),
+        }
+
+    def asks_action(self) -> bool:
+        return True  # renew now
 
 
 class ReleasedDomain(BaseModel):
@@ -349,6 +398,9 @@ class Released(Notice):
     def sms_variant(self) -> str | None:
         return "ACTION" if self.domains_to_act_on() else "DONE"
 
+    def asks_action(self) -> bool:
+        return self.domains_to_act_on() > 0  # unlock, or change the name servers
+
 
 class TicketResolved(Notice):
     """Rule 7: the domain's delegation now points where the ticket asked."""
@@ -399,10 +451,16 @@ def notice_class(kind: str) -> type[Notice]:
         ) from None
 
 
-def read_stored(kind: str, context: Mapping[str, Any]) -> Notice:
+def read_stored(kind: str, context: Mapping[str, Any], queued_at: datetime | None = None) -> Notice:
     """The notice a ledger row's ``kind`` and ``context`` hold, checked; an
-    ``InputError`` names every missing or bad value."""
+    ``InputError`` names every missing or bad value.
+
+    A row queued before notices carried ``as_of`` speaks from ``queued_at``, the
+    row's creation time: the closest record of when it was decided.
+    """
     cls = notice_class(kind)
+    if queued_at is not None and isinstance(context, Mapping) and context.get("as_of") is None:
+        context = {**context, "as_of": queued_at}
     try:
         return cls.model_validate(context, context=STORED)
     except ValidationError as exc:
