@@ -150,7 +150,7 @@ def format_when(
     value: str | datetime, as_of: str | datetime | None, timezone: str, locale: str
 ) -> str:
     """How far ``value`` is from ``as_of`` in local days of ``timezone``: 'today',
-    'tomorrow', 'in 8 days' ('今天', '明天', '8 天后'); an earlier day is its date
+    'tomorrow', 'in 8 days' ('今天', '明天', '8天后'); an earlier day is its date
     ('on 26 Dec 2026', '2026年12月26日'). The words fit "expires …" and "将于…到期"."""
     if as_of is None:
         raise InputError(
@@ -163,16 +163,10 @@ def format_when(
     if away.word == "tomorrow":
         return "明天" if zh else "tomorrow"
     if away.word == "later":
-        return f"{away.days} 天后" if zh else f"in {away.days} days"
+        # Written like the dates beside it (2026年12月26日): no spaces in the Chinese.
+        return f"{away.days}天后" if zh else f"in {away.days} days"
     date = format_localdate(value, timezone, locale)
     return date if zh else f"on {date}"
-
-
-def format_sms_when(
-    value: str | datetime, as_of: str | datetime | None, timezone: str, locale: str
-) -> str:
-    """:func:`format_when` for an SMS variable: Chinese without the spaces."""
-    return format_when(value, as_of, timezone, locale).replace(" 天后", "天后")
 
 
 def format_sms_time(value: str | datetime, timezone: str) -> str:
@@ -308,9 +302,7 @@ def sms_params(notice: Notice) -> dict[str, str]:
         "text": str,
         "line": one_line,
         "time": lambda moment: format_sms_time(moment, notice.timezone),
-        "when": lambda moment: format_sms_when(
-            moment, notice.as_of, notice.timezone, notice.locale
-        ),
+        "when": lambda moment: format_when(moment, notice.as_of, notice.timezone, notice.locale),
         "amount": plain_amount,
         "edition": lambda code: _lookup(EDITION_NAMES, code, notice.locale),
         "order_kind": lambda code: _lookup(ORDER_KIND_NAMES, code, notice.locale),
