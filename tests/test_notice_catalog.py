@@ -140,6 +140,7 @@ ROWS = [
         ),
         "upgraded:upgrade:inst-1:req-10",
         {
+            "edition": "enterprise-standard",  # the instance's edition once upgraded
             "order_id": 44,
             "from_edition": "personal",
             "to_edition": "enterprise-standard",
@@ -201,7 +202,7 @@ def test_ledger_rows_keep_their_keys_and_contexts(notice, key, context):
     assert [r["channel"] for r in rows] == ["email", "sms"]
     for row in rows:
         assert row["context"] == {**COMMON, **context}
-        assert list(row["context"]) == [*COMMON, *context]  # stored in this order
+        assert list(row["context"]) == list({**COMMON, **context})  # stored in this order
         assert (row["kind"], row["account_id"], row["instance_id"]) == (
             notice.kind,
             "acct-1",
@@ -300,3 +301,10 @@ def test_sms_variables_are_declared_by_the_kind():
     """Each kind names its SMS variables after the shared name and instance."""
     notice = read_stored("reminder", sample_context("reminder", "en-US"))
     assert list(notice.sms_params()) == ["name", "instance", "date", "when", "amount"]
+
+
+def test_an_upgrade_notice_speaks_of_the_new_edition_even_if_stored_with_the_old():
+    """A pending upgrade notice stored with the edition before the upgrade reads back
+    with the edition it was upgraded to."""
+    stored = {**sample_context("upgraded", "en-US"), "edition": "personal"}
+    assert read_stored("upgraded", stored).edition == stored["to_edition"]

@@ -18,7 +18,14 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, ClassVar, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from dns_lifecycle.core.errors import InputError
 from dns_lifecycle.lifecycle.expiry import NameserverAction
@@ -215,6 +222,7 @@ class Upgraded(Notice):
     kind: ClassVar[str] = "upgraded"
     identity: ClassVar[tuple[str, ...]] = ("order_key",)
     sample: ClassVar[dict[str, Any]] = {
+        "edition": "enterprise-ultimate",
         "order_id": "ord-20260715-000917",
         "from_edition": "enterprise-standard",
         "to_edition": "enterprise-ultimate",
@@ -228,6 +236,15 @@ class Upgraded(Notice):
     to_edition: str
     amount: Money
     expires_at: Moment
+
+    @model_validator(mode="before")
+    @classmethod
+    def _of_the_new_edition(cls, data: Any) -> Any:
+        # The notice is about the instance as upgraded: what it says of "the edition"
+        # (the footer) is the new one, also for a notice stored with the old one.
+        if isinstance(data, dict) and data.get("to_edition") is not None:
+            return {**data, "edition": data["to_edition"]}
+        return data
 
     def ledger_key(self) -> str:
         assert self.order_key is not None
