@@ -77,13 +77,16 @@ def instance_details(session: Session, instance_id: str) -> InstanceDetails:
     if instance is None:
         raise NotFound(f"instance {instance_id!r} does not exist: check the id")
 
+    account = session.get(Account, instance.account_id)
+    assert account is not None  # a foreign key
+
     def of_instance(model: Any, *order_by: Any) -> Sequence[Any]:
         stmt = select(model).where(model.instance_id == instance.id).order_by(*order_by)
         return session.execute(stmt).scalars().all()
 
     return InstanceDetails(
         instance=instance,
-        account=session.get(Account, instance.account_id),
+        account=account,
         domains=of_instance(Domain, Domain.name),
         orders=of_instance(Order, Order.id),
         notifications=of_instance(Notification, Notification.created_at, Notification.id),
