@@ -154,9 +154,13 @@ ROWS = [
         {"auto_renew": False, "expires_at": "2027-03-01T04:00:00+00:00"},
     ),
     (
-        Expired.to(TO, expires_at=EXPIRY, release_at=EXPIRY + timedelta(days=7)),
+        Expired.to(TO, expires_at=EXPIRY, release_at=EXPIRY + timedelta(days=7), as_of=AS_OF),
         "expired:inst-1:20270301T040000Z",
-        {"expires_at": "2027-03-01T04:00:00+00:00", "release_at": "2027-03-08T04:00:00+00:00"},
+        {
+            "as_of": "2027-02-22T01:00:00+00:00",
+            "expires_at": "2027-03-01T04:00:00+00:00",
+            "release_at": "2027-03-08T04:00:00+00:00",
+        },
     ),
     (
         ReleaseWarning.to(
@@ -250,7 +254,7 @@ def test_a_notice_to_queue_needs_what_its_key_is_made_of(cls):
 def test_a_notice_refuses_a_field_its_kind_does_not_have():
     """A context key no template reads is a mistake in the code that queues it."""
     with pytest.raises(ValidationError, match="colour"):
-        Expired.to(TO, expires_at=EXPIRY, release_at=EXPIRY, colour="red")
+        Expired.to(TO, expires_at=EXPIRY, release_at=EXPIRY, as_of=AS_OF, colour="red")
 
 
 def test_a_bad_value_in_a_stored_context_is_named():

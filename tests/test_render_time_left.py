@@ -177,3 +177,16 @@ def test_the_words_for_each_distance(as_of, en, zh):
     """today / tomorrow / in N days, and the date for a day already past, in Shanghai."""
     assert format_when(EXPIRY, as_of, "Asia/Shanghai", "en-US") == en
     assert format_when(EXPIRY, as_of, "Asia/Shanghai", "zh-CN") == zh
+
+
+def test_a_late_expiry_notice_says_the_days_left_before_release(renderer):
+    """An expiry told 5 days late says the release is in 2 days, in both languages."""
+    late = "2026-12-31T02:00:00+00:00"  # release 2 Jan 2027 10:00 Shanghai
+    en = sample_context("expired", "en-US", as_of=late, timezone="Asia/Shanghai")
+    zh = sample_context("expired", "zh-CN", as_of=late)
+    assert (
+        "until 2 Jan 2027 10:00 (Asia/Shanghai), in 2 days." in renderer.email("expired", en).text
+    )
+    assert (
+        "在2027年1月2日 10:00（Asia/Shanghai）（2天后）之前" in renderer.email("expired", zh).text
+    )

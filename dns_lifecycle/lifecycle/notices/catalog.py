@@ -6,7 +6,9 @@ variant its SMS template code names, and sample values for the preview gallery.
 
 To add a kind: write a :class:`Notice` subclass here with ``kind``, its fields,
 ``ledger_key`` (add the key's spelling to ``keys.py``), ``sms_params`` and, if its
-wording branches, ``sms_variant`` and ``preview_variants``; add it to ``CATALOG``;
+wording branches, ``sms_variant`` and ``preview_variants``; ``counts_days`` if its
+wording says days left (the ``when`` filter, counted from ``as_of``), ``asks_action``
+if it asks the account to do something (it then links to the console); add it to ``CATALOG``;
 add its templates (``templates/emails/<kind>.<locale>.{subject.txt,txt,html}`` and
 ``templates/sms/<kind>.<locale>.txt``). The renderer, the preview and the ledger
 need nothing else.
@@ -290,9 +292,11 @@ class Expired(Notice):
     """Rule 5: the instance expired; it is released at ``release_at``."""
 
     kind: ClassVar[str] = "expired"
+    counts_days: ClassVar[bool] = True
     sample: ClassVar[dict[str, Any]] = {
         "expires_at": _SAMPLE_EXPIRY,
         "release_at": "2027-01-02T02:00:00+00:00",
+        "as_of": "2026-12-26T02:00:00+00:00",
     }
 
     expires_at: Moment
