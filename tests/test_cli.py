@@ -227,3 +227,11 @@ def test_import_prints_its_counts_in_proper_plurals(cli, tmp_path):
     one.write_text(json.dumps(doc))
     code, out, _ = cli("import", str(one))
     assert code == 0 and "1 account, 1 instance," in out
+
+
+def test_a_bad_console_url_exits_2_naming_the_setting(cli, monkeypatch):
+    """DNSL_CONSOLE_URL with another placeholder is refused in one line before anything runs."""
+    monkeypatch.setenv("DNSL_CONSOLE_URL", "https://console.example.com/{account_id}")
+    code, out, err = cli("export")
+    assert code == 2 and out == "" and err.count("\n") == 1
+    assert "DNSL_CONSOLE_URL" in err and "only one allowed is {instance_id}" in err

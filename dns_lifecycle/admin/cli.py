@@ -361,7 +361,11 @@ def cmd_instances_show(args, settings: Settings) -> int:
         locks = ", ".join(d.epp_statuses) or "no EPP status"
         print(f"  domain {d.name} at {d.registrar} ({locks}); NS {', '.join(d.nameservers)}")
     for o in details.orders:
-        print(f"  order {o.id}: {o.kind} {o.state} ¥{o.amount} until {o.period_end.isoformat()}")
+        reason = f" ({o.reason})" if o.reason else ""
+        print(
+            f"  order {o.id}: {o.kind} {o.state}{reason} ¥{o.amount} "
+            f"until {o.period_end.isoformat()}"
+        )
     names = {d.id: d.name for d in details.domains}
     for t in details.tickets:
         domain = names.get(t.domain_id) or t.details.get("domain", "?")
