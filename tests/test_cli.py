@@ -235,3 +235,16 @@ def test_a_bad_console_url_exits_2_naming_the_setting(cli, monkeypatch):
     code, out, err = cli("export")
     assert code == 2 and out == "" and err.count("\n") == 1
     assert "DNSL_CONSOLE_URL" in err and "only one allowed is {instance_id}" in err
+
+
+def test_preview_emails_shows_the_console_links_when_set(cli, tmp_path, monkeypatch):
+    """With DNSL_CONSOLE_URL set, the gallery's notices carry the console link; unset,
+    the command says they carry none."""
+    code, _, err = cli("preview-emails", str(tmp_path / "plain"))
+    assert code == 0 and "DNSL_CONSOLE_URL is not set" in err
+    assert "console.example.com" not in (tmp_path / "plain" / "index.html").read_text()
+    monkeypatch.setenv("DNSL_CONSOLE_URL", "https://console.example.com/i/{instance_id}")
+    code, _, err = cli("preview-emails", str(tmp_path / "linked"))
+    assert code == 0 and err == ""
+    page = (tmp_path / "linked" / "reminder-manual.en-US.html").read_text()
+    assert 'href="https://console.example.com/i/dns-cn-7f3k2q9x"' in page

@@ -392,6 +392,12 @@ def cmd_preview(args, settings: Settings) -> int:
 
     index = write_gallery(Renderer.for_settings(settings), Path(args.dir))
     print(f"open {index}")
+    if settings.console_url is None:
+        print(
+            "DNSL_CONSOLE_URL is not set: the notices carry no console link "
+            "(set it to see the buttons and links)",
+            file=sys.stderr,
+        )
     return 0
 
 
