@@ -46,7 +46,7 @@ from flows.common import resolve_as_of, wall_clock
 SETTINGS = Settings()
 ONE_CONNECTION = SETTINGS.model_copy(update={"smtp_connections": 1})
 DB = Database(SETTINGS)
-RENDERER = Renderer(SETTINGS.templates_dir)
+RENDERER = Renderer.for_settings(SETTINGS)
 
 
 def _window(as_of: datetime, offset: int):
@@ -69,6 +69,7 @@ def remind_one(instance_id: str, offset: int, as_of: datetime) -> dict[str, int]
             row_addressee(r),
             expires_at=r.expires_at,
             offset_days=offset,
+            as_of=as_of,
             auto_renew=r.auto_renew,
             amount=period_price(r.monthly_price, r.yearly_price, r.billing_cycle),
         ).rows(now)
@@ -79,14 +80,14 @@ def remind_one(instance_id: str, offset: int, as_of: datetime) -> dict[str, int]
     results = []
     for row in outgoing:
         if row.channel == "email":
-            rendered = RENDERER.email(row.kind, row.context)
+            rendered = RENDERER.email(row.kind, row.context, queued_at=row.created_at)
             message = EmailMessage(
                 row.key, row.email, rendered.subject, rendered.text, rendered.html
             )
             # A new backend per message: one SMTP connection per message.
             results += asyncio.run(SmtpEmailBackend(ONE_CONNECTION).send([message]))
         else:
-            sms = RENDERER.sms(row.kind, row.context)
+            sms = RENDERER.sms(row.kind, row.context, queued_at=row.created_at)
             code = sms_template_code(SETTINGS.sms_template_prefix, row.kind, row.context)
             text = SmsMessage(row.key, row.phone, code, sms.params, sms.text)
             results += asyncio.run(AliyunSmsBackend(SETTINGS).send([text]))

@@ -37,7 +37,7 @@ def deliver_pending(ctx: RunContext, filt: PendingFilter = ALL_PENDING) -> Tally
     """Send every pending notice matching ``filt``; returns what happened per channel."""
     tally = Tally()
     settings = ctx.settings
-    renderer = Renderer(settings.templates_dir)
+    renderer = Renderer.for_settings(settings)
     # A dry run goes through the same motions; its backends only count.
     emails = email_backend(settings, dry_run=ctx.dry_run)
     texts = sms_backend(settings, dry_run=ctx.dry_run)
@@ -71,14 +71,14 @@ def deliver_pending(ctx: RunContext, filt: PendingFilter = ALL_PENDING) -> Tally
         for row in rows:
             try:
                 if row.channel == "email":
-                    rendered = renderer.email(row.kind, row.context)
+                    rendered = renderer.email(row.kind, row.context, queued_at=row.created_at)
                     email_batch.append(
                         EmailMessage(
                             row.key, row.email, rendered.subject, rendered.text, rendered.html
                         )
                     )
                 else:
-                    sms = renderer.sms(row.kind, row.context)
+                    sms = renderer.sms(row.kind, row.context, queued_at=row.created_at)
                     code = sms_template_code(settings.sms_template_prefix, row.kind, row.context)
                     sms_batch.append(SmsMessage(row.key, row.phone, code, sms.params, sms.text))
             except Exception as exc:  # a notice that cannot be rendered needs a person

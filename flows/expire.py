@@ -72,7 +72,9 @@ def _warn_before_release(
             ]
         )
         with ctx.db.session() as session:
-            queued = queue_release_warnings(session, rows, now=ctx.clock(), grace_days=grace)
+            queued = queue_release_warnings(
+                session, rows, as_of=ctx.as_of, now=ctx.clock(), grace_days=grace
+            )
             report.add("notices_queued", queued)
             session.commit()
 

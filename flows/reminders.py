@@ -44,7 +44,7 @@ def plan_reminders(ctx: RunContext, instance_ids: list[str] | None = None) -> St
             )
             with ctx.db.session() as session:
                 queued = queue_reminders(
-                    session, rows, offset_days=window.offset_days, now=created_at
+                    session, rows, offset_days=window.offset_days, as_of=ctx.as_of, now=created_at
                 )
                 report.add("notices_queued", queued)
                 session.commit()

@@ -137,3 +137,114 @@ def test_auto_renew_on_for_an_expired_instance_exits_2_saying_renew_by_hand(cli)
     code, _, err = cli("auto-renew", "inst-a03", "--on")
     assert code == 2 and "renew it by hand (`dns-lifecycle renew inst-a03`)" in err
     assert _export(cli) == before
+
+
+def test_instances_show_gives_the_account_the_notices_and_the_tickets(cli, db):
+    """`instances show` prints the account (balance, time zone, language), each notice
+    with its kind, channel, state, creation time and error, and each ticket."""
+    from datetime import UTC, datetime
+
+    from models import Ticket
+
+    cli("import", str(SAMPLE))
+    assert cli("upgrade", "inst-a01", "--edition", "enterprise-ultimate")[0] == 0
+    export = _export(cli)
+    instance = next(i for i in export["instances"] if i["id"] == "inst-a01")
+    account = next(a for a in export["accounts"] if a["id"] == instance["account"])
+    with db.session() as s:
+        from sqlmodel import select
+
+        from models import Domain, Notification
+
+        domain = s.exec(select(Domain).where(Domain.instance_id == "inst-a01")).first()
+        sms = s.exec(select(Notification).where(Notification.channel == "sms")).one()
+        sms.state, sms.error = "failed", "provider said isv.MOBILE_NUMBER_ILLEGAL"
+        s.add(sms)
+        s.add(
+            Ticket(
+                domain_id=domain.id,
+                instance_id="inst-a01",
+                reason="domain_locked",
+                details={"domain": domain.name},
+                created_at=datetime(2026, 11, 2, tzinfo=UTC),
+            )
+        )
+        s.commit()
+    code, out, _ = cli("instances", "show", "inst-a01")
+    assert code == 0
+    assert f"time zone {account['timezone']}, language {account['locale']}" in out
+    assert "balance ¥" in out
+    assert "2 notices:" in out
+    lines = [line.split() for line in out.splitlines()]
+    assert ["upgraded", "email", "sent"] in [line[1:4] for line in lines if len(line) >= 4]
+    assert any(
+        line[1:4] == ["upgraded", "sms", "failed"] and "isv.MOBILE_NUMBER_ILLEGAL)" in line
+        for line in lines
+    )
+    assert f"domain_locked for {domain.name}, open, opened 2026-11-02T00:00:00+00:00" in out
+
+
+def test_an_instance_without_notices_says_so(cli):
+    """No notice yet: '0 notices', with no empty list after it."""
+    cli("import", str(SAMPLE))
+    code, out, _ = cli("instances", "show", "inst-a02")
+    assert code == 0 and out.splitlines().count("  0 notices") == 1
+
+
+@pytest.mark.parametrize(
+    ("n", "noun", "shown"),
+    [
+        (1, "edition", "1 edition"),
+        (3, "edition", "3 editions"),
+        (1, "editions", "1 edition"),
+        (2000, "instance", "2,000 instances"),
+        (0, "tickets", "0 tickets"),
+        (1, "notice", "1 notice"),
+    ],
+)
+def test_counts_are_printed_with_the_noun_agreeing(n, noun, shown):
+    """Counts say '1 edition', '3 editions', '2,000 instances'."""
+    from dns_lifecycle.admin.cli import counted
+
+    assert counted(n, noun) == shown
+
+
+def test_seed_prints_its_counts_in_proper_plurals(cli):
+    """`seed` prints '3 editions', '12 instances', never '3 edition'."""
+    code, out, _ = cli("seed", "--instances", "12", "--as-of", "2026-11-01")
+    assert code == 0
+    assert out.startswith("seeded 3 editions, ")
+    assert "12 instances" in out and " edition," not in out and " instance," not in out
+
+
+def test_import_prints_its_counts_in_proper_plurals(cli, tmp_path):
+    """An inventory of one account prints '1 account'."""
+    doc = json.loads(SAMPLE.read_text())
+    account = doc["accounts"][0]["id"]
+    doc["instances"] = [i for i in doc["instances"] if i["account"] == account][:1]
+    doc["accounts"] = doc["accounts"][:1]
+    one = tmp_path / "one.json"
+    one.write_text(json.dumps(doc))
+    code, out, _ = cli("import", str(one))
+    assert code == 0 and "1 account, 1 instance," in out
+
+
+def test_a_bad_console_url_exits_2_naming_the_setting(cli, monkeypatch):
+    """DNSL_CONSOLE_URL with another placeholder is refused in one line before anything runs."""
+    monkeypatch.setenv("DNSL_CONSOLE_URL", "https://console.example.com/{account_id}")
+    code, out, err = cli("export")
+    assert code == 2 and out == "" and err.count("\n") == 1
+    assert "DNSL_CONSOLE_URL" in err and "only one allowed is {instance_id}" in err
+
+
+def test_preview_emails_shows_the_console_links_when_set(cli, tmp_path, monkeypatch):
+    """With DNSL_CONSOLE_URL set, the gallery's notices carry the console link; unset,
+    the command says they carry none."""
+    code, _, err = cli("preview-emails", str(tmp_path / "plain"))
+    assert code == 0 and "DNSL_CONSOLE_URL is not set" in err
+    assert "console.example.com" not in (tmp_path / "plain" / "index.html").read_text()
+    monkeypatch.setenv("DNSL_CONSOLE_URL", "https://console.example.com/i/{instance_id}")
+    code, _, err = cli("preview-emails", str(tmp_path / "linked"))
+    assert code == 0 and err == ""
+    page = (tmp_path / "linked" / "reminder-manual.en-US.html").read_text()
+    assert 'href="https://console.example.com/i/dns-cn-7f3k2q9x"' in page

@@ -134,10 +134,14 @@ def _fill(db: Database, fleet) -> dict[str, tuple]:
                     offset_days=offset,
                     auto_renew=auto,
                     amount=Decimal("1"),
+                    as_of=AS_OF,
                 ).rows(AS_OF)
             if warned:
                 notices += ReleaseWarning.to(
-                    _addressee(instance_id), expires_at=expires_at, release_at=expires_at
+                    _addressee(instance_id),
+                    expires_at=expires_at,
+                    release_at=expires_at,
+                    as_of=AS_OF,
                 ).rows(AS_OF)
             by_id[instance_id] = (state, expires_at, auto, reminded, warned)
         insert_notices(session, notices)

@@ -40,6 +40,7 @@ TO = Addressee("acct-1", "ACME Ltd.", "zh-CN", "Asia/Shanghai", "inst-1", "perso
 # 2027-03-01 12:00 in Shanghai is 04:00 UTC: keys spell the UTC instant.
 EXPIRY = datetime(2027, 3, 1, 12, 0, tzinfo=timezone(timedelta(hours=8)))
 NOW = datetime(2027, 2, 22, 1, 2, 3, tzinfo=UTC)
+AS_OF = datetime(2027, 2, 22, 1, 0, tzinfo=UTC)
 ORDER_KEY = auto_renewal_key("inst-1", EXPIRY)
 COMMON = {
     "account_name": "ACME Ltd.",
@@ -50,9 +51,17 @@ COMMON = {
 }
 ROWS = [
     (
-        Reminder.to(TO, expires_at=EXPIRY, offset_days=7, auto_renew=True, amount=Decimal("118")),
+        Reminder.to(
+            TO,
+            expires_at=EXPIRY,
+            offset_days=7,
+            auto_renew=True,
+            amount=Decimal("118"),
+            as_of=AS_OF,
+        ),
         "reminder:inst-1:20270301T040000Z:7d",
         {
+            "as_of": "2027-02-22T01:00:00+00:00",
             "expires_at": "2027-03-01T04:00:00+00:00",
             "offset_days": 7,
             "auto_renew": True,
@@ -111,6 +120,7 @@ ROWS = [
         ),
         "renewal_failed:auto_renewal:inst-1:20270301T040000Z:20270222",
         {
+            "as_of": "2027-02-22T15:30:00+00:00",
             "order_id": 42,
             "amount": "118.00",
             "balance": "5.00",
@@ -130,6 +140,7 @@ ROWS = [
         ),
         "upgraded:upgrade:inst-1:req-10",
         {
+            "edition": "enterprise-standard",  # the instance's edition once upgraded
             "order_id": 44,
             "from_edition": "personal",
             "to_edition": "enterprise-standard",
@@ -143,14 +154,20 @@ ROWS = [
         {"auto_renew": False, "expires_at": "2027-03-01T04:00:00+00:00"},
     ),
     (
-        Expired.to(TO, expires_at=EXPIRY, release_at=EXPIRY + timedelta(days=7)),
+        Expired.to(TO, expires_at=EXPIRY, release_at=EXPIRY + timedelta(days=7), as_of=AS_OF),
         "expired:inst-1:20270301T040000Z",
-        {"expires_at": "2027-03-01T04:00:00+00:00", "release_at": "2027-03-08T04:00:00+00:00"},
+        {
+            "as_of": "2027-02-22T01:00:00+00:00",
+            "expires_at": "2027-03-01T04:00:00+00:00",
+            "release_at": "2027-03-08T04:00:00+00:00",
+        },
     ),
     (
-        ReleaseWarning.to(TO, expires_at=EXPIRY, release_at=EXPIRY + timedelta(days=7)),
+        ReleaseWarning.to(
+            TO, expires_at=EXPIRY, release_at=EXPIRY + timedelta(days=7), as_of=AS_OF
+        ),
         "release_warning:inst-1:20270301T040000Z",
-        {"release_at": "2027-03-08T04:00:00+00:00"},
+        {"as_of": "2027-02-22T01:00:00+00:00", "release_at": "2027-03-08T04:00:00+00:00"},
     ),
     (
         Released.to(
@@ -189,7 +206,7 @@ def test_ledger_rows_keep_their_keys_and_contexts(notice, key, context):
     assert [r["channel"] for r in rows] == ["email", "sms"]
     for row in rows:
         assert row["context"] == {**COMMON, **context}
-        assert list(row["context"]) == [*COMMON, *context]  # stored in this order
+        assert list(row["context"]) == list({**COMMON, **context})  # stored in this order
         assert (row["kind"], row["account_id"], row["instance_id"]) == (
             notice.kind,
             "acct-1",
@@ -237,7 +254,7 @@ def test_a_notice_to_queue_needs_what_its_key_is_made_of(cls):
 def test_a_notice_refuses_a_field_its_kind_does_not_have():
     """A context key no template reads is a mistake in the code that queues it."""
     with pytest.raises(ValidationError, match="colour"):
-        Expired.to(TO, expires_at=EXPIRY, release_at=EXPIRY, colour="red")
+        Expired.to(TO, expires_at=EXPIRY, release_at=EXPIRY, as_of=AS_OF, colour="red")
 
 
 def test_a_bad_value_in_a_stored_context_is_named():
@@ -287,4 +304,11 @@ def test_every_kind_has_its_templates(kind):
 def test_sms_variables_are_declared_by_the_kind():
     """Each kind names its SMS variables after the shared name and instance."""
     notice = read_stored("reminder", sample_context("reminder", "en-US"))
-    assert list(notice.sms_params()) == ["name", "instance", "date", "days", "amount"]
+    assert list(notice.sms_params()) == ["name", "instance", "date", "when", "amount"]
+
+
+def test_an_upgrade_notice_speaks_of_the_new_edition_even_if_stored_with_the_old():
+    """A pending upgrade notice stored with the edition before the upgrade reads back
+    with the edition it was upgraded to."""
+    stored = {**sample_context("upgraded", "en-US"), "edition": "personal"}
+    assert read_stored("upgraded", stored).edition == stored["to_edition"]

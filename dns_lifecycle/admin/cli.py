@@ -95,7 +95,12 @@ def cmd_import(args, settings: Settings) -> int:
     with _session(settings) as session:
         counts = import_inventory(doc, session, source=args.file)
         session.commit()
-    print("imported " + ", ".join(f"{n} {kind}" for kind, n in counts.items()))
+    removed = counts.pop("domains_removed", 0)  # re-imported instances that dropped domains
+    print(
+        "imported "
+        + _counts(counts)
+        + (f"; {counted(removed, 'domain')} removed" if removed else "")
+    )
     return 0
 
 
@@ -118,7 +123,34 @@ def cmd_export(args, settings: Settings) -> int:
 
 
 def _counts(counts: dict[str, int]) -> str:
-    return ", ".join(f"{n:,} {section}" for section, n in counts.items())
+    """'1 edition, 3 clusters, 2,000 instances'."""
+    return ", ".join(counted(n, noun) for noun, n in counts.items())
+
+
+# What the commands count, singular and plural; sections and tables are named either way.
+_PLURALS = {
+    noun: noun + "s"
+    for noun in (
+        "edition",
+        "cluster",
+        "account",
+        "instance",
+        "domain",
+        "record",
+        "order",
+        "notification",
+        "notice",
+        "ticket",
+    )
+}
+_SINGULARS = {plural: singular for singular, plural in _PLURALS.items()}
+
+
+def counted(n: int, noun: str) -> str:
+    """``n`` and ``noun`` (given singular or plural) agreeing: '1 edition', '3 editions',
+    '2,000 instances', '0 tickets'."""
+    singular = _SINGULARS.get(noun, noun)
+    return f"{n:,} {singular if n == 1 else _PLURALS.get(singular, singular + 's')}"
 
 
 def cmd_seed(args, settings: Settings) -> int:
@@ -134,7 +166,7 @@ def cmd_seed(args, settings: Settings) -> int:
     finally:
         progress.close()
         db.dispose()
-    print("seeded " + ", ".join(f"{n:,} {kind}" for kind, n in counts.items()))
+    print("seeded " + _counts(counts))
     return 0
 
 
@@ -312,33 +344,46 @@ def cmd_instances_show(args, settings: Settings) -> int:
 
     with _session(settings) as session:
         details = instance_details(session, args.id)
-    instance = details.instance
-    domains, orders, tickets, zones, stages = (
-        details.domains,
-        details.orders,
-        details.tickets,
-        details.zones,
-        details.stages,
-    )
+    instance, account = details.instance, details.account
     print(
         f"instance {instance.id}: {instance.state}, edition {instance.edition_code}, "
         f"{instance.billing_cycle}, auto-renew {'on' if instance.auto_renew else 'off'}"
     )
-    print(f"  account {instance.account_id}, cluster {instance.cluster_code}")
+    print(
+        f"  account {account.id} ({account.name}): balance ¥{account.balance:,.2f}, "
+        f"time zone {account.timezone}, language {account.locale}"
+    )
+    print(f"  cluster {instance.cluster_code}")
     print(
         f"  expires {instance.expires_at.isoformat()}"
         + (f", released {instance.released_at.isoformat()}" if instance.released_at else "")
     )
-    for d in domains:
+    for d in details.domains:
         locks = ", ".join(d.epp_statuses) or "no EPP status"
         print(f"  domain {d.name} at {d.registrar} ({locks}); NS {', '.join(d.nameservers)}")
-        if (stage := stages.get(d.name)) is not None:
+        if (stage := details.stages.get(d.name)) is not None:
             print(f"    release: {describe_stage(stage)}")
-    for o in orders:
-        print(f"  order {o.id}: {o.kind} {o.state} ¥{o.amount} until {o.period_end.isoformat()}")
-    for t in tickets:
-        print(f"  ticket {t.id}: {t.reason} ({t.state})")
-    for z in zones:
+    for o in details.orders:
+        reason = f" ({o.reason})" if o.reason else ""
+        print(
+            f"  order {o.id}: {o.kind} {o.state}{reason} ¥{o.amount} "
+            f"until {o.period_end.isoformat()}"
+        )
+    names = {d.id: d.name for d in details.domains}
+    for t in details.tickets:
+        domain = names.get(t.domain_id) or t.details.get("domain", "?")
+        closed = f", resolved {t.resolved_at.isoformat()}" if t.resolved_at else ""
+        print(
+            f"  ticket {t.id}: {t.reason} for {domain}, {t.state}, "
+            f"opened {t.created_at.isoformat()}{closed}"
+        )
+    notices = details.notifications
+    print(f"  {counted(len(notices), 'notice')}" + (":" if notices else ""))
+    for n in notices:
+        error = f"  ({n.error})" if n.error else ""
+        created = n.created_at.isoformat(timespec="seconds")
+        print(f"    {created}  {n.kind:<18} {n.channel:<5} {n.state}{error}")
+    for z in details.zones:
         print(f"\n--- zone file copy of {z.domain_name} ({z.created_at.isoformat()}) ---")
         print(z.zone_text.rstrip())
     return 0
@@ -364,8 +409,14 @@ def cmd_preview(args, settings: Settings) -> int:
     from dns_lifecycle.admin.preview import write_gallery
     from dns_lifecycle.channels.render import Renderer
 
-    index = write_gallery(Renderer(settings.templates_dir), Path(args.dir))
+    index = write_gallery(Renderer.for_settings(settings), Path(args.dir))
     print(f"open {index}")
+    if settings.console_url is None:
+        print(
+            "DNSL_CONSOLE_URL is not set: the notices carry no console link "
+            "(set it to see the buttons and links)",
+            file=sys.stderr,
+        )
     return 0
 
 

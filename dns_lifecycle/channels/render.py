@@ -21,9 +21,15 @@ the SMS template is rendered with the context plus ``sms`` (the params), and say
 nothing the params do not carry except fixed wording, so the text we record is the
 text the provider sends.
 
-Filters available to templates (locale and time zone come from the context):
-``localtime``, ``localdate``, ``money``, ``domain``, ``edition_name``,
-``order_kind_name``, ``registrar_name``, ``reason_text``, ``join_nameservers``.
+Filters available to templates (locale, time zone and ``as_of`` come from the context):
+``localtime``, ``localdate``, ``when`` ("in 8 days", "tomorrow", "today", counted on
+local dates from the notice's ``as_of``: ``lifecycle.when``), ``money``, ``domain``,
+``edition_name``, ``order_kind_name``, ``registrar_name``, ``reason_text``,
+``join_nameservers``.
+
+Templates also get ``action_url``: the console page of the instance when the notice
+asks the account to act and ``DNSL_CONSOLE_URL`` is set, else ``None``; the SMS then
+has a ``link`` variable.
 """
 
 from __future__ import annotations
@@ -53,12 +59,15 @@ from jinja2.runtime import Context
 from jinja2.utils import missing
 
 from dns_lifecycle.core.errors import InputError
+from dns_lifecycle.core.links import console_link
+from dns_lifecycle.core.settings import Settings
 from dns_lifecycle.lifecycle.notices import (
     Notice,
     parse_instant,
     read_stored,
 )
 from dns_lifecycle.lifecycle.notices.base import SmsFormat
+from dns_lifecycle.lifecycle.when import days_away
 
 try:  # The IDNA 2008 package is more faithful; the builtin codec (IDNA 2003) will do.
     import idna as _idna
@@ -135,6 +144,29 @@ def format_localdate(value: str | datetime, timezone: str, locale: str) -> str:
     if locale == "zh-CN":
         return f"{t.year}年{t.month}月{t.day}日"
     return f"{t.day} {_MONTHS_EN[t.month - 1]} {t.year}"
+
+
+def format_when(
+    value: str | datetime, as_of: str | datetime | None, timezone: str, locale: str
+) -> str:
+    """How far ``value`` is from ``as_of`` in local days of ``timezone``: 'today',
+    'tomorrow', 'in 8 days' ('今天', '明天', '8天后'); an earlier day is its date
+    ('on 26 Dec 2026', '2026年12月26日'). The words fit "expires …" and "将于…到期"."""
+    if as_of is None:
+        raise InputError(
+            "the notice has no 'as_of' to count days from; queue it with the run's as_of"
+        )
+    away = days_away(parse_instant(value), parse_instant(as_of), _zone(timezone))
+    zh = locale == "zh-CN"
+    if away.word == "today":
+        return "今天" if zh else "today"
+    if away.word == "tomorrow":
+        return "明天" if zh else "tomorrow"
+    if away.word == "later":
+        # Written like the dates beside it (2026年12月26日): no spaces in the Chinese.
+        return f"{away.days}天后" if zh else f"in {away.days} days"
+    date = format_localdate(value, timezone, locale)
+    return date if zh else f"on {date}"
 
 
 def format_sms_time(value: str | datetime, timezone: str) -> str:
@@ -228,6 +260,13 @@ def _f_localdate(ctx: Context, value: Any, timezone: str | None = None) -> str:
     )
 
 
+@pass_context
+def _f_when(ctx: Context, value: Any) -> str:
+    return format_when(
+        value, _ctx_value(ctx, "as_of"), _ctx_value(ctx, "timezone"), _ctx_value(ctx, "locale")
+    )
+
+
 def _localized(table: dict[str, dict[str, str]]) -> Callable[..., str]:
     @pass_context
     def name(ctx: Context, code: str) -> str:
@@ -243,6 +282,7 @@ def _f_join_nameservers(names: Iterable[str], sep: str = ", ") -> str:
 FILTERS: dict[str, Callable[..., Any]] = {
     "localtime": _f_localtime,
     "localdate": _f_localdate,
+    "when": _f_when,
     "money": format_money,
     "domain": format_domain,
     "edition_name": _localized(EDITION_NAMES),
@@ -262,6 +302,7 @@ def sms_params(notice: Notice) -> dict[str, str]:
         "text": str,
         "line": one_line,
         "time": lambda moment: format_sms_time(moment, notice.timezone),
+        "when": lambda moment: format_when(moment, notice.as_of, notice.timezone, notice.locale),
         "amount": plain_amount,
         "edition": lambda code: _lookup(EDITION_NAMES, code, notice.locale),
         "order_kind": lambda code: _lookup(ORDER_KIND_NAMES, code, notice.locale),
@@ -273,10 +314,13 @@ def sms_params(notice: Notice) -> dict[str, str]:
 # --- the renderer ----------------------------------------------------------------------
 
 
-def check_context(kind: str, context: Mapping[str, Any]) -> Notice:
+def check_context(
+    kind: str, context: Mapping[str, Any], queued_at: datetime | None = None
+) -> Notice:
     """The catalog's notice for a stored context; ``InputError`` names every key it
-    lacks (and any bad value), before a template gets half-way through."""
-    return read_stored(kind, context)
+    lacks (and any bad value), before a template gets half-way through. A context
+    without ``as_of`` speaks from ``queued_at`` (when its row was created)."""
+    return read_stored(kind, context, queued_at)
 
 
 _TEXT_BLANK_RUNS = re.compile(r"\n{3,}")
@@ -291,8 +335,16 @@ def _tidy_text(text: str) -> str:
 class Renderer:
     """Renders notices from one template folder; each template is compiled once."""
 
-    def __init__(self, templates_dir: Path, sms_templates_dir: Path | None = None) -> None:
+    def __init__(
+        self,
+        templates_dir: Path,
+        sms_templates_dir: Path | None = None,
+        *,
+        console_url: str | None = None,
+    ) -> None:
         self.templates_dir = Path(templates_dir)
+        # A URL template checked by the settings (``core.links``); None: no links.
+        self.console_url = console_url
         self.sms_templates_dir = (
             Path(sms_templates_dir)
             if sms_templates_dir is not None
@@ -302,6 +354,18 @@ class Renderer:
         self._sms_env = self._environment(self.sms_templates_dir)
         self._email_cache: dict[tuple[str, str], tuple[Template, Template, Template]] = {}
         self._sms_cache: dict[tuple[str, str], Template] = {}
+
+    @classmethod
+    def for_settings(cls, settings: Settings) -> Renderer:
+        """The renderer the settings describe: their templates, their console link."""
+        return cls(settings.templates_dir, console_url=settings.console_url)
+
+    def action_url(self, notice: Notice) -> str | None:
+        """Where the account acts on ``notice``: its instance's console page, when the
+        notice asks for something and a console URL is set."""
+        if self.console_url is None or not notice.asks_action():
+            return None
+        return console_link(self.console_url, notice.instance_id)
 
     @staticmethod
     def _environment(folder: Path) -> Environment:
@@ -344,11 +408,14 @@ class Renderer:
             found = self._sms_cache[key] = self._load(self._sms_env, f"{kind}.{locale}.txt")
         return found
 
-    def email(self, kind: str, context: dict) -> RenderedEmail:
-        """Subject, text and HTML of one notice, in the language of ``context['locale']``."""
-        notice = check_context(kind, context)
+    def email(
+        self, kind: str, context: dict, *, queued_at: datetime | None = None
+    ) -> RenderedEmail:
+        """Subject, text and HTML of one notice, in the language of ``context['locale']``;
+        ``queued_at``: when its row was created, for a context without ``as_of``."""
+        notice = check_context(kind, context, queued_at)
         subject, text, html = self._email_templates(kind, notice.locale)
-        values = _shown(notice)
+        values = self._shown(notice)
         with _naming(kind, context):
             return RenderedEmail(
                 # The subject becomes a header: whatever a template or a value holds,
@@ -358,31 +425,41 @@ class Renderer:
                 html=html.render(values).strip() + "\n",
             )
 
-    def sms(self, kind: str, context: dict) -> RenderedSms:
-        """The SMS wording of one notice and the provider template variables behind it."""
-        notice = check_context(kind, context)
+    def sms(self, kind: str, context: dict, *, queued_at: datetime | None = None) -> RenderedSms:
+        """The SMS wording of one notice and the provider template variables behind it;
+        ``queued_at`` as for :meth:`email`."""
+        notice = check_context(kind, context, queued_at)
         template = self._sms_template(kind, notice.locale)
         with _naming(kind, context):
             params = sms_params(notice)
-            text = one_line(template.render({**_shown(notice), "sms": params}))
+            link = self.action_url(notice)
+            if link is not None:
+                params["link"] = link
+            text = one_line(template.render({**self._shown(notice), "sms": params}))
         return RenderedSms(text=text, params=params)
 
-
-def _shown(notice: Notice) -> dict[str, Any]:
-    # An account name typed with a line break reads as one line wherever it is shown.
-    return {**notice.context(), "account_name": one_line(notice.account_name)}
+    def _shown(self, notice: Notice) -> dict[str, Any]:
+        # An account name typed with a line break reads as one line wherever it is shown.
+        return {
+            **notice.context(),
+            "account_name": one_line(notice.account_name),
+            "action_url": self.action_url(notice),
+        }
 
 
 @contextmanager
 def _naming(kind: str, context: Mapping[str, Any]) -> Iterator[None]:
-    """Re-raise a template's missing variable as an error that names the notice."""
+    """Re-raise a template's missing variable, or a value it cannot show, as an error
+    that names the notice."""
+    notice = (
+        f"the {kind!r} notice ({context.get('locale')}) for instance {context.get('instance_id')!r}"
+    )
     try:
         yield
     except UndefinedError as exc:
-        raise InputError(
-            f"rendering the {kind!r} notice ({context.get('locale')}) for instance "
-            f"{context.get('instance_id')!r} failed: {exc}; add it to the notice context"
-        ) from exc
+        raise InputError(f"rendering {notice} failed: {exc}; add it to the notice context") from exc
+    except InputError as exc:
+        raise InputError(f"rendering {notice} failed: {exc}") from exc
 
 
 def sms_template_code(prefix: str, kind: str, context: Mapping[str, Any]) -> str:

@@ -14,6 +14,7 @@ from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from dns_lifecycle.core.addresses import parse_address
+from dns_lifecycle.core.links import check_console_url
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -102,6 +103,14 @@ class Settings(BaseSettings):
     dns_resolvers: list[str] = Field(default_factory=list)
     dns_timeout_seconds: float = Field(default=3.0, gt=0)
 
+    # Where a customer acts on a notice: an http(s) URL template whose only placeholder
+    # is {instance_id}. Unset: notices carry no link.
+    console_url: str | None = Field(
+        default=None,
+        description="Console page of an instance, e.g. "
+        "https://dns.console.example.com/instances/{instance_id}",
+    )
+
     # A delivery run ends Failed when more than this share of its deliveries failed.
     failure_threshold: float = Field(default=0.05, ge=0, le=1)
 
@@ -113,6 +122,12 @@ class Settings(BaseSettings):
                 "reminder offsets must be distinct whole days >= 1, e.g. [30, 7, 3, 1]"
             )
         return sorted(value, reverse=True)
+
+    @field_validator("console_url")
+    @classmethod
+    def _console_url_template(cls, value: str | None) -> str | None:
+        # An empty variable means unset, as for the other optional settings.
+        return check_console_url(value) if value and value.strip() else None
 
     @field_validator("dns_resolvers")
     @classmethod

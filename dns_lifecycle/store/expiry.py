@@ -76,6 +76,7 @@ def expire(
             row_addressee(r),
             expires_at=r.expires_at,
             release_at=release_at(r.expires_at, grace_days),
+            as_of=as_of,
         ).rows(now)
     return expired, insert_notices(session, notices)
 
@@ -112,15 +113,16 @@ def release_warning_due(
 
 
 def queue_release_warnings(
-    session: Session, rows: Sequence[Any], *, now: datetime, grace_days: int
+    session: Session, rows: Sequence[Any], *, as_of: datetime, now: datetime, grace_days: int
 ) -> int:
-    """Queue the last warning for each of ``rows`` (from :func:`release_warning_due`);
-    returns how many notices were new."""
+    """Queue the last warning for each of ``rows`` (from :func:`release_warning_due`),
+    speaking as of ``as_of``; returns how many notices were new."""
     notices: list[dict[str, Any]] = []
     for r in rows:
         notices += ReleaseWarning.to(
             row_addressee(r),
             expires_at=r.expires_at,
             release_at=release_at(r.expires_at, grace_days),
+            as_of=as_of,
         ).rows(now)
     return insert_notices(session, notices)

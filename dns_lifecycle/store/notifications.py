@@ -115,6 +115,7 @@ class Outgoing:
     context: dict[str, Any]
     email: str
     phone: str
+    created_at: datetime  # what a context without as_of speaks from
 
 
 def load_outgoing(session: Session, ids: Iterable[int]) -> list[Outgoing]:
@@ -127,6 +128,7 @@ def load_outgoing(session: Session, ids: Iterable[int]) -> list[Outgoing]:
             TABLE.c.context,
             col(Account.email),
             col(Account.phone),
+            TABLE.c.created_at,
         )
         .join(Account, Account.id == TABLE.c.account_id)
         .where(TABLE.c.id.in_(list(ids)))

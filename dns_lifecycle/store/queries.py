@@ -13,7 +13,7 @@ from sqlmodel import Session
 import models
 from dns_lifecycle.core.errors import NotFound
 from dns_lifecycle.store.release import release_stages
-from models import Domain, Instance, Order, Ticket, ZoneSnapshot
+from models import Account, Domain, Instance, Notification, Order, Ticket, ZoneSnapshot
 
 # Every table the state holds, as `export` reports them, in that order.
 TABLES: dict[str, Any] = {
@@ -59,22 +59,28 @@ def list_tickets(session: Session, *, state: str | None) -> list[tuple[Ticket, s
 
 @dataclass(frozen=True)
 class InstanceDetails:
-    """An instance with everything that hangs off it."""
+    """An instance with its account and everything that hangs off it."""
 
     instance: Instance
+    account: Account
     domains: Sequence[Domain]
     orders: Sequence[Order]
+    notifications: Sequence[Notification]
     tickets: Sequence[Ticket]
     zones: Sequence[ZoneSnapshot]
     stages: dict[str, dict[str, Any]]  # domain name -> where its release stands
 
 
 def instance_details(session: Session, instance_id: str) -> InstanceDetails:
-    """The instance ``instance_id`` with its domains (by name), orders and tickets (by
-    id) and zone-file copies (by domain, oldest first)."""
+    """The instance ``instance_id`` with its account, its domains (by name), orders and
+    tickets (by id), notices (oldest first, email before SMS) and zone-file copies (by
+    domain, oldest first)."""
     instance = session.get(Instance, instance_id)
     if instance is None:
         raise NotFound(f"instance {instance_id!r} does not exist: check the id")
+
+    account = session.get(Account, instance.account_id)
+    assert account is not None  # a foreign key
 
     def of_instance(model: Any, *order_by: Any) -> Sequence[Any]:
         stmt = select(model).where(model.instance_id == instance.id).order_by(*order_by)
@@ -82,8 +88,10 @@ def instance_details(session: Session, instance_id: str) -> InstanceDetails:
 
     return InstanceDetails(
         instance=instance,
+        account=account,
         domains=of_instance(Domain, Domain.name),
         orders=of_instance(Order, Order.id),
+        notifications=of_instance(Notification, Notification.created_at, Notification.id),
         tickets=of_instance(Ticket, Ticket.id),
         zones=of_instance(ZoneSnapshot, ZoneSnapshot.domain_name, ZoneSnapshot.id),
         stages=release_stages(session, [instance.id]),

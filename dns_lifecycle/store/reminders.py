@@ -66,16 +66,17 @@ def reminders_due(
 
 
 def queue_reminders(
-    session: Session, rows: Sequence[Any], *, offset_days: int, now: datetime
+    session: Session, rows: Sequence[Any], *, offset_days: int, as_of: datetime, now: datetime
 ) -> int:
     """Queue the ``offset_days`` reminder for each of ``rows`` (from
-    :func:`reminders_due`); returns how many notices were new."""
+    :func:`reminders_due`), speaking as of ``as_of``; returns how many notices were new."""
     notices: list[dict[str, Any]] = []
     for r in rows:
         notices += Reminder.to(
             row_addressee(r),
             expires_at=r.expires_at,
             offset_days=offset_days,
+            as_of=as_of,
             auto_renew=r.auto_renew,
             amount=period_price(r.monthly_price, r.yearly_price, r.billing_cycle),
         ).rows(now)

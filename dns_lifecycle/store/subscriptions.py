@@ -199,6 +199,7 @@ def renew(
     session.add_all([account, instance])
     notice = Renewed.to(
         addressee(instance, account),
+        as_of=as_of,
         order_key=key,
         order_id=order.id,
         order_kind="manual_renewal",
@@ -270,11 +271,12 @@ def upgrade(
     )
     assert order is not None
     account.balance = payment.balance_after
-    to = addressee(instance, account)
     instance.edition_code = target.code
     session.add_all([account, instance])
+    # Addressed after the change: the notice speaks of the edition the instance now has.
     notice = Upgraded.to(
-        to,
+        addressee(instance, account),
+        as_of=as_of,
         order_key=key,
         order_id=order.id,
         from_edition=current.code,
@@ -324,6 +326,7 @@ def set_auto_renew(
     account = session.get(Account, instance.account_id)
     notice = AutoRenewChanged.to(
         addressee(instance, account),
+        as_of=as_of,
         request_key=request_key,
         auto_renew=on,
         expires_at=instance.expires_at,
@@ -411,6 +414,7 @@ def auto_renew_batch(
             outcome.add("orders_created")
             notices += OrderCreated.to(
                 to,
+                as_of=as_of,
                 order_key=key,
                 order_id=order.id,
                 order_kind="auto_renewal",
@@ -424,6 +428,7 @@ def auto_renew_batch(
             instance.expires_at = period.end
             notices += Renewed.to(
                 to,
+                as_of=as_of,
                 order_key=key,
                 order_id=order.id,
                 order_kind="auto_renewal",

@@ -93,7 +93,8 @@ Moment = Annotated[datetime, BeforeValidator(_instant), PlainSerializer(iso, ret
 Money = Annotated[Decimal, BeforeValidator(_amount), PlainSerializer(money, return_type=str)]
 
 # How the renderer turns a value into an SMS provider variable (always a string).
-SmsFormat = Literal["text", "line", "time", "amount", "edition", "order_kind", "domain"]
+# "when" is a moment said relative to the notice's as_of ("in 8 days", "tomorrow").
+SmsFormat = Literal["text", "line", "time", "when", "amount", "edition", "order_kind", "domain"]
 SmsParam = tuple[SmsFormat, Any]
 
 
@@ -164,6 +165,9 @@ class Notice(BaseModel):
     # For the preview gallery and tests: this kind's sample values, and the variants
     # of its wording worth showing (name -> values that select it).
     sample: ClassVar[dict[str, Any]] = {}
+    # Whether its wording counts days ("expires in 8 days", "released today"): such a
+    # notice needs ``as_of`` to count from when it is queued.
+    counts_days: ClassVar[bool] = False
     preview_variants: ClassVar[dict[str, dict[str, Any]]] = {}
 
     account_id: str | None = Field(default=None, exclude=True)
@@ -172,6 +176,9 @@ class Notice(BaseModel):
     timezone: str
     locale: str
     edition: str
+    # The moment the notice speaks from: the as_of of the run that decided it. Days
+    # left are counted from it, so a notice says what was true when it was decided.
+    as_of: Moment | None = None
 
     @field_validator("locale")
     @classmethod
@@ -186,11 +193,12 @@ class Notice(BaseModel):
     @model_validator(mode="after")
     def _identified(self, info: ValidationInfo) -> Self:
         if not (info.context or {}).get("stored"):
-            needed = ("account_id", *self.identity)
+            needed = ("account_id", *self.identity, *(("as_of",) if self.counts_days else ()))
             lacking = [name for name in needed if getattr(self, name) is None]
             if lacking:
                 raise ValueError(
-                    f"a {self.kind!r} notice to queue needs {', '.join(lacking)} for its ledger key"
+                    f"a {self.kind!r} notice to queue needs {', '.join(lacking)} "
+                    "(its ledger key and the moment it speaks from)"
                 )
         return self
 
@@ -221,8 +229,11 @@ class Notice(BaseModel):
         return None
 
     def context(self) -> dict[str, Any]:
-        """What the ledger row stores and the templates show."""
-        return self.model_dump(mode="json")
+        """What the ledger row stores and the templates show (``as_of`` when known)."""
+        stored = self.model_dump(mode="json")
+        if stored["as_of"] is None:
+            del stored["as_of"]
+        return stored
 
     def rows(self, created_at: datetime) -> list[dict[str, Any]]:
         """Ledger rows, one per channel."""
@@ -237,6 +248,11 @@ class Notice(BaseModel):
             self.offset_days_column(),
             self.ref_at(),
         )
+
+    def asks_action(self) -> bool:
+        """Whether the notice asks the account to do something (renew, top up, change
+        name servers): such a notice carries a link to the console, when one is set."""
+        return False
 
     # --- SMS --------------------------------------------------------------------------
 

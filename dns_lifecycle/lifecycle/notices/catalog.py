@@ -6,7 +6,9 @@ variant its SMS template code names, and sample values for the preview gallery.
 
 To add a kind: write a :class:`Notice` subclass here with ``kind``, its fields,
 ``ledger_key`` (add the key's spelling to ``keys.py``), ``sms_params`` and, if its
-wording branches, ``sms_variant`` and ``preview_variants``; add it to ``CATALOG``;
+wording branches, ``sms_variant`` and ``preview_variants``; ``counts_days`` if its
+wording says days left (the ``when`` filter, counted from ``as_of``), ``asks_action``
+if it asks the account to do something (it then links to the console); add it to ``CATALOG``;
 add its templates (``templates/emails/<kind>.<locale>.{subject.txt,txt,html}`` and
 ``templates/sms/<kind>.<locale>.txt``). The renderer, the preview and the ledger
 need nothing else.
@@ -18,7 +20,14 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, ClassVar, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from dns_lifecycle.core.errors import InputError
 from dns_lifecycle.lifecycle.expiry import REGISTRAR_FAILED
@@ -47,18 +56,32 @@ def _auto_or_manual(auto_renew: bool) -> str:
 
 
 class Reminder(Notice):
-    """Rule 1: the instance expires in ``offset_days`` days."""
+    """Rule 1: the instance expires soon; ``offset_days`` is the reminder it is (its
+    ledger identity), the days left are counted from ``as_of`` to ``expires_at``."""
 
     kind: ClassVar[str] = "reminder"
+    counts_days: ClassVar[bool] = True
     sample: ClassVar[dict[str, Any]] = {
         "expires_at": _SAMPLE_EXPIRY,
         "offset_days": 7,
         "auto_renew": True,
         "amount": "1180.00",
+        "as_of": "2026-12-19T02:00:00+00:00",
     }
     preview_variants: ClassVar[dict[str, dict[str, Any]]] = {
         "auto-renew": {"auto_renew": True},
         "manual": {"auto_renew": False},
+        # A catch-up: the 30-day reminder of a run that evaluates 8 days before expiry.
+        "manual-catch-up": {
+            "auto_renew": False,
+            "offset_days": 30,
+            "as_of": "2026-12-18T02:00:00+00:00",
+        },
+        "manual-last-day": {
+            "auto_renew": False,
+            "offset_days": 1,
+            "as_of": "2026-12-25T02:00:00+00:00",
+        },
     }
 
     expires_at: Moment
@@ -78,12 +101,15 @@ class Reminder(Notice):
     def sms_params(self) -> dict[str, SmsParam]:
         return super().sms_params() | {
             "date": ("time", self.expires_at),
-            "days": ("text", self.offset_days),
+            "when": ("when", self.expires_at),
             "amount": ("amount", self.amount),
         }
 
     def sms_variant(self) -> str | None:
         return _auto_or_manual(self.auto_renew)
+
+    def asks_action(self) -> bool:
+        return True  # renew, or keep the balance topped up
 
 
 class OrderCreated(Notice):
@@ -122,6 +148,9 @@ class OrderCreated(Notice):
             "date": ("time", self.period_end),
         }
 
+    def asks_action(self) -> bool:
+        return self.order_kind == "auto_renewal"  # make sure the balance covers it
+
 
 class Renewed(Notice):
     """Rules 2 and 3: an order renewed the instance."""
@@ -159,17 +188,18 @@ class RenewalFailed(Notice):
     """Rule 2: the balance did not cover the auto-renewal order (told once a day)."""
 
     kind: ClassVar[str] = "renewal_failed"
-    identity: ClassVar[tuple[str, ...]] = ("order_key", "as_of")
+    identity: ClassVar[tuple[str, ...]] = ("order_key",)
+    counts_days: ClassVar[bool] = True
     sample: ClassVar[dict[str, Any]] = {
         "order_id": _SAMPLE_ORDER,
         "amount": "1180.00",
         "balance": "86.20",
         "expires_at": _SAMPLE_EXPIRY,
         "reason": "insufficient_balance",
+        "as_of": "2026-12-20T02:00:00+00:00",
     }
 
     order_key: str | None = Field(default=None, exclude=True)
-    as_of: datetime | None = Field(default=None, exclude=True)
     order_id: int | str
     amount: Money
     balance: Money
@@ -187,6 +217,9 @@ class RenewalFailed(Notice):
             "date": ("time", self.expires_at),
         }
 
+    def asks_action(self) -> bool:
+        return True  # top up or renew by hand
+
 
 class Upgraded(Notice):
     """Rule 4: the instance moved to a higher edition."""
@@ -194,6 +227,7 @@ class Upgraded(Notice):
     kind: ClassVar[str] = "upgraded"
     identity: ClassVar[tuple[str, ...]] = ("order_key",)
     sample: ClassVar[dict[str, Any]] = {
+        "edition": "enterprise-ultimate",
         "order_id": "ord-20260715-000917",
         "from_edition": "enterprise-standard",
         "to_edition": "enterprise-ultimate",
@@ -207,6 +241,15 @@ class Upgraded(Notice):
     to_edition: str
     amount: Money
     expires_at: Moment
+
+    @model_validator(mode="before")
+    @classmethod
+    def _of_the_new_edition(cls, data: Any) -> Any:
+        # The notice is about the instance as upgraded: what it says of "the edition"
+        # (the footer) is the new one, also for a notice stored with the old one.
+        if isinstance(data, dict) and data.get("to_edition") is not None:
+            return {**data, "edition": data["to_edition"]}
+        return data
 
     def ledger_key(self) -> str:
         assert self.order_key is not None
@@ -244,14 +287,19 @@ class AutoRenewChanged(Notice):
     def sms_variant(self) -> str | None:
         return _auto_or_manual(self.auto_renew)
 
+    def asks_action(self) -> bool:
+        return True  # keep the balance up, or renew by hand
+
 
 class Expired(Notice):
     """Rule 5: the instance expired; it is released at ``release_at``."""
 
     kind: ClassVar[str] = "expired"
+    counts_days: ClassVar[bool] = True
     sample: ClassVar[dict[str, Any]] = {
         "expires_at": _SAMPLE_EXPIRY,
         "release_at": "2027-01-02T02:00:00+00:00",
+        "as_of": "2026-12-26T02:00:00+00:00",
     }
 
     expires_at: Moment
@@ -266,13 +314,29 @@ class Expired(Notice):
     def sms_params(self) -> dict[str, SmsParam]:
         return super().sms_params() | {"date": ("time", self.release_at)}
 
+    def asks_action(self) -> bool:
+        return True  # renew before release
+
 
 class ReleaseWarning(Notice):
-    """Rule 5: the last warning, the day before release."""
+    """Rule 5: the last warning, in the 24 hours before release."""
 
     kind: ClassVar[str] = "release_warning"
     identity: ClassVar[tuple[str, ...]] = ("expires_at",)
-    sample: ClassVar[dict[str, Any]] = {"release_at": "2027-01-02T02:00:00+00:00"}
+    counts_days: ClassVar[bool] = True
+    sample: ClassVar[dict[str, Any]] = {
+        "release_at": "2027-01-02T02:00:00+00:00",
+        "as_of": "2027-01-01T02:00:00+00:00",
+    }
+    preview_variants: ClassVar[dict[str, dict[str, Any]]] = {
+        "tomorrow": {},
+        # Told at 13:00 of a release at 23:59 the same day, both in Shanghai.
+        "today": {
+            "timezone": "Asia/Shanghai",
+            "release_at": "2027-01-02T15:59:00+00:00",
+            "as_of": "2027-01-02T05:00:00+00:00",
+        },
+    }
 
     expires_at: datetime | None = Field(default=None, exclude=True)
     release_at: Moment
@@ -285,7 +349,13 @@ class ReleaseWarning(Notice):
         return self.expires_at
 
     def sms_params(self) -> dict[str, SmsParam]:
-        return super().sms_params() | {"date": ("time", self.release_at)}
+        return super().sms_params() | {
+            "date": ("time", self.release_at),
+            "when": ("when", self.release_at),
+        }
+
+    def asks_action(self) -> bool:
+        return True  # renew now
 
 
 class ReleasedDomain(BaseModel):
@@ -354,6 +424,9 @@ class Released(Notice):
     def sms_variant(self) -> str | None:
         return "ACTION" if self.domains_to_act_on() else "DONE"
 
+    def asks_action(self) -> bool:
+        return self.domains_to_act_on() > 0  # unlock, or change the name servers
+
 
 class TicketResolved(Notice):
     """Rule 7: the domain's delegation now points where the ticket asked."""
@@ -404,10 +477,16 @@ def notice_class(kind: str) -> type[Notice]:
         ) from None
 
 
-def read_stored(kind: str, context: Mapping[str, Any]) -> Notice:
+def read_stored(kind: str, context: Mapping[str, Any], queued_at: datetime | None = None) -> Notice:
     """The notice a ledger row's ``kind`` and ``context`` hold, checked; an
-    ``InputError`` names every missing or bad value."""
+    ``InputError`` names every missing or bad value.
+
+    A row queued before notices carried ``as_of`` speaks from ``queued_at``, the
+    row's creation time: the closest record of when it was decided.
+    """
     cls = notice_class(kind)
+    if queued_at is not None and isinstance(context, Mapping) and context.get("as_of") is None:
+        context = {**context, "as_of": queued_at}
     try:
         return cls.model_validate(context, context=STORED)
     except ValidationError as exc:
