@@ -25,6 +25,9 @@ class TicketBase(SQLModel):
     sink_state: DeliveryState = word(8, default="pending")
     sink_attempts: int = 0
     sink_error: str | None = Field(default=None, max_length=1000)
+    # While a run hands the ticket to the sink (outside any transaction): until when it
+    # is that run's; a crashed run's tickets are taken up again after it.
+    sink_claimed_until: datetime | None = Field(default=None, sa_type=UTCDateTime)
     created_at: datetime = Field(sa_type=UTCDateTime)
     resolved_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 

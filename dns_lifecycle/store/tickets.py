@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import and_, or_, select, update
 from sqlmodel import Session
 
 from dns_lifecycle.core.errors import NotFound, Refused
@@ -29,22 +29,32 @@ def _locks(session: Session) -> bool:
 
 
 def claim_pending_tickets(
-    session: Session, *, after_id: int, limit: int
+    session: Session, *, after_id: int, limit: int, now: datetime, lease_until: datetime
 ) -> list[tuple[Ticket, str, str]]:
-    """Up to ``limit`` tickets not yet handed to the sink, with id > ``after_id``, in id
-    order, each with its domain name and account id. On PostgreSQL they stay locked
-    until the caller's transaction ends, and a concurrent run skips them."""
+    """Claim up to ``limit`` tickets not yet handed to the sink (nor held by another
+    run's unexpired lease), with id > ``after_id``, in id order, each with its domain
+    name and account id. The caller commits the claim before calling the sink; on
+    PostgreSQL a concurrent run skips the rows while they are being claimed."""
+    claimable = and_(
+        Ticket.sink_state == "pending",
+        or_(Ticket.sink_claimed_until.is_(None), Ticket.sink_claimed_until < now),
+    )
     stmt = (
         select(Ticket, Domain.name, Instance.account_id)
         .join(Domain, Domain.id == Ticket.domain_id)
         .join(Instance, Instance.id == Ticket.instance_id)
-        .where(Ticket.sink_state == "pending", Ticket.id > after_id)
+        .where(claimable, Ticket.id > after_id)
         .order_by(Ticket.id)
         .limit(limit)
     )
     if _locks(session):
         stmt = stmt.with_for_update(skip_locked=True, of=Ticket)
-    return [(t, name, account_id) for t, name, account_id in session.execute(stmt).all()]
+    rows = [(t, name, account_id) for t, name, account_id in session.execute(stmt).all()]
+    for ticket, _, _ in rows:
+        ticket.sink_claimed_until = lease_until
+        session.add(ticket)
+    session.flush()
+    return rows
 
 
 def record_sink_outcomes(session: Session, outcomes: Iterable[tuple[int, str, str | None]]) -> None:
@@ -57,6 +67,7 @@ def record_sink_outcomes(session: Session, outcomes: Iterable[tuple[int, str, st
                 sink_state=_SINK_STATE.get(outcome, "pending"),
                 sink_attempts=TICKETS.c.sink_attempts + 1,
                 sink_error=(error or None) and error[:1000],
+                sink_claimed_until=None,
             )
         )
 
