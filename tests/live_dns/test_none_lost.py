@@ -16,7 +16,11 @@ ttls = st.integers(1, 86400)
 text = st.text(st.characters(blacklist_categories=["Cs", "Cc"]), min_size=1, max_size=700)
 rdata = st.one_of(
     st.tuples(st.just("A"), st.ip_addresses(v=4).map(str)),
-    st.tuples(st.just("AAAA"), st.ip_addresses(v=6).map(str)),
+    # PowerDNS refuses IPv4-mapped AAAA data (::ffff:a.b.c.d), which a release turns
+    # into a ticket (free_zone_refused): not a zone this property is about.
+    st.tuples(
+        st.just("AAAA"), st.ip_addresses(v=6).filter(lambda a: a.ipv4_mapped is None).map(str)
+    ),
     st.tuples(st.just("TXT"), text),
     st.tuples(st.just("MX"), st.integers(0, 65535).map(lambda p: f"{p} mx{p % 7}.example.net.")),
     st.tuples(
