@@ -170,7 +170,8 @@ def requeue_failed(session: Session, *, since: datetime, kinds: Sequence[str] | 
     )
     if kinds:
         stmt = stmt.where(TABLE.c.kind.in_(list(kinds)))
-    return session.execute(stmt).rowcount
+    # Session.execute is typed to return a Result; an UPDATE's is a CursorResult.
+    return session.execute(stmt).rowcount  # type: ignore[attr-defined]
 
 
 # --- overtaken notices --------------------------------------------------------------------
@@ -213,9 +214,9 @@ def skip_overtaken(
             TABLE.c.kind,
             TABLE.c.offset_days,
             TABLE.c.ref_at,
-            Instance.expires_at,
+            col(Instance.expires_at),
         )
-        .join(Instance, Instance.id == TABLE.c.instance_id)
+        .join(Instance, col(Instance.id) == TABLE.c.instance_id)
         .where(TABLE.c.id.in_(list(ids)), TABLE.c.kind.in_(EXPIRY_STAGES))
     ).all()
     if not rows:

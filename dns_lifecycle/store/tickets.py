@@ -9,12 +9,13 @@ from collections.abc import Iterable
 from datetime import datetime
 
 from sqlalchemy import select, update
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from dns_lifecycle.core.errors import NotFound, Refused
+from dns_lifecycle.store import table_of
 from models import Domain, Instance, Ticket
 
-TICKETS = Ticket.__table__  # type: ignore[attr-defined]
+TICKETS = table_of(Ticket)
 
 # A delivery outcome as the ticket's sink state: a transient failure stays pending.
 _SINK_STATE = {"sent": "sent", "permanent": "failed"}
@@ -31,11 +32,11 @@ def claim_pending_tickets(
     order, each with its domain name and account id. On PostgreSQL they stay locked
     until the caller's transaction ends, and a concurrent run skips them."""
     stmt = (
-        select(Ticket, Domain.name, Instance.account_id)
-        .join(Domain, Domain.id == Ticket.domain_id)
-        .join(Instance, Instance.id == Ticket.instance_id)
-        .where(Ticket.sink_state == "pending", Ticket.id > after_id)
-        .order_by(Ticket.id)
+        select(Ticket, col(Domain.name), col(Instance.account_id))
+        .join(Domain, col(Domain.id) == Ticket.domain_id)
+        .join(Instance, col(Instance.id) == Ticket.instance_id)
+        .where(col(Ticket.sink_state) == "pending", col(Ticket.id) > after_id)
+        .order_by(col(Ticket.id))
         .limit(limit)
     )
     if _locks(session):
