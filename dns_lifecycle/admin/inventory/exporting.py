@@ -15,10 +15,11 @@ from decimal import Decimal
 from typing import Any, TextIO
 
 from sqlalchemy import select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from dns_lifecycle.admin.inventory.batches import CHUNK, chunks
 from dns_lifecycle.admin.inventory.entries import ClusterEntry, columns_of
+from dns_lifecycle.store import table_of
 from models import Account, Cluster, Domain, Edition, Instance, Notification, Order, Record, Ticket
 
 __all__ = ["export_state", "iter_state", "notification_row", "order_row", "write_state"]
@@ -33,7 +34,7 @@ def _money(amount: Decimal | None) -> str | None:
 
 
 def _export_editions(session: Session) -> Iterator[dict[str, Any]]:
-    rows = session.execute(select(Edition.__table__).order_by(Edition.rank, Edition.code))
+    rows = session.execute(select(table_of(Edition)).order_by(col(Edition.rank), col(Edition.code)))
     for r in rows:
         yield {
             "code": r.code,
@@ -47,7 +48,7 @@ def _export_clusters(session: Session) -> Iterator[dict[str, Any]]:
     # Every column the cluster entry has, so a column added there is exported too;
     # an optional one only when it is set.
     columns = columns_of(ClusterEntry)
-    for r in session.execute(select(Cluster.__table__).order_by(Cluster.code)):
+    for r in session.execute(select(table_of(Cluster)).order_by(Cluster.code)):
         entry = {}
         for key, (column, required) in columns.items():
             value = getattr(r, column)
@@ -57,7 +58,7 @@ def _export_clusters(session: Session) -> Iterator[dict[str, Any]]:
 
 
 def _export_accounts(session: Session) -> Iterator[dict[str, Any]]:
-    query = select(Account.__table__).order_by(Account.id)
+    query = select(table_of(Account)).order_by(Account.id)
     for r in session.execute(query.execution_options(yield_per=CHUNK)):
         yield {
             "id": r.id,
@@ -74,9 +75,9 @@ def _export_instances(session: Session) -> Iterator[dict[str, Any]]:
     # Keyset pages: the domains and records of one page of instances at a time.
     after: str | None = None
     while True:
-        query = select(Instance.__table__).order_by(Instance.id).limit(CHUNK)
+        query = select(table_of(Instance)).order_by(Instance.id).limit(CHUNK)
         if after is not None:
-            query = query.where(Instance.id > after)
+            query = query.where(col(Instance.id) > after)
         page = session.execute(query).all()
         if not page:
             return
@@ -84,8 +85,8 @@ def _export_instances(session: Session) -> Iterator[dict[str, Any]]:
         ids = [r.id for r in page]
         domains: dict[str, list[Any]] = {}
         for d in session.execute(
-            select(Domain.__table__)
-            .where(Domain.instance_id.in_(ids))
+            select(table_of(Domain))
+            .where(col(Domain.instance_id).in_(ids))
             .order_by(Domain.instance_id, Domain.name)
         ):
             domains.setdefault(d.instance_id, []).append(d)
@@ -93,7 +94,9 @@ def _export_instances(session: Session) -> Iterator[dict[str, Any]]:
         records: dict[int, list[dict[str, Any]]] = {}
         for chunk in chunks(domain_ids):
             for r in session.execute(
-                select(Record.__table__).where(Record.domain_id.in_(chunk)).order_by(Record.id)
+                select(table_of(Record))
+                .where(col(Record.domain_id).in_(chunk))
+                .order_by(col(Record.id))
             ):
                 records.setdefault(r.domain_id, []).append(
                     {
@@ -162,22 +165,28 @@ def notification_row(notification: Any) -> dict[str, Any]:
 
 
 def _export_orders(session: Session) -> Iterator[dict[str, Any]]:
-    query = select(Order.__table__).order_by(Order.id)
+    query = select(table_of(Order)).order_by(col(Order.id))
     for r in session.execute(query.execution_options(yield_per=CHUNK)):
         yield order_row(r)
 
 
 def _export_notifications(session: Session) -> Iterator[dict[str, Any]]:
-    query = select(Notification.__table__).order_by(Notification.id)
+    query = select(table_of(Notification)).order_by(col(Notification.id))
     for r in session.execute(query.execution_options(yield_per=CHUNK)):
         yield notification_row(r)
 
 
 def _export_tickets(session: Session) -> Iterator[dict[str, Any]]:
     query = (
-        select(Ticket.id, Domain.name, Ticket.instance_id, Ticket.reason, Ticket.state)
-        .join(Domain, Domain.id == Ticket.domain_id)
-        .order_by(Ticket.id)
+        select(
+            col(Ticket.id),
+            col(Domain.name),
+            col(Ticket.instance_id),
+            col(Ticket.reason),
+            col(Ticket.state),
+        )
+        .join(Domain, col(Domain.id) == Ticket.domain_id)
+        .order_by(col(Ticket.id))
     )
     for r in session.execute(query.execution_options(yield_per=CHUNK)):
         yield {
