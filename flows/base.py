@@ -10,15 +10,18 @@ import functools
 import inspect
 import logging
 from collections.abc import Callable
-from typing import Any, TypeVar, get_args, get_type_hints
+from typing import Any, ParamSpec, TypeVar, get_args, get_type_hints
 
-from prefect import flow, get_run_logger
+from prefect import Flow, flow, get_run_logger
+from prefect.client.schemas.objects import State
 from prefect.states import Failed
 from pydantic.fields import FieldInfo
 
 from dns_lifecycle.core.errors import LifecycleError
 
 F = TypeVar("F", bound=Callable[..., Any])
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 class _NoTracebackForExpectedFailures(logging.Filter):
@@ -33,17 +36,17 @@ class _NoTracebackForExpectedFailures(logging.Filter):
 logging.getLogger("prefect.flow_runs").addFilter(_NoTracebackForExpectedFailures())
 
 
-def report_of(state: Any) -> Any:
+def report_of(state: State[Any]) -> Any:
     """What a finished flow run reported: its result, or for a run that failed on
     purpose the report its error carries (None when it did nothing)."""
     done = state.result(raise_on_failure=False)
     return getattr(done, "report", None) if isinstance(done, BaseException) else done
 
 
-def lifecycle_flow(name: str) -> Callable[[F], F]:
+def lifecycle_flow(name: str) -> Callable[[Callable[P, R]], Flow[P, R]]:
     """``@flow(name=name)`` with form help and one-line failures (see the module)."""
 
-    def decorate(fn: F) -> F:
+    def decorate(fn: Callable[P, R]) -> Flow[P, R]:
         @functools.wraps(fn)
         def run(*args: Any, **kwargs: Any) -> Any:
             try:
@@ -61,7 +64,7 @@ def lifecycle_flow(name: str) -> Callable[[F], F]:
         # the annotations here, in the flow's own module, not in this one's.
         run.__annotations__ = get_type_hints(fn, include_extras=True)
         run.__signature__ = inspect.signature(fn, eval_str=True)  # type: ignore[attr-defined]
-        return flow(name=name)(form_help(run))  # type: ignore[return-value]
+        return flow(name=name)(form_help(run))
 
     return decorate
 

@@ -11,6 +11,7 @@ from datetime import timedelta
 
 from dns_lifecycle.channels.tickets import TicketPayload, ticket_sink_for
 from dns_lifecycle.lifecycle.notices.keys import ticket_dedupe_key
+from dns_lifecycle.store import stored_id
 from dns_lifecycle.store.tickets import claim_pending_tickets, record_sink_outcomes
 from flows.common import RunContext, Tally
 
@@ -43,11 +44,11 @@ def deliver_tickets(ctx: RunContext) -> Tally:
             session.commit()
         if not rows:
             return tally
-        after_id = rows[-1][0].id
+        after_id = stored_id(rows[-1][0])
         payloads = [
             TicketPayload(
-                dedupe_key=ticket_dedupe_key(t.id, name, t.reason),
-                ticket_id=t.id,
+                dedupe_key=ticket_dedupe_key(stored_id(t), name, t.reason),
+                ticket_id=stored_id(t),
                 domain=name,
                 instance_id=t.instance_id,
                 account_id=account_id,
@@ -61,7 +62,7 @@ def deliver_tickets(ctx: RunContext) -> Tally:
         outcomes = []
         for (ticket, name, _), payload in zip(rows, payloads, strict=True):
             result = results[payload.dedupe_key]
-            outcomes.append((ticket.id, result.outcome, result.error))
+            outcomes.append((stored_id(ticket), result.outcome, result.error))
             tally.add(f"tickets_{result.outcome}")
             if result.outcome != "sent":
                 tally.fail(f"ticket {ticket.id} ({name}) ({result.outcome}): {result.error}")

@@ -42,6 +42,7 @@ from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from functools import lru_cache
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -69,6 +70,7 @@ from dns_lifecycle.lifecycle.notices import (
 from dns_lifecycle.lifecycle.notices.base import SmsFormat
 from dns_lifecycle.lifecycle.when import days_away
 
+_idna: ModuleType | None
 try:  # The IDNA 2008 package is more faithful; the builtin codec (IDNA 2003) will do.
     import idna as _idna
 except ImportError:  # pragma: no cover - depends on the environment

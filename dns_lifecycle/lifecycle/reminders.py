@@ -44,7 +44,7 @@ def reminder_due(
     offset = due_offset(expires_at, as_of, offsets)
     if offset is None:
         return None
-    mine = _stage("reminder", offset)
+    mine = _rank("reminder", offset)
     if any((stage := _stage(k, o)) is not None and stage >= mine for k, o in ledger):
         return None
     return offset
@@ -92,6 +92,11 @@ class Later:
 def _stage(kind: str, offset_days: int | None) -> tuple[int, int] | None:
     if kind not in EXPIRY_STAGES:
         return None
+    return _rank(kind, offset_days)
+
+
+def _rank(kind: str, offset_days: int | None) -> tuple[int, int]:
+    """Where a notice of ``kind``, one of EXPIRY_STAGES, comes in an expiry's life."""
     return EXPIRY_STAGES.index(kind), -(offset_days or 0) if kind == "reminder" else 0
 
 

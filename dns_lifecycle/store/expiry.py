@@ -10,8 +10,8 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, and_, exists, select, update
-from sqlmodel import Session
+from sqlalchemy import and_, exists, select, update
+from sqlmodel import Session, col
 
 from dns_lifecycle.lifecycle.expiry import (
     ACTIVE,
@@ -22,24 +22,24 @@ from dns_lifecycle.lifecycle.expiry import (
 )
 from dns_lifecycle.lifecycle.notices import Expired, ReleaseWarning
 from dns_lifecycle.store.notifications import insert_notices, overtaken_in_ledger
-from dns_lifecycle.store.scan import ADDRESSEE_COLUMNS, row_addressee
+from dns_lifecycle.store.scan import ADDRESSEE_COLUMNS, AnySelect, row_addressee
 from models import Account, Instance, Notification
 
-Query = Callable[[], Select[Any]]
+Query = Callable[[], AnySelect]
 
 
-def _of(stmt: Select[Any], instance_ids: list[str] | None) -> Select[Any]:
-    return stmt.where(Instance.id.in_(instance_ids)) if instance_ids else stmt
+def _of(stmt: AnySelect, instance_ids: list[str] | None) -> AnySelect:
+    return stmt.where(col(Instance.id).in_(instance_ids)) if instance_ids else stmt
 
 
 def past_expiry(as_of: datetime, instance_ids: list[str] | None = None) -> Query:
     """Active instances whose expiry has come (``is_expired``), for ``scan_batches``."""
 
-    def query() -> Select[Any]:
+    def query() -> AnySelect:
         stmt = (
             select(*ADDRESSEE_COLUMNS)
-            .join(Account, Account.id == Instance.account_id)
-            .where(Instance.state == ACTIVE, Instance.expires_at <= expired_until(as_of))
+            .join(Account, col(Account.id) == Instance.account_id)
+            .where(col(Instance.state) == ACTIVE, col(Instance.expires_at) <= expired_until(as_of))
         )
         return _of(stmt, instance_ids)
 
@@ -62,12 +62,12 @@ def expire(
     ids = session.execute(
         update(Instance)
         .where(
-            Instance.id.in_(list(by_id)),
-            Instance.state == ACTIVE,
-            Instance.expires_at <= expired_until(as_of),
+            col(Instance.id).in_(list(by_id)),
+            col(Instance.state) == ACTIVE,
+            col(Instance.expires_at) <= expired_until(as_of),
         )
         .values(state=EXPIRED)
-        .returning(Instance.id)
+        .returning(col(Instance.id))
     ).scalars()
     expired = [by_id[i] for i in ids]
     notices: list[dict[str, Any]] = []
@@ -88,20 +88,20 @@ def release_warning_due(
     after, until = release_warning_window(as_of, grace_days)
     warned = exists().where(
         and_(
-            Notification.instance_id == Instance.id,
-            Notification.kind == ReleaseWarning.kind,
-            Notification.ref_at == Instance.expires_at,
+            col(Notification.instance_id) == Instance.id,
+            col(Notification.kind) == ReleaseWarning.kind,
+            col(Notification.ref_at) == Instance.expires_at,
         )
     )
 
-    def query() -> Select[Any]:
+    def query() -> AnySelect:
         stmt = (
             select(*ADDRESSEE_COLUMNS)
-            .join(Account, Account.id == Instance.account_id)
+            .join(Account, col(Account.id) == Instance.account_id)
             .where(
-                Instance.state == EXPIRED,
-                Instance.expires_at > after,
-                Instance.expires_at <= until,
+                col(Instance.state) == EXPIRED,
+                col(Instance.expires_at) > after,
+                col(Instance.expires_at) <= until,
                 ~warned,
                 # A backfill never warns of a release that already happened.
                 ~overtaken_in_ledger(ReleaseWarning.kind, None, Instance.id, Instance.expires_at),

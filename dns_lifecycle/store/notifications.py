@@ -20,6 +20,7 @@ from sqlmodel import Session, col
 from dns_lifecycle.channels import DeliveryResult
 from dns_lifecycle.lifecycle.expiry import release_at
 from dns_lifecycle.lifecycle.reminders import EXPIRY_STAGES, later_than, overtaken
+from dns_lifecycle.store import rows_changed
 from models import Account, Instance, Notification
 
 TABLE = Notification.__table__  # type: ignore[attr-defined]
@@ -172,7 +173,8 @@ def requeue_failed(session: Session, *, since: datetime, kinds: Sequence[str] | 
     )
     if kinds:
         stmt = stmt.where(TABLE.c.kind.in_(list(kinds)))
-    return session.execute(stmt).rowcount
+    # Session.execute is typed to return a Result; an UPDATE's is a CursorResult.
+    return rows_changed(session.execute(stmt))
 
 
 # --- overtaken notices --------------------------------------------------------------------
@@ -215,9 +217,9 @@ def skip_overtaken(
             TABLE.c.kind,
             TABLE.c.offset_days,
             TABLE.c.ref_at,
-            Instance.expires_at,
+            col(Instance.expires_at),
         )
-        .join(Instance, Instance.id == TABLE.c.instance_id)
+        .join(Instance, col(Instance.id) == TABLE.c.instance_id)
         .where(TABLE.c.id.in_(list(ids)), TABLE.c.kind.in_(EXPIRY_STAGES))
     ).all()
     if not rows:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import func, select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 import models
 from dns_lifecycle.core.errors import NotFound
@@ -41,20 +41,20 @@ def list_orders(
     session: Session, *, instance_id: str | None, state: str | None, limit: int
 ) -> list[Order]:
     """Orders in id order, optionally of one instance and in one state."""
-    stmt = select(Order).order_by(Order.id)
+    stmt = select(Order).order_by(col(Order.id))
     if instance_id:
-        stmt = stmt.where(Order.instance_id == instance_id)
+        stmt = stmt.where(col(Order.instance_id) == instance_id)
     if state:
-        stmt = stmt.where(Order.state == state)
+        stmt = stmt.where(col(Order.state) == state)
     return list(session.execute(stmt.limit(limit)).scalars())
 
 
 def list_tickets(session: Session, *, state: str | None) -> list[tuple[Ticket, str]]:
     """Tickets in id order, each with its domain's name, optionally in one state."""
-    stmt = select(Ticket, Domain.name).join(Domain, Domain.id == Ticket.domain_id)
+    stmt = select(Ticket, col(Domain.name)).join(Domain, col(Domain.id) == Ticket.domain_id)
     if state:
-        stmt = stmt.where(Ticket.state == state)
-    return [(t, name) for t, name in session.execute(stmt.order_by(Ticket.id)).all()]
+        stmt = stmt.where(col(Ticket.state) == state)
+    return [(t, name) for t, name in session.execute(stmt.order_by(col(Ticket.id))).all()]
 
 
 @dataclass(frozen=True)

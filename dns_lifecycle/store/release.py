@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, exists, select, update
+from sqlalchemy import exists, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from dns_lifecycle.core.errors import LifecycleError, NotFound
 from dns_lifecycle.lifecycle.expiry import (
@@ -31,17 +31,21 @@ from dns_lifecycle.lifecycle.notices import Released as ReleasedNotice
 from dns_lifecycle.lifecycle.notices import iso
 from dns_lifecycle.lifecycle.notices.keys import ticket_open_key
 from dns_lifecycle.lifecycle.zonefile import Rr, zone_file
+from dns_lifecycle.store import referenced, rows_changed, table_of
 from dns_lifecycle.store.notifications import insert_ignoring_duplicates, insert_notices
+from dns_lifecycle.store.scan import AnySelect
 from dns_lifecycle.store.subscriptions import addressee, lock_instance
 from models import Account, Cluster, Domain, DomainRelease, Instance, Ticket, ZoneSnapshot
 
-TICKETS = Ticket.__table__  # type: ignore[attr-defined]
-RELEASES = DomainRelease.__table__  # type: ignore[attr-defined]
+TICKETS = table_of(Ticket)
+RELEASES = table_of(DomainRelease)
 
 
 def free_cluster(session: Session) -> Cluster:
     cluster = (
-        session.execute(select(Cluster).where(Cluster.kind == "free").order_by(Cluster.code))
+        session.execute(
+            select(Cluster).where(col(Cluster.kind) == "free").order_by(col(Cluster.code))
+        )
         .scalars()
         .first()
     )
@@ -54,7 +58,7 @@ def free_cluster(session: Session) -> Cluster:
 
 
 def all_clusters(session: Session) -> list[Cluster]:
-    return list(session.execute(select(Cluster).order_by(Cluster.code)).scalars())
+    return list(session.execute(select(Cluster).order_by(col(Cluster.code))).scalars())
 
 
 # --- what is due ----------------------------------------------------------------------
@@ -62,28 +66,31 @@ def all_clusters(session: Session) -> list[Cluster]:
 
 def expired_due(
     as_of: datetime, grace_days: int, instance_ids: list[str] | None
-) -> Callable[[], Select[Any]]:
+) -> Callable[[], AnySelect]:
     """Instances expired for the whole grace period (for ``scan_batches``)."""
 
-    def query() -> Select[Any]:
-        stmt = select(Instance.id, Instance.expires_at).where(
-            Instance.state == "expired",
-            Instance.expires_at <= release_due_until(as_of, grace_days),
+    def query() -> AnySelect:
+        stmt: AnySelect = select(col(Instance.id), col(Instance.expires_at)).where(
+            col(Instance.state) == "expired",
+            col(Instance.expires_at) <= release_due_until(as_of, grace_days),
         )
-        return stmt.where(Instance.id.in_(instance_ids)) if instance_ids else stmt
+        return stmt.where(col(Instance.id).in_(instance_ids)) if instance_ids else stmt
 
     return query
 
 
-def released_unfinished(instance_ids: list[str] | None) -> Callable[[], Select[Any]]:
+def released_unfinished(instance_ids: list[str] | None) -> Callable[[], AnySelect]:
     """Released instances with a domain whose paid copy is not deleted yet."""
 
-    def query() -> Select[Any]:
+    def query() -> AnySelect:
         pending = exists().where(
-            DomainRelease.instance_id == Instance.id, DomainRelease.stage != "deleted"
+            col(DomainRelease.instance_id) == col(Instance.id),
+            col(DomainRelease.stage) != "deleted",
         )
-        stmt = select(Instance.id, Instance.expires_at).where(Instance.state == "released", pending)
-        return stmt.where(Instance.id.in_(instance_ids)) if instance_ids else stmt
+        stmt: AnySelect = select(col(Instance.id), col(Instance.expires_at)).where(
+            col(Instance.state) == "released", pending
+        )
+        return stmt.where(col(Instance.id).in_(instance_ids)) if instance_ids else stmt
 
     return query
 
@@ -91,9 +98,9 @@ def released_unfinished(instance_ids: list[str] | None) -> Callable[[], Select[A
 def begin_release(session: Session, instance_ids: list[str], now: datetime) -> None:
     """A ``pending`` row for every domain of these instances that has none."""
     rows = session.execute(
-        select(Domain.id, Domain.instance_id)
-        .where(Domain.instance_id.in_(instance_ids))
-        .where(~exists().where(DomainRelease.domain_id == Domain.id))
+        select(col(Domain.id), col(Domain.instance_id))
+        .where(col(Domain.instance_id).in_(instance_ids))
+        .where(~exists().where(col(DomainRelease.domain_id) == col(Domain.id)))
     ).all()
     if rows:
         dialect = session.get_bind().dialect.name
@@ -141,23 +148,23 @@ class DomainWork:
 def domain_work(session: Session, instance_ids: list[str]) -> list[DomainWork]:
     """The release rows of the domains of these instances, by instance and name."""
     open_block = exists().where(
-        Ticket.domain_id == DomainRelease.domain_id,
-        Ticket.state == "open",
-        Ticket.reason == DomainRelease.blocked,
+        col(Ticket.domain_id) == col(DomainRelease.domain_id),
+        col(Ticket.state) == "open",
+        col(Ticket.reason) == col(DomainRelease.blocked),
     )
     rows = session.execute(
         select(
             DomainRelease,
-            Domain.name,
-            Domain.registrar,
-            Domain.epp_statuses,
-            Instance.cluster_code,
+            col(Domain.name),
+            col(Domain.registrar),
+            col(Domain.epp_statuses),
+            col(Instance.cluster_code),
             open_block.label("is_blocked"),
         )
-        .join(Domain, Domain.id == DomainRelease.domain_id)
-        .join(Instance, Instance.id == DomainRelease.instance_id)
-        .where(DomainRelease.instance_id.in_(instance_ids))
-        .order_by(DomainRelease.instance_id, Domain.name)
+        .join(Domain, col(Domain.id) == col(DomainRelease.domain_id))
+        .join(Instance, col(Instance.id) == col(DomainRelease.instance_id))
+        .where(col(DomainRelease.instance_id).in_(instance_ids))
+        .order_by(col(DomainRelease.instance_id), col(Domain.name))
     ).all()
     return [
         DomainWork(
@@ -213,7 +220,7 @@ def record_outcomes(session: Session, outcomes: list[Outcome], now: datetime) ->
             .where(RELEASES.c.domain_id == w.domain_id, RELEASES.c.stage == w.stage)
             .values(updated_at=now, **values)
         )
-        if not result.rowcount:
+        if not rows_changed(result):
             continue
         recorded.append(o)
         if o.zone_text is not None:
@@ -227,7 +234,9 @@ def record_outcomes(session: Session, outcomes: list[Outcome], now: datetime) ->
             )
         if o.nameservers is not None:
             session.execute(
-                update(Domain).where(Domain.id == w.domain_id).values(nameservers=o.nameservers)
+                update(Domain)
+                .where(col(Domain.id) == w.domain_id)
+                .values(nameservers=o.nameservers)
             )
         if o.ticket is not None:
             reason, details = o.ticket
@@ -277,16 +286,18 @@ def finish_instance(
     if instance.state != "expired" or not is_release_due(instance.expires_at, as_of, grace_days):
         return None
     rows = session.execute(
-        select(DomainRelease, Domain.name, Domain.registrar)
-        .join(Domain, Domain.id == DomainRelease.domain_id)
-        .where(DomainRelease.instance_id == instance_id)
-        .order_by(Domain.name)
+        select(DomainRelease, col(Domain.name), col(Domain.registrar))
+        .join(Domain, col(Domain.id) == col(DomainRelease.domain_id))
+        .where(col(DomainRelease.instance_id) == instance_id)
+        .order_by(col(Domain.name))
     ).all()
-    domain_count = session.execute(select(Domain.id).where(Domain.instance_id == instance_id)).all()
+    domain_count = session.execute(
+        select(col(Domain.id)).where(col(Domain.instance_id) == instance_id)
+    ).all()
     if len(rows) != len(domain_count) or not instance_released([r.stage for r, *_ in rows]):
         return None
     free = free_cluster(session)
-    account = session.get(Account, instance.account_id)
+    account = referenced(session, Account, instance.account_id)
     result = Released(instance.id)
     for r, name, registrar in rows:
         entry: dict[str, Any] = {"name": name, "action": r.delegation, "registrar": registrar}
@@ -322,9 +333,9 @@ def drain_seen(session: Session, domain_id: int, seen_at: datetime, drain_hours:
 def release_stages(session: Session, instance_ids: list[str]) -> dict[str, dict[str, Any]]:
     """Each domain's release stage, by domain name: for ``instances show`` and the export."""
     rows = session.execute(
-        select(Domain.name, DomainRelease)
-        .join(DomainRelease, DomainRelease.domain_id == Domain.id)
-        .where(Domain.instance_id.in_(instance_ids))
+        select(col(Domain.name), DomainRelease)
+        .join(DomainRelease, col(DomainRelease.domain_id) == col(Domain.id))
+        .where(col(Domain.instance_id).in_(instance_ids))
     ).all()
     return {
         name: {
@@ -343,14 +354,14 @@ def open_delegation_tickets(
 ) -> list[tuple[int, str, str]]:
     """(ticket id, domain name, instance id) of every open ticket about a delegation."""
     stmt = (
-        select(Ticket.id, Domain.name, Ticket.instance_id)
-        .join(Domain, Domain.id == Ticket.domain_id)
-        .where(Ticket.state == "open", Ticket.reason.in_(DELEGATION_TICKETS))
-        .order_by(Ticket.id)
+        select(col(Ticket.id), col(Domain.name), col(Ticket.instance_id))
+        .join(Domain, col(Domain.id) == col(Ticket.domain_id))
+        .where(col(Ticket.state) == "open", col(Ticket.reason).in_(DELEGATION_TICKETS))
+        .order_by(col(Ticket.id))
     )
     if instance_ids:
-        stmt = stmt.where(Ticket.instance_id.in_(instance_ids))
-    return [tuple(r) for r in session.execute(stmt)]  # type: ignore[misc]
+        stmt = stmt.where(col(Ticket.instance_id).in_(instance_ids))
+    return [(r[0], r[1], r[2]) for r in session.execute(stmt)]
 
 
 def zones_on_cluster(session: Session, cluster_code: str) -> dict[str, list[Rr]]:
@@ -361,17 +372,19 @@ def zones_on_cluster(session: Session, cluster_code: str) -> dict[str, list[Rr]]
     zones: dict[str, list[Rr]] = {
         name: []
         for (name,) in session.execute(
-            select(Domain.name)
-            .join(Instance, Instance.id == Domain.instance_id)
-            .where(Instance.cluster_code == cluster_code, Instance.state != "released")
-            .order_by(Domain.name)
+            select(col(Domain.name))
+            .join(Instance, col(Instance.id) == col(Domain.instance_id))
+            .where(col(Instance.cluster_code) == cluster_code, col(Instance.state) != "released")
+            .order_by(col(Domain.name))
         )
     }
     rows = session.execute(
-        select(Domain.name, Record.type, Record.host, Record.value, Record.ttl)
-        .join(Domain, Domain.id == Record.domain_id)
-        .where(Record.cluster_code == cluster_code)
-        .order_by(Record.id)
+        select(
+            col(Domain.name), col(Record.type), col(Record.host), col(Record.value), col(Record.ttl)
+        )
+        .join(Domain, col(Domain.id) == col(Record.domain_id))
+        .where(col(Record.cluster_code) == cluster_code)
+        .order_by(col(Record.id))
     )
     for name, *rr in rows:
         if name in zones:

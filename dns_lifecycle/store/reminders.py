@@ -12,45 +12,43 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, and_, exists, select
-from sqlmodel import Session
+from sqlalchemy import and_, exists, select
+from sqlmodel import Session, col
 
 from dns_lifecycle.lifecycle.notices import Reminder
 from dns_lifecycle.lifecycle.pricing import period_price
 from dns_lifecycle.lifecycle.reminders import REMINDED_STATE, Window
 from dns_lifecycle.store.notifications import insert_notices, overtaken_in_ledger
-from dns_lifecycle.store.scan import ADDRESSEE_COLUMNS, row_addressee
+from dns_lifecycle.store.scan import ADDRESSEE_COLUMNS, AnySelect, row_addressee
 from models import Account, Edition, Instance, Notification
 
 
-def reminders_due(
-    window: Window, instance_ids: list[str] | None = None
-) -> Callable[[], Select[Any]]:
+def reminders_due(window: Window, instance_ids: list[str] | None = None) -> Callable[[], AnySelect]:
     """Instances owed the reminder of ``window``, for ``scan_batches``."""
     already = exists().where(
         and_(
-            Notification.instance_id == Instance.id,
-            Notification.kind == Reminder.kind,
-            Notification.offset_days == window.offset_days,
-            Notification.ref_at == Instance.expires_at,
+            col(Notification.instance_id) == Instance.id,
+            col(Notification.kind) == Reminder.kind,
+            col(Notification.offset_days) == window.offset_days,
+            col(Notification.ref_at) == Instance.expires_at,
         )
     )
 
-    def query() -> Select[Any]:
+    def query() -> AnySelect:
         stmt = (
             select(
                 *ADDRESSEE_COLUMNS,
-                Instance.auto_renew,
-                Instance.billing_cycle,
-                Edition.monthly_price,
-                Edition.yearly_price,
+                col(Instance.auto_renew),
+                col(Instance.billing_cycle),
+                col(Edition.monthly_price),
+                col(Edition.yearly_price),
             )
-            .join(Account, Account.id == Instance.account_id)
-            .join(Edition, Edition.code == Instance.edition_code)
+            .join(Account, col(Account.id) == Instance.account_id)
+            .join(Edition, col(Edition.code) == Instance.edition_code)
             .where(
-                Instance.state == REMINDED_STATE,
-                Instance.expires_at > window.after,
-                Instance.expires_at <= window.until,
+                col(Instance.state) == REMINDED_STATE,
+                col(Instance.expires_at) > window.after,
+                col(Instance.expires_at) <= window.until,
                 ~already,
                 # A backfill never sends a reminder a later notice overtook.
                 ~overtaken_in_ledger(
@@ -59,7 +57,7 @@ def reminders_due(
             )
         )
         if instance_ids:
-            stmt = stmt.where(Instance.id.in_(instance_ids))
+            stmt = stmt.where(col(Instance.id).in_(instance_ids))
         return stmt
 
     return query

@@ -21,10 +21,13 @@ from dns_lifecycle.lifecycle.sharding import Shard
 from models import Account, Instance
 from models.types import UTCDateTime
 
+# A SELECT of any number of columns: each scan selects what its step needs.
+AnySelect = Select[*tuple[Any, ...]]
+
 
 def scan_batches(
     db: Database,
-    query: Callable[[], Select[Any]],
+    query: Callable[[], AnySelect],
     *,
     batch_size: int,
     shard: Shard | None = None,
@@ -53,7 +56,7 @@ def scan_batches(
             return
 
 
-def count_rows(db: Database, queries: list[Callable[[], Select[Any]]]) -> int:
+def count_rows(db: Database, queries: list[Callable[[], AnySelect]]) -> int:
     """How many rows the given queries select, together (for a progress bar)."""
     with db.session() as session:
         return sum(
@@ -64,13 +67,13 @@ def count_rows(db: Database, queries: list[Callable[[], Select[Any]]]) -> int:
 
 # What a notice needs to know of an instance and its account, selected with it.
 ADDRESSEE_COLUMNS = (
-    Instance.id,
-    Instance.expires_at,
-    Instance.account_id,
-    Instance.edition_code,
-    Account.name,
-    Account.locale,
-    Account.timezone,
+    col(Instance.id),
+    col(Instance.expires_at),
+    col(Instance.account_id),
+    col(Instance.edition_code),
+    col(Account.name),
+    col(Account.locale),
+    col(Account.timezone),
 )
 
 

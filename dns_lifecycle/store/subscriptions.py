@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from dns_lifecycle.core.errors import NotFound, Refused
 from dns_lifecycle.lifecycle.notices import (
@@ -40,10 +40,11 @@ from dns_lifecycle.lifecycle.renewal import (
     renewal_period,
     require_paid_through,
 )
+from dns_lifecycle.store import referenced, table_of
 from dns_lifecycle.store.notifications import insert_ignoring_duplicates, insert_notices
 from models import Account, Edition, Instance, Order
 
-ORDERS = Order.__table__  # type: ignore[attr-defined]
+ORDERS = table_of(Order)
 
 
 def _for_update(session: Session, stmt):
@@ -62,7 +63,7 @@ def _for_update(session: Session, stmt):
 
 def lock_instance(session: Session, instance_id: str) -> Instance:
     instance = session.execute(
-        _for_update(session, select(Instance).where(Instance.id == instance_id))
+        _for_update(session, select(Instance).where(col(Instance.id) == instance_id))
     ).scalar_one_or_none()
     if instance is None:
         raise NotFound(
@@ -73,7 +74,11 @@ def lock_instance(session: Session, instance_id: str) -> Instance:
 
 
 def lock_accounts(session: Session, account_ids: list[str]) -> dict[str, Account]:
-    stmt = select(Account).where(Account.id.in_(sorted(set(account_ids)))).order_by(Account.id)
+    stmt = (
+        select(Account)
+        .where(col(Account.id).in_(sorted(set(account_ids))))
+        .order_by(col(Account.id))
+    )
     return {a.id: a for a in session.execute(_for_update(session, stmt)).scalars()}
 
 
@@ -89,7 +94,7 @@ def addressee(instance: Instance, account: Account) -> Addressee:
 
 
 def _earlier_order(session: Session, key: str) -> Order | None:
-    return session.execute(select(Order).where(Order.key == key)).scalar_one_or_none()
+    return session.execute(select(Order).where(col(Order.key) == key)).scalar_one_or_none()
 
 
 def _key_reused(request_key: str, order: Order, made: str, asked: str) -> Refused:
@@ -166,7 +171,7 @@ def renew(
         grace_days=grace_days,
         zone=zone,
     )
-    edition = session.get(Edition, instance.edition_code)
+    edition = referenced(session, Edition, instance.edition_code)
     amount = renewal_amount(
         edition.monthly_price, edition.yearly_price, instance.billing_cycle, periods
     )
@@ -228,7 +233,9 @@ def upgrade(
     instance = lock_instance(session, instance_id)
     target = session.get(Edition, edition_code)
     if target is None:
-        codes = ", ".join(session.execute(select(Edition.code).order_by(Edition.rank)).scalars())
+        codes = ", ".join(
+            session.execute(select(col(Edition.code)).order_by(col(Edition.rank))).scalars()
+        )
         raise NotFound(f"edition {edition_code!r} does not exist: choose one of {codes}")
     key = upgrade_key(instance.id, request_key)
     existing = _earlier_order(session, key)
@@ -238,7 +245,7 @@ def upgrade(
             raise _key_reused(request_key, existing, made, f"edition {target.code}")
         return existing
     account = lock_accounts(session, [instance.account_id])[instance.account_id]
-    current = session.get(Edition, instance.edition_code)
+    current = referenced(session, Edition, instance.edition_code)
     cycle = instance.billing_cycle
     plan = plan_upgrade(
         instance_id=instance.id,
@@ -313,7 +320,7 @@ def set_auto_renew(
             "released instance"
         )
     if on and (instance.state == "expired" or instance.expires_at <= as_of):
-        zone = session.get(Account, instance.account_id).timezone
+        zone = referenced(session, Account, instance.account_id).timezone
         raise Refused(
             f"instance {instance.id} expired on {local_time(instance.expires_at, zone)}: "
             "auto-renewal only renews before expiry; renew it by hand "
@@ -323,7 +330,7 @@ def set_auto_renew(
         return False
     instance.auto_renew = on
     session.add(instance)
-    account = session.get(Account, instance.account_id)
+    account = referenced(session, Account, instance.account_id)
     notice = AutoRenewChanged.to(
         addressee(instance, account),
         as_of=as_of,
@@ -353,7 +360,11 @@ def auto_renew_batch(
     and re-checked, so an instance renewed by hand in between is left alone.
     """
     outcome = Outcome()
-    stmt = select(Instance).where(Instance.id.in_(sorted(instance_ids))).order_by(Instance.id)
+    stmt = (
+        select(Instance)
+        .where(col(Instance.id).in_(sorted(instance_ids)))
+        .order_by(col(Instance.id))
+    )
     instances = [
         i
         for i in session.execute(_for_update(session, stmt)).scalars()
@@ -366,7 +377,9 @@ def auto_renew_batch(
     accounts = lock_accounts(session, [i.account_id for i in instances])
     editions = {e.code: e for e in session.execute(select(Edition)).scalars()}
     keys = [auto_renewal_key(i.id, i.expires_at) for i in instances]
-    orders = {o.key: o for o in session.execute(select(Order).where(Order.key.in_(keys))).scalars()}
+    orders = {
+        o.key: o for o in session.execute(select(Order).where(col(Order.key).in_(keys))).scalars()
+    }
     balances = {a.id: a.balance for a in accounts.values()}
     notices: list[dict[str, Any]] = []
 

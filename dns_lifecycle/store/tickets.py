@@ -9,16 +9,17 @@ from collections.abc import Iterable
 from datetime import datetime
 
 from sqlalchemy import and_, or_, select, update
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from dns_lifecycle.core.errors import NotFound, Refused
 from dns_lifecycle.lifecycle.notices import TicketResolved
+from dns_lifecycle.store import referenced, stored_id, table_of
 from dns_lifecycle.store.notifications import insert_notices
 from dns_lifecycle.store.release import drain_seen
 from dns_lifecycle.store.subscriptions import addressee
 from models import Account, Domain, Instance, Ticket
 
-TICKETS = Ticket.__table__  # type: ignore[attr-defined]
+TICKETS = table_of(Ticket)
 
 # A delivery outcome as the ticket's sink state: a transient failure stays pending.
 _SINK_STATE = {"sent": "sent", "permanent": "failed"}
@@ -36,15 +37,15 @@ def claim_pending_tickets(
     name and account id. The caller commits the claim before calling the sink; on
     PostgreSQL a concurrent run skips the rows while they are being claimed."""
     claimable = and_(
-        Ticket.sink_state == "pending",
-        or_(Ticket.sink_claimed_until.is_(None), Ticket.sink_claimed_until < now),
+        col(Ticket.sink_state) == "pending",
+        or_(col(Ticket.sink_claimed_until).is_(None), col(Ticket.sink_claimed_until) < now),
     )
     stmt = (
-        select(Ticket, Domain.name, Instance.account_id)
-        .join(Domain, Domain.id == Ticket.domain_id)
-        .join(Instance, Instance.id == Ticket.instance_id)
-        .where(claimable, Ticket.id > after_id)
-        .order_by(Ticket.id)
+        select(Ticket, col(Domain.name), col(Instance.account_id))
+        .join(Domain, col(Domain.id) == col(Ticket.domain_id))
+        .join(Instance, col(Instance.id) == col(Ticket.instance_id))
+        .where(claimable, col(Ticket.id) > after_id)
+        .order_by(col(Ticket.id))
         .limit(limit)
     )
     if _locks(session):
@@ -102,16 +103,12 @@ def close_delegation_ticket(
         ticket = resolve_ticket(session, ticket_id, now)
     except Refused:
         return False
-    domain = session.get(Domain, ticket.domain_id)
-    instance = session.get(Instance, ticket.instance_id)
-    if domain is None or instance is None:
-        raise NotFound(f"ticket {ticket_id} names a domain or instance that is gone")
-    account = session.get(Account, instance.account_id)
-    if account is None:
-        raise NotFound(f"instance {instance.id} names account {instance.account_id}, gone")
+    domain = referenced(session, Domain, ticket.domain_id)
+    instance = referenced(session, Instance, ticket.instance_id)
+    account = referenced(session, Account, instance.account_id)
     domain.nameservers = sorted(nameservers)
     session.add(domain)
-    drain_seen(session, domain.id, now, drain_hours)
+    drain_seen(session, stored_id(domain), now, drain_hours)
     notice = TicketResolved.to(
         addressee(instance, account),
         ticket_id=ticket.id,

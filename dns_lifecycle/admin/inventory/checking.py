@@ -17,7 +17,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from dns_lifecycle.admin.inventory import values
 from dns_lifecycle.admin.inventory.batches import chunks
@@ -177,26 +177,30 @@ class StoredState:
 
     @classmethod
     def load(cls, session: Session, declared: _Declared) -> StoredState:
-        edition_ranks = dict(session.execute(select(Edition.code, Edition.rank)).all())
-        cluster_kinds = dict(session.execute(select(Cluster.code, Cluster.kind)).all())
+        edition_ranks = dict(session.execute(select(col(Edition.code), col(Edition.rank))).all())
+        cluster_kinds = dict(session.execute(select(col(Cluster.code), col(Cluster.kind))).all())
         account_zones: dict[str, str] = {}
         for chunk in chunks(sorted(declared.accounts | declared.account_refs)):
             account_zones.update(
                 (account_id, zone)
                 for account_id, zone in session.execute(
-                    select(Account.id, Account.timezone).where(Account.id.in_(chunk))
+                    select(col(Account.id), col(Account.timezone)).where(col(Account.id).in_(chunk))
                 )
             )
         account_ids = set(account_zones)
         instance_ids: set[str] = set()
         for chunk in chunks(sorted(declared.instances)):
             instance_ids.update(
-                session.execute(select(Instance.id).where(Instance.id.in_(chunk))).scalars()
+                session.execute(
+                    select(col(Instance.id)).where(col(Instance.id).in_(chunk))
+                ).scalars()
             )
         domains: dict[str, tuple[int, str]] = {}
         for chunk in chunks(sorted(declared.domain_names)):
             rows = session.execute(
-                select(Domain.name, Domain.id, Domain.instance_id).where(Domain.name.in_(chunk))
+                select(col(Domain.name), col(Domain.id), col(Domain.instance_id)).where(
+                    col(Domain.name).in_(chunk)
+                )
             ).all()
             domains.update((name, (domain_id, owner)) for name, domain_id, owner in rows)
         freed = [
@@ -207,7 +211,7 @@ class StoredState:
         users_of_freed: dict[str, int] = {}
         for code in freed:
             ids = session.execute(
-                select(Instance.id).where(Instance.cluster_code == code)
+                select(col(Instance.id)).where(col(Instance.cluster_code) == code)
             ).scalars()
             users_of_freed[code] = sum(1 for i in ids if i not in declared.instances)
         return cls(

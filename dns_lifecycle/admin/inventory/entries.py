@@ -86,7 +86,7 @@ def _derive(
         info = base.model_fields[column]
         constraints = [m for m in info.metadata if isinstance(m, annotated_types.BaseMetadata)]
         parts = (types.get(key, info.annotation), *constraints, *checks.get(key, ()))
-        annotation = Annotated[parts] if len(parts) > 1 else parts[0]  # type: ignore[valid-type]
+        annotation = Annotated[parts] if len(parts) > 1 else parts[0]
         default = None if key in optional else ...
         fields[column] = (annotation, Field(default, alias=key))
     for key, annotation in (extra or {}).items():
@@ -345,8 +345,9 @@ def _message(model: type[BaseModel], error: Any) -> str:
     if kind in ("int_type", "int_parsing", "int_from_float"):
         return f"expected a whole number, got {given}"
     if kind in ("greater_than_equal", "less_than_equal", "greater_than", "less_than"):
-        low = next((m.ge for m in info.metadata if isinstance(m, annotated_types.Ge)), None)
-        high = next((m.le for m in info.metadata if isinstance(m, annotated_types.Le)), None)
+        metadata = info.metadata if info is not None else []
+        low = next((m.ge for m in metadata if isinstance(m, annotated_types.Ge)), None)
+        high = next((m.le for m in metadata if isinstance(m, annotated_types.Le)), None)
         return f"{given} is out of range ({low} to {high})"
     if kind == "bool_type":
         return f"expected true or false, got {given}"

@@ -15,10 +15,11 @@ from decimal import Decimal
 from typing import Any, TextIO
 
 from sqlalchemy import select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from dns_lifecycle.admin.inventory.batches import CHUNK, chunks
 from dns_lifecycle.admin.inventory.entries import ClusterEntry, DomainReleaseEntry, columns_of
+from dns_lifecycle.store import table_of
 from models import (
     Account,
     Cluster,
@@ -45,7 +46,7 @@ def _money(amount: Decimal | None) -> str | None:
 
 
 def _export_editions(session: Session) -> Iterator[dict[str, Any]]:
-    rows = session.execute(select(Edition.__table__).order_by(Edition.rank, Edition.code))
+    rows = session.execute(select(table_of(Edition)).order_by(col(Edition.rank), col(Edition.code)))
     for r in rows:
         yield {
             "code": r.code,
@@ -60,7 +61,7 @@ def _export_clusters(session: Session) -> Iterator[dict[str, Any]]:
     # optional one when it is set, for a live cluster, or when it differs from its
     # default (an embedded cluster exports as code, kind and name servers).
     columns = columns_of(ClusterEntry)
-    for r in session.execute(select(Cluster.__table__).order_by(Cluster.code)):
+    for r in session.execute(select(table_of(Cluster)).order_by(col(Cluster.code))):
         entry = {}
         for key, (column, required) in columns.items():
             value = getattr(r, column)
@@ -76,7 +77,7 @@ def _release_rows(session: Session, domain_ids: list[int]) -> dict[int, dict[str
     rows: dict[int, dict[str, Any]] = {}
     for chunk in chunks(domain_ids):
         for r in session.execute(
-            select(DomainRelease.__table__).where(DomainRelease.domain_id.in_(chunk))
+            select(table_of(DomainRelease)).where(col(DomainRelease.domain_id).in_(chunk))
         ):
             rows[r.domain_id] = {
                 key: _when(v) if isinstance(v := getattr(r, column), datetime) else v
@@ -86,7 +87,7 @@ def _release_rows(session: Session, domain_ids: list[int]) -> dict[int, dict[str
 
 
 def _export_accounts(session: Session) -> Iterator[dict[str, Any]]:
-    query = select(Account.__table__).order_by(Account.id)
+    query = select(table_of(Account)).order_by(col(Account.id))
     for r in session.execute(query.execution_options(yield_per=CHUNK)):
         yield {
             "id": r.id,
@@ -103,9 +104,9 @@ def _export_instances(session: Session) -> Iterator[dict[str, Any]]:
     # Keyset pages: the domains and records of one page of instances at a time.
     after: str | None = None
     while True:
-        query = select(Instance.__table__).order_by(Instance.id).limit(CHUNK)
+        query = select(table_of(Instance)).order_by(col(Instance.id)).limit(CHUNK)
         if after is not None:
-            query = query.where(Instance.id > after)
+            query = query.where(col(Instance.id) > after)
         page = session.execute(query).all()
         if not page:
             return
@@ -113,9 +114,9 @@ def _export_instances(session: Session) -> Iterator[dict[str, Any]]:
         ids = [r.id for r in page]
         domains: dict[str, list[Any]] = {}
         for d in session.execute(
-            select(Domain.__table__)
-            .where(Domain.instance_id.in_(ids))
-            .order_by(Domain.instance_id, Domain.name)
+            select(table_of(Domain))
+            .where(col(Domain.instance_id).in_(ids))
+            .order_by(col(Domain.instance_id), col(Domain.name))
         ):
             domains.setdefault(d.instance_id, []).append(d)
         domain_ids = [d.id for ds in domains.values() for d in ds]
@@ -123,7 +124,9 @@ def _export_instances(session: Session) -> Iterator[dict[str, Any]]:
         records: dict[int, list[dict[str, Any]]] = {}
         for chunk in chunks(domain_ids):
             for r in session.execute(
-                select(Record.__table__).where(Record.domain_id.in_(chunk)).order_by(Record.id)
+                select(table_of(Record))
+                .where(col(Record.domain_id).in_(chunk))
+                .order_by(col(Record.id))
             ):
                 records.setdefault(r.domain_id, []).append(
                     {
@@ -193,22 +196,28 @@ def notification_row(notification: Any) -> dict[str, Any]:
 
 
 def _export_orders(session: Session) -> Iterator[dict[str, Any]]:
-    query = select(Order.__table__).order_by(Order.id)
+    query = select(table_of(Order)).order_by(col(Order.id))
     for r in session.execute(query.execution_options(yield_per=CHUNK)):
         yield order_row(r)
 
 
 def _export_notifications(session: Session) -> Iterator[dict[str, Any]]:
-    query = select(Notification.__table__).order_by(Notification.id)
+    query = select(table_of(Notification)).order_by(col(Notification.id))
     for r in session.execute(query.execution_options(yield_per=CHUNK)):
         yield notification_row(r)
 
 
 def _export_tickets(session: Session) -> Iterator[dict[str, Any]]:
     query = (
-        select(Ticket.id, Domain.name, Ticket.instance_id, Ticket.reason, Ticket.state)
-        .join(Domain, Domain.id == Ticket.domain_id)
-        .order_by(Ticket.id)
+        select(
+            col(Ticket.id),
+            col(Domain.name),
+            col(Ticket.instance_id),
+            col(Ticket.reason),
+            col(Ticket.state),
+        )
+        .join(Domain, col(Domain.id) == col(Ticket.domain_id))
+        .order_by(col(Ticket.id))
     )
     for r in session.execute(query.execution_options(yield_per=CHUNK)):
         yield {

@@ -11,7 +11,7 @@ from typing import Any
 
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from dns_lifecycle.admin.inventory.batches import chunks
 from dns_lifecycle.admin.inventory.checking import Inventory, validate_inventory
@@ -116,20 +116,20 @@ def _write_domains(session: Session, inventory: Inventory) -> int:
     gone: list[int] = []
     for chunk in chunks(sorted(inventory.domains)):
         rows = session.execute(
-            select(Domain.id, Domain.name).where(Domain.instance_id.in_(chunk))
+            select(col(Domain.id), col(Domain.name)).where(col(Domain.instance_id).in_(chunk))
         ).all()
         gone.extend(domain_id for domain_id, name in rows if name not in listed)
     for chunk in chunks(gone):
         session.execute(
-            delete(Record).where(Record.domain_id.in_(chunk)),
+            delete(Record).where(col(Record.domain_id).in_(chunk)),
             execution_options={"synchronize_session": False},
         )
         session.execute(
-            delete(Ticket).where(Ticket.domain_id.in_(chunk)),
+            delete(Ticket).where(col(Ticket.domain_id).in_(chunk)),
             execution_options={"synchronize_session": False},
         )
         session.execute(
-            delete(Domain).where(Domain.id.in_(chunk)),
+            delete(Domain).where(col(Domain.id).in_(chunk)),
             execution_options={"synchronize_session": False},
         )
 
@@ -156,14 +156,16 @@ def _write_domains(session: Session, inventory: Inventory) -> int:
     kept_ids = [r["id"] for r in kept]
     for chunk in chunks(kept_ids):
         session.execute(
-            delete(Record).where(Record.domain_id.in_(chunk)),
+            delete(Record).where(col(Record.domain_id).in_(chunk)),
             execution_options={"synchronize_session": False},
         )
     for chunk in chunks(new):
         session.execute(insert(Domain), chunk)
     for chunk in chunks([r["name"] for r in new]):
         ids.update(
-            session.execute(select(Domain.name, Domain.id).where(Domain.name.in_(chunk))).all()
+            session.execute(
+                select(col(Domain.name), col(Domain.id)).where(col(Domain.name).in_(chunk))
+            ).all()
         )
 
     def record_rows() -> Iterator[dict[str, Any]]:
@@ -201,7 +203,7 @@ def _write_release_stages(session: Session, inventory: Inventory, ids: dict[str,
     ]
     for chunk in chunks([r["domain_id"] for r in rows]):
         session.execute(
-            delete(DomainRelease).where(DomainRelease.domain_id.in_(chunk)),
+            delete(DomainRelease).where(col(DomainRelease.domain_id).in_(chunk)),
             execution_options={"synchronize_session": False},
         )
     for chunk in chunks(rows):
@@ -220,8 +222,10 @@ def _move_kept_records(session: Session, inventory: Inventory) -> None:
             session.execute(
                 update(Record)
                 .where(
-                    Record.domain_id.in_(select(Domain.id).where(Domain.instance_id.in_(chunk))),
-                    Record.cluster_code != cluster,
+                    col(Record.domain_id).in_(
+                        select(col(Domain.id)).where(col(Domain.instance_id).in_(chunk))
+                    ),
+                    col(Record.cluster_code) != cluster,
                 )
                 .values(cluster_code=cluster),
                 execution_options={"synchronize_session": False},

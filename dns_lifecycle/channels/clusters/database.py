@@ -7,10 +7,12 @@ are implied by the cluster's name servers, so they are neither stored nor read.
 from __future__ import annotations
 
 from sqlalchemy import delete, insert, select
+from sqlmodel import col
 
 from dns_lifecycle.channels.clusters import ClusterConfig
 from dns_lifecycle.core.db import Database
 from dns_lifecycle.lifecycle.zonefile import Rr
+from dns_lifecycle.store import rows_changed
 from models import Domain, Record
 
 RECORDS = Record.__table__  # type: ignore[attr-defined]
@@ -22,7 +24,9 @@ class DatabaseCluster:
         self.db = db
 
     def _domain_id(self, session, zone: str) -> int | None:
-        return session.execute(select(Domain.id).where(Domain.name == zone)).scalar_one_or_none()
+        return session.execute(
+            select(col(Domain.id)).where(col(Domain.name) == zone)
+        ).scalar_one_or_none()
 
     def read_zone(self, zone: str) -> list[Rr] | None:
         with self.db.session() as session:
@@ -82,7 +86,7 @@ class DatabaseCluster:
                 .where(RECORDS.c.cluster_code == self.config.code)
             )
             session.commit()
-        return bool(result.rowcount)
+        return bool(rows_changed(result))
 
     def flush(self, zone: str) -> None:
         return None  # nothing is cached
