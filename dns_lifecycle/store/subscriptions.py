@@ -12,12 +12,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import select
 from sqlmodel import Session, col
 
-from dns_lifecycle.core.errors import NotFound, Refused
+from dns_lifecycle.core.errors import LifecycleError, NotFound, Refused
 from dns_lifecycle.lifecycle.notices import (
     Addressee,
     AutoRenewChanged,
@@ -113,6 +114,39 @@ def _create_order(session: Session, values: dict[str, Any]) -> Order | None:
     return session.execute(select(Order).where(Order.key == values["key"])).scalar_one()
 
 
+def _paid_order(
+    session: Session,
+    *,
+    key: str,
+    instance_id: str,
+    kind: str,
+    period: tuple[datetime, datetime],
+    amount: Decimal,
+    edition_code: str,
+    now: datetime,
+) -> Order:
+    """An order paid at once (a manual renewal or an upgrade). Its key was checked
+    under the instance lock, so it is new."""
+    order = _create_order(
+        session,
+        {
+            "key": key,
+            "instance_id": instance_id,
+            "kind": kind,
+            "period_start": period[0],
+            "period_end": period[1],
+            "amount": amount,
+            "state": "paid",
+            "edition_code": edition_code,
+            "created_at": now,
+            "paid_at": now,
+        },
+    )
+    if order is None:
+        raise LifecycleError(f"order {key} appeared while instance {instance_id} was locked")
+    return order
+
+
 @dataclass
 class Outcome:
     """What a subscription change did, for reports and the CLI."""
@@ -182,22 +216,16 @@ def renew(
     payment = pay_from_balance(account.balance, amount)
     if not payment.paid:
         raise Refused(f"cannot renew instance {instance.id}: {payment.reason}")
-    order = _create_order(
+    order = _paid_order(
         session,
-        {
-            "key": key,
-            "instance_id": instance.id,
-            "kind": "manual_renewal",
-            "period_start": period.start,
-            "period_end": period.end,
-            "amount": amount,
-            "state": "paid",
-            "edition_code": instance.edition_code,
-            "created_at": now,
-            "paid_at": now,
-        },
+        key=key,
+        instance_id=instance.id,
+        kind="manual_renewal",
+        period=(period.start, period.end),
+        amount=amount,
+        edition_code=instance.edition_code,
+        now=now,
     )
-    assert order is not None  # the key was checked under the instance lock
     account.balance = payment.balance_after
     instance.expires_at = period.end
     instance.state = "active"
@@ -261,22 +289,16 @@ def upgrade(
     payment = pay_from_balance(account.balance, plan.amount)
     if not payment.paid:
         raise Refused(f"cannot upgrade instance {instance.id} to {target.code}: {payment.reason}")
-    order = _create_order(
+    order = _paid_order(
         session,
-        {
-            "key": key,
-            "instance_id": instance.id,
-            "kind": "upgrade",
-            "period_start": max(as_of, plan.period.start),
-            "period_end": plan.period.end,
-            "amount": plan.amount,
-            "state": "paid",
-            "edition_code": target.code,
-            "created_at": now,
-            "paid_at": now,
-        },
+        key=key,
+        instance_id=instance.id,
+        kind="upgrade",
+        period=(max(as_of, plan.period.start), plan.period.end),
+        amount=plan.amount,
+        edition_code=target.code,
+        now=now,
     )
-    assert order is not None
     account.balance = payment.balance_after
     instance.edition_code = target.code
     session.add_all([account, instance])
