@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, bindparam, exists, false, or_, select, update
+from sqlalchemy import and_, bindparam, exists, false, func, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col
 
@@ -102,6 +102,33 @@ def claim_pending(
             select(TABLE.c.id).where(TABLE.c.claim_token == token, TABLE.c.id.in_(ids))
         ).scalars()
     )
+
+
+def held_by_other_runs(
+    session: Session, *, token: str, now: datetime, filt: PendingFilter = PendingFilter()
+) -> tuple[int, datetime | None]:
+    """Pending rows matching ``filt`` claimed by another run whose lease is not over:
+    how many, and when the last lease ends."""
+    count, until = session.execute(
+        select(func.count(), func.max(TABLE.c.claimed_until)).where(
+            TABLE.c.state == "pending",
+            TABLE.c.claimed_until >= now,
+            or_(TABLE.c.claim_token.is_(None), TABLE.c.claim_token != token),
+            *_filter_clauses(filt),
+        )
+    ).one()
+    return count, until
+
+
+def commit_without_waiting_for_disk(session: Session) -> None:
+    """Let this transaction's commit return before PostgreSQL has flushed it to disk.
+
+    For writes that are cheap to lose in a crash of the database server (the last
+    fraction of a second of them) and costly to wait for one by one. SQLite in WAL
+    mode with synchronous=NORMAL already commits so.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SET LOCAL synchronous_commit = off"))
 
 
 @dataclass(frozen=True)

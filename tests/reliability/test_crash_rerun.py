@@ -6,8 +6,9 @@ inside a renewal transaction. The rerun completes; orders, charges, tickets and
 releases happen exactly once; duplicates are bounded by what was in flight.
 
 Rows the dead run had claimed for delivery stay leased (``flows.delivery.LEASE``,
-15 minutes): a rerun at once leaves them pending and sends the rest, and the first run
-after the lease sends them. The tests move the rerun's clock to show both.
+15 minutes): a rerun at once leaves them pending, says how many and until when, and
+sends the rest; the first run after the lease sends them. The tests move the rerun's
+clock to show both.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from sqlmodel import select
 from dns_lifecycle.channels.email import memory as email_memory
 from dns_lifecycle.channels.email.message import message_id_for
 from dns_lifecycle.channels.sms import memory as sms_memory
+from dns_lifecycle.channels.sms.aliyun import out_id
 from dns_lifecycle.core.settings import REPO_ROOT
 from flows.auto_renew import renew_due
 from flows.common import open_run, wall_clock
@@ -173,6 +175,85 @@ def test_killed_during_a_reminders_batch(settings, db, tmp_path):
         # connection); its SMS had been written: one duplicate, within the batch.
         assert duplicates == 1 <= BATCH
         assert {k for k, c in sms.items() if c > 1} <= in_flight
+
+
+def test_killed_mid_batch_of_1000_repeats_at_most_the_messages_in_flight(settings, db, tmp_path):
+    """Killed while a batch of 1,000 notices streams out over 4 SMTP connections and 8
+    SendSms requests in flight: each outcome was recorded as its reply arrived, so after
+    the lease only the messages in flight can arrive twice (at most two per connection:
+    one whose reply was on its way, one being recorded), never the batch."""
+    n, batch, connections, sms_in_flight = 500, 1000, 4, 8
+    reminder_fleet(db, n)
+    stalled = 300  # this DATA gets no reply: its connection waits on it until the kill
+    with (
+        SmtpTestServer(faults=Faults(delay_data={stalled: 600})) as server,
+        HttpSink(lambda request: Reply(200, {"Code": "OK", "BizId": "1"})) as sink,
+    ):
+        real = with_settings(
+            settings,
+            email_backend="smtp",
+            smtp_host="127.0.0.1",
+            smtp_port=server.port,
+            smtp_connections=connections,
+            smtp_timeout_seconds=900,
+            email_from=SENDER,
+            sms_backend="aliyun",
+            aliyun_protocol="http",
+            aliyun_endpoint=sink.address,
+            aliyun_access_key_id="LTAI-crash",
+            aliyun_access_key_secret="crash-secret",
+        )
+        keys = [
+            "database_url",
+            "outbox_dir",
+            "email_backend",
+            "smtp_host",
+            "smtp_port",
+            "smtp_connections",
+            "smtp_timeout_seconds",
+            "email_from",
+            "sms_backend",
+            "aliyun_protocol",
+            "aliyun_endpoint",
+            "aliyun_access_key_id",
+        ]
+        config = {k: getattr(real, k) for k in keys}
+        config["aliyun_access_key_secret"] = "crash-secret"
+        proc = _worker(tmp_path, "reminders", config, batch_size=batch)
+        # Killed while the other three connections keep sending.
+        _kill_when(proc, lambda: server.data_commands >= stalled + 30)
+
+        after_crash = ledger(db)
+        assert len(after_crash) == batch
+        sent_before = sum(r.state == "sent" for r in after_crash.values())
+        assert sent_before >= stalled  # recorded as they went, not at the end of the batch
+        held = {k for k, r in after_crash.items() if r.state == "pending" and r.claim_token}
+        assert held  # what was in flight or not yet sent stays leased
+
+        # A rerun at once leaves the held rows alone and says how many and until when.
+        server.faults = Faults()
+        tally = _run(real, plan_reminders)
+        assert tally.counts["held_by_another_run"] == len(held)
+        until = max(after_crash[k].claimed_until for k in held)
+        assert any(
+            f"{len(held):,} pending notice(s) are held by another run until "
+            f"{until:%Y-%m-%d %H:%M:%S} UTC" in note
+            for note in tally.notes
+        )
+        assert {k for k, r in ledger(db).items() if r.state != "sent"} == held
+
+        _run(real, plan_reminders, clock=_after_lease)
+        final = ledger(db)
+        assert all(r.state == "sent" for r in final.values())
+
+        emails = Counter(m.parsed()["Message-ID"] for m in server.received)
+        assert set(emails) == {message_id_for(k, SENDER) for k in final if k.endswith(":email")}
+        texts = Counter(r.query["OutId"] for r in sink.requests)
+        assert set(texts) == {out_id(k) for k in final if k.endswith(":sms")}
+        email_repeats = sum(emails.values()) - len(emails)
+        sms_repeats = sum(texts.values()) - len(texts)
+        assert email_repeats <= 2 * connections
+        assert sms_repeats <= 2 * sms_in_flight
 
 
 def test_killed_inside_an_auto_renewal_batch(settings, db, tmp_path):
