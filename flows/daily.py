@@ -19,6 +19,7 @@ from flows.base import lifecycle_flow, report_of
 from flows.common import StepReport, run_as_of, sharded, shared_dry_run, wall_clock
 from flows.expire import expire_instances
 from flows.params import AsOf, BatchSize, DryRun
+from flows.pending import deliver_pending_notices
 from flows.release import release_instances
 from flows.reminders import send_renewal_reminders
 from flows.verify import verify_delegations
@@ -26,13 +27,15 @@ from flows.verify import verify_delegations
 # Auto-renewal first, so a renewed instance is neither reminded nor expired; expiry
 # before reminders, so an expired one gets expiry notices instead; release after
 # both, and it re-checks each instance under a lock, so one renewed by hand the same
-# day is never released; verification last, to see the delegations release changed.
+# day is never released; verification after it, to see the delegations release
+# changed; last, whatever notice of any kind is still pending (e.g. an upgrade's).
 STEPS = (
     auto_renew,
     expire_instances,
     send_renewal_reminders,
     release_instances,
     verify_delegations,
+    deliver_pending_notices,
 )
 
 
