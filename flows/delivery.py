@@ -16,31 +16,37 @@ it, and the run says how many and until when.
 
 from __future__ import annotations
 
-import asyncio
+import atexit
 import logging
+import sys
+import threading
 import uuid
-from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.exceptions import MissingContextError
 
-from dns_lifecycle.channels import DeliveryResult
-from dns_lifecycle.channels.email import EmailMessage, email_backend
-from dns_lifecycle.channels.render import Renderer, sms_template_code
-from dns_lifecycle.channels.sms import SmsMessage, sms_backend
-from dns_lifecycle.core.db import Database
+from dns_lifecycle.channels.email import email_backend
+from dns_lifecycle.channels.pool import (
+    MIN_PER_PROCESS,
+    DeliveryPool,
+    OutgoingNotice,
+    deliver,
+    process_count,
+)
+from dns_lifecycle.channels.render import Renderer
+from dns_lifecycle.channels.sms import sms_backend
+from dns_lifecycle.core.settings import Settings
 from dns_lifecycle.store.notifications import (
     PendingFilter,
     claim_pending,
-    commit_without_waiting_for_disk,
     held_by_other_runs,
     load_outgoing,
-    mark_results,
     skip_overtaken,
 )
-from flows.common import RunContext, Tally, run_async
+from dns_lifecycle.store.outcomes import Recorder, recorder_in_worker
+from flows.common import RunContext, Tally, run_async, wall_clock
 
 LEASE = timedelta(minutes=15)
 ALL_PENDING = PendingFilter()
@@ -75,37 +81,43 @@ def deliver_pending(ctx: RunContext, filt: PendingFilter = ALL_PENDING) -> Tally
             report_held_rows(ctx, filt, token, tally)
             return tally
         after_id = rows[-1].id
+        lease_until = now + LEASE
         # Overtaken since it was queued (a later notice, a renewal, the expiry): not sent.
         tally.add("notices_skipped_overtaken", len(stale))
         rows = [row for row in rows if row.id not in stale]
 
-        email_batch: list[EmailMessage] = []
-        sms_batch: list[SmsMessage] = []
-        results: list[DeliveryResult] = []
-        for row in rows:
+        notices = [
+            OutgoingNotice(r.key, r.channel, r.kind, r.context, r.email, r.phone, r.created_at)
+            for r in rows
+        ]
+        ids_by_key = {row.key: row.id for row in rows}
+        pool = _pool_for(settings, ctx.dry_run, len(notices))
+        if pool is not None:
             try:
-                if row.channel == "email":
-                    rendered = renderer.email(row.kind, row.context, queued_at=row.created_at)
-                    email_batch.append(
-                        EmailMessage(
-                            row.key, row.email, rendered.subject, rendered.text, rendered.html
-                        )
-                    )
-                else:
-                    sms = renderer.sms(row.kind, row.context, queued_at=row.created_at)
-                    code = sms_template_code(settings.sms_template_prefix, row.kind, row.context)
-                    sms_batch.append(SmsMessage(row.key, row.phone, code, sms.params, sms.text))
-            except Exception as exc:  # a notice that cannot be rendered needs a person
-                results.append(DeliveryResult(row.key, "permanent", f"cannot render: {exc}"))
-
-        recorder = Recorder(ctx.db, {row.key: row.id for row in rows}, ctx.clock)
-        recorder.record(results)  # the ones that could not be rendered
-        sent_emails, sent_sms = run_async(
-            _send_both(emails, email_batch, texts, sms_batch, recorder)
-        )
-        results.extend(sent_emails)
-        results.extend(sent_sms)
-        recorder.finish(results)
+                results, problem = pool.deliver(notices, ids_by_key, ctx.clock() - wall_clock())
+            finally:
+                pool.lock.release()
+            if problem:
+                _drop_pool(pool)
+                unknown = len(notices) - len({r.key for r in results})
+                tally.fail(
+                    f"{problem}: {unknown} notice(s) have no recorded outcome (sent or not, "
+                    f"unknown) and stay leased until {lease_until:%Y-%m-%d %H:%M:%S} UTC; "
+                    "the first run after that sends them"
+                )
+        else:
+            recorder = Recorder(ctx.db, ids_by_key, ctx.clock)
+            results = run_async(
+                deliver(
+                    notices,
+                    renderer=renderer,
+                    settings=settings,
+                    emails=emails,
+                    texts=texts,
+                    on_result=recorder.add,
+                )
+            )
+            recorder.finish(results)
 
         channel_of = {row.key: row.channel for row in rows}
         for result in results:
@@ -115,6 +127,64 @@ def deliver_pending(ctx: RunContext, filt: PendingFilter = ALL_PENDING) -> Tally
                 # "key (outcome): why"; a key followed by a colon would end in ":email:",
                 # which Prefect's console shows as an emoji.
                 tally.fail(f"{result.key} ({result.outcome}): {result.error}")
+
+
+# One pool per settings, for the life of the process: the daily run's steps share it,
+# and starting its processes (imports, templates) costs about a second each.
+_POOLS: dict[str, DeliveryPool] = {}
+_POOLS_LOCK = threading.Lock()
+
+
+def _pool_for(settings: Settings, dry_run: bool, notices: int) -> DeliveryPool | None:
+    """The pool to deliver ``notices`` with, its lock held; None to deliver here: a dry
+    run, one process asked for, backends that only write files or keep messages in
+    memory (nothing to gain, and memory is this process's), a batch too small to
+    share, or the pool busy with another run in this process."""
+    processes = process_count(settings)
+    backends = {settings.email_backend, settings.sms_backend}
+    if (
+        dry_run
+        or processes < 2
+        or "memory" in backends
+        or not backends & {"smtp", "aliyun"}
+        or notices < MIN_PER_PROCESS * processes
+    ):
+        return None
+    key = settings.model_dump_json()
+    with _POOLS_LOCK:
+        pool = _POOLS.get(key)
+        if pool is not None and not pool.alive():
+            del _POOLS[key]
+            pool.close()
+            pool = None
+        if pool is None:
+            pool = _POOLS[key] = DeliveryPool(settings, processes, recorder_in_worker)
+    return pool if pool.lock.acquire(blocking=False) else None
+
+
+def warm_up(settings: Settings) -> None:
+    """Start the delivery processes now, if the settings will use them: they boot (about
+    a second each) while the run decides what to send, not at its first batch."""
+    pool = _pool_for(settings, False, sys.maxsize)
+    if pool is not None:
+        pool.lock.release()
+
+
+def _drop_pool(pool: DeliveryPool) -> None:
+    with _POOLS_LOCK:
+        for key, known in list(_POOLS.items()):
+            if known is pool:
+                del _POOLS[key]
+    pool.close()
+
+
+@atexit.register
+def _close_pools() -> None:
+    with _POOLS_LOCK:
+        pools = list(_POOLS.values())
+        _POOLS.clear()
+    for pool in pools:
+        pool.close()
 
 
 def report_held_rows(ctx: RunContext, filt: PendingFilter, token: str, tally: Tally) -> None:
@@ -140,71 +210,6 @@ def _logger() -> logging.Logger | logging.LoggerAdapter:
         return get_run_logger()
     except MissingContextError:  # a plain call, outside a Prefect run
         return logging.getLogger(__name__)
-
-
-class Recorder:
-    """Marks delivery outcomes in the ledger as they arrive, a few rows per transaction.
-
-    ``add`` is the backends' ``on_result``: it runs in the event loop and only queues
-    the result; the write happens at the loop's next turn and takes every result queued
-    by then. While one group is written the loop waits, so the replies that arrive
-    meanwhile form the next group: at most about one per connection in flight.
-    """
-
-    def __init__(
-        self, db: Database, ids_by_key: dict[str, int], clock: Callable[[], datetime]
-    ) -> None:
-        self._db, self._ids, self._clock = db, ids_by_key, clock
-        self._queued: list[DeliveryResult] = []
-        self._recorded: set[str] = set()
-        self._scheduled = False
-        self._error: BaseException | None = None
-
-    def add(self, result: DeliveryResult) -> None:
-        self._queued.append(result)
-        if not self._scheduled and self._error is None:
-            self._scheduled = True
-            asyncio.get_running_loop().call_soon(self._write_queued)
-
-    def record(self, results: list[DeliveryResult]) -> None:
-        """Write ``results`` now (and anything queued), in one transaction."""
-        self._queued.extend(results)
-        self._write_queued()
-
-    def finish(self, results: list[DeliveryResult]) -> None:
-        """Write whatever of ``results`` (the batch's) is not recorded yet."""
-        if self._error is not None:
-            raise self._error
-        self.record([r for r in results if r.key not in self._recorded])
-        if self._error is not None:
-            raise self._error
-
-    def _write_queued(self) -> None:
-        self._scheduled = False
-        group, self._queued = self._queued, []
-        group = [r for r in group if r.key not in self._recorded]
-        if not group or self._error is not None:
-            return
-        try:
-            with self._db.session() as session:
-                # A crash of this process loses no committed mark; only a crash of the
-                # database server could lose the last few, whose messages would then
-                # be sent again (with the same Message-ID).
-                commit_without_waiting_for_disk(session)
-                mark_results(session, group, self._ids, self._clock())
-                session.commit()
-        except BaseException as exc:  # raised again by finish(), outside the loop
-            self._error = exc
-            return
-        self._recorded.update(r.key for r in group)
-
-
-async def _send_both(emails, email_batch, texts, sms_batch, recorder: Recorder):
-    """Email and SMS go out side by side: they wait on different servers."""
-    return await asyncio.gather(
-        emails.send(email_batch, on_result=recorder.add),
-        texts.send(sms_batch, on_result=recorder.add),
-    )
 
 
 @task(name="deliver-notifications", cache_policy=NO_CACHE)

@@ -72,8 +72,8 @@ def test_the_next_day_only_does_what_became_due(db, flow_env):
 def test_a_pending_notice_of_every_kind_is_delivered_by_the_next_daily_run(db, flow_env):
     """Whatever its kind (on-demand ones included: upgraded, auto_renew_changed), a
     notice left pending is sent by the next daily run, by email and by SMS."""
-    from dns_lifecycle.channels.render import sample_context
     from dns_lifecycle.lifecycle.notices import NOTICE_KINDS
+    from dns_lifecycle.lifecycle.notices.samples import sample_context
     from dns_lifecycle.store.notifications import insert_notices
     from tests.factories import make_account, make_instance
     from tests.reliability.conftest import ledger
@@ -108,7 +108,7 @@ def test_a_pending_notice_of_every_kind_is_delivered_by_the_next_daily_run(db, f
     assert {(r.kind, r.channel, r.state) for r in rows.values()} == {
         (kind, channel, "sent") for kind in NOTICE_KINDS for channel in ("email", "sms")
     }
-    assert {m.key for m in memory.EMAILS} == {k for k in rows if k.endswith(":email")}
+    assert {m.key for m in email_memory.outbox} == {k for k in rows if k.endswith(":email")}
     last = report.steps[-1]
     assert last.step == "deliver-pending-notices"
     assert last.counts["email_sent"] >= 2  # at least upgraded and auto_renew_changed

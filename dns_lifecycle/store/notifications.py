@@ -8,9 +8,10 @@ marks each row with its outcome. None of these functions commit: the caller does
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import and_, bindparam, exists, false, func, or_, select, text, update
@@ -167,26 +168,47 @@ def load_outgoing(session: Session, ids: Iterable[int]) -> list[Outgoing]:
 def mark_results(
     session: Session, results: Iterable[DeliveryResult], ids_by_key: dict[str, int], now: datetime
 ) -> None:
-    """Record outcomes: sent, failed (permanent) or back to pending (transient)."""
+    """Record outcomes: sent, failed (permanent) or back to pending (transient).
+
+    Called for every few replies while a batch is delivered, so it goes straight to the
+    driver with statements written once (``_MARK``): a quarter of the cost of a Core
+    UPDATE, which would otherwise be a sizeable part of delivering.
+    """
     sent, failed, retry = [], [], []
     for result in results:
         row_id = ids_by_key[result.key]
         error = (result.error or "")[:1000] or None
         if result.outcome == "sent":
-            sent.append({"b_id": row_id})
+            sent.append((row_id,))
         elif result.outcome == "permanent":
-            failed.append({"b_id": row_id, "b_error": error})
+            failed.append((error, row_id))
         else:
-            retry.append({"b_id": row_id, "b_error": error})
-    base = update(TABLE).where(TABLE.c.id == bindparam("b_id"))
-    common = {"attempts": TABLE.c.attempts + 1, "claim_token": None, "claimed_until": None}
+            retry.append((error, row_id))
     conn = session.connection()
+    dialect = conn.dialect
+    statements = _mark_statements(dialect.name, dialect.paramstyle)
     if sent:
-        conn.execute(base.values(state="sent", sent_at=now, error=None, **common), sent)
+        # The timestamp as the column type stores it (SQLite: naive UTC text).
+        stamp: Any = now.astimezone(UTC)
+        if dialect.name == "sqlite":
+            stamp = stamp.strftime("%Y-%m-%d %H:%M:%S.%f")
+        conn.exec_driver_sql(statements["sent"], [(stamp, *row) for row in sent])
     if failed:
-        conn.execute(base.values(state="failed", error=bindparam("b_error"), **common), failed)
+        conn.exec_driver_sql(statements["failed"], failed)
     if retry:
-        conn.execute(base.values(state="pending", error=bindparam("b_error"), **common), retry)
+        conn.exec_driver_sql(statements["pending"], retry)
+
+
+@functools.cache
+def _mark_statements(dialect: str, paramstyle: str) -> dict[str, str]:
+    mark = "?" if paramstyle == "qmark" else "%s"
+    done = f"attempts = attempts + 1, claim_token = NULL, claimed_until = NULL WHERE id = {mark}"
+    table = TABLE.name
+    return {
+        "sent": f"UPDATE {table} SET state = 'sent', sent_at = {mark}, error = NULL, {done}",
+        "failed": f"UPDATE {table} SET state = 'failed', error = {mark}, {done}",
+        "pending": f"UPDATE {table} SET state = 'pending', error = {mark}, {done}",
+    }
 
 
 def requeue_failed(session: Session, *, since: datetime, kinds: Sequence[str] | None) -> int:

@@ -25,6 +25,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
+import pytest
 from sqlmodel import select
 
 from dns_lifecycle.channels.email import memory as email_memory
@@ -93,6 +94,28 @@ def _kill_when(proc: subprocess.Popen, ready: Callable[[], bool], timeout: float
             proc.send_signal(signal.SIGKILL)
         proc.communicate(timeout=30)
     assert proc.returncode == -signal.SIGKILL
+
+
+def _children(pid: int) -> set[int]:
+    """The processes whose parent is ``pid`` (Linux's /proc)."""
+    found = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.add(int(stat.parent.name))
+    return found
+
+
+def _all_ended(pids: set[int], timeout: float = 10) -> bool:
+    deadline = time.monotonic() + timeout
+    while any(Path(f"/proc/{pid}").exists() for pid in pids):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
 
 
 def _run(settings, *steps, clock: Callable[[], datetime] = wall_clock):
@@ -177,12 +200,17 @@ def test_killed_during_a_reminders_batch(settings, db, tmp_path):
         assert {k for k, c in sms.items() if c > 1} <= in_flight
 
 
-def test_killed_mid_batch_of_1000_repeats_at_most_the_messages_in_flight(settings, db, tmp_path):
+@pytest.mark.parametrize("processes", [1, 2], ids=["in the run's process", "2 processes"])
+def test_killed_mid_batch_of_1000_repeats_at_most_the_messages_in_flight(
+    settings, db, tmp_path, processes
+):
     """Killed while a batch of 1,000 notices streams out over 4 SMTP connections and 8
-    SendSms requests in flight: each outcome was recorded as its reply arrived, so after
-    the lease only the messages in flight can arrive twice (at most two per connection:
-    one whose reply was on its way, one being recorded), never the batch."""
-    n, batch, connections, sms_in_flight = 500, 1000, 4, 8
+    SendSms requests in flight (per process): each outcome was recorded as its reply
+    arrived, so after the lease only the messages in flight can arrive twice (at most
+    two per connection: one whose reply was on its way, one being recorded), never the
+    batch; the delivery processes die with the run."""
+    n, batch, connections = 500, 1000, 4
+    sms_in_flight = 8 * processes
     reminder_fleet(db, n)
     stalled = 300  # this DATA gets no reply: its connection waits on it until the kill
     with (
@@ -202,6 +230,7 @@ def test_killed_mid_batch_of_1000_repeats_at_most_the_messages_in_flight(setting
             aliyun_endpoint=sink.address,
             aliyun_access_key_id="LTAI-crash",
             aliyun_access_key_secret="crash-secret",
+            delivery_processes=processes,
         )
         keys = [
             "database_url",
@@ -216,12 +245,23 @@ def test_killed_mid_batch_of_1000_repeats_at_most_the_messages_in_flight(setting
             "aliyun_protocol",
             "aliyun_endpoint",
             "aliyun_access_key_id",
+            "delivery_processes",
         ]
         config = {k: getattr(real, k) for k in keys}
         config["aliyun_access_key_secret"] = "crash-secret"
         proc = _worker(tmp_path, "reminders", config, batch_size=batch)
         # Killed while the other three connections keep sending.
-        _kill_when(proc, lambda: server.data_commands >= stalled + 30)
+        workers: set[int] = set()
+
+        def streaming() -> bool:
+            if server.data_commands < stalled + 30:
+                return False
+            workers.update(_children(proc.pid))
+            return True
+
+        _kill_when(proc, streaming)
+        assert len(workers) >= (processes if processes > 1 else 0)
+        assert _all_ended(workers)  # the delivery processes died with the run
 
         after_crash = ledger(db)
         assert len(after_crash) == batch
