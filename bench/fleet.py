@@ -481,6 +481,7 @@ def totals(metrics: dict) -> dict:
         for name, n in step["counts"].items():
             counts[name] = counts.get(name, 0) + n
     deliver = sum(d["seconds"] for d in metrics["deliveries"])
+    deliver_cpu = sum(d.get("cpu_seconds", 0.0) for d in metrics["deliveries"])
     emails = sum(d["counts"].get("email_sent", 0) for d in metrics["deliveries"])
     sms = sum(d["counts"].get("sms_sent", 0) for d in metrics["deliveries"])
     steps_seconds = sum(s["duration_seconds"] for s in steps)
@@ -488,6 +489,7 @@ def totals(metrics: dict) -> dict:
     return {
         "steps_seconds": steps_seconds,
         "deliver_seconds": deliver,
+        "deliver_cpu_seconds": deliver_cpu,
         "emails": emails,
         "sms": sms,
         "email_rate": emails / deliver if deliver else 0.0,
@@ -555,6 +557,15 @@ def report(results: dict) -> str:
         [f"{t[n]['email_send_rate']:.0f}" if t[n]["email_send_rate"] else "-" for n in names],
     )
     row("SMS/s (delivery time)", [f"{t[n]['sms_rate']:.0f}" for n in names])
+    row(
+        "CPU of the run process per notice delivered (email or SMS)",
+        [
+            f"{1000 * t[n]['deliver_cpu_seconds'] / (t[n]['emails'] + t[n]['sms']):.2f} ms"
+            if t[n]["emails"] + t[n]["sms"]
+            else "-"
+            for n in names
+        ],
+    )
     row(
         "reminder instances/s (reminder step)",
         [
