@@ -412,7 +412,7 @@ def stack_floor(
 ) -> dict:
     """The run's messages, pre-built, sent by aiosmtplib and aiohttp alone from as many
     processes over as many connections (bench/stack_floor.py)."""
-    from dns_lifecycle.channels.sms import DEFAULT_CONCURRENCY
+    from dns_lifecycle.channels.sms.aliyun import DEFAULT_CONCURRENCY
 
     env = child_env(db_path, sinks, "floor", connections, processes)
     messages = OUT / "floor-messages.pickle"

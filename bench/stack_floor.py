@@ -37,10 +37,11 @@ sys.path.insert(0, str(REPO))
 def prepare(db_path: str, seeded_for: str, out: str) -> None:
     from sqlalchemy import select
 
-    from dns_lifecycle.channels.base import EmailMessage, SmsMessage
-    from dns_lifecycle.channels.email import _sender_parts, build_mime, recipient_of
+    from dns_lifecycle.channels.email import EmailMessage
+    from dns_lifecycle.channels.email.message import build_mime, recipient_of, sender_parts
     from dns_lifecycle.channels.render import Renderer, sms_template_code
-    from dns_lifecycle.channels.sms import AliyunSmsBackend, canonical_query
+    from dns_lifecycle.channels.sms import SmsMessage
+    from dns_lifecycle.channels.sms.aliyun import AliyunSmsBackend, canonical_query
     from dns_lifecycle.core.db import Database
     from dns_lifecycle.core.settings import Settings
     from models import Account, Notification
@@ -69,7 +70,7 @@ def prepare(db_path: str, seeded_for: str, out: str) -> None:
         db.dispose()
     renderer = Renderer(settings.templates_dir)
     sms_backend = AliyunSmsBackend(settings)
-    _, envelope_from = _sender_parts(settings.email_from)
+    _, envelope_from = sender_parts(settings.email_from)
     date = datetime.now(UTC)
     emails, texts = [], []
     for key, channel, kind, context, email, phone in rows:

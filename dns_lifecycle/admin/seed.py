@@ -459,6 +459,8 @@ class BulkLoad:
         self.db = db
         self.postgres = db.dialect == "postgresql"
         self._indexes: list[tuple[str, str]] = []
+        # The driver's own connection: sqlite3's, or psycopg's.
+        self._conn: Any = None
 
     def __enter__(self) -> BulkLoad:
         if self.postgres:

@@ -155,9 +155,10 @@ class SmtpEmailBackend:
                     data = build_mime(message, self._sender, date=date)
                     recipient = recipient_of(message)
                 except PermanentDeliveryError as exc:
-                    results[index] = DeliveryResult(message.key, "permanent", str(exc))
+                    refused = DeliveryResult(message.key, "permanent", str(exc))
+                    results[index] = refused
                     if on_result is not None:
-                        on_result(results[index])
+                        on_result(refused)
                     continue
                 attempt = await self._deliver(smtp, message.key, recipient, data)
                 results[index] = attempt.result
