@@ -285,6 +285,7 @@ def test_killed_mid_batch_of_1000_repeats_at_most_the_messages_in_flight(
         _run(real, plan_reminders, clock=_after_lease)
         final = ledger(db)
         assert all(r.state == "sent" for r in final.values())
+        assert {r.attempts for r in final.values()} == {1}  # each outcome recorded once
 
         emails = Counter(m.parsed()["Message-ID"] for m in server.received)
         assert set(emails) == {message_id_for(k, SENDER) for k in final if k.endswith(":email")}

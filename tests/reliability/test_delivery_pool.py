@@ -71,6 +71,7 @@ def test_a_pool_delivers_every_notice_once_over_the_connections_in_all(lite_db, 
         assert len(workers) == 2  # kept for the next step of the run
     rows = ledger(lite_db)
     assert len(rows) == 300 and all(r.state == "sent" for r in rows.values())
+    assert {r.attempts for r in rows.values()} == {1}  # each outcome recorded once
     assert tally.counts == {"email_sent": 150, "sms_sent": 150}
     emails = Counter(m.parsed()["Message-ID"] for m in server.received)
     assert set(emails) == {message_id_for(k, SENDER) for k in rows if k.endswith(":email")}
@@ -135,3 +136,28 @@ def test_a_delivery_process_that_dies_leaves_its_unanswered_notices_leased(lite_
     assert all(r.state == "sent" for r in rows.values())
     emails = {m.parsed()["Message-ID"] for m in server.received}
     assert emails == {message_id_for(k, SENDER) for k in rows if k.endswith(":email")}
+
+
+def test_an_outcome_queued_when_the_batch_ends_is_recorded_once(lite_db):
+    """A result still waiting for its group when the batch's list is recorded is
+    written once: one attempt, not two."""
+    import asyncio
+
+    from dns_lifecycle.channels import DeliveryResult
+    from dns_lifecycle.store.outcomes import Recorder
+
+    reminder_fleet(lite_db, 2)
+    with open_run(AS_OF, False, BATCH, settings=lite_db.settings) as ctx:
+        plan_reminders(ctx)
+    rows = ledger(lite_db)
+    results = [DeliveryResult(key, "sent") for key in rows]
+    recorder = Recorder(lite_db, {key: r.id for key, r in rows.items()}, wall_clock)
+
+    async def replies_then_the_end():
+        for result in results[:2]:
+            recorder.add(result)  # its group is written 2 ms later: never, the loop ends
+
+    asyncio.run(replies_then_the_end())
+    recorder.finish(results)
+    assert {r.attempts for r in ledger(lite_db).values()} == {1}
+    assert all(r.state == "sent" for r in ledger(lite_db).values())
