@@ -20,6 +20,22 @@ import threading
 import time
 
 
+def peak_rss() -> int:
+    """This process's peak resident memory, in bytes.
+
+    VmHWM, not ``getrusage``'s ru_maxrss: Linux carries ru_maxrss over a fork and exec,
+    so a run started by a bench that had just seeded a large fleet in its own memory
+    would report the bench's peak instead of its own."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
 def main() -> int:
     metrics_path, as_of = sys.argv[1], sys.argv[2]
     started = time.perf_counter()
@@ -99,7 +115,7 @@ def main() -> int:
     stop.set()
     metrics["exit_code"] = code
     metrics["wall_seconds"] = time.perf_counter() - started
-    metrics["peak_rss_bytes"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    metrics["peak_rss_bytes"] = peak_rss()
     metrics["peak_prefect_server_rss_bytes"] = peak_children[0]
     metrics["peak_pool_rss_bytes"] = peak_pool[0]
     text = out.getvalue()
