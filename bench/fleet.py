@@ -39,7 +39,6 @@ import sys
 import time
 import urllib.request
 from datetime import UTC, datetime, timedelta
-from itertools import islice
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
@@ -57,9 +56,10 @@ SMTP_TOOLS = ("smtp-sink", "smtp-source")
 SENDER = "no-reply@dns-lifecycle.example"
 
 TARGETS = {
-    "email_vs_link": 0.5,  # email rate / smtp-source rate, at least
+    "email_vs_floor": 0.6,  # email rate / the stack's floor (same processes, connections)
+    "pool_vs_single": 1.5,  # email rate with the pool / with one process, at least
     "vs_naive": 30.0,  # instances/s against the naive baseline, at least
-    "scale_2m_1m": 1.1,  # run time at 2M / at 1M, at most
+    "scale_2m_1m": 1.05,  # run time at 2M / at 1M, at most
     "rss_mb_1m": 500.0,  # peak RSS of the run at 1M, at most
 }
 
@@ -156,7 +156,10 @@ class Sinks:
 def code_digest() -> str:
     """What a cached database depends on besides its parameters."""
     h = hashlib.sha256(str(BUILD_VERSION).encode())
-    sources = [REPO / "dns_lifecycle" / "seed.py", *sorted((REPO / "migrations").rglob("*.py"))]
+    sources = [
+        REPO / "dns_lifecycle" / "admin" / "seed.py",
+        *sorted((REPO / "migrations").rglob("*.py")),
+    ]
     for path in sources:
         h.update(path.read_bytes())
     return h.hexdigest()[:10]
@@ -230,52 +233,16 @@ def catch_up(settings, moment: datetime) -> dict[str, int]:
 def add_far_future(path: Path, extra: int, seed: int, as_of: datetime) -> None:
     """Add ``extra`` active instances (with domains and records) that expire 400-775
     days after ``as_of``: outside every window, so they add size and no work."""
-    from sqlalchemy import func, select
-
-    from dns_lifecycle.admin.seed import _insert, _instances, instance_id
+    from dns_lifecycle.admin.seed import extend_fleet
     from dns_lifecycle.core.db import Database
-    from dns_lifecycle.lifecycle.calendar import local_day
-    from models import Account, Domain, Instance, Record
 
     db = Database(sqlite_settings(path))
+    started = time.perf_counter()
     try:
-        with db.engine.begin() as conn:
-            base = conn.execute(select(func.count()).select_from(Instance)).scalar_one()
-            accounts = conn.execute(select(func.count()).select_from(Account)).scalar_one()
-            domain_base = conn.execute(select(func.max(Domain.id))).scalar_one() or 0
-            record_base = conn.execute(select(func.max(Record.id))).scalar_one() or 0
-            zones = dict(conn.execute(select(Account.id, Account.timezone)).all())
-        rows = _instances(seed + 1, extra, accounts, as_of + timedelta(days=FAR_FUTURE_DAYS))
-        done = 0
-        while batch := list(islice(rows, 10_000)):
-            insts, domains, records = [], [], []
-            for inst, ds, rs in batch:
-                n = int(inst["id"].rsplit("-", 1)[1]) - 1
-                new_id = instance_id(base + n)
-                anchor = local_day(inst["expires_at"], zones[inst["account_id"]])
-                insts.append({**inst, "id": new_id, "anchor_day": anchor})
-                domains += [
-                    {
-                        **d,
-                        "id": d["id"] + domain_base,
-                        "name": "far-" + d["name"],
-                        "instance_id": new_id,
-                    }
-                    for d in ds
-                ]
-                records += [
-                    {**r, "id": r["id"] + record_base, "domain_id": r["domain_id"] + domain_base}
-                    for r in rs
-                ]
-            with db.engine.begin() as conn:
-                _insert(conn, Instance, insts)
-                _insert(conn, Domain, domains)
-                _insert(conn, Record, records)
-            done += len(insts)
-            if done % 200_000 == 0 or done == extra:
-                log(f"  added {done:,}/{extra:,} far-future instances")
+        extend_fleet(db, extra, seed + 1, as_of=as_of + timedelta(days=FAR_FUTURE_DAYS))
     finally:
         db.dispose()
+    log(f"  added {extra:,} far-future instances in {time.perf_counter() - started:.0f} s")
 
 
 def cached_database(name: str, build) -> Path:
@@ -315,7 +282,9 @@ def working_copy(cached: Path, name: str) -> Path:
 # ------------------------------------------------------------------ runs
 
 
-def child_env(db_path: Path, sinks: Sinks, name: str, connections: int) -> dict[str, str]:
+def child_env(
+    db_path: Path, sinks: Sinks, name: str, connections: int, processes: int = 1
+) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k.lower() not in ("http_proxy", "https_proxy")}
     prefect_home = OUT / f"prefect-{name}"
     shutil.rmtree(prefect_home, ignore_errors=True)
@@ -330,6 +299,7 @@ def child_env(db_path: Path, sinks: Sinks, name: str, connections: int) -> dict[
             "DNSL_SMTP_PORT": str(sinks.smtp_port),
             "DNSL_SMTP_SECURITY": "none",
             "DNSL_SMTP_CONNECTIONS": str(connections),
+            "DNSL_DELIVERY_PROCESSES": str(processes),
             "DNSL_SMS_BACKEND": "aliyun",
             "DNSL_ALIYUN_ACCESS_KEY_ID": "bench-key-id",
             "DNSL_ALIYUN_ACCESS_KEY_SECRET": "bench-key-secret",
@@ -355,12 +325,14 @@ def run_child(args: list[str], env: dict[str, str], log_name: str) -> None:
         sys.exit(f"bench: {args[0]} exited {done.returncode}; end of its output:\n{tail}")
 
 
-def daily_run(name: str, cached: Path, sinks: Sinks, as_of: str, connections: int) -> dict:
+def daily_run(
+    name: str, cached: Path, sinks: Sinks, as_of: str, connections: int, processes: int
+) -> dict:
     db_path = working_copy(cached, name)
     metrics_path = OUT / f"{name}.json"
     mails_before, sms_before = sinks.smtp_messages(), sinks.sms_requests()
     log(f"{name}: dns-lifecycle run --as-of {as_of} on {db_path.name}")
-    env = child_env(db_path, sinks, name, connections)
+    env = child_env(db_path, sinks, name, connections, processes)
     run_child([str(BENCH / "run_daily.py"), str(metrics_path), as_of], env, f"{name}.log")
     metrics = json.loads(metrics_path.read_text())
     time.sleep(0.5)  # smtp-sink writes its counter as each session ends
@@ -435,6 +407,51 @@ def link_rate(tools: dict[str, str], sinks: Sinks, messages: int, size: int, ses
     }
 
 
+def stack_floor(
+    db_path: Path, sinks: Sinks, seeded_for: datetime, processes: int, connections: int
+) -> dict:
+    """The run's messages, pre-built, sent by aiosmtplib and aiohttp alone from as many
+    processes over as many connections (bench/stack_floor.py)."""
+    from dns_lifecycle.channels.sms.aliyun import DEFAULT_CONCURRENCY
+
+    env = child_env(db_path, sinks, "floor", connections, processes)
+    messages = OUT / "floor-messages.pickle"
+    script = str(BENCH / "stack_floor.py")
+
+    def child(*args: str) -> dict:
+        done = subprocess.run(
+            [PYTHON, script, *args], env=env, cwd=REPO, capture_output=True, text=True
+        )
+        if done.returncode != 0:
+            sys.exit(f"bench: stack_floor.py {args[0]} failed:\n{done.stderr[-3000:]}")
+        return json.loads(done.stdout.strip().splitlines()[-1])
+
+    log("stack floor: building the run's messages")
+    built = child("prepare", str(db_path), seeded_for.isoformat(), str(messages))
+    floors = {}
+    for channel in ("smtp", "sms", "both"):
+        before_mail, before_sms = sinks.smtp_messages(), sinks.sms_requests()
+        floors[channel] = child(
+            channel,
+            str(messages),
+            str(processes),
+            str(connections),
+            str(DEFAULT_CONCURRENCY),
+            str(sinks.smtp_port),
+            str(sinks.sms_port),
+        )
+        time.sleep(0.5)
+        floors[channel]["sink_emails"] = sinks.smtp_messages() - before_mail
+        floors[channel]["sink_sms"] = sinks.sms_requests() - before_sms
+    messages.unlink()
+    log(
+        f"stack floor: {built['emails']:,} emails at {floors['smtp']['email_rate']:.0f}/s "
+        f"alone, {built['sms']:,} SMS at {floors['sms']['sms_rate']:.0f}/s alone; both at "
+        f"once {floors['both']['email_rate']:.0f} emails/s"
+    )
+    return floors
+
+
 def naive_run(cached: Path, sinks: Sinks, as_of: str, sample: int) -> dict:
     db_path = working_copy(cached, "naive")
     metrics_path = OUT / "naive.json"
@@ -464,6 +481,7 @@ def totals(metrics: dict) -> dict:
         for name, n in step["counts"].items():
             counts[name] = counts.get(name, 0) + n
     deliver = sum(d["seconds"] for d in metrics["deliveries"])
+    deliver_cpu = sum(d.get("cpu_seconds", 0.0) for d in metrics["deliveries"])
     emails = sum(d["counts"].get("email_sent", 0) for d in metrics["deliveries"])
     sms = sum(d["counts"].get("sms_sent", 0) for d in metrics["deliveries"])
     steps_seconds = sum(s["duration_seconds"] for s in steps)
@@ -471,6 +489,7 @@ def totals(metrics: dict) -> dict:
     return {
         "steps_seconds": steps_seconds,
         "deliver_seconds": deliver,
+        "deliver_cpu_seconds": deliver_cpu,
         "emails": emails,
         "sms": sms,
         "email_rate": emails / deliver if deliver else 0.0,
@@ -533,8 +552,20 @@ def report(results: dict) -> str:
         [f"{t[n]['sms']:,} / {runs[n]['sink_sms']:,}" for n in names],
     )
     row("emails/s (delivery time)", [f"{t[n]['email_rate']:.0f}" for n in names])
-    row("emails/s (inside SMTP send)", [f"{t[n]['email_send_rate']:.0f}" for n in names])
+    row(
+        "emails/s (inside SMTP send, run process only)",
+        [f"{t[n]['email_send_rate']:.0f}" if t[n]["email_send_rate"] else "-" for n in names],
+    )
     row("SMS/s (delivery time)", [f"{t[n]['sms_rate']:.0f}" for n in names])
+    row(
+        "CPU of the run process per notice delivered (email or SMS)",
+        [
+            f"{1000 * t[n]['deliver_cpu_seconds'] / (t[n]['emails'] + t[n]['sms']):.2f} ms"
+            if t[n]["emails"] + t[n]["sms"]
+            else "-"
+            for n in names
+        ],
+    )
     row(
         "reminder instances/s (reminder step)",
         [
@@ -546,6 +577,15 @@ def report(results: dict) -> str:
     )
     row("mean email size", [f"{runs[n]['email_size']:,} B" for n in names])
     row("peak RSS, run process", [f"{runs[n]['peak_rss_bytes'] / 2**20:.0f} MB" for n in names])
+    row(
+        "peak RSS, delivery processes (together)",
+        [
+            f"{runs[n].get('peak_pool_rss_bytes', 0) / 2**20:.0f} MB"
+            if runs[n].get("peak_pool_rss_bytes", 0) >= 0
+            else "(psutil missing)"
+            for n in names
+        ],
+    )
     row(
         "peak RSS, Prefect API process",
         [
@@ -560,20 +600,54 @@ def report(results: dict) -> str:
     first = names[0]
     link = results.get("link")
     naive = results.get("naive")
+    floor = results.get("floor")
     checks = []
+    lines.append(
+        f"delivery processes: {results.get('processes', 1)}, SMTP connections in all: "
+        f"{results['connections']}; load average before: {results.get('load_before', '?')}"
+    )
+    if floor:
+        smtp, sms, both = floor["smtp"], floor["sms"], floor["both"]
+        run_email, run_sms = t[first]["email_rate"], t[first]["sms_rate"]
+        lines.append(
+            f"stack floor, email alone: aiosmtplib, {smtp['emails']:,} pre-built messages from "
+            f"{smtp['processes']} process(es) over {smtp['connections']} connections in "
+            f"{smtp['seconds']:.2f} s = {smtp['email_rate']:.0f}/s (sink saw "
+            f"{smtp['sink_emails']:,}); the run's emails/s = {run_email / smtp['email_rate']:.2f} "
+            "of it."
+        )
+        lines.append(
+            f"stack floor, SMS alone: aiohttp, {sms['sms']:,} pre-signed SendSms from "
+            f"{sms['processes']} process(es), {sms['concurrency']} in flight each, in "
+            f"{sms['seconds']:.2f} s = {sms['sms_rate']:.0f}/s (sink saw {sms['sink_sms']:,}); "
+            f"the run's SMS/s = {run_sms / sms['sms_rate']:.2f} of it."
+        )
+        lines.append(
+            f"stack floor, both at once (as the run sends them): {both['seconds']:.2f} s = "
+            f"{both['email_rate']:.0f} emails/s and {both['sms_rate']:.0f} SMS/s; the run's "
+            f"rates = {run_email / both['email_rate']:.2f} of it."
+        )
+        ratio = run_email / smtp["email_rate"]
+        checks.append(
+            (
+                "email rate / the stack's floor (email alone)",
+                f"{ratio:.2f}",
+                f">= {TARGETS['email_vs_floor']}",
+                ratio >= TARGETS["email_vs_floor"],
+            )
+        )
     if link:
         lines.append(
             f"smtp-source: {link['messages']:,} messages of {link['size']:,} B over "
             f"{link['sessions']} connections in {link['seconds']:.2f} s = "
             f"{link['rate']:.0f}/s (sink saw {link['received']:,})."
         )
-        ratio = t[first]["email_rate"] / link["rate"]
-        checks.append(
-            (
-                "email rate / smtp-source rate",
-                f"{ratio:.3f}",
-                f">= {TARGETS['email_vs_link']}",
-                ratio >= TARGETS["email_vs_link"],
+        lines.append(
+            f"the run's emails/s = {t[first]['email_rate'] / link['rate']:.3f} of smtp-source; "
+            + (
+                f"the stack's floor = {floor['smtp']['email_rate'] / link['rate']:.3f} of it."
+                if floor
+                else ""
             )
         )
     if naive:
@@ -591,8 +665,18 @@ def report(results: dict) -> str:
                 ratio >= TARGETS["vs_naive"],
             )
         )
-    if len(names) > 1:
-        second = names[1]
+    if "single" in runs:
+        ratio = t[first]["email_rate"] / t["single"]["email_rate"]
+        checks.append(
+            (
+                f"emails/s, {results['processes']} processes / 1 process",
+                f"{ratio:.2f}x",
+                f">= {TARGETS['pool_vs_single']}x",
+                ratio >= TARGETS["pool_vs_single"],
+            )
+        )
+    if "double" in runs:
+        second = "double"
         ratio = t[second]["steps_seconds"] / t[first]["steps_seconds"]
         checks.append(
             (
@@ -602,10 +686,11 @@ def report(results: dict) -> str:
                 ratio <= TARGETS["scale_2m_1m"],
             )
         )
-    rss = runs[first]["peak_rss_bytes"] / 2**20
+    pool_rss = max(0, runs[first].get("peak_pool_rss_bytes", 0))
+    rss = (runs[first]["peak_rss_bytes"] + pool_rss) / 2**20
     checks.append(
         (
-            f"peak RSS at {runs[first]['label']}",
+            f"peak RSS at {runs[first]['label']} (run + delivery processes)",
             f"{rss:.0f} MB",
             f"<= {TARGETS['rss_mb_1m']:.0f} MB",
             rss <= TARGETS["rss_mb_1m"],
@@ -636,10 +721,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--naive-sample", type=int, default=300)
     p.add_argument("--connections", type=int, default=4, help="DNSL_SMTP_CONNECTIONS")
     p.add_argument(
+        "--processes",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="DNSL_DELIVERY_PROCESSES (and the floor's); default: one per core",
+    )
+    p.add_argument(
         "--skip",
         action="append",
         default=[],
-        choices=["double", "naive", "link"],
+        choices=["double", "naive", "link", "floor", "single"],
         help="leave out a part (repeatable)",
     )
     p.add_argument("--keep", action="store_true", help="keep the working databases in bench/out/")
@@ -670,12 +761,26 @@ def main(argv: list[str] | None = None) -> int:
         "instances": args.instances,
         "extra": extra,
         "connections": args.connections,
+        "processes": args.processes,
+        "load_before": " ".join(f"{x:.2f}" for x in os.getloadavg()),
         "runs": {},
     }
     try:
-        label = f"{args.instances / 1e6:g}M"
-        results["runs"]["base"] = daily_run("base", base, sinks, args.as_of, args.connections)
+        label = f"{args.instances / 1e6:g}M" + (
+            f", {args.processes} processes" if args.processes > 1 else ""
+        )
+        results["runs"]["base"] = daily_run(
+            "base", base, sinks, args.as_of, args.connections, args.processes
+        )
         results["runs"]["base"]["label"] = label
+        if "floor" not in args.skip:
+            results["floor"] = stack_floor(
+                Path(results["runs"]["base"]["db_path"]),
+                sinks,
+                seeded_for,
+                args.processes,
+                args.connections,
+            )
         if "link" not in args.skip:
             first = totals(results["runs"]["base"])
             results["link"] = link_rate(
@@ -689,16 +794,22 @@ def main(argv: list[str] | None = None) -> int:
         if double is not None:
             label2 = f"{(args.instances + extra) / 1e6:g}M"
             results["runs"]["double"] = daily_run(
-                "double", double, sinks, args.as_of, args.connections
+                "double", double, sinks, args.as_of, args.connections, args.processes
             )
             results["runs"]["double"]["label"] = label2
+        if args.processes > 1 and "single" not in args.skip:
+            # The same day delivered from the run's own process, for the pool's gain.
+            results["runs"]["single"] = daily_run(
+                "single", base, sinks, args.as_of, args.connections, 1
+            )
+            results["runs"]["single"]["label"] = f"{label}, 1 process"
         if "naive" not in args.skip:
             results["naive"] = naive_run(base, sinks, args.as_of, args.naive_sample)
     finally:
         sinks.stop()
 
     if not args.keep:
-        for working in ("base", "double", "naive"):
+        for working in ("base", "double", "single", "naive"):
             for path in OUT.glob(f"{working}.db*"):
                 path.unlink()
     table = report(results)

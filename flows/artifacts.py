@@ -38,6 +38,9 @@ def summary_markdown(report: StepReport) -> str:
     if report.failures:
         lines += ["", "## Failures", ""]
         lines += [f"- {failure}" for failure in report.failures]
+    if report.notes:
+        lines += ["", "## Notes", ""]
+        lines += [f"- {note}" for note in report.notes]
     if report.plan_total > len(report.plan):
         lines += [
             "",
@@ -67,6 +70,9 @@ def daily_markdown(
     failures = failed + [f"{s.step}: {f}" for s in steps for f in s.failures]
     if failures:
         lines += ["", "## Failures", ""] + [f"- {f}" for f in failures]
+    notes = [f"{s.step}: {n}" for s in steps for n in s.notes]
+    if notes:
+        lines += ["", "## Notes", ""] + [f"- {n}" for n in notes]
     return "\n".join(lines)
 
 

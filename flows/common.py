@@ -166,6 +166,7 @@ class Tally(BaseModel):
 
     counts: dict[str, int] = Field(default_factory=dict)
     failures: list[str] = Field(default_factory=list)
+    notes: list[str] = Field(default_factory=list)  # worth reading, not failures
 
     def add(self, name: str, n: int = 1) -> None:
         if n:
@@ -175,11 +176,17 @@ class Tally(BaseModel):
         if len(self.failures) < FAILURES_CAP:
             self.failures.append(message)
 
+    def note(self, message: str) -> None:
+        if len(self.notes) < FAILURES_CAP:
+            self.notes.append(message)
+
     def absorb(self, other: Tally) -> None:
         for name, n in other.counts.items():
             self.add(name, n)
         for message in other.failures:
             self.fail(message)
+        for message in other.notes:
+            self.note(message)
 
 
 class StepReport(Tally):

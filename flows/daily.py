@@ -12,13 +12,16 @@ from prefect.deployments import run_deployment
 from pydantic import BaseModel, Field
 
 from dns_lifecycle.core.errors import StepsFailed
+from dns_lifecycle.core.settings import Settings
 from dns_lifecycle.lifecycle.sharding import Shard
 from flows.artifacts import daily_markdown
 from flows.auto_renew import auto_renew
 from flows.base import lifecycle_flow, report_of
 from flows.common import StepReport, run_as_of, sharded, shared_dry_run, wall_clock
+from flows.delivery import warm_up as warm_up_delivery
 from flows.expire import expire_instances
 from flows.params import AsOf, BatchSize, DryRun
+from flows.pending import deliver_pending_notices
 from flows.release import release_instances
 from flows.reminders import send_renewal_reminders
 from flows.verify import verify_delegations
@@ -26,13 +29,15 @@ from flows.verify import verify_delegations
 # Auto-renewal first, so a renewed instance is neither reminded nor expired; expiry
 # before reminders, so an expired one gets expiry notices instead; release after
 # both, and it re-checks each instance under a lock, so one renewed by hand the same
-# day is never released; verification last, to see the delegations release changed.
+# day is never released; verification after it, to see the delegations release
+# changed; last, whatever notice of any kind is still pending (e.g. an upgrade's).
 STEPS = (
     auto_renew,
     expire_instances,
     send_renewal_reminders,
     release_instances,
     verify_delegations,
+    deliver_pending_notices,
 )
 
 
@@ -101,6 +106,8 @@ def daily_lifecycle_shard(
 def _run_day(
     moment: datetime, dry_run: bool, batch_size: int | None, part: Shard | None
 ) -> DailyReport:
+    if not dry_run:
+        warm_up_delivery(Settings())
     reports, failed = [], []
     with sharded(part), shared_dry_run() if dry_run else nullcontext():
         for step in STEPS:

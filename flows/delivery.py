@@ -1,33 +1,52 @@
-"""Deliver pending ledger rows: claim a batch, render, send, mark.
+"""Deliver pending ledger rows: claim a batch, render, send, mark each as it is answered.
 
 Shared by every step: a step writes its notices to the ledger, then delivers what is
 pending. Each row is tried at most once per call (the scan moves forward by id), so a
-transient failure waits for the next run instead of spinning; a crash after sending
-and before marking repeats at most that one batch, and each email carries a
-Message-ID derived from its ledger key so a repeat is recognisable.
+transient failure waits for the next run instead of spinning.
+
+Outcomes are recorded as the replies arrive, not at the end of a batch: the backends
+report each one (``on_result``), and the ones that arrived while the last group was
+being written go together in the next, so the groups stay as small as the traffic
+allows. A crash (SIGKILL) can then repeat only the messages in flight, whose reply had
+not been recorded yet (about one per SMTP connection and per SMS request in flight),
+never the whole batch; each email carries a Message-ID derived from its ledger key so
+a repeat is recognisable. Rows another run holds (claimed, lease not over) are left to
+it, and the run says how many and until when.
 """
 
 from __future__ import annotations
 
-import asyncio
+import atexit
+import logging
+import sys
+import threading
 import uuid
 from datetime import timedelta
 
-from prefect import task
+from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
+from prefect.exceptions import MissingContextError
 
-from dns_lifecycle.channels import DeliveryResult
-from dns_lifecycle.channels.email import EmailMessage, email_backend
-from dns_lifecycle.channels.render import Renderer, sms_template_code
-from dns_lifecycle.channels.sms import SmsMessage, sms_backend
+from dns_lifecycle.channels.email import email_backend
+from dns_lifecycle.channels.pool import (
+    MIN_PER_PROCESS,
+    DeliveryPool,
+    OutgoingNotice,
+    deliver,
+    process_count,
+)
+from dns_lifecycle.channels.render import Renderer
+from dns_lifecycle.channels.sms import sms_backend
+from dns_lifecycle.core.settings import Settings
 from dns_lifecycle.store.notifications import (
     PendingFilter,
     claim_pending,
+    held_by_other_runs,
     load_outgoing,
-    mark_results,
     skip_overtaken,
 )
-from flows.common import RunContext, Tally, run_async
+from dns_lifecycle.store.outcomes import Recorder, recorder_in_worker
+from flows.common import RunContext, Tally, run_async, wall_clock
 
 LEASE = timedelta(minutes=15)
 ALL_PENDING = PendingFilter()
@@ -59,34 +78,46 @@ def deliver_pending(ctx: RunContext, filt: PendingFilter = ALL_PENDING) -> Tally
             stale = skip_overtaken(session, ids, as_of=ctx.as_of, grace_days=settings.grace_days)
             session.commit()
         if not rows:
+            report_held_rows(ctx, filt, token, tally)
             return tally
         after_id = rows[-1].id
+        lease_until = now + LEASE
         # Overtaken since it was queued (a later notice, a renewal, the expiry): not sent.
         tally.add("notices_skipped_overtaken", len(stale))
         rows = [row for row in rows if row.id not in stale]
 
-        email_batch: list[EmailMessage] = []
-        sms_batch: list[SmsMessage] = []
-        results: list[DeliveryResult] = []
-        for row in rows:
+        notices = [
+            OutgoingNotice(r.key, r.channel, r.kind, r.context, r.email, r.phone, r.created_at)
+            for r in rows
+        ]
+        ids_by_key = {row.key: row.id for row in rows}
+        pool = _pool_for(settings, ctx.dry_run, len(notices))
+        if pool is not None:
             try:
-                if row.channel == "email":
-                    rendered = renderer.email(row.kind, row.context, queued_at=row.created_at)
-                    email_batch.append(
-                        EmailMessage(
-                            row.key, row.email, rendered.subject, rendered.text, rendered.html
-                        )
-                    )
-                else:
-                    sms = renderer.sms(row.kind, row.context, queued_at=row.created_at)
-                    code = sms_template_code(settings.sms_template_prefix, row.kind, row.context)
-                    sms_batch.append(SmsMessage(row.key, row.phone, code, sms.params, sms.text))
-            except Exception as exc:  # a notice that cannot be rendered needs a person
-                results.append(DeliveryResult(row.key, "permanent", f"cannot render: {exc}"))
-
-        sent_emails, sent_sms = run_async(_send_both(emails, email_batch, texts, sms_batch))
-        results.extend(sent_emails)
-        results.extend(sent_sms)
+                results, problem = pool.deliver(notices, ids_by_key, ctx.clock() - wall_clock())
+            finally:
+                pool.lock.release()
+            if problem:
+                _drop_pool(pool)
+                unknown = len(notices) - len({r.key for r in results})
+                tally.fail(
+                    f"{problem}: {unknown} notice(s) have no recorded outcome (sent or not, "
+                    f"unknown) and stay leased until {lease_until:%Y-%m-%d %H:%M:%S} UTC; "
+                    "the first run after that sends them"
+                )
+        else:
+            recorder = Recorder(ctx.db, ids_by_key, ctx.clock)
+            results = run_async(
+                deliver(
+                    notices,
+                    renderer=renderer,
+                    settings=settings,
+                    emails=emails,
+                    texts=texts,
+                    on_result=recorder.add,
+                )
+            )
+            recorder.finish(results)
 
         channel_of = {row.key: row.channel for row in rows}
         for result in results:
@@ -97,14 +128,88 @@ def deliver_pending(ctx: RunContext, filt: PendingFilter = ALL_PENDING) -> Tally
                 # which Prefect's console shows as an emoji.
                 tally.fail(f"{result.key} ({result.outcome}): {result.error}")
 
-        with ctx.db.session() as session:
-            mark_results(session, results, {row.key: row.id for row in rows}, ctx.clock())
-            session.commit()
+
+# One pool per settings, for the life of the process: the daily run's steps share it,
+# and starting its processes (imports, templates) costs about a second each.
+_POOLS: dict[str, DeliveryPool] = {}
+_POOLS_LOCK = threading.Lock()
 
 
-async def _send_both(emails, email_batch, texts, sms_batch):
-    """Email and SMS go out side by side: they wait on different servers."""
-    return await asyncio.gather(emails.send(email_batch), texts.send(sms_batch))
+def _pool_for(settings: Settings, dry_run: bool, notices: int) -> DeliveryPool | None:
+    """The pool to deliver ``notices`` with, its lock held; None to deliver here: a dry
+    run, one process asked for, backends that only write files or keep messages in
+    memory (nothing to gain, and memory is this process's), a batch too small to
+    share, or the pool busy with another run in this process."""
+    processes = process_count(settings)
+    backends = {settings.email_backend, settings.sms_backend}
+    if (
+        dry_run
+        or processes < 2
+        or "memory" in backends
+        or not backends & {"smtp", "aliyun"}
+        or notices < MIN_PER_PROCESS * processes
+    ):
+        return None
+    key = settings.model_dump_json()
+    with _POOLS_LOCK:
+        pool = _POOLS.get(key)
+        if pool is not None and not pool.alive():
+            del _POOLS[key]
+            pool.close()
+            pool = None
+        if pool is None:
+            pool = _POOLS[key] = DeliveryPool(settings, processes, recorder_in_worker)
+    return pool if pool.lock.acquire(blocking=False) else None
+
+
+def warm_up(settings: Settings) -> None:
+    """Start the delivery processes now, if the settings will use them: they boot (about
+    a second each) while the run decides what to send, not at its first batch."""
+    pool = _pool_for(settings, False, sys.maxsize)
+    if pool is not None:
+        pool.lock.release()
+
+
+def _drop_pool(pool: DeliveryPool) -> None:
+    with _POOLS_LOCK:
+        for key, known in list(_POOLS.items()):
+            if known is pool:
+                del _POOLS[key]
+    pool.close()
+
+
+@atexit.register
+def _close_pools() -> None:
+    with _POOLS_LOCK:
+        pools = list(_POOLS.values())
+        _POOLS.clear()
+    for pool in pools:
+        pool.close()
+
+
+def report_held_rows(ctx: RunContext, filt: PendingFilter, token: str, tally: Tally) -> None:
+    """Say how many pending rows another run holds, and until when: they are its to
+    send (it may be alive), and the first run after their lease sends them if not."""
+    now = ctx.clock()
+    with ctx.db.session() as session:
+        held, until = held_by_other_runs(session, token=token, now=now, filt=filt)
+    if not held:
+        return
+    note = (
+        f"{held:,} pending notice(s) are held by another run until {until:%Y-%m-%d %H:%M:%S} "
+        "UTC (its delivery lease): left to it; if that run has died, the first run after "
+        "that time sends them"
+    )
+    tally.add("held_by_another_run", held)
+    tally.note(note)
+    _logger().warning(note)
+
+
+def _logger() -> logging.Logger | logging.LoggerAdapter:
+    try:
+        return get_run_logger()
+    except MissingContextError:  # a plain call, outside a Prefect run
+        return logging.getLogger(__name__)
 
 
 @task(name="deliver-notifications", cache_policy=NO_CACHE)

@@ -14,7 +14,7 @@ from flows.delivery import deliver_task
 def run_step(
     step: str,
     act: Callable[[RunContext, list[str] | None], StepReport],
-    notice_kinds: tuple[str, ...],
+    notice_kinds: tuple[str, ...] | None,
     *,
     as_of: datetime | None,
     dry_run: bool,
@@ -22,7 +22,7 @@ def run_step(
     instance_ids: list[str] | None,
 ) -> StepReport:
     """Run ``act`` (a task that decides and records), then deliver the notices it queued
-    and any of the same kinds still pending from earlier runs."""
+    and any of the same kinds still pending from earlier runs (``None``: of any kind)."""
     with open_run(as_of, dry_run, batch_size) as ctx:
         report = StepReport(step=step, as_of=ctx.as_of, dry_run=ctx.dry_run)
         with timed(report):

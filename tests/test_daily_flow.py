@@ -67,3 +67,48 @@ def test_the_next_day_only_does_what_became_due(db, flow_env):
     daily_lifecycle(as_of=AS_OF + timedelta(days=1))
     second = {m.key for m in email_memory.outbox}
     assert second and not (first & second)
+
+
+def test_a_pending_notice_of_every_kind_is_delivered_by_the_next_daily_run(db, flow_env):
+    """Whatever its kind (on-demand ones included: upgraded, auto_renew_changed), a
+    notice left pending is sent by the next daily run, by email and by SMS."""
+    from dns_lifecycle.lifecycle.notices import NOTICE_KINDS
+    from dns_lifecycle.lifecycle.notices.samples import sample_context
+    from dns_lifecycle.store.notifications import insert_notices
+    from tests.factories import make_account, make_instance
+    from tests.reliability.conftest import ledger
+
+    far = AS_OF + timedelta(days=200)  # nothing else is due for these instances
+    with db.session() as session:
+        for n, kind in enumerate(NOTICE_KINDS):
+            make_account(session, f"acct-{kind}", locale=("en-US", "zh-CN")[n % 2])
+            make_instance(session, f"inst-{kind}", account=f"acct-{kind}", expires_at=far)
+            context = sample_context(kind, ("en-US", "zh-CN")[n % 2])
+            insert_notices(
+                session,
+                [
+                    {
+                        "key": f"left-pending:{kind}:{channel}",
+                        "account_id": f"acct-{kind}",
+                        "instance_id": f"inst-{kind}",
+                        "channel": channel,
+                        "kind": kind,
+                        "context": context,
+                        "state": "pending",
+                        "attempts": 0,
+                        "created_at": AS_OF - timedelta(days=1),
+                    }
+                    for channel in ("email", "sms")
+                ],
+            )
+        session.commit()
+
+    report = daily_lifecycle(as_of=AS_OF)
+    rows = ledger(db)
+    assert {(r.kind, r.channel, r.state) for r in rows.values()} == {
+        (kind, channel, "sent") for kind in NOTICE_KINDS for channel in ("email", "sms")
+    }
+    assert {m.key for m in email_memory.outbox} == {k for k in rows if k.endswith(":email")}
+    last = report.steps[-1]
+    assert last.step == "deliver-pending-notices"
+    assert last.counts["email_sent"] >= 2  # at least upgraded and auto_renew_changed

@@ -49,6 +49,7 @@ def test_a_daily_run_with_a_failed_step_reports_every_step_and_names_the_failure
         "send-renewal-reminders",
         "release-instances",
         "verify-delegations",
+        "deliver-pending-notices",
     ]
     assert report.failed_steps and "deliveries failed" in report.failed_steps[0]
     assert sum(s.counts.get("sms_sent", 0) for s in report.steps) > 0

@@ -2,16 +2,27 @@
 
 from __future__ import annotations
 
+import hashlib
+import random
 import re
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import delete
+from sqlalchemy import delete, text
 from sqlmodel import Session, select
 
-from dns_lifecycle.admin.seed import FREE_CLUSTER, PAID_CLUSTERS, TIMEZONES, seed_fleet
+from dns_lifecycle.admin import seed as seed_module
+from dns_lifecycle.admin.seed import (
+    FLEET_TABLES,
+    FREE_CLUSTER,
+    PAID_CLUSTERS,
+    TIMEZONES,
+    _Draws,
+    extend_fleet,
+    seed_fleet,
+)
 from dns_lifecycle.core.errors import InputError
 from dns_lifecycle.lifecycle.calendar import local_day
 from models import Account, Cluster, Domain, Edition, Instance, Record
@@ -261,3 +272,118 @@ def test_factories_build_a_valid_instance(db):
             (domains[0].id, "CNAME", "paid-1"),
             (domains[1].id, "TXT", "paid-1"),
         ]
+
+
+# The fleet of seed 7, 300 instances, as stored on SQLite (every column of its accounts,
+# instances, domains and records, in insertion order; not the catalog, whose tables
+# gain columns of their own), first computed when
+# the seed still built dictionaries and inserted them through the column types (with
+# anchor days on the account's calendar). Cached benchmark databases and demonstrations
+# rely on a seed giving the same fleet.
+FLEET_7_300_SQLITE = "cba6ccb84dd860763ef44e0a6a69a322bf94f469b94360eb0af59657b8bfe4a6"
+
+
+def secondary_indexes(db) -> set[str]:
+    """Names of the indexes of the fleet's tables that no constraint owns."""
+    tables = ", ".join(f"'{t}'" for t in FLEET_TABLES)
+    if db.dialect == "postgresql":
+        sql = (
+            "SELECT indexname FROM pg_indexes i WHERE schemaname = current_schema() "
+            f"AND tablename IN ({tables}) AND NOT EXISTS "
+            "(SELECT 1 FROM pg_constraint c WHERE c.conname = i.indexname)"
+        )
+    else:
+        sql = (
+            "SELECT name FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL "
+            f"AND tbl_name IN ({tables})"
+        )
+    with db.engine.connect() as conn:
+        return set(conn.execute(text(sql)).scalars())
+
+
+def test_the_fleet_of_a_seed_has_not_changed(db):
+    """Seed 7 stores, column for column, the fleet it has always stored."""
+    if db.dialect != "sqlite":
+        pytest.skip("the pinned digest is of SQLite's stored values")
+    seed_fleet(db, N, seed=7, as_of=AS_OF, chunk=128)
+    digest = hashlib.sha256()
+    with db.engine.connect() as conn:
+        for table in FLEET_TABLES:
+            for row in conn.exec_driver_sql(f"SELECT * FROM {table} ORDER BY rowid"):
+                digest.update(repr(tuple(row)).encode())
+    assert digest.hexdigest() == FLEET_7_300_SQLITE
+
+
+@pytest.mark.parametrize("seed", [0, 1, 99])
+def test_draws_are_the_ones_random_would_make(seed):
+    """Every draw the seed makes gives what random.Random gives from the same state."""
+    ours, theirs = _Draws(random.Random(seed)), random.Random(seed)
+    population = ["a", "b", "c", "d", "e", "f", "g"]
+    for n in [1, 2, 3, 7, 8, 9, 21, 255, 990, 65534, 10**9, 200_001, 31_536_001]:
+        for _ in range(50):
+            assert ours.below(n) == theirs.randrange(n)
+            assert ours.between(n, 2 * n + 5) == theirs.randrange(n, 2 * n + 5)
+            assert ours.choice(population[: 1 + n % 7]) == theirs.choice(population[: 1 + n % 7])
+    for _ in range(200):
+        assert (
+            ours.weighted([1, 2, 3], [70, 90, 100])
+            == theirs.choices([1, 2, 3], weights=(70, 20, 10))[0]
+        )
+        assert ours.getrandbits(64) == theirs.getrandbits(64)
+    for k in range(22):
+        assert ours.sample(21, k) == theirs.sample(range(21), k)
+
+
+def test_indexes_are_there_after_seeding(db):
+    """The secondary indexes dropped for the load exist again once the seed is done."""
+    before = secondary_indexes(db)
+    assert {"ix_instance_state_expires", "ix_record_domain_id"} <= before
+    seed_fleet(db, 50, as_of=AS_OF)
+    assert secondary_indexes(db) == before
+
+
+def test_a_failed_seed_leaves_the_database_as_it_was(db, monkeypatch):
+    """An error half-way through writes no row and keeps every index."""
+    before = secondary_indexes(db)
+    real = seed_module._instance_chunks
+
+    def failing(*args, **kwargs):
+        for n, part in enumerate(real(*args, **kwargs)):
+            if n == 2:
+                raise RuntimeError("generator broke")
+            yield part
+
+    monkeypatch.setattr(seed_module, "_instance_chunks", failing)
+    with pytest.raises(RuntimeError, match="generator broke"):
+        seed_fleet(db, N, as_of=AS_OF, chunk=50)
+    rows = fleet_rows(db)
+    assert rows["Account"] == rows["Instance"] == rows["Domain"] == rows["Record"] == []
+    assert secondary_indexes(db) == before
+
+
+def test_foreign_keys_are_checked_again_after_seeding(db):
+    """On SQLite the connection the seed used checks foreign keys again afterwards."""
+    if db.dialect != "sqlite":
+        pytest.skip("SQLite's per-connection pragma")
+    seed_fleet(db, 20, as_of=AS_OF)
+    with db.engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+        assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 1  # NORMAL
+
+
+def test_extend_fleet_adds_instances_after_the_seeded_ones(seeded):
+    """extend_fleet numbers its instances, domains and records after the seeded ones."""
+    before = fleet_rows(seeded)
+    far = AS_OF + timedelta(days=410)
+    counts = extend_fleet(seeded, 40, seed=8, as_of=far, chunk=16)
+    after = fleet_rows(seeded)
+    assert after["Account"] == before["Account"]
+    new = after["Instance"][len(before["Instance"]) :]
+    assert counts["instance"] == len(new) == 40
+    assert new[0][0] == f"inst-{N + 1:07d}"
+    assert all(far - timedelta(days=10) <= row[4] for row in new)
+    assert len(after["Domain"]) == len(before["Domain"]) + counts["domain"]
+    assert len({d[0] for d in after["Domain"]}) == len(after["Domain"])  # names unique
+    with seeded.session() as session:
+        make_instance(session, "inst-new", account="acct-0000001", expires_at=AS_OF)
+        session.commit()  # fresh domain and record ids after the extension

@@ -1,9 +1,12 @@
 """A synthetic fleet: editions, clusters, accounts, instances, domains and records.
 
 Used to try the lifecycle at production scale (a million instances) and to give a
-demonstration database something to show. The fleet is made of plain dictionaries and
-inserted with Core bulk inserts, one transaction per chunk; building ORM objects one
-by one would take hours at this size.
+demonstration database something to show. Rows are generated as tuples of the values
+the tables store and written by the driver itself, in one transaction: ``executemany``
+on SQLite (foreign-key checks and fsyncs off for the load), ``COPY`` on PostgreSQL, with
+the tables' secondary indexes dropped before and built again after. Building ORM
+objects, or even Core inserts of dictionaries, costs several times the database's own
+work at this size.
 
 Same arguments, same rows: every block of ``_BLOCK`` accounts or instances draws from
 its own random generator, derived from ``seed`` and the block number, so the rows do not
@@ -29,20 +32,22 @@ Shape of the fleet (``as_of`` is the moment it is seeded for):
 
 from __future__ import annotations
 
-import json
-import random
-from collections.abc import Callable, Iterator
+import sqlite3
+from bisect import bisect
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from itertools import islice
+from itertools import accumulate, islice
+from json import dumps
+from random import Random
 from typing import Any
 
-from sqlalchemy import Connection, func, insert, select, text
+from sqlalchemy import Connection, func, insert, select
 from sqlmodel import col
 
 from dns_lifecycle.core.db import Database
 from dns_lifecycle.core.errors import InputError
-from dns_lifecycle.lifecycle.calendar import local_day
+from dns_lifecycle.lifecycle.calendar import zone_of
 from models import Account, Cluster, Domain, Edition, Instance, Record
 
 # Prices in CNY, cheapest edition first.
@@ -95,6 +100,26 @@ HORIZON_DAYS = 365  # ... and end this many days after it
 # enough that a test fleet spans several blocks.
 _BLOCK = 1000
 
+# The tables' columns, in the order of the tuples generated below. The values are what
+# the column types store: text timestamps in UTC ("YYYY-MM-DD HH:MM:SS.ffffff"), money
+# as text with two places, lists as JSON text.
+ACCOUNT_COLUMNS = ("id", "name", "email", "phone", "locale", "timezone", "balance")
+INSTANCE_COLUMNS = (
+    "id",
+    "account_id",
+    "edition_code",
+    "billing_cycle",
+    "expires_at",
+    "anchor_day",
+    "auto_renew",
+    "state",
+    "cluster_code",
+    "released_at",
+)
+DOMAIN_COLUMNS = ("id", "name", "instance_id", "registrar", "epp_statuses", "nameservers")
+RECORD_COLUMNS = ("id", "domain_id", "cluster_code", "type", "host", "value", "ttl")
+FLEET_TABLES = ("account", "instance", "domain", "record")
+
 _EN_FIRST = ["James", "Mary", "Olivia", "Liam", "Emma", "Noah", "Ava", "Lucas", "Mia", "Ethan"]
 _EN_LAST = ["Smith", "Johnson", "Brown", "Garcia", "Wilson", "O'Brien", "Müller", "Chen", "Kim"]
 _EN_COMPANY = ["Acme Widgets Ltd", "Northwind Traders", "Blue Harbor Labs", "Smith & Sons"]
@@ -106,25 +131,87 @@ _OTHER_REGISTRARS = ["godaddy", "namecheap", "xinnet", "ename"]
 _TTLS = [600, 600, 600, 600, 300, 3600, 86400]
 
 
-def _ipv4(rng: random.Random, _domain: str) -> str:
-    net = rng.choice(("192.0.2", "198.51.100", "203.0.113"))
-    return f"{net}.{rng.randrange(1, 255)}"
+class _Draws:
+    """The draws of one ``random.Random``, made as it makes them (the same numbers from
+    the same state) without the argument checks that cost more than the draws here.
+
+    ``below(n)`` is ``randrange(n)``; ``between(a, b)`` is ``randrange(a, b)``;
+    ``choice``, ``weighted`` (``choices(population, cum_weights)[0]``) and ``sample``
+    (of ``range(n)``, n <= 21) follow CPython's ``random`` module, so the fleet is the
+    one that module would give. Closures rather than methods: a million instances make
+    tens of millions of draws, and each attribute lookup shows.
+    """
+
+    __slots__ = ("random", "getrandbits", "below", "between", "choice", "weighted", "sample")
+
+    def __init__(self, rng: Random) -> None:
+        random = self.random = rng.random
+        getrandbits = self.getrandbits = rng.getrandbits
+
+        def below(n: int) -> int:
+            k = n.bit_length()
+            r = getrandbits(k)
+            while r >= n:
+                r = getrandbits(k)
+            return r
+
+        def between(start: int, stop: int) -> int:
+            n = stop - start
+            k = n.bit_length()
+            r = getrandbits(k)
+            while r >= n:
+                r = getrandbits(k)
+            return start + r
+
+        def choice(seq: Sequence[Any]) -> Any:
+            n = len(seq)
+            k = n.bit_length()
+            r = getrandbits(k)
+            while r >= n:
+                r = getrandbits(k)
+            return seq[r]
+
+        def weighted(population: Sequence[Any], cum_weights: list[int]) -> Any:
+            total = cum_weights[-1] + 0.0
+            return population[bisect(cum_weights, random() * total, 0, len(population) - 1)]
+
+        def sample(n: int, count: int) -> list[int]:
+            # sample()'s list-pool branch, the one it takes for populations this small.
+            pool = list(range(n))
+            result = [0] * count
+            for i in range(count):
+                m = n - i
+                k = m.bit_length()
+                j = getrandbits(k)
+                while j >= m:
+                    j = getrandbits(k)
+                result[i] = pool[j]
+                pool[j] = pool[m - 1]
+            return result
+
+        self.below, self.between, self.choice = below, between, choice
+        self.weighted, self.sample = weighted, sample
 
 
-def _ipv6(rng: random.Random, _domain: str) -> str:
-    return f"2001:db8:{rng.randrange(1, 0xFFFF):x}::{rng.randrange(1, 0xFFFF):x}"
+def _ipv4(draw: _Draws, _domain: str) -> str:
+    net = draw.choice(("192.0.2", "198.51.100", "203.0.113"))
+    return f"{net}.{draw.between(1, 255)}"
 
 
-def _cname(service: str) -> Callable[[random.Random, str], str]:
-    def value(rng: random.Random, domain: str) -> str:
-        return f"{domain.split('.', 1)[0]}-{rng.randrange(100, 999)}.{service}.example.net."
+def _ipv6(draw: _Draws, _domain: str) -> str:
+    return f"2001:db8:{draw.between(1, 0xFFFF):x}::{draw.between(1, 0xFFFF):x}"
+
+
+def _cname(service: str) -> Callable[[_Draws, str], str]:
+    def value(draw: _Draws, domain: str) -> str:
+        return f"{domain.split('.', 1)[0]}-{draw.between(100, 999)}.{service}.example.net."
 
     return value
 
 
 # What a zone may hold, one slot per record; a domain gets a random subset, so no
 # record is repeated and no CNAME shares its name with another record.
-_SLOTS: list[tuple[str, str, Callable[[random.Random, str], str]]] = [
+_SLOTS: list[tuple[str, str, Callable[[_Draws, str], str]]] = [
     ("A", "@", _ipv4),
     ("A", "@", _ipv4),
     ("AAAA", "@", _ipv6),
@@ -135,153 +222,197 @@ _SLOTS: list[tuple[str, str, Callable[[random.Random, str], str]]] = [
     ("A", "api", _ipv4),
     ("AAAA", "api", _ipv6),
     ("A", "vpn", _ipv4),
-    ("MX", "@", lambda rng, domain: f"10 mail.{domain}."),
-    ("MX", "@", lambda rng, domain: "20 mx2.mailhost.example.net."),
-    ("TXT", "@", lambda rng, domain: "v=spf1 include:spf.mailhost.example.net -all"),
-    ("TXT", "@", lambda rng, domain: f"site-verification={rng.getrandbits(64):016x}"),
-    ("TXT", "_dmarc", lambda rng, domain: f"v=DMARC1; p=none; rua=mailto:dmarc@{domain}"),
-    ("TXT", "s1._domainkey", lambda rng, domain: f"v=DKIM1; k=rsa; p={rng.getrandbits(160):x}"),
+    ("MX", "@", lambda draw, domain: f"10 mail.{domain}."),
+    ("MX", "@", lambda draw, domain: "20 mx2.mailhost.example.net."),
+    ("TXT", "@", lambda draw, domain: "v=spf1 include:spf.mailhost.example.net -all"),
+    ("TXT", "@", lambda draw, domain: f"site-verification={draw.getrandbits(64):016x}"),
+    ("TXT", "_dmarc", lambda draw, domain: f"v=DMARC1; p=none; rua=mailto:dmarc@{domain}"),
+    ("TXT", "s1._domainkey", lambda draw, domain: f"v=DKIM1; k=rsa; p={draw.getrandbits(160):x}"),
     ("CNAME", "cdn", _cname("cdn")),
     ("CNAME", "blog", _cname("blogs")),
     ("CNAME", "shop", _cname("shops")),
     ("CNAME", "docs", _cname("pages")),
     ("CNAME", "static", _cname("cdn")),
 ]
-_SLOT_INDEXES = range(len(_SLOTS))
+# sample() of the slots takes its list-pool branch only up to 21 items.
+assert len(_SLOTS) <= 21
+
+_EDITION_WEIGHTS = list(accumulate((60, 30, 10)))
+_DOMAIN_COUNTS = (1, 2, 3)
+_DOMAIN_WEIGHTS = list(accumulate((70, 20, 10)))
 
 
-def _block_rng(seed: int, kind: str, block: int) -> random.Random:
+def _block_rng(seed: int, kind: str, block: int) -> _Draws:
     # A string seed is hashed with SHA-512 by random.Random: stable across processes.
-    return random.Random(f"dns-lifecycle/{seed}/{kind}/{block}")
+    return _Draws(Random(f"dns-lifecycle/{seed}/{kind}/{block}"))
 
 
-def _money(cents: int) -> Decimal:
-    return Decimal(cents).scaleb(-2)
+def _money_text(cents: int) -> str:
+    return f"{cents // 100}.{cents % 100:02d}"
 
 
-def _phone(rng: random.Random, locale: str) -> str:
-    if rng.random() < (0.9 if locale == "zh-CN" else 0.3):
+def _phone(draw: _Draws, locale: str) -> str:
+    if draw.random() < (0.9 if locale == "zh-CN" else 0.3):
         # Mainland mobile: 1, then 3-9, then nine digits.
-        return f"+861{rng.randrange(3, 10)}{rng.randrange(10**9):09d}"
+        return f"+861{draw.between(3, 10)}{draw.below(10**9):09d}"
     # North America: area code [2-9]xx, exchange 555, line 0100-0199 (reserved for fiction).
-    return f"+1{rng.randrange(2, 10)}{rng.randrange(100):02d}555{rng.randrange(100, 200):04d}"
+    return f"+1{draw.between(2, 10)}{draw.below(100):02d}555{draw.between(100, 200):04d}"
 
 
-def _accounts(seed: int, count: int) -> Iterator[dict[str, Any]]:
-    rng = _block_rng(seed, "accounts", 0)
+def _accounts(seed: int, count: int) -> Iterator[tuple[Any, ...]]:
+    """Account rows (``ACCOUNT_COLUMNS``), in id order."""
+    draw = _block_rng(seed, "accounts", 0)
     for n in range(count):
         if n % _BLOCK == 0:
-            rng = _block_rng(seed, "accounts", n // _BLOCK)
-        locale = "zh-CN" if rng.random() < 0.5 else "en-US"
-        company = rng.random() < 0.1
+            draw = _block_rng(seed, "accounts", n // _BLOCK)
+        random = draw.random
+        locale = "zh-CN" if random() < 0.5 else "en-US"
+        company = random() < 0.1
         if locale == "zh-CN":
             name = (
-                rng.choice(_ZH_COMPANY)
+                draw.choice(_ZH_COMPANY)
                 if company
-                else rng.choice(_ZH_SURNAME) + rng.choice(_ZH_GIVEN)
+                else draw.choice(_ZH_SURNAME) + draw.choice(_ZH_GIVEN)
             )
-            timezone = "Asia/Shanghai" if rng.random() < 0.8 else rng.choice(TIMEZONES)
+            timezone = "Asia/Shanghai" if random() < 0.8 else draw.choice(TIMEZONES)
         else:
             name = (
-                rng.choice(_EN_COMPANY)
+                draw.choice(_EN_COMPANY)
                 if company
-                else f"{rng.choice(_EN_FIRST)} {rng.choice(_EN_LAST)}"
+                else f"{draw.choice(_EN_FIRST)} {draw.choice(_EN_LAST)}"
             )
-            timezone = rng.choice(TIMEZONES)
+            timezone = draw.choice(TIMEZONES)
         mail_domain = "example.cn" if locale == "zh-CN" else "example.com"
-        if rng.random() < 0.2:
-            mail_domain = rng.choice(("example.com", "example.cn"))
+        if random() < 0.2:
+            mail_domain = draw.choice(("example.com", "example.cn"))
         # One in five nearly empty: not even the cheapest renewal goes through.
-        cents = rng.randrange(0, 990) if rng.random() < 0.2 else rng.randrange(0, 200_001)
-        yield {
-            "id": account_id(n),
-            "name": name,
-            "email": f"user{n + 1:07d}@{mail_domain}",
-            "phone": _phone(rng, locale),
-            "locale": locale,
-            "timezone": timezone,
-            "balance": _money(cents),
-        }
+        cents = draw.below(990) if random() < 0.2 else draw.below(200_001)
+        yield (
+            account_id(n),
+            name,
+            f"user{n + 1:07d}@{mail_domain}",
+            _phone(draw, locale),
+            locale,
+            timezone,
+            _money_text(cents),
+        )
 
 
-InstanceRows = tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]]]
+class FleetChunk:
+    """Instance, domain and record rows of consecutive instances."""
+
+    __slots__ = ("instances", "domains", "records")
+
+    def __init__(self) -> None:
+        self.instances: list[tuple[Any, ...]] = []
+        self.domains: list[tuple[Any, ...]] = []
+        self.records: list[tuple[Any, ...]] = []
 
 
-def _instances(seed: int, count: int, accounts: int, as_of: datetime) -> Iterator[InstanceRows]:
-    """Each instance with its domains and records, in id order."""
-    ns = {c["code"]: c["nameservers"] for c in CLUSTERS}
+def _instance_chunks(
+    seed: int,
+    count: int,
+    zones: Sequence[str],
+    as_of: datetime,
+    chunk: int,
+    *,
+    first: int = 0,
+    first_domain_id: int = 1,
+    first_record_id: int = 1,
+) -> Iterator[FleetChunk]:
+    """Instances with their domains and records, in id order, ``chunk`` instances at a
+    time. ``zones``: the time zone of each account, by its number (its anchor day is
+    the day of its expiry on the account's calendar). ``first``: the number of the
+    first instance (its id and its domains' names); the draws depend on the position
+    in this fleet only."""
+    accounts = len(zones)
+    zone_info = {name: zone_of(name) for name in set(zones)}
     editions = [e["code"] for e in EDITIONS]
-    start = as_of.replace(microsecond=0) - timedelta(days=GRACE_DAYS_BEFORE)
+    nameservers = {c["code"]: dumps(c["nameservers"]) for c in CLUSTERS}
+    statuses = {
+        (lock, transfer): dumps(
+            ([lock] if lock else []) + (["clientTransferProhibited"] if transfer else [])
+        )
+        for lock in ("", "clientUpdateProhibited", "serverUpdateProhibited")
+        for transfer in (False, True)
+    }
+    as_of_naive = as_of.astimezone(UTC).replace(tzinfo=None)
+    start = as_of_naive.replace(microsecond=0) - timedelta(days=GRACE_DAYS_BEFORE)
     span = (GRACE_DAYS_BEFORE + HORIZON_DAYS) * 86_400
-    domain_id = 0
-    record_id = 0
-    rng = _block_rng(seed, "instances", 0)
+    domain_id = first_domain_id - 1
+    record_id = first_record_id - 1
+    draw = _block_rng(seed, "instances", 0)
+    out = FleetChunk()
     for n in range(count):
         if n % _BLOCK == 0:
-            rng = _block_rng(seed, "instances", n // _BLOCK)
-        inst_id = instance_id(n)
-        cluster = rng.choice(PAID_CLUSTERS)
-        expires_at = start + timedelta(seconds=rng.randrange(span + 1))
-        instance = {
-            "id": inst_id,
-            # The first instances give every account one; the rest are spread at random.
-            "account_id": account_id(n if n < accounts else rng.randrange(accounts)),
-            "edition_code": rng.choices(editions, weights=(60, 30, 10))[0],
-            "billing_cycle": "monthly" if rng.random() < 0.4 else "yearly",
-            "expires_at": expires_at,
-            "anchor_day": 0,  # the day in the account's zone: set once the zone is known
-            "auto_renew": rng.random() < 0.4,
-            "state": "expired" if expires_at <= as_of else "active",
-            "cluster_code": cluster,
-            "released_at": None,
-        }
+            draw = _block_rng(seed, "instances", n // _BLOCK)
+        random, below, choice, sample = draw.random, draw.below, draw.choice, draw.sample
+        number = first + n + 1
+        inst_id = f"inst-{number:07d}"
+        cluster = choice(PAID_CLUSTERS)
+        expires_at = start + timedelta(seconds=below(span + 1))
+        # The first instances give every account one; the rest are spread at random.
+        owner_number = n if n < accounts else below(accounts)
+        owner = account_id(owner_number)
+        edition = draw.weighted(editions, _EDITION_WEIGHTS)
+        cycle = "monthly" if random() < 0.4 else "yearly"
+        auto_renew = random() < 0.4
+        out.instances.append(
+            (
+                inst_id,
+                owner,
+                edition,
+                cycle,
+                f"{expires_at}.000000",  # whole seconds: str() leaves the fraction out
+                # Months are counted on the account's own calendar.
+                expires_at.replace(tzinfo=UTC).astimezone(zone_info[zones[owner_number]]).day,
+                auto_renew,
+                "expired" if expires_at <= as_of_naive else "active",
+                cluster,
+                None,
+            )
+        )
 
-        n_domains = rng.choices((1, 2, 3), weights=(70, 20, 10))[0]
-        n_records = rng.randint(1, 20)
+        n_domains = draw.weighted(_DOMAIN_COUNTS, _DOMAIN_WEIGHTS)
+        n_records = draw.between(1, 21)
         per_domain = [0] * n_domains
         for j in range(n_records):
-            per_domain[j if j < n_domains else rng.randrange(n_domains)] += 1
+            per_domain[j if j < n_domains else below(n_domains)] += 1
 
-        domains = []
-        records = []
         for k in range(n_domains):
             domain_id += 1
-            name = f"d{n + 1:07d}-{k + 1}.example.com"
-            statuses = []
-            lock = rng.random()
-            if lock < 0.07:
-                statuses.append("clientUpdateProhibited")
-            elif lock < 0.10:
-                statuses.append("serverUpdateProhibited")
-            if rng.random() < 0.25:
-                statuses.append("clientTransferProhibited")
-            domains.append(
-                {
-                    "id": domain_id,
-                    "name": name,
-                    "instance_id": inst_id,
-                    "registrar": (
-                        "hichina" if rng.random() < 0.7 else rng.choice(_OTHER_REGISTRARS)
-                    ),
-                    "epp_statuses": statuses,
-                    "nameservers": ns[cluster],
-                }
+            name = f"d{number:07d}-{k + 1}.example.com"
+            lock = random()
+            lock_status = (
+                "clientUpdateProhibited"
+                if lock < 0.07
+                else "serverUpdateProhibited"
+                if lock < 0.10
+                else ""
             )
-            for slot in sorted(rng.sample(_SLOT_INDEXES, per_domain[k])):
+            transfer = random() < 0.25
+            registrar = "hichina" if random() < 0.7 else draw.choice(_OTHER_REGISTRARS)
+            out.domains.append(
+                (
+                    domain_id,
+                    name,
+                    inst_id,
+                    registrar,
+                    statuses[lock_status, transfer],
+                    nameservers[cluster],
+                )
+            )
+            for slot in sorted(sample(len(_SLOTS), per_domain[k])):
                 rtype, host, value = _SLOTS[slot]
                 record_id += 1
-                records.append(
-                    {
-                        "id": record_id,
-                        "domain_id": domain_id,
-                        "cluster_code": cluster,
-                        "type": rtype,
-                        "host": host,
-                        "value": value(rng, name),
-                        "ttl": rng.choice(_TTLS),
-                    }
+                out.records.append(
+                    (record_id, domain_id, cluster, rtype, host, value(draw, name), choice(_TTLS))
                 )
-        yield instance, domains, records
+        if len(out.instances) == chunk:
+            yield out
+            out = FleetChunk()
+    if out.instances:
+        yield out
 
 
 def account_id(n: int) -> str:
@@ -307,22 +438,212 @@ def _ensure_catalog(conn: Connection) -> dict[str, int]:
     return {"edition": len(editions), "cluster": len(clusters)}
 
 
-def _insert(conn: Connection, model: Any, rows: list[dict[str, Any]]) -> None:
-    """Bulk-insert ``rows`` (all with the same keys) in the connection's transaction."""
-    if conn.dialect.name != "postgresql":
-        conn.execute(insert(model), rows)
-        return
-    # COPY is several times faster than multi-row INSERTs on PostgreSQL. It bypasses
-    # the column types, so the rows must already be what the types would bind: aware
-    # UTC datetimes, two-place Decimals; lists are turned into JSON text here.
-    columns = list(rows[0])
-    table = model.__table__.name
-    copy_sql = f"COPY {table} ({', '.join(columns)}) FROM STDIN"
-    driver = conn.connection.driver_connection
-    assert driver is not None  # an open connection has its driver's connection
-    with driver.cursor() as cursor, cursor.copy(copy_sql) as copy:
-        for row in rows:
-            copy.write_row([json.dumps(v) if isinstance(v, list) else v for v in row.values()])
+# ------------------------------------------------------------------ writing
+
+
+Write = Callable[[str, Sequence[str], Sequence[tuple[Any, ...]]], None]
+
+
+class BulkLoad:
+    """One transaction that writes many rows into the fleet's tables, through the driver.
+
+    Use as a context manager; ``write(table, columns, rows)`` appends rows, ``count``
+    asks how many rows a table holds. The secondary indexes of ``FLEET_TABLES`` are
+    dropped on entry and built again before the commit, once, which costs a fraction of
+    keeping them up to date row by row. An error rolls everything back (indexes
+    included: DDL is transactional on both databases), so a failed load leaves the
+    database as it was.
+    """
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self.postgres = db.dialect == "postgresql"
+        self._indexes: list[tuple[str, str]] = []
+        # The driver's own connection: sqlite3's, or psycopg's.
+        self._conn: Any = None
+
+    def __enter__(self) -> BulkLoad:
+        if self.postgres:
+            self._enter_postgres()
+        else:
+            self._enter_sqlite()
+        for name, _ in self._indexes:
+            self._execute(f'DROP INDEX "{name}"')
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        try:
+            if exc_type is None:
+                for _, create in self._indexes:
+                    self._execute(create)
+                self._finish(commit=True)
+            else:
+                self._finish(commit=False)
+        finally:
+            self._close()
+
+    # --- SQLite: the pooled sqlite3 connection, in one BEGIN IMMEDIATE transaction.
+
+    def _enter_sqlite(self) -> None:
+        self._raw = self.db.engine.raw_connection()
+        conn: sqlite3.Connection = self._raw.driver_connection  # type: ignore[assignment]
+        self._conn = conn
+        # Put back what the engine set on this pooled connection when done.
+        self._restore = {
+            name: conn.execute(f"PRAGMA {name}").fetchone()[0]
+            for name in ("foreign_keys", "synchronous", "cache_size")
+        }
+        # The generated rows reference only rows generated before them, so per-row
+        # foreign-key checks would only slow the load; a crash during the load loses
+        # the whole (uncommitted) transaction, so its fsyncs buy nothing either.
+        conn.execute("PRAGMA foreign_keys=OFF")  # has no effect inside a transaction
+        conn.execute("PRAGMA synchronous=OFF")
+        conn.execute("PRAGMA cache_size=-262144")  # 256 MB, for the index builds
+        conn.execute("BEGIN IMMEDIATE")
+        tables = ", ".join(f"'{t}'" for t in FLEET_TABLES)
+        self._indexes = conn.execute(
+            "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL "
+            f"AND tbl_name IN ({tables}) ORDER BY name"
+        ).fetchall()
+
+    def _sqlite_write(self, table: str, columns: Sequence[str], rows) -> None:
+        marks = ", ".join("?" * len(columns))
+        self._conn.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", rows)
+
+    # --- PostgreSQL: COPY on the engine's connection, in one transaction.
+
+    def _enter_postgres(self) -> None:
+        self._sa = self.db.engine.connect()
+        self._tx = self._sa.begin()
+        self._conn = self._sa.connection.driver_connection  # a psycopg Connection
+        # The timestamps are UTC text; COPY reads text without an offset in the
+        # session's zone. The index builds get the memory they can use.
+        self._execute("SET LOCAL TimeZone = 'UTC'")
+        self._execute("SET LOCAL maintenance_work_mem = '256MB'")
+        self._execute("SET LOCAL synchronous_commit = off")
+        self._indexes = [
+            tuple(row)
+            for row in self._sa.exec_driver_sql(
+                "SELECT i.indexname, i.indexdef FROM pg_indexes i "
+                "WHERE i.schemaname = current_schema() AND i.tablename = ANY(%(t)s) "
+                "AND NOT EXISTS (SELECT 1 FROM pg_constraint c "
+                "WHERE c.conname = i.indexname AND c.connamespace = "
+                "(SELECT oid FROM pg_namespace WHERE nspname = i.schemaname)) "
+                "ORDER BY i.indexname",
+                {"t": list(FLEET_TABLES)},
+            )
+        ]
+
+    def _postgres_write(self, table: str, columns: Sequence[str], rows) -> None:
+        with (
+            self._conn.cursor() as cursor,
+            cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy,
+        ):
+            for row in rows:
+                copy.write_row(row)
+
+    # --- both
+
+    def write(self, table: str, columns: Sequence[str], rows: Sequence[tuple[Any, ...]]) -> None:
+        if not rows:
+            return
+        if self.postgres:
+            self._postgres_write(table, columns, rows)
+        else:
+            self._sqlite_write(table, columns, rows)
+
+    def scalar(self, sql: str) -> Any:
+        if self.postgres:
+            return self._sa.exec_driver_sql(sql).scalar()
+        return self._conn.execute(sql).fetchone()[0]
+
+    def _execute(self, sql: str) -> None:
+        if self.postgres:
+            self._sa.exec_driver_sql(sql)
+        else:
+            self._conn.execute(sql)
+
+    def _finish(self, *, commit: bool) -> None:
+        if self.postgres:
+            if commit:
+                # The ids were given here, so the sequences never moved: move them
+                # past the rows, or the next insert would collide with domain 1.
+                for table in ("domain", "record"):
+                    self._execute(
+                        f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
+                        f"COALESCE((SELECT max(id) FROM {table}), 0) + 1, false)"
+                    )
+                self._tx.commit()
+            else:
+                self._tx.rollback()
+        elif self._conn.in_transaction:
+            self._conn.execute("COMMIT" if commit else "ROLLBACK")
+
+    def _close(self) -> None:
+        if self.postgres:
+            self._sa.close()
+            return
+        for name, value in self._restore.items():
+            self._conn.execute(f"PRAGMA {name}={value}")
+        self._raw.close()
+
+
+# ------------------------------------------------------------------ generating
+
+
+# (accounts, instances, domains, records): one chunk of rows to write, in that order.
+Rows = list[tuple[Any, ...]]
+Part = tuple[Rows, Rows, Rows, Rows]
+
+
+def _parts(plan: dict[str, Any]) -> Iterator[Part]:
+    """The rows ``plan`` describes (the keyword arguments of :func:`_load`), in chunks."""
+    chunk = plan["chunk"]
+    accounts = _accounts(plan["seed"], plan["new_accounts"])
+    zones: list[str] = list(plan.get("zones", ()))
+    while batch := list(islice(accounts, chunk)):
+        zones.extend(row[5] for row in batch)  # ACCOUNT_COLUMNS: timezone
+        yield batch, [], [], []
+    for part in _instance_chunks(
+        plan["seed"],
+        plan["instances"],
+        zones,
+        plan["as_of"],
+        chunk,
+        first=plan["first"],
+        first_domain_id=plan["first_domain_id"],
+        first_record_id=plan["first_record_id"],
+    ):
+        yield [], part.instances, part.domains, part.records
+
+
+def _load(
+    db: Database, plan: dict[str, Any], progress: Callable[[int, int], None] | None
+) -> dict[str, int]:
+    """Generate and write the rows of ``plan`` in one bulk load; returns the counts."""
+    counts = {"account": plan["new_accounts"], "instance": 0, "domain": 0, "record": 0}
+    with BulkLoad(db) as load:
+        for accounts, instances, domains, records in _parts(plan):
+            load.write("account", ACCOUNT_COLUMNS, accounts)
+            load.write("instance", INSTANCE_COLUMNS, instances)
+            load.write("domain", DOMAIN_COLUMNS, domains)
+            load.write("record", RECORD_COLUMNS, records)
+            if instances:
+                counts["instance"] += len(instances)
+                counts["domain"] += len(domains)
+                counts["record"] += len(records)
+                if progress is not None:
+                    progress(counts["instance"], plan["instances"])
+    return counts
+
+
+def _check_arguments(instances: int, chunk: int, as_of: datetime) -> None:
+    if instances < 1:
+        raise InputError(f"instances={instances}: give a number of instances of 1 or more")
+    if chunk < 1:
+        raise InputError(f"chunk={chunk}: give a chunk size of 1 or more")
+    if as_of.tzinfo is None:
+        raise InputError(f"as_of={as_of.isoformat()} has no time zone: give an aware datetime")
 
 
 def seed_fleet(
@@ -342,20 +663,13 @@ def seed_fleet(
         seed: the same seed (with the same other arguments) gives the same rows.
         as_of: the moment the fleet is seeded for; expiries are placed around it.
         progress: called as ``progress(done, total)`` instances after each chunk.
-        chunk: instances (or accounts) inserted per transaction.
+        chunk: instances (or accounts) written per batch; the whole fleet is one
+            transaction.
 
     Returns:
         The number of rows created per table.
     """
-    if instances < 1:
-        raise InputError(f"instances={instances}: give a number of instances of 1 or more")
-    if chunk < 1:
-        raise InputError(f"chunk={chunk}: give a chunk size of 1 or more")
-    if as_of.tzinfo is None:
-        raise InputError(f"as_of={as_of.isoformat()} has no time zone: give an aware datetime")
-    as_of = as_of.astimezone(UTC)
-    n_accounts = max(1, instances // 3)
-
+    _check_arguments(instances, chunk, as_of)
     with db.engine.begin() as conn:
         for table, model in (("instances", Instance), ("accounts", Account)):
             existing = conn.execute(select(func.count()).select_from(model)).scalar_one()
@@ -365,39 +679,58 @@ def seed_fleet(
                     "use an empty database"
                 )
         counts = _ensure_catalog(conn)
-
-    account_rows = _accounts(seed, n_accounts)
-    zones: dict[str, str] = {}
-    while batch := list(islice(account_rows, chunk)):
-        with db.engine.begin() as conn:
-            _insert(conn, Account, batch)
-        zones.update((a["id"], a["timezone"]) for a in batch)
-
-    counts.update(account=n_accounts, instance=0, domain=0, record=0)
-    instance_rows = _instances(seed, instances, n_accounts, as_of)
-    while group := list(islice(instance_rows, chunk)):
-        insts = [row for row, _, _ in group]
-        for row in insts:
-            # Months are counted on the account's own calendar.
-            row["anchor_day"] = local_day(row["expires_at"], zones[row["account_id"]])
-        domains = [d for _, ds, _ in group for d in ds]
-        records = [r for _, _, rs in group for r in rs]
-        with db.engine.begin() as conn:
-            _insert(conn, Instance, insts)
-            _insert(conn, Domain, domains)
-            _insert(conn, Record, records)
-            if db.dialect == "postgresql":
-                # The ids are given here, so the sequences never moved: move them past
-                # the seeded rows, or the next insert would collide with domain 1.
-                for table, last in (("domain", domains[-1]["id"]), ("record", records[-1]["id"])):
-                    conn.execute(
-                        text(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), :last)"),
-                        {"last": last},
-                    )
-        counts["instance"] += len(insts)
-        counts["domain"] += len(domains)
-        counts["record"] += len(records)
-        if progress is not None:
-            progress(counts["instance"], instances)
-
+    n_accounts = max(1, instances // 3)
+    plan = {
+        "seed": seed,
+        "new_accounts": n_accounts,
+        "instances": instances,
+        "as_of": as_of.astimezone(UTC),
+        "chunk": chunk,
+        "first": 0,
+        "first_domain_id": 1,
+        "first_record_id": 1,
+    }
+    counts.update(_load(db, plan, progress))
     return counts
+
+
+def extend_fleet(
+    db: Database,
+    instances: int,
+    seed: int = 0,
+    *,
+    as_of: datetime,
+    progress: Callable[[int, int], None] | None = None,
+    chunk: int = 10_000,
+) -> dict[str, int]:
+    """Add ``instances`` instances (with domains and records) to a seeded fleet's
+    accounts, numbered after the instances already there; expiries lie around
+    ``as_of`` as in :func:`seed_fleet`.
+
+    Returns:
+        The number of rows created per table.
+    """
+    _check_arguments(instances, chunk, as_of)
+    with db.engine.begin() as conn:
+        have = conn.execute(select(func.count()).select_from(Instance)).scalar_one()
+        zone_of_account = dict(conn.execute(select(col(Account.id), col(Account.timezone))).all())
+        last_domain = conn.execute(select(func.max(Domain.id))).scalar_one() or 0
+        last_record = conn.execute(select(func.max(Record.id))).scalar_one() or 0
+    zones = [zone_of_account.get(account_id(n)) for n in range(len(zone_of_account))]
+    if not zones or None in zones:
+        raise InputError(
+            "the database's accounts are not those of a seeded fleet (acct-0000001 on): "
+            "extend a fleet made by seed_fleet"
+        )
+    plan = {
+        "seed": seed,
+        "new_accounts": 0,
+        "zones": zones,
+        "instances": instances,
+        "as_of": as_of.astimezone(UTC),
+        "chunk": chunk,
+        "first": have,
+        "first_domain_id": last_domain + 1,
+        "first_record_id": last_record + 1,
+    }
+    return _load(db, plan, progress)

@@ -14,12 +14,17 @@ it could not attribute to items, which it should rarely need to. A backend whose
 settings are unusable refuses when it is built (``InputError``), before anything is
 sent. Error texts never carry a secret (``dns_lifecycle.core.secrets.scrub``).
 
+Email and SMS backends also take ``send(batch, on_result=f)`` and call ``f(result)`` as
+each message's outcome becomes known (a server's reply), so the caller can record it
+before the batch ends; a backend that finishes a batch at once (files, memory) may
+leave that to the returned list, which always holds every result.
+
 Besides: ``registrar`` (name-server delegation), ``dns_lookup`` and ``render``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
@@ -33,6 +38,9 @@ class DeliveryResult:
     error: str | None = None
 
 
+ResultSink = Callable[[DeliveryResult], None]
+
+
 class Keyed(Protocol):
     @property
     def key(self) -> str: ...
@@ -42,5 +50,7 @@ class CountingBackend:
     """A dry run's backend for any channel: every item would be sent; nothing leaves
     the process."""
 
-    async def send(self, batch: Sequence[Keyed]) -> list[DeliveryResult]:
+    async def send(
+        self, batch: Sequence[Keyed], on_result: ResultSink | None = None
+    ) -> list[DeliveryResult]:
         return [DeliveryResult(item.key, "sent") for item in batch]

@@ -154,6 +154,11 @@ class Database:
     def dialect(self) -> str:
         return self.engine.dialect.name
 
+    @property
+    def in_sandbox(self) -> bool:
+        """Whether everything written here is rolled back at the end (a dry run)."""
+        return self._sandbox is not None
+
     @contextmanager
     def session(self) -> Iterator[Session]:
         """A session whose transaction the caller commits; rolled back on error."""

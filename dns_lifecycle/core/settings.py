@@ -49,7 +49,11 @@ class Settings(BaseSettings):
     smtp_username: str | None = None
     smtp_password: SecretStr | None = None
     smtp_timeout_seconds: float = Field(default=30.0, gt=0)
-    smtp_connections: int = Field(default=4, ge=1, le=64)
+    smtp_connections: int = Field(default=4, ge=1, le=64)  # in all, whatever the processes
+
+    # Delivery: render and send in this many processes (0: one per core; 1: in the
+    # run's own process). The file and memory backends always deliver in the run's.
+    delivery_processes: int = Field(default=0, ge=0, le=64)
 
     # SMS.
     sms_backend: Literal["file", "memory", "aliyun"] = "file"

@@ -6,8 +6,9 @@ inside a renewal transaction. The rerun completes; orders, charges, tickets and
 releases happen exactly once; duplicates are bounded by what was in flight.
 
 Rows the dead run had claimed for delivery stay leased (``flows.delivery.LEASE``,
-15 minutes): a rerun at once leaves them pending and sends the rest, and the first run
-after the lease sends them. The tests move the rerun's clock to show both.
+15 minutes): a rerun at once leaves them pending, says how many and until when, and
+sends the rest; the first run after the lease sends them. The tests move the rerun's
+clock to show both.
 """
 
 from __future__ import annotations
@@ -24,11 +25,13 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
+import pytest
 from sqlmodel import select
 
 from dns_lifecycle.channels.email import memory as email_memory
 from dns_lifecycle.channels.email.message import message_id_for
 from dns_lifecycle.channels.sms import memory as sms_memory
+from dns_lifecycle.channels.sms.aliyun import out_id
 from dns_lifecycle.core.settings import REPO_ROOT
 from flows.auto_renew import renew_due
 from flows.common import open_run, wall_clock
@@ -91,6 +94,28 @@ def _kill_when(proc: subprocess.Popen, ready: Callable[[], bool], timeout: float
             proc.send_signal(signal.SIGKILL)
         proc.communicate(timeout=30)
     assert proc.returncode == -signal.SIGKILL
+
+
+def _children(pid: int) -> set[int]:
+    """The processes whose parent is ``pid`` (Linux's /proc)."""
+    found = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.add(int(stat.parent.name))
+    return found
+
+
+def _all_ended(pids: set[int], timeout: float = 10) -> bool:
+    deadline = time.monotonic() + timeout
+    while any(Path(f"/proc/{pid}").exists() for pid in pids):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
 
 
 def _run(settings, *steps, clock: Callable[[], datetime] = wall_clock):
@@ -173,6 +198,103 @@ def test_killed_during_a_reminders_batch(settings, db, tmp_path):
         # connection); its SMS had been written: one duplicate, within the batch.
         assert duplicates == 1 <= BATCH
         assert {k for k, c in sms.items() if c > 1} <= in_flight
+
+
+@pytest.mark.parametrize("processes", [1, 2], ids=["in the run's process", "2 processes"])
+def test_killed_mid_batch_of_1000_repeats_at_most_the_messages_in_flight(
+    settings, db, tmp_path, processes
+):
+    """Killed while a batch of 1,000 notices streams out over 4 SMTP connections and 8
+    SendSms requests in flight (per process): each outcome was recorded as its reply
+    arrived, so after the lease only the messages in flight can arrive twice (at most
+    two per connection: one whose reply was on its way, one being recorded), never the
+    batch; the delivery processes die with the run."""
+    n, batch, connections = 500, 1000, 4
+    sms_in_flight = 8 * processes
+    reminder_fleet(db, n)
+    stalled = 300  # this DATA gets no reply: its connection waits on it until the kill
+    with (
+        SmtpTestServer(faults=Faults(delay_data={stalled: 600})) as server,
+        HttpSink(lambda request: Reply(200, {"Code": "OK", "BizId": "1"})) as sink,
+    ):
+        real = with_settings(
+            settings,
+            email_backend="smtp",
+            smtp_host="127.0.0.1",
+            smtp_port=server.port,
+            smtp_connections=connections,
+            smtp_timeout_seconds=900,
+            email_from=SENDER,
+            sms_backend="aliyun",
+            aliyun_protocol="http",
+            aliyun_endpoint=sink.address,
+            aliyun_access_key_id="LTAI-crash",
+            aliyun_access_key_secret="crash-secret",
+            delivery_processes=processes,
+        )
+        keys = [
+            "database_url",
+            "outbox_dir",
+            "email_backend",
+            "smtp_host",
+            "smtp_port",
+            "smtp_connections",
+            "smtp_timeout_seconds",
+            "email_from",
+            "sms_backend",
+            "aliyun_protocol",
+            "aliyun_endpoint",
+            "aliyun_access_key_id",
+            "delivery_processes",
+        ]
+        config = {k: getattr(real, k) for k in keys}
+        config["aliyun_access_key_secret"] = "crash-secret"
+        proc = _worker(tmp_path, "reminders", config, batch_size=batch)
+        # Killed while the other three connections keep sending.
+        workers: set[int] = set()
+
+        def streaming() -> bool:
+            if server.data_commands < stalled + 30:
+                return False
+            workers.update(_children(proc.pid))
+            return True
+
+        _kill_when(proc, streaming)
+        assert len(workers) >= (processes if processes > 1 else 0)
+        assert _all_ended(workers)  # the delivery processes died with the run
+
+        after_crash = ledger(db)
+        assert len(after_crash) == batch
+        sent_before = sum(r.state == "sent" for r in after_crash.values())
+        assert sent_before >= stalled  # recorded as they went, not at the end of the batch
+        held = {k for k, r in after_crash.items() if r.state == "pending" and r.claim_token}
+        assert held  # what was in flight or not yet sent stays leased
+
+        # A rerun at once leaves the held rows alone and says how many and until when.
+        server.faults = Faults()
+        tally = _run(real, plan_reminders)
+        assert tally.counts["held_by_another_run"] == len(held)
+        until = max(after_crash[k].claimed_until for k in held)
+        assert any(
+            f"{len(held):,} pending notice(s) are held by another run until "
+            f"{until:%Y-%m-%d %H:%M:%S} UTC" in note
+            for note in tally.notes
+        )
+        assert {k for k, r in ledger(db).items() if r.state != "sent"} == held
+
+        _run(real, plan_reminders, clock=_after_lease)
+        final = ledger(db)
+        assert all(r.state == "sent" for r in final.values())
+        assert {r.attempts for r in final.values()} == {1}  # each outcome recorded once
+
+        emails = Counter(m.parsed()["Message-ID"] for m in server.received)
+        assert set(emails) == {message_id_for(k, SENDER) for k in final if k.endswith(":email")}
+        texts = Counter(r.query["OutId"] for r in sink.requests)
+        assert set(texts) == {out_id(k) for k in final if k.endswith(":sms")}
+        email_repeats = sum(emails.values()) - len(emails)
+        sms_repeats = sum(texts.values()) - len(texts)
+        assert email_repeats <= 2 * connections
+        assert sms_repeats <= 2 * sms_in_flight
 
 
 def test_killed_inside_an_auto_renewal_batch(settings, db, tmp_path):

@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from dns_lifecycle.channels import CountingBackend, DeliveryResult
+from dns_lifecycle.channels import CountingBackend, DeliveryResult, ResultSink
 from dns_lifecycle.core.settings import Settings
 
 
@@ -29,7 +29,9 @@ class EmailMessage:
 
 
 class EmailBackend(Protocol):
-    async def send(self, batch: list[EmailMessage]) -> list[DeliveryResult]: ...
+    async def send(
+        self, batch: list[EmailMessage], on_result: ResultSink | None = None
+    ) -> list[DeliveryResult]: ...
 
 
 def email_backend(settings: Settings, *, dry_run: bool = False) -> EmailBackend:

@@ -9,7 +9,7 @@ import re
 import tempfile
 from pathlib import Path
 
-from dns_lifecycle.channels import DeliveryResult
+from dns_lifecycle.channels import DeliveryResult, ResultSink
 from dns_lifecycle.channels.email import EmailMessage
 from dns_lifecycle.channels.email.message import build_mime, sender_parts
 from dns_lifecycle.core.errors import PermanentDeliveryError
@@ -46,7 +46,9 @@ class FileEmailBackend:
         self.directory = Path(outbox_dir) / "email"
         self.sender = sender
 
-    async def send(self, batch: list[EmailMessage]) -> list[DeliveryResult]:
+    async def send(
+        self, batch: list[EmailMessage], on_result: ResultSink | None = None
+    ) -> list[DeliveryResult]:
         return await asyncio.to_thread(self._write_batch, batch)
 
     def _write_batch(self, batch: list[EmailMessage]) -> list[DeliveryResult]:

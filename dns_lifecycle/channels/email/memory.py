@@ -3,13 +3,15 @@
 
 from __future__ import annotations
 
-from dns_lifecycle.channels import DeliveryResult
+from dns_lifecycle.channels import DeliveryResult, ResultSink
 from dns_lifecycle.channels.email import EmailMessage
 
 outbox: list[EmailMessage] = []
 
 
 class MemoryEmailBackend:
-    async def send(self, batch: list[EmailMessage]) -> list[DeliveryResult]:
+    async def send(
+        self, batch: list[EmailMessage], on_result: ResultSink | None = None
+    ) -> list[DeliveryResult]:
         outbox.extend(batch)
         return [DeliveryResult(m.key, "sent") for m in batch]

@@ -33,7 +33,7 @@ from datetime import UTC, datetime
 import aiosmtplib
 from pydantic import SecretStr
 
-from dns_lifecycle.channels import DeliveryResult, Outcome
+from dns_lifecycle.channels import DeliveryResult, Outcome, ResultSink
 from dns_lifecycle.channels.email import EmailMessage
 from dns_lifecycle.channels.email.message import build_mime, recipient_of, sender_parts
 from dns_lifecycle.core.errors import PermanentDeliveryError
@@ -92,7 +92,9 @@ class SmtpEmailBackend:
         self._server = f"{settings.smtp_host}:{settings.smtp_port}"
         self._secrets = auth_forms(settings.smtp_username, settings.smtp_password)
 
-    async def send(self, batch: list[EmailMessage]) -> list[DeliveryResult]:
+    async def send(
+        self, batch: list[EmailMessage], on_result: ResultSink | None = None
+    ) -> list[DeliveryResult]:
         if not batch:
             return []
         date = self._clock()
@@ -101,7 +103,7 @@ class SmtpEmailBackend:
         stops: list[str] = []
         workers = min(self._settings.smtp_connections, len(batch))
         await asyncio.gather(
-            *(self._work(batch, pending, results, stops, date) for _ in range(workers))
+            *(self._work(batch, pending, results, stops, date, on_result) for _ in range(workers))
         )
         reason = stops[-1] if stops else "no connection was left to carry it"
         return [
@@ -124,6 +126,7 @@ class SmtpEmailBackend:
         results: list[DeliveryResult | None],
         stops: list[str],
         date: datetime,
+        on_result: ResultSink | None,
     ) -> None:
         """One connection's share: take messages from ``pending`` until it is empty."""
         smtp: aiosmtplib.SMTP | None = None
@@ -152,10 +155,15 @@ class SmtpEmailBackend:
                     data = build_mime(message, self._sender, date=date)
                     recipient = recipient_of(message)
                 except PermanentDeliveryError as exc:
-                    results[index] = DeliveryResult(message.key, "permanent", str(exc))
+                    refused = DeliveryResult(message.key, "permanent", str(exc))
+                    results[index] = refused
+                    if on_result is not None:
+                        on_result(refused)
                     continue
                 attempt = await self._deliver(smtp, message.key, recipient, data)
                 results[index] = attempt.result
+                if on_result is not None:
+                    on_result(attempt.result)
                 if attempt.answered:
                     lost_in_a_row = 0
                 else:

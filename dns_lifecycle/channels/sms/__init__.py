@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from dns_lifecycle.channels import CountingBackend, DeliveryResult
+from dns_lifecycle.channels import CountingBackend, DeliveryResult, ResultSink
 from dns_lifecycle.core.settings import Settings
 
 
@@ -27,7 +27,9 @@ class SmsMessage:
 
 
 class SmsBackend(Protocol):
-    async def send(self, batch: list[SmsMessage]) -> list[DeliveryResult]: ...
+    async def send(
+        self, batch: list[SmsMessage], on_result: ResultSink | None = None
+    ) -> list[DeliveryResult]: ...
 
 
 def sms_backend(settings: Settings, *, dry_run: bool = False) -> SmsBackend:

@@ -50,7 +50,7 @@ import certifi
 from pydantic import SecretStr
 from yarl import URL
 
-from dns_lifecycle.channels import DeliveryResult, Outcome
+from dns_lifecycle.channels import DeliveryResult, Outcome, ResultSink
 from dns_lifecycle.channels.sms import SmsMessage
 from dns_lifecycle.core.errors import InputError
 from dns_lifecycle.core.secrets import scrub
@@ -231,7 +231,9 @@ class AliyunSmsBackend:
         self._timeout = timeout
         self._deadline = 3 * timeout
 
-    async def send(self, batch: list[SmsMessage]) -> list[DeliveryResult]:
+    async def send(
+        self, batch: list[SmsMessage], on_result: ResultSink | None = None
+    ) -> list[DeliveryResult]:
         if not batch:
             return []
         slots = asyncio.Semaphore(self._concurrency)
@@ -249,7 +251,10 @@ class AliyunSmsBackend:
             async def one(message: SmsMessage) -> DeliveryResult:
                 async with slots:
                     result = await self._send_one(client, message)
-                return DeliveryResult(result.key, result.outcome, self._scrub(result.error))
+                    result = DeliveryResult(result.key, result.outcome, self._scrub(result.error))
+                    if on_result is not None:
+                        on_result(result)  # before the slot goes to the next message
+                return result
 
             return list(await asyncio.gather(*(one(m) for m in batch)))
 

@@ -8,7 +8,7 @@ import json
 from collections.abc import Iterable
 from pathlib import Path
 
-from dns_lifecycle.channels import DeliveryResult
+from dns_lifecycle.channels import DeliveryResult, ResultSink
 from dns_lifecycle.channels.sms import SmsMessage
 
 OUTBOX_FILE = "sms.jsonl"
@@ -20,7 +20,9 @@ class FileSmsBackend:
     def __init__(self, outbox_dir: Path) -> None:
         self.path = Path(outbox_dir) / OUTBOX_FILE
 
-    async def send(self, batch: list[SmsMessage]) -> list[DeliveryResult]:
+    async def send(
+        self, batch: list[SmsMessage], on_result: ResultSink | None = None
+    ) -> list[DeliveryResult]:
         if not batch:
             return []
         await asyncio.to_thread(self._append, batch)

@@ -1,0 +1,268 @@
+"""Rendering and sending notices, in the run's own process or in a pool of processes.
+
+``deliver(notices, ...)`` renders each notice for its channel and sends the batch
+through the settings' email and SMS backends, email and SMS side by side, reporting
+each outcome through ``on_result`` as it becomes known.
+
+``DeliveryPool`` does the same in ``delivery_processes`` worker processes, each with
+its own backends: its share of the SMTP connections (``smtp_connections`` is the total,
+divided among the processes) and its own SMS session. Rendering and MIME building are
+CPU work that one process cannot spread over several cores; the pool can. The run's
+process claims the ledger rows and hands each worker a share; the worker records each
+outcome in the ledger as it arrives, as the run's own process does when it delivers
+alone (flows/delivery.py gives it the recorder), and reports what it recorded. Each
+row is claimed once, sent by one worker and recorded by that worker.
+
+A worker dies with the run's process: it holds the reading end of a pipe whose writing
+end only the run's process has, and a thread that waits on it ends the worker the
+moment that end closes (SIGKILL included). So a killed run leaves no worker sending on,
+and only the messages in flight can be sent twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import multiprocessing
+import os
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from multiprocessing.connection import Connection, wait
+from typing import Any, Protocol
+
+from dns_lifecycle.channels import DeliveryResult, ResultSink
+from dns_lifecycle.channels.email import EmailMessage, email_backend
+from dns_lifecycle.channels.render import Renderer, sms_template_code
+from dns_lifecycle.channels.sms import SmsMessage, sms_backend
+from dns_lifecycle.core.settings import Settings
+
+# A batch is split over the pool only if each process gets at least this many notices:
+# below that, handing them out costs more than rendering them here.
+MIN_PER_PROCESS = 50
+
+
+@dataclass(frozen=True)
+class OutgoingNotice:
+    """A claimed ledger row, with the address it goes to."""
+
+    key: str
+    channel: str  # email | sms
+    kind: str
+    context: dict[str, Any]
+    email: str
+    phone: str
+    created_at: datetime  # what a context without as_of speaks from
+
+
+def process_count(settings: Settings) -> int:
+    """How many delivery processes the settings ask for (0: one per core)."""
+    return settings.delivery_processes or os.cpu_count() or 1
+
+
+def _render(
+    notices: Sequence[OutgoingNotice], renderer: Renderer, settings: Settings
+) -> tuple[list[EmailMessage], list[SmsMessage], list[DeliveryResult]]:
+    emails: list[EmailMessage] = []
+    texts: list[SmsMessage] = []
+    refused: list[DeliveryResult] = []
+    for notice in notices:
+        try:
+            if notice.channel == "email":
+                r = renderer.email(notice.kind, notice.context, queued_at=notice.created_at)
+                emails.append(EmailMessage(notice.key, notice.email, r.subject, r.text, r.html))
+            else:
+                s = renderer.sms(notice.kind, notice.context, queued_at=notice.created_at)
+                code = sms_template_code(settings.sms_template_prefix, notice.kind, notice.context)
+                texts.append(SmsMessage(notice.key, notice.phone, code, s.params, s.text))
+        except Exception as exc:  # a notice that cannot be rendered needs a person
+            refused.append(DeliveryResult(notice.key, "permanent", f"cannot render: {exc}"))
+    return emails, texts, refused
+
+
+async def deliver(
+    notices: Sequence[OutgoingNotice],
+    *,
+    renderer: Renderer,
+    settings: Settings,
+    emails: Any,
+    texts: Any,
+    on_result: ResultSink,
+) -> list[DeliveryResult]:
+    """Render and send ``notices`` with the backends ``emails`` and ``texts``; returns
+    every outcome (also reported one by one through ``on_result``)."""
+    email_batch, sms_batch, refused = _render(notices, renderer, settings)
+    for result in refused:
+        on_result(result)
+    # Email and SMS go out side by side: they wait on different servers.
+    sent_emails, sent_sms = await asyncio.gather(
+        emails.send(email_batch, on_result=on_result),
+        texts.send(sms_batch, on_result=on_result),
+    )
+    return [*refused, *sent_emails, *sent_sms]
+
+
+# ------------------------------------------------------------------ the worker side
+
+
+class Recording(Protocol):
+    """Where a worker records its outcomes: ``add`` each as it arrives (in the event
+    loop), ``finish`` with every outcome of the share once it is sent."""
+
+    def add(self, result: DeliveryResult) -> None: ...
+
+    def finish(self, results: list[DeliveryResult]) -> None: ...
+
+
+# (settings, ledger ids by key, clock offset, report, write lock) -> a Recording;
+# ``report(group)`` is to be called with each group once it is recorded; the lock is
+# shared by the pool's workers, for a database that takes one writer at a time.
+RecorderFactory = Callable[
+    [Settings, dict[str, int], timedelta, Callable[[list[DeliveryResult]], None], Any],
+    Recording,
+]
+
+
+def _end_with_parent(lifeline: Connection) -> None:
+    """Wait on the pipe only the run's process writes to; when it closes, end now."""
+    with contextlib.suppress(EOFError, OSError):
+        lifeline.recv()
+    os._exit(1)  # not sys.exit: no cleanup that could send anything more
+
+
+def _serve(
+    settings: Settings,
+    jobs: Connection,
+    lifeline: Connection,
+    recorder: RecorderFactory,
+    write_lock: Any,
+) -> None:
+    """A worker: deliver and record each share it is given, reporting what it recorded."""
+    threading.Thread(target=_end_with_parent, args=(lifeline,), daemon=True).start()
+    renderer = Renderer.for_settings(settings)
+    emails, texts = email_backend(settings), sms_backend(settings)
+    while True:
+        try:
+            job = jobs.recv()
+        except EOFError:
+            return
+        if job is None:
+            return
+        notices, ids_by_key, clock_offset = job
+        try:
+            recording = recorder(
+                settings,
+                ids_by_key,
+                clock_offset,
+                lambda group: jobs.send(("recorded", group)),
+                write_lock,
+            )
+            results = asyncio.run(
+                deliver(
+                    notices,
+                    renderer=renderer,
+                    settings=settings,
+                    emails=emails,
+                    texts=texts,
+                    on_result=recording.add,
+                )
+            )
+            recording.finish(results)
+        except BaseException as exc:  # reported; the run's process decides
+            jobs.send(("failed", f"{type(exc).__name__}: {exc}"))
+        else:
+            jobs.send(("done", None))
+
+
+# ------------------------------------------------------------------ the run's side
+
+
+class DeliveryPool:
+    """``processes`` worker processes that render, send and record; see the module."""
+
+    def __init__(self, settings: Settings, processes: int, recorder: RecorderFactory) -> None:
+        self.settings = settings
+        self.processes = processes
+        context = multiprocessing.get_context("spawn")  # fork is unsafe beside threads
+        total = settings.smtp_connections
+        self._workers: list[tuple[Any, Connection, Connection]] = []
+        # Kept for the pool's life: the workers open it by name, on their own time.
+        self._write_lock = context.Lock()
+        for i in range(processes):
+            share = max(1, total // processes + (1 if i < total % processes else 0))
+            own = settings.model_copy(update={"smtp_connections": share})
+            jobs, their_jobs = context.Pipe()
+            their_lifeline, lifeline = context.Pipe(duplex=False)
+            process = context.Process(
+                target=_serve,
+                args=(own, their_jobs, their_lifeline, recorder, self._write_lock),
+                name=f"dns-lifecycle-delivery-{i + 1}",
+                daemon=True,
+            )
+            process.start()
+            their_jobs.close()
+            their_lifeline.close()
+            self._workers.append((process, jobs, lifeline))
+        self.lock = threading.Lock()
+
+    def alive(self) -> bool:
+        return all(process.is_alive() for process, _, _ in self._workers)
+
+    def deliver(
+        self, notices: Sequence[OutgoingNotice], ids_by_key: dict[str, int], clock_offset: timedelta
+    ) -> tuple[list[DeliveryResult], str | None]:
+        """Send and record ``notices`` split over the workers (``clock_offset``: how far
+        the run's clock is from the wall clock, for the times recorded). Returns every
+        outcome the workers recorded, and what went wrong if one ended in the middle of
+        its share (its notices it had not recorded then have no outcome: unknown
+        whether they were sent)."""
+        busy: dict[Connection, int] = {}
+        for i, (_, jobs, _) in enumerate(self._workers):
+            share = list(notices[i :: self.processes])
+            if share:
+                jobs.send((share, {n.key: ids_by_key[n.key] for n in share}, clock_offset))
+                busy[jobs] = i
+        try:
+            return self._collect(busy)
+        except BaseException:
+            self.kill()
+            raise
+
+    def _collect(self, busy: dict[Connection, int]) -> tuple[list[DeliveryResult], str | None]:
+        results: list[DeliveryResult] = []
+        lost: list[str] = []
+        while busy:
+            for jobs in wait(list(busy)):
+                while jobs in busy and jobs.poll():
+                    try:
+                        kind, payload = jobs.recv()
+                    except (EOFError, OSError):
+                        lost.append(f"delivery process {busy.pop(jobs) + 1} ended unexpectedly")
+                        break
+                    if kind == "recorded":
+                        results.extend(payload)
+                    elif kind == "failed":
+                        lost.append(f"delivery process {busy.pop(jobs) + 1} failed: {payload}")
+                    else:  # done
+                        busy.pop(jobs)
+        return results, "; ".join(lost) or None
+
+    def kill(self) -> None:
+        for process, _, _ in self._workers:
+            if process.is_alive():
+                process.kill()
+        self.close()
+
+    def close(self) -> None:
+        for _, jobs, _ in self._workers:
+            with contextlib.suppress(OSError, ValueError):
+                jobs.send(None)
+        for process, jobs, lifeline in self._workers:
+            process.join(timeout=5)
+            if process.is_alive():
+                process.terminate()
+                process.join(timeout=5)
+            jobs.close()
+            lifeline.close()
+        self._workers = []

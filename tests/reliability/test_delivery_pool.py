@@ -1,0 +1,163 @@
+"""Delivery in a pool of processes (``delivery_processes``): the run's process claims and
+records, the workers render and send, each with its share of the SMTP connections and
+its own SMS session. Real SMTP and HTTP servers on 127.0.0.1."""
+
+from __future__ import annotations
+
+import multiprocessing
+import threading
+import time
+from collections import Counter
+from datetime import timedelta
+
+import pytest
+
+import flows.delivery as delivery
+from dns_lifecycle.channels.email.message import message_id_for
+from dns_lifecycle.channels.sms.aliyun import out_id
+from flows.common import open_run, wall_clock
+from flows.reminders import plan_reminders
+from tests.http_sink import HttpSink, Reply
+from tests.reliability.conftest import AS_OF, SENDER, ledger, reminder_fleet, with_settings
+from tests.smtp_server import Faults, SmtpTestServer
+
+BATCH = 1000
+
+
+@pytest.fixture(autouse=True)
+def _no_pool_left():
+    """Each test starts and ends without delivery processes."""
+    delivery._close_pools()
+    yield
+    delivery._close_pools()
+
+
+def _pool_settings(settings, smtp_port: int, sink: HttpSink, **changes):
+    values = {
+        "email_backend": "smtp",
+        "smtp_host": "127.0.0.1",
+        "smtp_port": smtp_port,
+        "smtp_connections": 4,
+        "email_from": SENDER,
+        "sms_backend": "aliyun",
+        "aliyun_protocol": "http",
+        "aliyun_endpoint": sink.address,
+        "aliyun_access_key_id": "LTAI-pool",
+        "aliyun_access_key_secret": "pool-secret",
+        "delivery_processes": 2,
+    }
+    return with_settings(settings, **{**values, **changes})
+
+
+def _deliver(settings, clock=wall_clock):
+    with open_run(AS_OF, False, BATCH, settings=settings) as ctx:
+        ctx.clock = clock
+        plan_reminders(ctx)
+        return delivery.deliver_pending(ctx)
+
+
+def _accept(_request):
+    return Reply(200, {"Code": "OK", "BizId": "1"})
+
+
+def test_a_pool_delivers_every_notice_once_over_the_connections_in_all(lite_db, lite_settings):
+    """150 reminders through 2 processes: every email and SMS once, over at most the 4
+    SMTP connections of the setting in all, every outcome recorded."""
+    reminder_fleet(lite_db, 150)
+    with SmtpTestServer() as server, HttpSink(_accept) as sink:
+        settings = _pool_settings(lite_settings, server.port, sink)
+        tally = _deliver(settings)
+        workers = multiprocessing.active_children()
+        assert len(workers) == 2  # kept for the next step of the run
+    rows = ledger(lite_db)
+    assert len(rows) == 300 and all(r.state == "sent" for r in rows.values())
+    assert {r.attempts for r in rows.values()} == {1}  # each outcome recorded once
+    assert tally.counts == {"email_sent": 150, "sms_sent": 150}
+    emails = Counter(m.parsed()["Message-ID"] for m in server.received)
+    assert set(emails) == {message_id_for(k, SENDER) for k in rows if k.endswith(":email")}
+    assert set(emails.values()) == {1}
+    # Each process opens its share of the 4 (2 each; one may carry its whole share
+    # before the other has its greeting), never more than the 4 in all.
+    assert 2 <= len({m.connection for m in server.received}) <= server.connections <= 4
+    texts = Counter(r.query["OutId"] for r in sink.requests)
+    assert set(texts) == {out_id(k) for k in rows if k.endswith(":sms")}
+    assert set(texts.values()) == {1}
+
+
+@pytest.mark.parametrize(
+    ("backends", "fleet"),
+    [({"email_backend": "file", "sms_backend": "file"}, 150), ({}, 20)],
+    ids=["file backends", "a small batch"],
+)
+def test_files_and_small_batches_are_delivered_in_the_run_process(
+    lite_db, lite_settings, backends, fleet
+):
+    """With the file backends, or fewer notices than 50 per process, no delivery
+    process is started: the run's own process delivers, as with one process."""
+    reminder_fleet(lite_db, fleet)
+    with SmtpTestServer() as server, HttpSink(_accept) as sink:
+        settings = _pool_settings(lite_settings, server.port, sink, **backends)
+        tally = _deliver(settings)
+    assert multiprocessing.active_children() == []
+    assert tally.counts == {"email_sent": fleet, "sms_sent": fleet}
+
+
+def test_a_delivery_process_that_dies_leaves_its_unanswered_notices_leased(lite_db, lite_settings):
+    """Delivery processes killed mid-share: what they reported is recorded, the rest stays
+    leased, the run says so (naming the lease's end), and the run after the lease sends
+    every notice; nothing is lost."""
+    reminder_fleet(lite_db, 150)
+    stalled = 40
+    with (
+        SmtpTestServer(faults=Faults(delay_data={stalled: 600})) as server,
+        HttpSink(_accept) as sink,
+    ):
+        settings = _pool_settings(lite_settings, server.port, sink, smtp_timeout_seconds=900)
+        outcome: dict = {}
+        run = threading.Thread(target=lambda: outcome.update(tally=_deliver(settings)))
+        run.start()
+        deadline = time.monotonic() + 60
+        while server.data_commands < stalled + 10 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        for worker in multiprocessing.active_children():
+            worker.kill()
+        run.join(timeout=60)
+        assert not run.is_alive()
+        tally = outcome["tally"]
+        assert any("ended unexpectedly" in f and "stay leased until" in f for f in tally.failures)
+        rows = ledger(lite_db)
+        sent = {k for k, r in rows.items() if r.state == "sent"}
+        leased = {k for k, r in rows.items() if r.state == "pending" and r.claim_token}
+        assert len(sent) >= stalled and leased and sent | leased == set(rows)
+
+        server.faults = Faults()
+        _deliver(settings, clock=lambda: wall_clock() + delivery.LEASE + timedelta(minutes=1))
+    rows = ledger(lite_db)
+    assert all(r.state == "sent" for r in rows.values())
+    emails = {m.parsed()["Message-ID"] for m in server.received}
+    assert emails == {message_id_for(k, SENDER) for k in rows if k.endswith(":email")}
+
+
+def test_an_outcome_queued_when_the_batch_ends_is_recorded_once(lite_db):
+    """A result still waiting for its group when the batch's list is recorded is
+    written once: one attempt, not two."""
+    import asyncio
+
+    from dns_lifecycle.channels import DeliveryResult
+    from dns_lifecycle.store.outcomes import Recorder
+
+    reminder_fleet(lite_db, 2)
+    with open_run(AS_OF, False, BATCH, settings=lite_db.settings) as ctx:
+        plan_reminders(ctx)
+    rows = ledger(lite_db)
+    results = [DeliveryResult(key, "sent") for key in rows]
+    recorder = Recorder(lite_db, {key: r.id for key, r in rows.items()}, wall_clock)
+
+    async def replies_then_the_end():
+        for result in results[:2]:
+            recorder.add(result)  # its group is written 2 ms later: never, the loop ends
+
+    asyncio.run(replies_then_the_end())
+    recorder.finish(results)
+    assert {r.attempts for r in ledger(lite_db).values()} == {1}
+    assert all(r.state == "sent" for r in ledger(lite_db).values())
