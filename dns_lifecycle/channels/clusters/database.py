@@ -12,7 +12,6 @@ from sqlmodel import col
 from dns_lifecycle.channels.clusters import ClusterConfig
 from dns_lifecycle.core.db import Database
 from dns_lifecycle.lifecycle.zonefile import Rr
-from dns_lifecycle.store import rows_changed
 from models import Domain, Record
 
 RECORDS = Record.__table__  # type: ignore[attr-defined]
@@ -80,13 +79,18 @@ class DatabaseCluster:
             domain_id = self._domain_id(session, zone)
             if domain_id is None:
                 return False
-            result = session.execute(
-                delete(RECORDS)
-                .where(RECORDS.c.domain_id == domain_id)
-                .where(RECORDS.c.cluster_code == self.config.code)
+            # On the session's connection: a Core DELETE's result there has its row count.
+            deleted = (
+                session.connection()
+                .execute(
+                    delete(RECORDS)
+                    .where(RECORDS.c.domain_id == domain_id)
+                    .where(RECORDS.c.cluster_code == self.config.code)
+                )
+                .rowcount
             )
             session.commit()
-        return bool(rows_changed(result))
+        return bool(deleted)
 
     def flush(self, zone: str) -> None:
         return None  # nothing is cached
