@@ -43,7 +43,7 @@ from models import Cluster  # noqa: E402
 from tests.factories import make_catalog, make_instance  # noqa: E402
 from tests.live_dns.servers import powerdns  # noqa: E402
 
-EXPIRY = datetime(2027, 3, 1, 4, 0, tzinfo=UTC)
+EXPIRY = datetime(2026, 3, 1, 4, 0, tzinfo=UTC)  # past: a real run never evaluates the future
 RELEASE = EXPIRY + timedelta(days=8)
 
 
