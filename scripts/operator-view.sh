@@ -22,19 +22,27 @@ export DNSL_PROJECT_DIR="$PWD"
 
 # Each background process leads its own process group (setsid): the worker runs its
 # real worker in a child process, and stopping must reach that child too. The worker
-# goes first, while the server can still answer it; whatever has not exited after 10 s
-# is killed.
+# goes first, while the server can still answer it. Prefect's worker passes the first
+# signal on to its child as a graceful stop, which can take long; a second signal makes
+# it kill the child at once. Whatever is still there after that is killed.
+wait_gone() {  # wait_gone PGID TENTHS: true once the group has exited
+  for _ in $(seq "$2"); do
+    kill -0 -- "-$1" 2>/dev/null || return 0
+    sleep 0.1
+  done
+  return 1
+}
+
 stop() {
   for name in worker server; do
     pidfile="$STATE/$name.pid"
     [ -f "$pidfile" ] || continue
     pgid="$(cat "$pidfile")"
     kill -TERM -- "-$pgid" 2>/dev/null || true
-    for _ in $(seq 100); do
-      kill -0 -- "-$pgid" 2>/dev/null || break
-      sleep 0.1
-    done
-    kill -KILL -- "-$pgid" 2>/dev/null || true
+    if ! wait_gone "$pgid" 20; then
+      kill -INT -- "-$pgid" 2>/dev/null || true
+      wait_gone "$pgid" 30 || kill -KILL -- "-$pgid" 2>/dev/null || true
+    fi
     rm -f "$pidfile"
   done
 }
