@@ -12,6 +12,7 @@ validates it; the renderer reads a stored context back into the same class.
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -217,8 +218,9 @@ class Notice(BaseModel):
 
     # --- the ledger -----------------------------------------------------------------
 
+    @abstractmethod
     def ledger_key(self) -> str:
-        raise NotImplementedError
+        """The notice's unique key in the ledger, without the channel (``keys.py``)."""
 
     def offset_days_column(self) -> int | None:
         """The ledger's ``offset_days`` column (reminders only)."""
