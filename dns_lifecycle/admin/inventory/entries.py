@@ -231,34 +231,16 @@ DomainEntry = _derive(
 # A domain's release stage as an export writes it, so that a release under way
 # survives export and import.
 _RELEASE_MOMENTS = ("verified_at", "delegated_at", "drain_until", "deleted_at", "updated_at")
+# Every column but the keys the import supplies (the domain's id and instance); only the
+# stage and the time it was recorded are always there.
+_RELEASE_KEYS = tuple(
+    c for c in DomainReleaseBase.model_fields if c not in ("domain_id", "instance_id")
+)
 DomainReleaseEntry = _derive(
     "DomainReleaseEntry",
     DomainReleaseBase,
-    {
-        key: key
-        for key in (
-            "stage",
-            "records",
-            "delegation",
-            "switch_task",
-            "verify_failures",
-            "blocked",
-            "error",
-            *_RELEASE_MOMENTS,
-        )
-    },
-    optional=(
-        "records",
-        "delegation",
-        "switch_task",
-        "verify_failures",
-        "blocked",
-        "error",
-        "verified_at",
-        "delegated_at",
-        "drain_until",
-        "deleted_at",
-    ),
+    {key: key for key in _RELEASE_KEYS},
+    optional=tuple(k for k in _RELEASE_KEYS if k not in ("stage", "updated_at")),
     checks={key: (BeforeValidator(values.optional_moment),) for key in _RELEASE_MOMENTS},
 )
 
