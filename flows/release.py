@@ -317,55 +317,103 @@ class SharedReport:
         self._plan = []
 
 
+# How many domains one worker takes through the stages together: their outcomes of a
+# stage are recorded in one transaction, before any of them goes on to its next call.
+# A crash repeats at most this many (idempotent) cluster calls per worker.
+CHUNK = 16
+# Recorded one by one: a crash repeats at most the one registrar switch in flight.
+_RECORDED_ALONE: frozenset[str] = frozenset({"delegate"})
+
+
 def advance(ctx: RunContext, tools: Tools, instance_ids: list[str], report: StepReport) -> None:
-    """Move every domain of these instances as far as it can go in this run, a few
-    domains at a time (``release_workers``): while one waits for a server, another uses
+    """Move every domain of these instances as far as it can go in this run, a chunk of
+    domains per worker (``release_workers``): while one waits for a server, another uses
     the other server or the database."""
     with ctx.db.session() as session:
         works = store.domain_work(session, instance_ids)
     shared = SharedReport(report)
     stages = Stages(ctx, tools, shared)
-    # A dry run's sandbox is one connection: one domain at a time there.
-    workers = 1 if ctx.dry_run else min(ctx.settings.release_workers, len(works))
+    chunks = [works[i : i + CHUNK] for i in range(0, len(works), CHUNK)]
+    # A dry run's sandbox is one connection: one chunk at a time there.
+    workers = 1 if ctx.dry_run else min(ctx.settings.release_workers, len(chunks))
     if workers <= 1:
-        for w in works:
-            _advance_domain(ctx, stages, w, shared)
+        for chunk in chunks:
+            _advance_chunk(ctx, stages, chunk, shared)
     else:
         with ThreadPoolExecutor(max_workers=workers) as pool:
-            list(pool.map(lambda w: _advance_domain(ctx, stages, w, shared), works))
+            list(pool.map(lambda chunk: _advance_chunk(ctx, stages, chunk, shared), chunks))
     shared.close()
 
 
-def _advance_domain(
-    ctx: RunContext, stages: Stages, w: store.DomainWork, report: SharedReport
+def _advance_chunk(
+    ctx: RunContext, stages: Stages, works: list[store.DomainWork], report: SharedReport
 ) -> None:
-    """One domain, stage after stage, each outcome recorded before the next call."""
+    """A few domains, stage after stage: each domain's outcome of a stage is recorded
+    before its next call."""
+    moving = works
     for _ in range(len(STAGES) + 1):
         now = ctx.clock()
-        action = next_action(
-            w.stage, blocked=w.blocked is not None, drain_until=w.drain_until, now=now
-        )
-        if action is None:
+        planned = [
+            (w, action)
+            for w in moving
+            if (
+                action := next_action(
+                    w.stage, blocked=w.blocked is not None, drain_until=w.drain_until, now=now
+                )
+            )
+            is not None
+        ]
+        if not planned:
             return
-        try:
-            outcome = getattr(stages, action)(w, now)
-        except Exception as exc:  # one domain's failure never stops the others
-            report.add("release_failures")
-            message = f"{type(exc).__name__}: {exc}"
-            report.fail(f"instance {w.instance_id}: domain {w.name}: {action}: {message}")
-            outcome = store.Outcome(w, {"error": message[:1000]})
-        with ctx.db.session() as session:
-            recorded = store.record_outcomes(session, [outcome], now)
-            report.add("tickets_opened", session.info.pop("tickets_opened", 0))
-            session.commit()
+        recorded: list[store.Outcome] = []
+        unrecorded: list[store.Outcome] = []
+        for w, action in planned:
+            unrecorded.append(_attempt(stages, w, action, now, report))
+            if action in _RECORDED_ALONE:
+                recorded += _record(ctx, unrecorded, now, report)
+                unrecorded = []
+        recorded += _record(ctx, unrecorded, now, report)
         # Only a domain that moved on to its next stage goes on in this run.
-        if not recorded or "stage" not in outcome.values or outcome.values.get("blocked"):
-            return
-        for key in ("stage", "delegation", "switch_task", "drain_until", "verified_at"):
-            if key in outcome.values:
-                setattr(w, key, outcome.values[key])
-        if "records" in outcome.values:
-            w.records = outcome.values["records"]
+        moving = [
+            _moved_on(o)
+            for o in recorded
+            if "stage" in o.values and not o.values.get("blocked")
+        ]
+
+
+def _attempt(
+    stages: Stages, w: store.DomainWork, action: str, now: datetime, report: SharedReport
+) -> store.Outcome:
+    try:
+        outcome: store.Outcome = getattr(stages, action)(w, now)
+        return outcome
+    except Exception as exc:  # one domain's failure never stops the others
+        report.add("release_failures")
+        message = f"{type(exc).__name__}: {exc}"
+        report.fail(f"instance {w.instance_id}: domain {w.name}: {action}: {message}")
+        return store.Outcome(w, {"error": message[:1000]})
+
+
+def _record(
+    ctx: RunContext, outcomes: list[store.Outcome], now: datetime, report: SharedReport
+) -> list[store.Outcome]:
+    if not outcomes:
+        return []
+    with ctx.db.session() as session:
+        recorded = store.record_outcomes(session, outcomes, now)
+        report.add("tickets_opened", session.info.pop("tickets_opened", 0))
+        session.commit()
+    return recorded
+
+
+def _moved_on(outcome: store.Outcome) -> store.DomainWork:
+    w = outcome.work
+    for key in ("stage", "delegation", "switch_task", "drain_until", "verified_at"):
+        if key in outcome.values:
+            setattr(w, key, outcome.values[key])
+    if "records" in outcome.values:
+        w.records = outcome.values["records"]
+    return w
 
 
 def release_due(ctx: RunContext, instance_ids: list[str] | None = None) -> StepReport:
@@ -385,8 +433,7 @@ def release_due(ctx: RunContext, instance_ids: list[str] | None = None) -> StepR
                 store.begin_release(session, ids, ctx.clock())
                 session.commit()
             advance(ctx, tools, ids, report)
-            for instance_id in ids:
-                _finish(ctx, instance_id, report)
+            _finish(ctx, ids, report)
         draining = store.released_unfinished(instance_ids)
         for rows in scan_batches(ctx.db, draining, batch_size=ctx.batch_size, shard=ctx.shard):
             tools = tools or Tools(ctx)
@@ -398,11 +445,30 @@ def release_due(ctx: RunContext, instance_ids: list[str] | None = None) -> StepR
     return report
 
 
-def _finish(ctx: RunContext, instance_id: str, report: StepReport) -> None:
-    settings = ctx.settings
+def _finish(ctx: RunContext, instance_ids: list[str], report: StepReport) -> None:
+    """Release the instances whose domains all passed the delegation, in one
+    transaction; if that fails, one by one, so that an instance's fault names it and
+    keeps no other from its release."""
     try:
-        with ctx.db.session() as session:
-            released = store.finish_instance(
+        released = _finish_in_one(ctx, instance_ids)
+    except Exception as exc:
+        if len(instance_ids) == 1:
+            report.add("release_failures")
+            report.fail(f"instance {instance_ids[0]}: {type(exc).__name__}: {exc}")
+        else:
+            for instance_id in instance_ids:
+                _finish(ctx, [instance_id], report)
+        return
+    if released:
+        report.add("instances_released", released)
+
+
+def _finish_in_one(ctx: RunContext, instance_ids: list[str]) -> int:
+    settings = ctx.settings
+    released = 0
+    with ctx.db.session() as session:
+        for instance_id in instance_ids:
+            done = store.finish_instance(
                 session,
                 instance_id,
                 as_of=ctx.as_of,
@@ -410,13 +476,9 @@ def _finish(ctx: RunContext, instance_id: str, report: StepReport) -> None:
                 now=ctx.clock(),
                 change_by=lambda at: expiry.change_by(at, settings.manual_drain_days),
             )
-            session.commit()
-    except Exception as exc:
-        report.add("release_failures")
-        report.fail(f"instance {instance_id}: {type(exc).__name__}: {exc}")
-        return
-    if released is not None:
-        report.add("instances_released")
+            released += done is not None
+        session.commit()
+    return released
 
 
 @task(name="release-instances", cache_policy=NO_CACHE)

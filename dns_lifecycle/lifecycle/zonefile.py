@@ -47,6 +47,7 @@ __all__ = [
     "from_presentation",
     "normalise",
     "presentation",
+    "served_form",
     "parse_zone_file",
     "same_records",
     "zone_file",
@@ -261,17 +262,22 @@ def presentation(rr: Rr, domain: str) -> tuple[str, str, str]:
 
     Raises ``ZoneFileError`` naming the record when it cannot be written.
     """
+    owner, rtype, rdata = served_form(rr, domain)
+    return owner, rtype, rdata.to_text()
+
+
+def served_form(rr: Rr, domain: str) -> tuple[str, str, dns.rdata.Rdata]:
+    """``rr`` as ``presentation`` gives it, with its value as rdata (names absolute):
+    what a name server's answer holds. Raises ``ZoneFileError`` like ``presentation``."""
     origin = _origin(domain)
     try:
-        owner = _owner(rr.host, origin)
-        rdata = _rdata(rr.type, rr.value, origin)
-        _ttl(rr.ttl)
-    except (dns.exception.DNSException, ValueError, UnicodeError) as exc:
+        owner, rdata, _ = _parse(rr, origin)
+    except ValueError as exc:
         raise ZoneFileError(
             f"domain {_show(origin)}: the record {_show_rr(rr)} cannot be served "
-            f"({_reason(exc)}); correct the record and run the step again"
+            f"({exc}); correct the record and run the step again"
         ) from None
-    return owner.to_text(), dns.rdatatype.to_text(rdata.rdtype), rdata.to_text()
+    return owner.to_text(), dns.rdatatype.to_text(rdata.rdtype), rdata
 
 
 def from_presentation(owner: str, rtype: str, ttl: int, value: str, domain: str) -> Rr:
@@ -312,7 +318,22 @@ def _origin(domain: str) -> dns.name.Name:
 def _parse(rr: Rr, origin: dns.name.Name) -> tuple[dns.name.Name, dns.rdata.Rdata, int]:
     """Owner, rdata and TTL of ``rr``; ``ValueError`` with the reason when invalid."""
     try:
-        return _owner(rr.host, origin), _rdata(rr.type, rr.value, origin), _ttl(rr.ttl)
+        ttl = _ttl(rr.ttl)
+    except ValueError as exc:
+        raise ValueError(_reason(exc)) from None
+    owner, rdata = _parse_data(rr.type, rr.host, rr.value, origin)
+    return owner, rdata, ttl
+
+
+# A release parses each record of a zone for its creation, its verification and its
+# zone-file copy: parsing costs more than the rest of that work together, and owners and
+# rdata are immutable, so the last parses are kept.
+@functools.lru_cache(maxsize=16384)
+def _parse_data(
+    rtype: str, host: str, value: str, origin: dns.name.Name
+) -> tuple[dns.name.Name, dns.rdata.Rdata]:
+    try:
+        return _owner(host, origin), _rdata(rtype, value, origin)
     except (dns.exception.DNSException, ValueError, UnicodeError) as exc:
         raise ValueError(_reason(exc)) from None
 

@@ -9,12 +9,13 @@ run is finished by the next one from there.
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import exists, select, update
+from sqlalchemy import bindparam, exists, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col
 
@@ -39,6 +40,8 @@ from models import Account, Cluster, Domain, DomainRelease, Instance, Ticket, Zo
 
 TICKETS = table_of(Ticket)
 RELEASES = table_of(DomainRelease)
+SNAPSHOTS = table_of(ZoneSnapshot)
+DOMAINS = table_of(Domain)
 
 
 def free_cluster(session: Session) -> Cluster:
@@ -208,54 +211,88 @@ def record_outcomes(session: Session, outcomes: list[Outcome], now: datetime) ->
     """Record each outcome if its domain is still at the stage it was computed from;
     returns those recorded (another run may have moved a domain on meanwhile). Opens
     each ticket once (one open ticket per domain and reason)."""
-    recorded: list[Outcome] = []
-    tickets: list[dict[str, Any]] = []
-    for o in outcomes:
-        w = o.work
-        values = dict(o.values)
-        if "records" in values and values["records"] is not None:
-            values["records"] = [[r.type, r.host, r.value, r.ttl] for r in values["records"]]
-        result = session.execute(
-            update(RELEASES)
-            .where(RELEASES.c.domain_id == w.domain_id, RELEASES.c.stage == w.stage)
-            .values(updated_at=now, **values)
+    if not outcomes:
+        return []
+    # Where each domain stands now, its row locked until the commit (SQLite's write
+    # transaction holds the whole database from its start).
+    at = {
+        domain_id: stage
+        for domain_id, stage in session.execute(
+            select(RELEASES.c.domain_id, RELEASES.c.stage)
+            .where(RELEASES.c.domain_id.in_([o.work.domain_id for o in outcomes]))
+            .with_for_update()
         )
-        if not rows_changed(result):
-            continue
-        recorded.append(o)
-        if o.zone_text is not None:
-            session.add(
-                ZoneSnapshot(
-                    instance_id=w.instance_id,
-                    domain_name=w.name,
-                    zone_text=o.zone_text,
-                    created_at=now,
-                )
+    }
+    recorded = [o for o in outcomes if at.get(o.work.domain_id) == o.work.stage]
+    # One statement for the outcomes that set the same columns.
+    updates: dict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
+    for o in recorded:
+        values = dict(o.values)
+        if values.get("records") is not None:
+            values["records"] = [[r.type, r.host, r.value, r.ttl] for r in values["records"]]
+        updates[tuple(sorted(values))].append(
+            {"at_id": o.work.domain_id, "at_stage": o.work.stage}
+            | {f"b_{k}": v for k, v in values.items()}
+        )
+    for columns, rows in updates.items():
+        stmt = (
+            update(RELEASES)
+            .where(
+                RELEASES.c.domain_id == bindparam("at_id"),
+                RELEASES.c.stage == bindparam("at_stage"),
             )
-        if o.nameservers is not None:
-            session.execute(
-                update(Domain)
-                .where(col(Domain.id) == w.domain_id)
-                .values(nameservers=o.nameservers)
+            .values(
+                updated_at=now,
+                **{c: bindparam(f"b_{c}", type_=RELEASES.c[c].type) for c in columns},
             )
-        if o.ticket is not None:
-            reason, details = o.ticket
-            tickets.append(
-                {
-                    "domain_id": w.domain_id,
-                    "instance_id": w.instance_id,
-                    "reason": reason,
-                    "state": "open",
-                    "open_key": ticket_open_key(w.name, reason),
-                    "details": {"domain": w.name, "registrar": w.registrar, **details},
-                    "sink_state": "pending",
-                    "sink_attempts": 0,
-                    "created_at": now,
-                }
+        )
+        changed = rows_changed(session.execute(stmt, rows))
+        if changed != len(rows):  # the rows were locked: nothing else can move them
+            raise LifecycleError(
+                f"{len(rows) - changed} domain release rows changed while locked; run the "
+                "step again"
             )
+    snapshots = [
+        {
+            "instance_id": o.work.instance_id,
+            "domain_name": o.work.name,
+            "zone_text": o.zone_text,
+            "created_at": now,
+        }
+        for o in recorded
+        if o.zone_text is not None
+    ]
+    if snapshots:
+        session.execute(insert(SNAPSHOTS), snapshots)
+    delegations = [
+        {"at_id": o.work.domain_id, "b_nameservers": o.nameservers}
+        for o in recorded
+        if o.nameservers is not None
+    ]
+    if delegations:
+        session.execute(
+            update(DOMAINS)
+            .where(DOMAINS.c.id == bindparam("at_id"))
+            .values(nameservers=bindparam("b_nameservers", type_=DOMAINS.c.nameservers.type)),
+            delegations,
+        )
+    tickets = [
+        {
+            "domain_id": o.work.domain_id,
+            "instance_id": o.work.instance_id,
+            "reason": o.ticket[0],
+            "state": "open",
+            "open_key": ticket_open_key(o.work.name, o.ticket[0]),
+            "details": {"domain": o.work.name, "registrar": o.work.registrar, **o.ticket[1]},
+            "sink_state": "pending",
+            "sink_attempts": 0,
+            "created_at": now,
+        }
+        for o in recorded
+        if o.ticket is not None
+    ]
     opened = insert_ignoring_duplicates(session, TICKETS, tickets, "open_key")
     session.info["tickets_opened"] = session.info.get("tickets_opened", 0) + len(opened)
-    session.flush()
     return recorded
 
 

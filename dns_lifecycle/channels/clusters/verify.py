@@ -25,7 +25,7 @@ import dns.rdataclass
 import dns.rdatatype
 
 from dns_lifecycle.core.addresses import parse_address
-from dns_lifecycle.lifecycle.zonefile import Rr, presentation
+from dns_lifecycle.lifecycle.zonefile import Rr, served_form
 
 __all__ = ["expected_sets", "served_difference"]
 
@@ -35,14 +35,7 @@ def expected_sets(zone: str, records: list[Rr]) -> dict[tuple[str, str], tuple[s
     ``records`` as a name server takes them; the TTL of a set is its smallest."""
     sets: dict[tuple[str, str], tuple[set, int]] = {}
     for rr in records:
-        owner, rtype, content = presentation(rr, zone)
-        rdata = dns.rdata.from_text(
-            dns.rdataclass.IN,
-            dns.rdatatype.from_text(rtype),
-            content,
-            origin=dns.name.root,
-            relativize=False,
-        )
+        owner, rtype, rdata = served_form(rr, zone)
         values, ttl = sets.get((owner, rtype), (set(), rr.ttl))
         values.add(rdata)
         sets[(owner, rtype)] = (values, min(ttl, rr.ttl))
