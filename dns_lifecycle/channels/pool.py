@@ -13,17 +13,13 @@ outcome in the ledger as it arrives, as the run's own process does when it deliv
 alone (flows/delivery.py gives it the recorder), and reports what it recorded. Each
 row is claimed once, sent by one worker and recorded by that worker.
 
-A worker dies with the run's process: it holds the reading end of a pipe whose writing
-end only the run's process has, and a thread that waits on it ends the worker the
-moment that end closes (SIGKILL included). So a killed run leaves no worker sending on,
-and only the messages in flight can be sent twice.
+A worker dies with the run's process (``core.workers``): a killed run leaves no worker
+sending on, and only the messages in flight can be sent twice.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import multiprocessing
 import os
 import threading
 from collections.abc import Callable, Sequence
@@ -37,6 +33,7 @@ from dns_lifecycle.channels.email import EmailMessage, email_backend
 from dns_lifecycle.channels.render import Renderer, sms_template_code
 from dns_lifecycle.channels.sms import SmsMessage, sms_backend
 from dns_lifecycle.core.settings import Settings
+from dns_lifecycle.core.workers import CONTEXT, Worker, start_worker
 
 # A batch is split over the pool only if each process gets at least this many notices:
 # below that, handing them out costs more than rendering them here.
@@ -124,22 +121,10 @@ RecorderFactory = Callable[
 ]
 
 
-def _end_with_parent(lifeline: Connection) -> None:
-    """Wait on the pipe only the run's process writes to; when it closes, end now."""
-    with contextlib.suppress(EOFError, OSError):
-        lifeline.recv()
-    os._exit(1)  # not sys.exit: no cleanup that could send anything more
-
-
 def _serve(
-    settings: Settings,
-    jobs: Connection,
-    lifeline: Connection,
-    recorder: RecorderFactory,
-    write_lock: Any,
+    jobs: Connection, settings: Settings, recorder: RecorderFactory, write_lock: Any
 ) -> None:
     """A worker: deliver and record each share it is given, reporting what it recorded."""
-    threading.Thread(target=_end_with_parent, args=(lifeline,), daemon=True).start()
     renderer = Renderer.for_settings(settings)
     emails, texts = email_backend(settings), sms_backend(settings)
     while True:
@@ -184,30 +169,24 @@ class DeliveryPool:
     def __init__(self, settings: Settings, processes: int, recorder: RecorderFactory) -> None:
         self.settings = settings
         self.processes = processes
-        context = multiprocessing.get_context("spawn")  # fork is unsafe beside threads
         total = settings.smtp_connections
-        self._workers: list[tuple[Any, Connection, Connection]] = []
         # Kept for the pool's life: the workers open it by name, on their own time.
-        self._write_lock = context.Lock()
+        self._write_lock = CONTEXT.Lock()
+        self._workers: list[Worker] = []
         for i in range(processes):
             share = max(1, total // processes + (1 if i < total % processes else 0))
             own = settings.model_copy(update={"smtp_connections": share})
-            jobs, their_jobs = context.Pipe()
-            their_lifeline, lifeline = context.Pipe(duplex=False)
-            process = context.Process(
-                target=_serve,
-                args=(own, their_jobs, their_lifeline, recorder, self._write_lock),
-                name=f"dns-lifecycle-delivery-{i + 1}",
-                daemon=True,
+            self._workers.append(
+                start_worker(
+                    _serve,
+                    (own, recorder, self._write_lock),
+                    name=f"dns-lifecycle-delivery-{i + 1}",
+                )
             )
-            process.start()
-            their_jobs.close()
-            their_lifeline.close()
-            self._workers.append((process, jobs, lifeline))
         self.lock = threading.Lock()
 
     def alive(self) -> bool:
-        return all(process.is_alive() for process, _, _ in self._workers)
+        return all(w.process.is_alive() for w in self._workers)
 
     def deliver(
         self, notices: Sequence[OutgoingNotice], ids_by_key: dict[str, int], clock_offset: timedelta
@@ -218,11 +197,11 @@ class DeliveryPool:
         its share (its notices it had not recorded then have no outcome: unknown
         whether they were sent)."""
         busy: dict[Connection, int] = {}
-        for i, (_, jobs, _) in enumerate(self._workers):
+        for i, worker in enumerate(self._workers):
             share = list(notices[i :: self.processes])
             if share:
-                jobs.send((share, {n.key: ids_by_key[n.key] for n in share}, clock_offset))
-                busy[jobs] = i
+                worker.jobs.send((share, {n.key: ids_by_key[n.key] for n in share}, clock_offset))
+                busy[worker.jobs] = i
         try:
             return self._collect(busy)
         except BaseException:
@@ -249,20 +228,11 @@ class DeliveryPool:
         return results, "; ".join(lost) or None
 
     def kill(self) -> None:
-        for process, _, _ in self._workers:
-            if process.is_alive():
-                process.kill()
-        self.close()
+        for worker in self._workers:
+            worker.kill()
+        self._workers = []
 
     def close(self) -> None:
-        for _, jobs, _ in self._workers:
-            with contextlib.suppress(OSError, ValueError):
-                jobs.send(None)
-        for process, jobs, lifeline in self._workers:
-            process.join(timeout=5)
-            if process.is_alive():
-                process.terminate()
-                process.join(timeout=5)
-            jobs.close()
-            lifeline.close()
+        for worker in self._workers:
+            worker.stop()
         self._workers = []

@@ -94,6 +94,9 @@ class Settings(BaseSettings):
     # Domains released at once; calls that write to one PowerDNS server still go one at
     # a time (its SQLite backend takes one writer and has no busy timeout).
     release_workers: int = Field(default=4, ge=1, le=32)
+    # Processes that release domains on live clusters, each with release_workers threads
+    # (0: one per core); the work there is CPU in the calling process.
+    release_processes: int = Field(default=0, ge=0, le=64)
 
     # Manual-action tickets: always stored in the database; `webhook` also POSTs them.
     ticket_sink: Literal["database", "webhook"] = "database"

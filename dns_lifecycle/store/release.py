@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, exists, insert, select, update
+from sqlalchemy import bindparam, exists, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col
 
@@ -32,10 +32,10 @@ from dns_lifecycle.lifecycle.notices import Released as ReleasedNotice
 from dns_lifecycle.lifecycle.notices import iso
 from dns_lifecycle.lifecycle.notices.keys import ticket_open_key
 from dns_lifecycle.lifecycle.zonefile import Rr, zone_file
-from dns_lifecycle.store import referenced, rows_changed, table_of
+from dns_lifecycle.store import rows_changed, table_of
 from dns_lifecycle.store.notifications import insert_ignoring_duplicates, insert_notices
 from dns_lifecycle.store.scan import AnySelect
-from dns_lifecycle.store.subscriptions import addressee, lock_instance
+from dns_lifecycle.store.subscriptions import addressee, for_update
 from models import Account, Cluster, Domain, DomainRelease, Instance, Ticket, ZoneSnapshot
 
 TICKETS = table_of(Ticket)
@@ -218,9 +218,12 @@ def record_outcomes(session: Session, outcomes: list[Outcome], now: datetime) ->
     at = {
         domain_id: stage
         for domain_id, stage in session.execute(
-            select(RELEASES.c.domain_id, RELEASES.c.stage)
-            .where(RELEASES.c.domain_id.in_([o.work.domain_id for o in outcomes]))
-            .with_for_update()
+            for_update(
+                session,
+                select(RELEASES.c.domain_id, RELEASES.c.stage).where(
+                    RELEASES.c.domain_id.in_([o.work.domain_id for o in outcomes])
+                ),
+            )
         )
     }
     recorded = [o for o in outcomes if at.get(o.work.domain_id) == o.work.stage]
@@ -305,55 +308,87 @@ class Released:
     domains: list[dict[str, Any]] = field(default_factory=list)
 
 
-def finish_instance(
+def finish_instances(
     session: Session,
-    instance_id: str,
+    instance_ids: list[str],
     *,
     as_of: datetime,
     grace_days: int,
     now: datetime,
     change_by: Callable[[datetime], datetime],
-) -> Released | None:
-    """Mark the instance released and queue its notice once all its domains passed
-    stage 4; None while they have not (or when it is no longer due)."""
-    try:
-        instance = lock_instance(session, instance_id)
-    except NotFound:
-        return None
-    if instance.state != "expired" or not is_release_due(instance.expires_at, as_of, grace_days):
-        return None
-    rows = session.execute(
+) -> list[Released]:
+    """Mark released, and queue the notice of, each of these instances whose domains all
+    passed stage 4 (the others wait; an instance no longer due is left alone)."""
+    instances = [
+        i
+        for i in session.execute(
+            for_update(
+                session,
+                select(Instance)
+                .where(col(Instance.id).in_(instance_ids))
+                .order_by(col(Instance.id)),
+            )
+        ).scalars()
+        if i.state == "expired" and is_release_due(i.expires_at, as_of, grace_days)
+    ]
+    if not instances:
+        return []
+    ids = [i.id for i in instances]
+    stages: dict[str, list[tuple[DomainRelease, str, str]]] = defaultdict(list)
+    for r, name, registrar in session.execute(
         select(DomainRelease, col(Domain.name), col(Domain.registrar))
         .join(Domain, col(Domain.id) == col(DomainRelease.domain_id))
-        .where(col(DomainRelease.instance_id) == instance_id)
+        .where(col(DomainRelease.instance_id).in_(ids))
         .order_by(col(Domain.name))
-    ).all()
-    domain_count = session.execute(
-        select(col(Domain.id)).where(col(Domain.instance_id) == instance_id)
-    ).all()
-    if len(rows) != len(domain_count) or not instance_released([r.stage for r, *_ in rows]):
-        return None
+    ):
+        stages[r.instance_id].append((r, name, registrar))
+    domain_counts: dict[str, int] = {
+        instance_id: n
+        for instance_id, n in session.execute(
+            select(col(Domain.instance_id), func.count())
+            .where(col(Domain.instance_id).in_(ids))
+            .group_by(col(Domain.instance_id))
+        )
+    }
+    done = [
+        i
+        for i in instances
+        if len(stages[i.id]) == domain_counts.get(i.id, 0)
+        and instance_released([r.stage for r, *_ in stages[i.id]])
+    ]
+    if not done:
+        return []
     free = free_cluster(session)
-    account = referenced(session, Account, instance.account_id)
-    result = Released(instance.id)
-    for r, name, registrar in rows:
-        entry: dict[str, Any] = {"name": name, "action": r.delegation, "registrar": registrar}
-        if r.delegation != "switched" and r.delegated_at is not None:
-            entry["change_by"] = iso(change_by(r.delegated_at))
-        result.domains.append(entry)
-    instance.state = "released"
-    instance.released_at = now
-    session.add(instance)
-    notice = ReleasedNotice.to(
-        addressee(instance, account),
-        expires_at=instance.expires_at,
-        released_at=now,
-        free_nameservers=list(free.nameservers),
-        domains=result.domains,
-    )
-    insert_notices(session, notice.rows(now))
+    accounts = {
+        a.id: a
+        for a in session.execute(
+            select(Account).where(col(Account.id).in_({i.account_id for i in done}))
+        ).scalars()
+    }
+    results: list[Released] = []
+    notices: list[dict[str, Any]] = []
+    for instance in done:
+        result = Released(instance.id)
+        for r, name, registrar in stages[instance.id]:
+            entry: dict[str, Any] = {"name": name, "action": r.delegation, "registrar": registrar}
+            if r.delegation != "switched" and r.delegated_at is not None:
+                entry["change_by"] = iso(change_by(r.delegated_at))
+            result.domains.append(entry)
+        instance.state = "released"
+        instance.released_at = now
+        session.add(instance)
+        notice = ReleasedNotice.to(
+            addressee(instance, accounts[instance.account_id]),
+            expires_at=instance.expires_at,
+            released_at=now,
+            free_nameservers=list(free.nameservers),
+            domains=result.domains,
+        )
+        notices += notice.rows(now)
+        results.append(result)
+    insert_notices(session, notices)
     session.flush()
-    return result
+    return results
 
 
 def drain_seen(session: Session, domain_id: int, seen_at: datetime, drain_hours: float) -> None:

@@ -48,7 +48,7 @@ from models import Account, Edition, Instance, Order
 ORDERS = table_of(Order)
 
 
-def _for_update(session: Session, stmt):
+def for_update(session: Session, stmt):
     """Lock the selected rows on PostgreSQL (SQLite's transaction already holds the
     database's write lock).
 
@@ -64,7 +64,7 @@ def _for_update(session: Session, stmt):
 
 def lock_instance(session: Session, instance_id: str) -> Instance:
     instance = session.execute(
-        _for_update(session, select(Instance).where(col(Instance.id) == instance_id))
+        for_update(session, select(Instance).where(col(Instance.id) == instance_id))
     ).scalar_one_or_none()
     if instance is None:
         raise NotFound(
@@ -80,7 +80,7 @@ def lock_accounts(session: Session, account_ids: list[str]) -> dict[str, Account
         .where(col(Account.id).in_(sorted(set(account_ids))))
         .order_by(col(Account.id))
     )
-    return {a.id: a for a in session.execute(_for_update(session, stmt)).scalars()}
+    return {a.id: a for a in session.execute(for_update(session, stmt)).scalars()}
 
 
 def addressee(instance: Instance, account: Account) -> Addressee:
@@ -389,7 +389,7 @@ def auto_renew_batch(
     )
     instances = [
         i
-        for i in session.execute(_for_update(session, stmt)).scalars()
+        for i in session.execute(for_update(session, stmt)).scalars()
         if i.state == "active"
         and i.auto_renew
         and is_auto_renewal_due(i.expires_at, as_of, lead_days)

@@ -201,3 +201,43 @@ def test_a_ticketed_domain_drains_once_dns_shows_the_new_delegation(
     report = run(settings, release_due, instance_ids=[inst])
     assert report.counts["paid_zones_deleted"] == 1
     assert not zone_exists(pdns_paid, zone)
+
+
+def test_release_processes_share_a_batch_and_report_as_one_run(
+    live_db, live_settings, pdns_paid, pdns_free, monkeypatch
+):
+    """With two processes, a worker process releases its share of the chunks: every zone
+    moves, each once, and the run's report counts both processes' work."""
+    import flows.release_pool as release_pool
+    import flows.release_stages as release_stages
+
+    started = []
+    real_start = release_pool.start_worker
+
+    def start_worker(*args, **kwargs):
+        started.append(kwargs.get("name"))
+        return real_start(*args, **kwargs)
+
+    monkeypatch.setattr(release_stages, "CHUNK", 2)
+    monkeypatch.setattr(release_pool, "MIN_CHUNKS_PER_PROCESS", 1)
+    monkeypatch.setattr(release_pool, "start_worker", start_worker)
+    zones = {unique("inst"): f"{unique('pool')}.cn" for _ in range(8)}
+    for inst, zone in zones.items():
+        expired(live_db, inst, [_domain(zone)])
+    load_zones(live_settings, live_db, "paid-1")
+    sets = {zone: rrsets_of(zone, RECORDS) for zone in zones.values()}
+    before = {zone: served(pdns_paid, zone, sets[zone]) for zone in zones.values()}
+
+    settings = live_settings.model_copy(update={"release_processes": 2})
+    report = run(settings, release_due, instance_ids=list(zones))
+    assert started == ["dns-lifecycle-release-1"]
+    assert not report.failures
+    assert report.counts["instances_released"] == 8
+    assert report.counts["paid_zones_deleted"] == 8
+    assert report.counts["records_moved"] == 8 * len(RECORDS)
+    assert len(report.plan) == 8
+    for zone in zones.values():
+        assert served(pdns_free, zone, sets[zone]) == before[zone]
+        assert not zone_exists(pdns_paid, zone)
+    for inst in zones:
+        assert set(_stages(live_db, inst).values()) == {"deleted"}

@@ -17,6 +17,7 @@ Every call is idempotent and raises, for a change that did not happen,
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -90,8 +91,15 @@ class ClusterBackend(Protocol):
     def close(self) -> None: ...
 
 
-def cluster_backend(config: ClusterConfig, settings: Settings, db: Database) -> ClusterBackend:
-    """The backend serving ``config``'s cluster."""
+def cluster_backend(
+    config: ClusterConfig,
+    settings: Settings,
+    db: Database,
+    *,
+    write_lock: AbstractContextManager[Any] | None = None,
+) -> ClusterBackend:
+    """The backend serving ``config``'s cluster; ``write_lock``, when given, is held
+    around each write to a live server (shared by the processes writing to it)."""
     if config.backend == "powerdns":
         from dns_lifecycle.channels.clusters.powerdns import PowerDnsCluster
 
@@ -101,7 +109,7 @@ def cluster_backend(config: ClusterConfig, settings: Settings, db: Database) -> 
                 f"cluster {config.code} is a powerdns cluster without an API key: add "
                 f'"{config.code}" to DNSL_CLUSTER_API_KEYS'
             )
-        return PowerDnsCluster(config, key, settings.cluster_timeout_seconds)
+        return PowerDnsCluster(config, key, settings.cluster_timeout_seconds, write_lock)
     if config.backend == "database":
         from dns_lifecycle.channels.clusters.database import DatabaseCluster
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import threading
 from collections import defaultdict
+from contextlib import AbstractContextManager
 from typing import Any
 from urllib.parse import quote
 
@@ -65,7 +66,13 @@ def rrsets(zone: str, records: list[Rr], nameservers: list[str], ns_ttl: int) ->
 
 
 class PowerDnsCluster:
-    def __init__(self, config: ClusterConfig, api_key: SecretStr, timeout: float) -> None:
+    def __init__(
+        self,
+        config: ClusterConfig,
+        api_key: SecretStr,
+        timeout: float,
+        write_lock: AbstractContextManager[Any] | None = None,
+    ) -> None:
         if not config.api_url:
             raise ClusterRefused(
                 f"cluster {config.code} is a powerdns cluster without an api_url: add it to "
@@ -73,8 +80,8 @@ class PowerDnsCluster:
             )
         self.config = config
         # PowerDNS's SQLite backend takes one writer and has no busy timeout: the
-        # threads of a run write to one server one at a time.
-        self._write_lock = threading.Lock()
+        # threads (and processes, sharing ``write_lock``) of a run write one at a time.
+        self._write_lock = write_lock or threading.Lock()
         self._base = f"/api/v1/servers/{quote(config.server_id, safe='')}"
         self._key = api_key
         self._client = httpx.Client(

@@ -51,6 +51,10 @@ class SwitchState:
 
 
 class Registrar(Protocol):
+    # Whether a switch reaches another system, which would see it asked for twice if a
+    # crash came before it was recorded: the release then records each switch alone.
+    external: bool
+
     def lock_status(self, domain: str) -> str | None:
         """The live update lock (RFC spelling, e.g. ``clientUpdateProhibited``) or None.
 

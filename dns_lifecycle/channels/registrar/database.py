@@ -7,6 +7,7 @@ transaction of its own, so it answers ``done`` as soon as it is asked.
 
 from __future__ import annotations
 
+from sqlalchemy import update
 from sqlmodel import col, select
 
 from dns_lifecycle.channels.registrar import SwitchState, done_at_once
@@ -22,15 +23,18 @@ TASK_PREFIX = "database:"
 class DatabaseRegistrar:
     """Delegations kept in ``domain.nameservers`` (see the module docstring)."""
 
+    # A switch changes only this database: asking again after a crash changes nothing.
+    external = False
+
     def __init__(self, database: Database) -> None:
         self._db = database
 
     def lock_status(self, domain: str) -> str | None:
         """The update lock among the domain's stored EPP statuses, or None."""
         with self._db.session() as session:
-            statuses = session.exec(
+            statuses = session.execute(
                 select(col(Domain.epp_statuses)).where(col(Domain.name) == domain)
-            ).one_or_none()
+            ).scalar_one_or_none()
         if statuses is None:
             raise _unknown(domain)
         return lock_of(statuses)
@@ -38,16 +42,24 @@ class DatabaseRegistrar:
     def start_switch(self, domain: str, nameservers: list[str]) -> str:
         """Write ``nameservers`` as the domain's delegation and commit; refuse a locked one."""
         with self._db.session() as session:
-            row = session.exec(select(Domain).where(col(Domain.name) == domain)).one_or_none()
+            row = session.execute(
+                select(col(Domain.epp_statuses), col(Domain.nameservers)).where(
+                    col(Domain.name) == domain
+                )
+            ).first()
             if row is None:
                 raise _unknown(domain)
-            lock = lock_of(row.epp_statuses)
+            statuses, current = row
+            lock = lock_of(statuses)
             if lock is not None:
                 raise DomainLocked(domain, lock, nameservers)
-            if row.nameservers != nameservers:
-                # A new list, so the JSON column sees the change.
-                row.nameservers = list(nameservers)
-                session.add(row)
+            if current != nameservers:
+                session.execute(
+                    update(Domain)
+                    .where(col(Domain.name) == domain)
+                    .values(nameservers=list(nameservers))
+                    .execution_options(synchronize_session=False)
+                )
                 session.commit()
         return TASK_PREFIX + domain
 

@@ -40,6 +40,9 @@ TASK_PREFIX = "http:"
 class HttpRegistrar:
     """A registrar's HTTP API (see the module docstring for the calls)."""
 
+    # A switch is a request to another system: recorded before the next one is asked.
+    external = True
+
     def __init__(self, settings: Settings) -> None:
         self.url = settings.registrar_url.rstrip("/")
         self.timeout = settings.registrar_timeout_seconds

@@ -1,0 +1,74 @@
+"""Worker processes that end with the run's process.
+
+A worker is spawned (fork is unsafe beside threads) with two pipes: ``jobs``, for the
+work and its results both ways, and a lifeline whose writing end only the run's process
+holds. A thread in the worker waits on the lifeline and ends the worker the moment it
+closes, SIGKILL of the run's process included: no worker goes on calling out (sending
+mail, writing to a DNS server) for a run that is gone, so only what was in flight can
+be done twice.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+import os
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
+from typing import Any
+
+# The start method of every worker, and of the locks they share.
+CONTEXT = multiprocessing.get_context("spawn")
+
+
+@dataclass
+class Worker:
+    process: BaseProcess
+    jobs: Connection
+    lifeline: Connection
+
+    def kill(self) -> None:
+        if self.process.is_alive():
+            self.process.kill()
+        self.stop()
+
+    def stop(self, timeout: float = 5) -> None:
+        """Ask the worker to end (``None`` on its jobs pipe), wait, then make sure."""
+        with contextlib.suppress(OSError, ValueError):
+            self.jobs.send(None)
+        self.process.join(timeout=timeout)
+        if self.process.is_alive():
+            self.process.terminate()
+            self.process.join(timeout=timeout)
+        self.jobs.close()
+        self.lifeline.close()
+
+
+def start_worker(target: Callable[..., None], args: tuple[Any, ...], name: str) -> Worker:
+    """Start ``target(jobs, *args)`` in a worker process tied to this one's life."""
+    jobs, their_jobs = CONTEXT.Pipe()
+    their_lifeline, lifeline = CONTEXT.Pipe(duplex=False)
+    process = CONTEXT.Process(
+        target=_run, args=(target, their_jobs, their_lifeline, args), name=name, daemon=True
+    )
+    process.start()
+    their_jobs.close()
+    their_lifeline.close()
+    return Worker(process, jobs, lifeline)
+
+
+def _run(
+    target: Callable[..., None], jobs: Connection, lifeline: Connection, args: tuple[Any, ...]
+) -> None:
+    threading.Thread(target=_end_with_parent, args=(lifeline,), daemon=True).start()
+    target(jobs, *args)
+
+
+def _end_with_parent(lifeline: Connection) -> None:
+    """Wait on the pipe only the run's process writes to; when it closes, end now."""
+    with contextlib.suppress(EOFError, OSError):
+        lifeline.recv()
+    os._exit(1)  # not sys.exit: no cleanup that could call out once more

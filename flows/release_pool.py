@@ -1,0 +1,144 @@
+"""Releasing domains in several processes, for live clusters.
+
+On live clusters a domain's release is CPU work in this process: five HTTP calls,
+parsing its records, asking the free name servers and reading their answers. One
+process runs that on one core whatever its threads. ``ReleasePool`` adds
+``release_processes - 1`` worker processes (``core.workers``: they end with the run's
+process), each with its own database connections, cluster clients and registrar, and
+hands each a share of a batch's chunks; the run's process takes its own share. Each
+process records its domains' outcomes exactly as a run alone does, and writes to a
+PowerDNS server only under that server's lock, which all of them share.
+
+Not used for a dry run (its sandbox is one connection), for the ``database`` clusters
+(the work is database writes, which take turns anyway), for a clock other than the
+wall clock (tests), or for a batch too small to be worth a hand-out.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime
+from multiprocessing.connection import Connection
+from typing import Any
+
+from dns_lifecycle.core.db import Database
+from dns_lifecycle.core.settings import Settings
+from dns_lifecycle.core.workers import Worker, start_worker
+from dns_lifecycle.store.release import DomainWork
+from flows.common import RunContext, StepReport, wall_clock
+from flows.release_stages import STEP, SharedReport, Tools, run_chunks
+
+# A process takes a share only if it gets at least this many chunks: a worker's start
+# costs about as much as releasing a chunk.
+MIN_CHUNKS_PER_PROCESS = 4
+
+Chunks = list[list[DomainWork]]
+
+
+def process_count(settings: Settings) -> int:
+    """How many processes the settings ask for (0: one per core)."""
+    return settings.release_processes or os.cpu_count() or 1
+
+
+class ReleasePool:
+    """The run's process and, once a batch is worth it, its release workers; see the
+    module docstring."""
+
+    def __init__(self, ctx: RunContext, tools: Tools) -> None:
+        self.ctx = ctx
+        self.tools = tools
+        usable = not ctx.dry_run and ctx.clock is wall_clock and tools.live
+        self.processes = process_count(ctx.settings) if usable else 1
+        self._workers: list[Worker] = []
+
+    def run(self, chunks: Chunks, report: SharedReport) -> None:
+        """Move ``chunks`` on, shared out among the processes; what the workers did is
+        added to ``report``. A worker that fails leaves its domains where they stand
+        (the next run goes on from there) and is named in the report."""
+        processes = min(self.processes, len(chunks) // MIN_CHUNKS_PER_PROCESS)
+        if processes <= 1:
+            run_chunks(self.ctx, self.tools, chunks, report)
+            return
+        self._start(processes - 1)
+        busy: dict[Connection, int] = {}
+        for i, worker in enumerate(self._workers[: processes - 1], start=1):
+            try:
+                worker.jobs.send(chunks[i::processes])
+                busy[worker.jobs] = i
+            except (OSError, ValueError):  # the worker is gone: its share waits
+                report.add("release_failures")
+                report.fail(f"release process {i} is not running; its domains wait")
+        try:
+            run_chunks(self.ctx, self.tools, chunks[0::processes], report)
+        finally:
+            for jobs, i in busy.items():
+                _collect(jobs, i, report)
+
+    def _start(self, workers: int) -> None:
+        ctx = self.ctx
+        while len(self._workers) < workers:
+            self._workers.append(
+                start_worker(
+                    _serve,
+                    (ctx.settings, ctx.as_of, ctx.batch_size, self.tools.write_locks),
+                    name=f"dns-lifecycle-release-{len(self._workers) + 1}",
+                )
+            )
+
+    def close(self) -> None:
+        for worker in self._workers:
+            worker.stop()
+        self._workers = []
+
+
+def _collect(jobs: Connection, i: int, report: SharedReport) -> None:
+    try:
+        kind, payload = jobs.recv()
+    except (EOFError, OSError):
+        kind, payload = "failed", "it ended unexpectedly"
+    if kind == "failed":
+        report.add("release_failures")
+        report.fail(f"release process {i} failed: {payload}; its domains wait for the next run")
+        return
+    counts, failures, plan = payload
+    for name, n in counts.items():
+        report.add(name, n)
+    for message in failures:
+        report.fail(message)
+    report.planned(plan)
+
+
+def _serve(
+    jobs: Connection,
+    settings: Settings,
+    as_of: datetime,
+    batch_size: int,
+    write_locks: dict[str, Any],
+) -> None:
+    """A worker: move on each share of chunks it is given; reply with its report."""
+    db = Database(settings)
+    ctx = RunContext(
+        settings=settings,
+        db=db,
+        as_of=as_of,
+        dry_run=False,
+        batch_size=batch_size,
+        clock=wall_clock,
+    )
+    tools: Tools | None = None
+    try:
+        while (chunks := jobs.recv()) is not None:
+            try:
+                tools = tools or Tools(ctx, write_locks)
+                report = StepReport(step=STEP, as_of=as_of, dry_run=False)
+                shared = SharedReport(report)
+                run_chunks(ctx, tools, chunks, shared)
+                jobs.send(("done", (report.counts, report.failures, shared.plan())))
+            except Exception as exc:  # reported; the run's process decides
+                jobs.send(("failed", f"{type(exc).__name__}: {exc}"))
+    except EOFError:
+        pass
+    finally:
+        if tools is not None:
+            tools.close()
+        db.dispose()

@@ -1,0 +1,428 @@
+"""The stages of a domain's release, as the release step runs them (rule 6).
+
+Each stage action (``Stages``) makes its calls to a DNS cluster or the registrar outside
+any transaction and returns the outcome to record. ``run_chunks`` takes domains through
+the stages a chunk at a time on a few threads: each stage's outcomes of a chunk are
+recorded in one transaction (``store.release.record_outcomes``) before any of its
+domains makes its next call. Nothing here imports Prefect: the release's worker
+processes (``flows.release_pool``) run the same code.
+"""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+from typing import Any
+
+from dns_lifecycle.channels.clusters import ClusterBackend, ClusterConfig, cluster_backend
+from dns_lifecycle.channels.clusters.verify import served_difference
+from dns_lifecycle.channels.registrar import registrar_for
+from dns_lifecycle.core.errors import (
+    ClusterRefused,
+    DomainLocked,
+    RegistrarRefused,
+    ZoneFileError,
+)
+from dns_lifecycle.core.workers import CONTEXT
+from dns_lifecycle.lifecycle import expiry
+from dns_lifecycle.lifecycle.expiry import STAGES, next_action, zone_content
+from dns_lifecycle.lifecycle.nameservers import nameserver_action
+from dns_lifecycle.lifecycle.zonefile import Rr, normalise
+from dns_lifecycle.store import release as store
+from flows.common import RunContext, StepReport
+
+STEP = "release-instances"
+
+# --- what the stages call -------------------------------------------------------------
+
+
+class DryRunCluster:
+    """A cluster in a dry run: reads are real (GET), writes are only counted."""
+
+    def __init__(self, real: ClusterBackend) -> None:
+        self.config = real.config
+        self._real = real
+
+    def read_zone(self, zone: str) -> list[Rr] | None:
+        return self._real.read_zone(zone)
+
+    def create_zone(self, zone: str, records: list[Rr], ns_ttl: int) -> bool:
+        return True
+
+    def replace_apex_ns(self, zone: str, nameservers: list[str], ttl: int) -> None:
+        return None
+
+    def delete_zone(self, zone: str) -> bool:
+        return True
+
+    def flush(self, zone: str) -> None:
+        return None
+
+    def close(self) -> None:
+        self._real.close()
+
+
+class Tools:
+    """The clusters and the registrar of one run, opened once, closed at its end."""
+
+    def __init__(self, ctx: RunContext, write_locks: dict[str, Any] | None = None) -> None:
+        self.ctx = ctx
+        with ctx.db.session() as session:
+            rows = store.all_clusters(session)
+            free_row = store.free_cluster(session)
+            self.clusters = {r.code: ClusterConfig.of(r) for r in rows}
+        self.free = self.clusters[free_row.code]
+        # One write at a time per live server (PowerDNS's SQLite backend has no busy
+        # timeout), among the run's threads and its worker processes alike.
+        self.write_locks = (
+            write_locks
+            if write_locks is not None
+            else {code: CONTEXT.Lock() for code, c in self.clusters.items() if c.live}
+        )
+        self._backends: dict[str, ClusterBackend] = {}
+        self._lock = threading.Lock()
+        # A dry run asks the registrar (a read) but never calls start_switch.
+        self.registrar = registrar_for(ctx.settings, ctx.db)
+
+    def backend(self, code: str) -> ClusterBackend:
+        with self._lock:  # one backend (one kept-alive client) per cluster
+            if code not in self._backends:
+                real = cluster_backend(
+                    self.clusters[code],
+                    self.ctx.settings,
+                    self.ctx.db,
+                    write_lock=self.write_locks.get(code),
+                )
+                self._backends[code] = DryRunCluster(real) if self.ctx.dry_run else real
+            return self._backends[code]
+
+    @property
+    def live(self) -> bool:
+        """Whether a cluster of this run is a real DNS server."""
+        return any(c.live for c in self.clusters.values())
+
+    def close(self) -> None:
+        for b in self._backends.values():
+            b.close()
+        self.registrar.close()
+
+
+def _same(domain: str, a: list[Rr], b: list[Rr]) -> bool:
+    # As sets: a DNS server serves a repeated value once.
+    return {normalise(r, domain) for r in a} == {normalise(r, domain) for r in b}
+
+
+class Stages:
+    """One method per stage action; each makes its outside calls and returns the
+    ``Outcome`` to record (a raised error leaves the domain where it is)."""
+
+    def __init__(self, ctx: RunContext, tools: Tools, report: SharedReport) -> None:
+        self.ctx, self.tools, self.report = ctx, tools, report
+        self.settings = ctx.settings
+
+    def _blocked(self, w: store.DomainWork, reason: str, message: str) -> store.Outcome:
+        self.report.fail(f"instance {w.instance_id}: domain {w.name}: {message}")
+        self.report.add(f"domains_blocked_{reason}")
+        return store.Outcome(
+            w,
+            {"blocked": reason, "error": message[:1000]},
+            ticket=(
+                reason,
+                {"problem": message, "set_nameservers": list(self.tools.free.nameservers)},
+            ),
+        )
+
+    def read(self, w: store.DomainWork, now: datetime) -> store.Outcome:
+        records = self.tools.backend(w.paid_cluster).read_zone(w.name)
+        if records is None:
+            return self._blocked(
+                w,
+                "paid_zone_missing",
+                f"the paid cluster {w.paid_cluster} has no zone {w.name}: load it there "
+                "(dns-lifecycle clusters load-zones), then resolve this ticket",
+            )
+        try:
+            text = store.zone_copy(w.name, records, now)
+        except ZoneFileError as exc:
+            return self._blocked(w, expiry.ZONE_UNWRITABLE, str(exc))
+        return store.Outcome(
+            w, {"stage": "read", "records": records, "error": None, "blocked": None}, zone_text=text
+        )
+
+    def create(self, w: store.DomainWork, now: datetime) -> store.Outcome:
+        assert w.records is not None
+        kept, ns_ttl = zone_content(w.records)
+        free = self.tools.backend(self.tools.free.code)
+        try:
+            created = free.create_zone(w.name, kept, ns_ttl)
+        except ZoneFileError as exc:
+            return self._blocked(w, expiry.ZONE_UNWRITABLE, str(exc))
+        except ClusterRefused as exc:
+            return self._blocked(w, "free_zone_refused", str(exc))
+        if created:
+            self.report.add("records_moved", len(kept))
+        else:
+            there = free.read_zone(w.name) or []
+            there_kept, _ = zone_content(there)
+            if not _same(w.name, kept, there_kept):
+                return self._blocked(
+                    w,
+                    expiry.FREE_ZONE_CONFLICT,
+                    f"the free cluster {free.config.code} already has a zone {w.name} with "
+                    "other records: delete that zone there (or make it equal), then resolve "
+                    "this ticket",
+                )
+        free.flush(w.name)
+        return store.Outcome(w, {"stage": "created", "error": None, "blocked": None})
+
+    def verify(self, w: store.DomainWork, now: datetime) -> store.Outcome:
+        assert w.records is not None
+        kept, _ = zone_content(w.records)
+        free = self.tools.free
+        problem: str | None = None
+        if self.ctx.dry_run:
+            problem = None  # nothing was created to ask about
+        elif free.nameserver_addresses:
+            problem = served_difference(
+                w.name, kept, list(free.nameserver_addresses), self.settings.dns_timeout_seconds
+            )
+        else:
+            served = self.tools.backend(free.code).read_zone(w.name) or []
+            if not _same(w.name, kept, zone_content(served)[0]):
+                problem = f"the free cluster {free.code} does not hold the records of {w.name}"
+        if problem is None:
+            return store.Outcome(
+                w,
+                {"stage": "verified", "verified_at": now, "verify_failures": 0, "error": None},
+            )
+        failures = w.verify_failures + 1
+        self.report.add("verify_failures")
+        self.report.fail(f"instance {w.instance_id}: domain {w.name}: not verified: {problem}")
+        ticket = None
+        if expiry.verify_ticket_due(failures, self.settings.verify_attempts):
+            ticket = (
+                expiry.FREE_ZONE_UNVERIFIED,
+                {"problem": problem, "failed_verifications": failures},
+            )
+        return store.Outcome(
+            w, {"verify_failures": failures, "error": problem[:1000]}, ticket=ticket
+        )
+
+    def _delegated(
+        self, w: store.DomainWork, now: datetime, action: str, problem: str | None = None
+    ) -> store.Outcome:
+        free = self.tools.free
+        live = self.tools.clusters[w.paid_cluster].live
+        until = expiry.drain_until(
+            action,
+            now,
+            live=live,
+            drain_hours=self.settings.drain_hours,
+            manual_drain_days=self.settings.manual_drain_days,
+        )
+        self.report.add(f"nameservers_{action}")
+        self.report.planned(
+            [
+                {
+                    "action": "release",
+                    "instance": w.instance_id,
+                    "domain": w.name,
+                    "nameservers": action,
+                }
+            ]
+        )
+        values: dict[str, Any] = {
+            "stage": "delegated",
+            "delegation": action,
+            "delegated_at": now,
+            "drain_until": until,
+            "switch_task": w.switch_task,
+            "error": problem,
+        }
+        if action == "switched":
+            return store.Outcome(w, values, nameservers=list(free.nameservers))
+        details: dict[str, Any] = {
+            "epp_statuses": w.epp_statuses,
+            "set_nameservers": list(free.nameservers),
+            "change_by": expiry.change_by(now, self.settings.manual_drain_days).isoformat(),
+        }
+        if problem:
+            details["problem"] = problem
+            self.report.fail(f"instance {w.instance_id}: domain {w.name}: {problem}")
+        return store.Outcome(w, values, ticket=(action, details))
+
+    def delegate(self, w: store.DomainWork, now: datetime) -> store.Outcome:
+        action = nameserver_action(w.registrar, w.epp_statuses)
+        if action != "switched":
+            return self._delegated(w, now, action)
+        registrar = self.tools.registrar
+        # Imported EPP statuses can be stale: the registrar's own word, just before acting.
+        try:
+            locked = registrar.lock_status(w.name) is not None
+        except RegistrarRefused as exc:
+            return self._delegated(w, now, expiry.REGISTRAR_FAILED, str(exc)[:1000])
+        if locked:
+            return self._delegated(w, now, "domain_locked")
+        if self.ctx.dry_run:
+            return self._delegated(w, now, "switched")
+        try:
+            task_id = registrar.start_switch(w.name, list(self.tools.free.nameservers))
+        except DomainLocked:
+            return self._delegated(w, now, "domain_locked")
+        except RegistrarRefused as exc:
+            return self._delegated(w, now, expiry.REGISTRAR_FAILED, str(exc)[:1000])
+        return store.Outcome(w, {"stage": "switching", "switch_task": task_id, "error": None})
+
+    def poll(self, w: store.DomainWork, now: datetime) -> store.Outcome:
+        assert w.switch_task is not None
+        state = self.tools.registrar.switch_state(w.switch_task)
+        if state.failed_reason is not None:
+            return self._delegated(w, now, expiry.REGISTRAR_FAILED, state.failed_reason[:1000])
+        if not state.done:
+            return store.Outcome(w, {})
+        return self._delegated(w, now, "switched")
+
+    def drain(self, w: store.DomainWork, now: datetime) -> store.Outcome:
+        paid = self.tools.backend(w.paid_cluster)
+        if paid.config.live:
+            ns_ttl = zone_content(w.records or [])[1]
+            paid.replace_apex_ns(w.name, list(self.tools.free.nameservers), ns_ttl)
+        return store.Outcome(w, {"stage": "draining", "error": None})
+
+    def delete(self, w: store.DomainWork, now: datetime) -> store.Outcome:
+        if not expiry.may_delete_paid(w.stage, w.verified_at is not None):
+            raise AssertionError(f"domain {w.name}: no verified free copy, the paid one stays")
+        self.tools.backend(w.paid_cluster).delete_zone(w.name)
+        self.report.add("paid_zones_deleted")
+        return store.Outcome(w, {"stage": "deleted", "deleted_at": now, "error": None})
+
+
+class SharedReport:
+    """The report as the domains released at once write to it, one at a time."""
+
+    def __init__(self, report: StepReport) -> None:
+        self._report = report
+        self._lock = threading.Lock()
+        self._plan: list[dict[str, Any]] = []
+
+    def add(self, name: str, n: int = 1) -> None:
+        with self._lock:
+            self._report.add(name, n)
+
+    def fail(self, message: str) -> None:
+        with self._lock:
+            self._report.fail(message)
+
+    def planned(self, rows: list[dict[str, Any]]) -> None:
+        with self._lock:
+            self._plan.extend(rows)
+
+    def plan(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return list(self._plan)
+
+    def close(self) -> None:
+        """Hand the plan to the report in domain order, whichever domain finished first."""
+        self._report.planned(sorted(self._plan, key=lambda r: (r["instance"], r["domain"])))
+        self._plan = []
+
+
+# How many domains one worker takes through the stages together: their outcomes of a
+# stage are recorded in one transaction, before any of them goes on to its next call.
+# A crash repeats at most this many (idempotent) cluster calls per worker.
+CHUNK = 16
+
+
+def domain_chunks(ctx: RunContext, instance_ids: list[str]) -> list[list[store.DomainWork]]:
+    """The domains of these instances, in chunks of ``CHUNK``."""
+    with ctx.db.session() as session:
+        works = store.domain_work(session, instance_ids)
+    return [works[i : i + CHUNK] for i in range(0, len(works), CHUNK)]
+
+
+def run_chunks(
+    ctx: RunContext, tools: Tools, chunks: list[list[store.DomainWork]], report: SharedReport
+) -> None:
+    """Move every domain of ``chunks`` as far as it can go in this run, a chunk per
+    thread (``release_workers``): while one waits for a server, another uses the other
+    server or the database."""
+    stages = Stages(ctx, tools, report)
+    # A dry run's sandbox is one connection: one chunk at a time there.
+    workers = 1 if ctx.dry_run else min(ctx.settings.release_workers, len(chunks))
+    if workers <= 1:
+        for chunk in chunks:
+            _advance_chunk(ctx, stages, chunk, report)
+    else:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            list(pool.map(lambda chunk: _advance_chunk(ctx, stages, chunk, report), chunks))
+
+
+def _advance_chunk(
+    ctx: RunContext, stages: Stages, works: list[store.DomainWork], report: SharedReport
+) -> None:
+    """A few domains, stage after stage: each domain's outcome of a stage is recorded
+    before its next call."""
+    moving = works
+    for _ in range(len(STAGES) + 1):
+        now = ctx.clock()
+        planned = [
+            (w, action)
+            for w in moving
+            if (
+                action := next_action(
+                    w.stage, blocked=w.blocked is not None, drain_until=w.drain_until, now=now
+                )
+            )
+            is not None
+        ]
+        if not planned:
+            return
+        recorded: list[store.Outcome] = []
+        unrecorded: list[store.Outcome] = []
+        for w, action in planned:
+            unrecorded.append(_attempt(stages, w, action, now, report))
+            # A crash repeats at most the one switch in flight at an outside registrar.
+            if action == "delegate" and stages.tools.registrar.external:
+                recorded += _record(ctx, unrecorded, now, report)
+                unrecorded = []
+        recorded += _record(ctx, unrecorded, now, report)
+        # Only a domain that moved on to its next stage goes on in this run.
+        moving = [
+            _moved_on(o) for o in recorded if "stage" in o.values and not o.values.get("blocked")
+        ]
+
+
+def _attempt(
+    stages: Stages, w: store.DomainWork, action: str, now: datetime, report: SharedReport
+) -> store.Outcome:
+    try:
+        outcome: store.Outcome = getattr(stages, action)(w, now)
+        return outcome
+    except Exception as exc:  # one domain's failure never stops the others
+        report.add("release_failures")
+        message = f"{type(exc).__name__}: {exc}"
+        report.fail(f"instance {w.instance_id}: domain {w.name}: {action}: {message}")
+        return store.Outcome(w, {"error": message[:1000]})
+
+
+def _record(
+    ctx: RunContext, outcomes: list[store.Outcome], now: datetime, report: SharedReport
+) -> list[store.Outcome]:
+    if not outcomes:
+        return []
+    with ctx.db.session() as session:
+        recorded = store.record_outcomes(session, outcomes, now)
+        report.add("tickets_opened", session.info.pop("tickets_opened", 0))
+        session.commit()
+    return recorded
+
+
+def _moved_on(outcome: store.Outcome) -> store.DomainWork:
+    w = outcome.work
+    for key in ("stage", "delegation", "switch_task", "drain_until", "verified_at"):
+        if key in outcome.values:
+            setattr(w, key, outcome.values[key])
+    if "records" in outcome.values:
+        w.records = outcome.values["records"]
+    return w
