@@ -17,6 +17,8 @@ wall clock (tests), or for a batch too small to be worth a hand-out.
 from __future__ import annotations
 
 import os
+import threading
+from collections.abc import Iterator
 from datetime import datetime
 from multiprocessing.connection import Connection
 from typing import Any
@@ -52,27 +54,34 @@ class ReleasePool:
         self._workers: list[Worker] = []
 
     def run(self, chunks: Chunks, report: SharedReport) -> None:
-        """Move ``chunks`` on, shared out among the processes; what the workers did is
-        added to ``report``. A worker that fails leaves its domains where they stand
-        (the next run goes on from there) and is named in the report."""
+        """Move ``chunks`` on in every process, each taking the next chunk when it is
+        ready for one (a worker still starting takes fewer); what the workers did is
+        added to ``report``. A worker that fails leaves the domains it held where they
+        stand (the next run goes on from there) and is named in the report."""
         processes = min(self.processes, len(chunks) // MIN_CHUNKS_PER_PROCESS)
         if processes <= 1:
             run_chunks(self.ctx, self.tools, chunks, report)
             return
         self._start(processes - 1)
-        busy: dict[Connection, int] = {}
+        source = _Source(chunks)
+        feeders = []
         for i, worker in enumerate(self._workers[: processes - 1], start=1):
             try:
-                worker.jobs.send(chunks[i::processes])
-                busy[worker.jobs] = i
-            except (OSError, ValueError):  # the worker is gone: its share waits
+                worker.jobs.send("go")
+            except (OSError, ValueError):  # the worker is gone: the others do its part
                 report.add("release_failures")
-                report.fail(f"release process {i} is not running; its domains wait")
+                report.fail(f"release process {i} is not running; the others go on")
+                continue
+            feeder = threading.Thread(
+                target=_feed, args=(worker.jobs, i, source, report), daemon=True
+            )
+            feeder.start()
+            feeders.append(feeder)
         try:
-            run_chunks(self.ctx, self.tools, chunks[0::processes], report)
+            run_chunks(self.ctx, self.tools, iter(source.take, None), report)
         finally:
-            for jobs, i in busy.items():
-                _collect(jobs, i, report)
+            for feeder in feeders:
+                feeder.join()
 
     def _start(self, workers: int) -> None:
         ctx = self.ctx
@@ -91,21 +100,52 @@ class ReleasePool:
         self._workers = []
 
 
-def _collect(jobs: Connection, i: int, report: SharedReport) -> None:
+class _Source:
+    """A batch's chunks, handed out one at a time to whichever thread asks."""
+
+    def __init__(self, chunks: Chunks) -> None:
+        self._chunks = iter(chunks)
+        self._lock = threading.Lock()
+
+    def take(self) -> list[DomainWork] | None:
+        with self._lock:
+            return next(self._chunks, None)
+
+
+def _feed(jobs: Connection, i: int, source: _Source, report: SharedReport) -> None:
+    """Answer worker ``i``'s asks for chunks until it reports what it did."""
     try:
-        kind, payload = jobs.recv()
+        while True:
+            kind, payload = jobs.recv()
+            if kind == "next":
+                jobs.send(source.take())
+                continue
+            if kind == "failed":
+                report.add("release_failures")
+                report.fail(
+                    f"release process {i} failed: {payload}; its domains wait for the next run"
+                )
+                return
+            counts, failures, plan = payload
+            for name, n in counts.items():
+                report.add(name, n)
+            for message in failures:
+                report.fail(message)
+            report.planned(plan)
+            return
     except (EOFError, OSError):
-        kind, payload = "failed", "it ended unexpectedly"
-    if kind == "failed":
         report.add("release_failures")
-        report.fail(f"release process {i} failed: {payload}; its domains wait for the next run")
-        return
-    counts, failures, plan = payload
-    for name, n in counts.items():
-        report.add(name, n)
-    for message in failures:
-        report.fail(message)
-    report.planned(plan)
+        report.fail(f"release process {i} ended unexpectedly; its domains wait for the next run")
+
+
+def _pulled(jobs: Connection) -> Iterator[list[DomainWork]]:
+    """The chunks the run's process hands out, asked for one at a time."""
+    while True:
+        jobs.send(("next", None))
+        chunk = jobs.recv()
+        if chunk is None:
+            return
+        yield chunk
 
 
 def _serve(
@@ -115,7 +155,8 @@ def _serve(
     batch_size: int,
     write_locks: dict[str, Any],
 ) -> None:
-    """A worker: move on each share of chunks it is given; reply with its report."""
+    """A worker: for each batch ("go"), move on the chunks it asks for; then reply with
+    its report."""
     db = Database(settings)
     ctx = RunContext(
         settings=settings,
@@ -127,12 +168,12 @@ def _serve(
     )
     tools: Tools | None = None
     try:
-        while (chunks := jobs.recv()) is not None:
+        while jobs.recv() is not None:
             try:
                 tools = tools or Tools(ctx, write_locks)
                 report = StepReport(step=STEP, as_of=as_of, dry_run=False)
                 shared = SharedReport(report)
-                run_chunks(ctx, tools, chunks, shared)
+                run_chunks(ctx, tools, _pulled(jobs), shared)
                 jobs.send(("done", (report.counts, report.failures, shared.plan())))
             except Exception as exc:  # reported; the run's process decides
                 jobs.send(("failed", f"{type(exc).__name__}: {exc}"))

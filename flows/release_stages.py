@@ -11,6 +11,7 @@ processes (``flows.release_pool``) run the same code.
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any
@@ -342,20 +343,35 @@ def domain_chunks(ctx: RunContext, instance_ids: list[str]) -> list[list[store.D
 
 
 def run_chunks(
-    ctx: RunContext, tools: Tools, chunks: list[list[store.DomainWork]], report: SharedReport
+    ctx: RunContext,
+    tools: Tools,
+    chunks: Iterable[list[store.DomainWork]],
+    report: SharedReport,
 ) -> None:
-    """Move every domain of ``chunks`` as far as it can go in this run, a chunk per
-    thread (``release_workers``): while one waits for a server, another uses the other
-    server or the database."""
+    """Move every domain of ``chunks`` as far as it can go in this run, each of
+    ``release_workers`` threads taking the next chunk as it is done with one: while one
+    waits for a server, another uses the other server or the database. ``chunks`` may
+    be handed out by another process as they are asked for."""
     stages = Stages(ctx, tools, report)
-    # A dry run's sandbox is one connection: one chunk at a time there.
-    workers = 1 if ctx.dry_run else min(ctx.settings.release_workers, len(chunks))
-    if workers <= 1:
-        for chunk in chunks:
+    source = iter(chunks)
+    lock = threading.Lock()
+
+    def work() -> None:
+        while True:
+            with lock:
+                chunk = next(source, None)
+            if chunk is None:
+                return
             _advance_chunk(ctx, stages, chunk, report)
-    else:
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            list(pool.map(lambda chunk: _advance_chunk(ctx, stages, chunk, report), chunks))
+
+    # A dry run's sandbox is one connection: one chunk at a time there.
+    workers = 1 if ctx.dry_run else ctx.settings.release_workers
+    if workers <= 1:
+        work()
+        return
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        for done in [pool.submit(work) for _ in range(workers)]:
+            done.result()
 
 
 def _advance_chunk(
