@@ -276,3 +276,119 @@ def test_a_server_echoing_the_api_key_never_puts_it_in_a_report_or_ticket(
     assert tickets and tickets[0].reason == "free_zone_refused"
     texts = report.model_dump_json() + str(tickets[0].details)
     assert "**********" in texts and key not in texts
+
+
+def _children(pid: int) -> list[int]:
+    """The processes whose parent is ``pid``."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                status = open(f"/proc/{entry}/status").read()  # noqa: SIM115
+            except OSError:
+                continue
+            if f"\nPPid:\t{pid}\n" in status:
+                found.append(int(entry))
+    return found
+
+
+def _gone(pid: int) -> bool:
+    try:
+        status = open(f"/proc/{pid}/status").read()  # noqa: SIM115
+    except OSError:
+        return True
+    return "\nState:\tZ" in status  # ended, waiting to be reaped
+
+
+def test_sigkill_of_a_run_with_release_processes_ends_them_and_the_next_run_finishes(
+    live_db, live_settings, pdns_paid, pdns_free, proxies, tmp_path
+):
+    """A release run with a worker process, killed with SIGKILL while a zone's creation
+    hangs: its release processes end with it, nothing is lost, and the next run
+    finishes every zone once."""
+    zones = dict(_setup(live_db, live_settings)[::-1] for _ in range(6))  # inst -> zone
+    before = {zone: served(pdns_paid, zone, rrsets_of(zone, RECORDS)) for zone in zones.values()}
+    # Every creation hangs: whichever process holds the free server's write turn, the
+    # other waits on it, and only the end of the run can end it.
+    proxies[1].fault = lambda r: "hold" if r.method == "POST" else None
+    settings = live_settings.model_dump(mode="json")
+    settings["cluster_timeout_seconds"] = 30
+    settings["cluster_api_keys"] = {
+        k: v.get_secret_value() for k, v in live_settings.cluster_api_keys.items()
+    }
+    settings["release_processes"] = 2
+    config = tmp_path / "worker.json"
+    config.write_text(
+        json.dumps(
+            {
+                "settings": settings,
+                "as_of": RELEASE.isoformat(),
+                "batch_size": 100,
+                "step": "release",
+                "chunk": 1,
+            }
+        )
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tests.reliability.crash_worker", str(config)],
+        cwd=REPO_ROOT,
+        env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        if not proxies[1].held.wait(60):
+            proc.kill()
+            out, err = proc.communicate()
+            raise AssertionError(f"the run never got there:\n{out!r}\n{err[-3000:]!r}")
+        # Every zone read from paid: the worker process took its chunks, and its
+        # threads now wait for a creation's turn.
+        reads, deadline = 0, time.monotonic() + 60
+        while time.monotonic() < deadline:
+            reads = sum(
+                r.method == "GET" and "/zones/" in r.path for r in list(proxies[0].sink.requests)
+            )
+            if reads >= len(zones):
+                break
+            time.sleep(0.05)
+        assert reads >= len(zones), f"only {reads} zones were read"
+        time.sleep(0.5)
+        children = _children(proc.pid)
+        assert children, "the run started no release process"
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+        proc.communicate(timeout=30)
+    deadline = time.monotonic() + 10
+    while not all(_gone(pid) for pid in children) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert all(_gone(pid) for pid in children), "a release process outlived its run"
+    for zone in zones.values():
+        _assert_never_lost(zone, before[zone], pdns_paid, pdns_free)
+    proxies[1].fault = lambda r: None
+    run(live_settings, release_due, instance_ids=list(zones))
+    for inst, zone in zones.items():
+        _assert_finished_once(live_db, inst, zone, before[zone], pdns_paid, pdns_free)
+
+
+def test_a_write_turn_never_given_back_fails_the_call_instead_of_hanging_the_run():
+    """A process of the run that died mid-write keeps the server's shared write lock:
+    the others' writes give up after their wait, as for a server that does not answer."""
+    from multiprocessing import get_context
+
+    from pydantic import SecretStr
+
+    from dns_lifecycle.channels.clusters import ClusterConfig
+    from dns_lifecycle.channels.clusters.powerdns import PowerDnsCluster
+    from dns_lifecycle.core.errors import ClusterUnavailable
+
+    lock = get_context("spawn").Lock()
+    lock.acquire()  # the holder is gone
+    config = ClusterConfig(
+        code="free", kind="free", nameservers=("ns1.example.",), api_url="http://127.0.0.1:9"
+    )
+    cluster = PowerDnsCluster(config, SecretStr("k"), 1.0, lock)
+    cluster._turn_timeout = 0.2
+    with pytest.raises(ClusterUnavailable, match="no turn to DELETE zone gone.cn"):
+        cluster.delete_zone("gone.cn")
+    cluster.close()

@@ -7,6 +7,8 @@ CONFIG holds ``settings`` (Settings fields), ``as_of``, ``batch_size``, ``step``
 and ``marker``: the worker writes the marker and hangs inside the transaction of that
 batch, after its orders, balances and notices are written and before the commit. The
 other steps hang on a server the test controls (an SMTP reply, a registrar answer).
+For ``release``, ``chunk`` (optional) sets the domains per chunk and lets a pool of
+release processes start from one chunk per process, so that a few domains use it.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from pathlib import Path
 
 from dns_lifecycle.core.settings import Settings
 from flows import auto_renew as auto_renew_module
+from flows import release_pool, release_stages
 from flows.auto_renew import renew_due
 from flows.common import open_run
 from flows.delivery import deliver_pending
@@ -47,6 +50,9 @@ def main(config_path: str) -> None:
     step = config["step"]
     if step == "auto_renew":
         _hang_in_batch(config["hang_in_batch"], Path(config["marker"]))
+    if "chunk" in config:
+        release_stages.CHUNK = config["chunk"]
+        release_pool.MIN_CHUNKS_PER_PROCESS = 1
     with open_run(config["as_of"], False, config["batch_size"], settings=settings) as ctx:
         if step == "reminders":
             plan_reminders(ctx)

@@ -17,7 +17,6 @@ Every call is idempotent and raises, for a change that did not happen,
 
 from __future__ import annotations
 
-from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -28,7 +27,7 @@ if TYPE_CHECKING:
     from dns_lifecycle.core.db import Database
     from dns_lifecycle.core.settings import Settings
 
-__all__ = ["BACKENDS", "ClusterBackend", "ClusterConfig", "cluster_backend"]
+__all__ = ["BACKENDS", "ClusterBackend", "ClusterConfig", "WriteLock", "cluster_backend"]
 
 BACKENDS = ("database", "powerdns")
 
@@ -91,12 +90,20 @@ class ClusterBackend(Protocol):
     def close(self) -> None: ...
 
 
+class WriteLock(Protocol):
+    """A lock of the threading or multiprocessing kind."""
+
+    def acquire(self, block: bool, timeout: float, /) -> bool: ...
+
+    def release(self) -> None: ...
+
+
 def cluster_backend(
     config: ClusterConfig,
     settings: Settings,
     db: Database,
     *,
-    write_lock: AbstractContextManager[Any] | None = None,
+    write_lock: WriteLock | None = None,
 ) -> ClusterBackend:
     """The backend serving ``config``'s cluster; ``write_lock``, when given, is held
     around each write to a live server (shared by the processes writing to it)."""

@@ -15,14 +15,13 @@ from __future__ import annotations
 
 import threading
 from collections import defaultdict
-from contextlib import AbstractContextManager
 from typing import Any
 from urllib.parse import quote
 
 import httpx
 from pydantic import SecretStr
 
-from dns_lifecycle.channels.clusters import ClusterConfig
+from dns_lifecycle.channels.clusters import ClusterConfig, WriteLock
 from dns_lifecycle.core.errors import ClusterRefused, ClusterUnavailable, ZoneFileError
 from dns_lifecycle.lifecycle.zonefile import Rr, from_presentation, presentation
 
@@ -71,7 +70,7 @@ class PowerDnsCluster:
         config: ClusterConfig,
         api_key: SecretStr,
         timeout: float,
-        write_lock: AbstractContextManager[Any] | None = None,
+        write_lock: WriteLock | None = None,
     ) -> None:
         if not config.api_url:
             raise ClusterRefused(
@@ -81,7 +80,11 @@ class PowerDnsCluster:
         self.config = config
         # PowerDNS's SQLite backend takes one writer and has no busy timeout: the
         # threads (and processes, sharing ``write_lock``) of a run write one at a time.
-        self._write_lock = write_lock or threading.Lock()
+        self._write_lock: WriteLock = write_lock or threading.Lock()
+        # A process of the run that died mid-write never releases a shared lock: the
+        # others give up waiting for their turn after a while, as for a server that
+        # does not answer, instead of hanging the run.
+        self._turn_timeout = max(30.0, 3 * timeout)
         self._base = f"/api/v1/servers/{quote(config.server_id, safe='')}"
         self._key = api_key
         self._client = httpx.Client(
@@ -158,12 +161,15 @@ class PowerDnsCluster:
         **kwargs: Any,
     ) -> httpx.Response | None:
         where = f"cluster {self.config.code} ({self.config.api_url})"
+        writes = method != "GET"
+        if writes and not self._write_lock.acquire(True, self._turn_timeout):
+            raise ClusterUnavailable(
+                f"{where}: no turn to {method} zone {zone} within {self._turn_timeout:g} s "
+                "(another process of the run kept the server's write turn); the next run "
+                "tries again"
+            )
         try:
-            if method == "GET":
-                response = self._client.request(method, path, **kwargs)
-            else:
-                with self._write_lock:
-                    response = self._client.request(method, path, **kwargs)
+            response = self._client.request(method, path, **kwargs)
         except httpx.TimeoutException:
             raise ClusterUnavailable(
                 f"{where} did not answer {method} for zone {zone} in time; the next run tries again"
@@ -173,6 +179,9 @@ class PowerDnsCluster:
                 f"{where} could not be reached for {method} of zone {zone} "
                 f"({type(exc).__name__}); the next run tries again"
             ) from None
+        finally:
+            if writes:
+                self._write_lock.release()
         status = response.status_code
         if 200 <= status < 300:
             return response
