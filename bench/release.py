@@ -1,6 +1,7 @@
 """A release day between two local PowerDNS servers, against the servers' own floor.
 
-    python bench/release.py [--zones 2000] [--records 10] [--workers 4] [--no-append]
+    python bench/release.py [--zones 2000] [--records 10] [--workers 4] [--processes 0]
+                            [--no-append]
 
 Starts a paid and a free PowerDNS (Debian's pdns-server, SQLite backend) on loopback,
 then measures, in the same run:
@@ -12,8 +13,9 @@ then measures, in the same run:
    read from paid, zone copy, create on free, flush, verify every record set by DNS,
    switch, rewrite the paid apex NS, delete from paid, every stage recorded in SQLite.
 
-Prints the table and appends it to bench/RESULTS.md (date, load, command). By hand
-only: not part of the tests.
+Also measures where the CPU went: the bench's own process with the release processes it
+started, and each PowerDNS server. Prints the table and appends it to bench/RESULTS.md
+(date, load, command). By hand only: not part of the tests.
 """
 
 from __future__ import annotations
@@ -78,11 +80,28 @@ def floor(server, names: list[str], records: int) -> float:
         return time.perf_counter() - started
 
 
+def cpu_seconds(*servers) -> list[float]:
+    """CPU seconds so far of this process with its ended children (the release
+    processes, once joined), then of each server."""
+    t = os.times()
+    own = t.user + t.system + t.children_user + t.children_system
+    tick = os.sysconf("SC_CLK_TCK")
+
+    def of(server) -> float:
+        fields = Path(f"/proc/{server.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / tick
+
+    return [own, *(of(s) for s in servers)]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--zones", type=int, default=2000)
     parser.add_argument("--records", type=int, default=10)
     parser.add_argument("--workers", type=int, default=4, help="DNSL_RELEASE_WORKERS")
+    parser.add_argument(
+        "--processes", type=int, default=0, help="DNSL_RELEASE_PROCESSES (0: one per core)"
+    )
     parser.add_argument("--no-append", action="store_true", help="do not write RESULTS.md")
     args = parser.parse_args()
 
@@ -92,7 +111,9 @@ def main() -> None:
     free = powerdns(folder / "free")
     try:
         names = [f"bench-{i:05d}.cn" for i in range(args.zones)]
+        floor_cpu = cpu_seconds(paid, free)
         floor_seconds = floor(free, names, args.records)
+        floor_cpu = [b - a for a, b in zip(floor_cpu, cpu_seconds(paid, free), strict=True)]
 
         url = f"sqlite:///{folder / 'bench.db'}"
         settings = Settings(
@@ -103,6 +124,7 @@ def main() -> None:
             cluster_api_keys={"paid-1": paid.api_key, "free": free.api_key},
             drain_hours=0,
             release_workers=args.workers,
+            release_processes=args.processes,
             dns_timeout_seconds=2,
         )
         upgrade(settings)
@@ -131,10 +153,12 @@ def main() -> None:
             s.commit()
         load_zones(settings, db, "paid-1")
 
+        release_cpu = cpu_seconds(paid, free)
         started = time.perf_counter()
         with open_run(RELEASE, False, None, settings=settings) as ctx:
             report = release_due(ctx)
         release_seconds = time.perf_counter() - started
+        release_cpu = [b - a for a, b in zip(release_cpu, cpu_seconds(paid, free), strict=True)]
         released = report.counts.get("instances_released", 0)
         deleted = report.counts.get("paid_zones_deleted", 0)
         assert released == deleted == args.zones, report.counts
@@ -151,17 +175,21 @@ def main() -> None:
         f"## Release day between two PowerDNS servers ({datetime.now(UTC):%Y-%m-%d %H:%M} UTC)",
         "",
         f"Command: `python bench/release.py --zones {args.zones} --records {args.records} "
-        f"--workers {args.workers}`; "
+        f"--workers {args.workers} --processes {args.processes}`; "
         f"load average (1/5/15 min) {load_before} before, {load_after} after; "
         f"{os.cpu_count()} cores; PowerDNS "
         "Authoritative with the SQLite backend, one write at a time per server.",
         "",
-        "| | zones | seconds | zones/s |",
-        "|---|---:|---:|---:|",
+        "| | zones | seconds | zones/s | CPU s: bench (+ release processes) / paid / free |",
+        "|---|---:|---:|---:|---|",
         f"| floor: bare httpx create + delete on one server | {args.zones} | "
-        f"{floor_seconds:.1f} | {args.zones / floor_seconds:.0f} |",
+        f"{floor_seconds:.1f} | {args.zones / floor_seconds:.0f} | "
+        + " / ".join(f"{c:.1f}" for c in floor_cpu)
+        + " |",
         f"| release: read, copy, create, flush, verify by DNS, switch, drain, delete "
-        f"| {args.zones} | {release_seconds:.1f} | {args.zones / release_seconds:.0f} |",
+        f"| {args.zones} | {release_seconds:.1f} | {args.zones / release_seconds:.0f} | "
+        + " / ".join(f"{c:.1f}" for c in release_cpu)
+        + " |",
         "",
         f"Release / floor: **{ratio:.2f}** of the floor (target: at least 0.5).",
         "",
