@@ -13,23 +13,13 @@ import dns.rdatatype
 import dns.rrset
 import pytest
 
-from dns_lifecycle.channels.clusters.verify import _exactly_as_expected, _Expected, _question
+from dns_lifecycle.channels.clusters.verify import _exactly_as_expected, _Expected
 
 ZONE = "example.cn."
 
 
 def expected(owner, rtype, ttl, *values):
-    rrset = dns.rrset.from_text(owner, ttl, "IN", rtype, *values)
-    return _Expected(
-        owner=owner,
-        rtype=rtype,
-        qname=dns.name.from_text(owner),
-        rdtype=dns.rdatatype.from_text(rtype),
-        values=frozenset(rrset),
-        digests=frozenset(r.to_digestable() for r in rrset),
-        ttl=ttl,
-        question=_question(owner, rtype),
-    )
+    return _Expected.of(owner, rtype, dns.rrset.from_text(owner, ttl, "IN", rtype, *values), ttl)
 
 
 def answer(e, qid, *rrsets, aa=True, rcode=dns.rcode.NOERROR, question=None):

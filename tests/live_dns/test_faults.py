@@ -200,6 +200,34 @@ def test_a_registrar_failure_keeps_the_paid_copy_until_the_switch(
     _assert_finished_once(live_db, inst, zone, before, pdns_paid, pdns_free)
 
 
+def _killable_release(tmp_path, live_settings, **config) -> subprocess.Popen:
+    """A release run in a process of its own (``crash_worker``), for a test to SIGKILL."""
+    settings = live_settings.model_dump(mode="json")
+    settings["cluster_api_keys"] = {
+        k: v.get_secret_value() for k, v in live_settings.cluster_api_keys.items()
+    }
+    settings.update(config.pop("settings", {}))
+    path = tmp_path / "worker.json"
+    path.write_text(
+        json.dumps(
+            {
+                "settings": settings,
+                "as_of": RELEASE.isoformat(),
+                "batch_size": 100,
+                "step": "release",
+                **config,
+            }
+        )
+    )
+    return subprocess.Popen(
+        [sys.executable, "-m", "tests.reliability.crash_worker", str(path)],
+        cwd=REPO_ROOT,
+        env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+
+
 KILLS = {
     "before the free zone exists": ("free", lambda r: r.method == "POST", "hold"),
     "after the free zone was created": ("free", lambda r: r.method == "POST", "applied-hold"),
@@ -219,28 +247,7 @@ def test_sigkill_anywhere_is_finished_by_the_next_run(
     side, match, fault = KILLS[moment]
     proxy = proxies[0] if side == "paid" else proxies[1]
     proxy.fault = once(match, fault)
-    config = tmp_path / "worker.json"
-    settings = live_settings.model_dump(mode="json")
-    settings["cluster_api_keys"] = {
-        k: v.get_secret_value() for k, v in live_settings.cluster_api_keys.items()
-    }
-    config.write_text(
-        json.dumps(
-            {
-                "settings": settings,
-                "as_of": RELEASE.isoformat(),
-                "batch_size": 100,
-                "step": "release",
-            }
-        )
-    )
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.reliability.crash_worker", str(config)],
-        cwd=REPO_ROOT,
-        env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
+    proc = _killable_release(tmp_path, live_settings)
     try:
         if not proxy.held.wait(60):
             proc.kill()
@@ -311,30 +318,11 @@ def test_sigkill_of_a_run_with_release_processes_ends_them_and_the_next_run_fini
     # Every creation hangs: whichever process holds the free server's write turn, the
     # other waits on it, and only the end of the run can end it.
     proxies[1].fault = lambda r: "hold" if r.method == "POST" else None
-    settings = live_settings.model_dump(mode="json")
-    settings["cluster_timeout_seconds"] = 30
-    settings["cluster_api_keys"] = {
-        k: v.get_secret_value() for k, v in live_settings.cluster_api_keys.items()
-    }
-    settings["release_processes"] = 2
-    config = tmp_path / "worker.json"
-    config.write_text(
-        json.dumps(
-            {
-                "settings": settings,
-                "as_of": RELEASE.isoformat(),
-                "batch_size": 100,
-                "step": "release",
-                "chunk": 1,
-            }
-        )
-    )
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.reliability.crash_worker", str(config)],
-        cwd=REPO_ROOT,
-        env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+    proc = _killable_release(
+        tmp_path,
+        live_settings,
+        settings={"cluster_timeout_seconds": 30, "release_processes": 2},
+        chunk=1,
     )
     try:
         if not proxies[1].held.wait(60):

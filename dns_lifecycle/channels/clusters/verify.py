@@ -18,6 +18,7 @@ import random
 import socket
 import struct
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import dns.exception
@@ -63,6 +64,22 @@ class _Expected:
     ttl: int
     question: bytes  # the question section's wire form: name, type, class IN
 
+    @classmethod
+    def of(cls, owner: str, rtype: str, values: Iterable[dns.rdata.Rdata], ttl: int) -> _Expected:
+        values = frozenset(values)
+        rdtype = dns.rdatatype.from_text(rtype)
+        qname = dns.name.from_text(owner)
+        return cls(
+            owner=owner,
+            rtype=rtype,
+            qname=qname,
+            rdtype=rdtype,
+            values=values,
+            digests=frozenset(v.to_digestable() for v in values),
+            ttl=ttl,
+            question=(qname.to_wire() or b"") + struct.pack("!HH", rdtype, dns.rdataclass.IN),
+        )
+
     def query(self, qid: int) -> bytes:
         """The question's wire form: id, no flags (RD off), one question."""
         return struct.pack("!HHHHHH", qid, 0, 1, 0, 0, 0) + self.question
@@ -76,16 +93,7 @@ def served_difference(
 
     Values are compared as DNS data (names without regard to case, text exactly)."""
     expected = [
-        _Expected(
-            owner=owner,
-            rtype=rtype,
-            qname=dns.name.from_text(owner),
-            rdtype=dns.rdatatype.from_text(rtype),
-            values=frozenset(values),
-            digests=frozenset(v.to_digestable() for v in values),
-            ttl=ttl,
-            question=_question(owner, rtype),
-        )
+        _Expected.of(owner, rtype, values, ttl)
         for (owner, rtype), (values, ttl) in sorted(expected_sets(zone, records).items())
     ]
     for address in addresses:
@@ -100,11 +108,6 @@ def served_difference(
             if problem is not None:
                 return problem
     return None
-
-
-def _question(owner: str, rtype: str) -> bytes:
-    wire = dns.name.from_text(owner).to_wire() or b""
-    return wire + struct.pack("!HH", dns.rdatatype.from_text(rtype), dns.rdataclass.IN)
 
 
 def _difference(
