@@ -33,11 +33,11 @@ from dns_lifecycle.channels.pool import (
     DeliveryPool,
     OutgoingNotice,
     deliver,
-    process_count,
 )
 from dns_lifecycle.channels.render import Renderer
 from dns_lifecycle.channels.sms import sms_backend
 from dns_lifecycle.core.settings import Settings
+from dns_lifecycle.core.workers import process_count
 from dns_lifecycle.store.notifications import (
     PendingFilter,
     claim_pending,
@@ -140,7 +140,7 @@ def _pool_for(settings: Settings, dry_run: bool, notices: int) -> DeliveryPool |
     run, one process asked for, backends that only write files or keep messages in
     memory (nothing to gain, and memory is this process's), a batch too small to
     share, or the pool busy with another run in this process."""
-    processes = process_count(settings)
+    processes = process_count(settings.delivery_processes)
     backends = {settings.email_backend, settings.sms_backend}
     if (
         dry_run

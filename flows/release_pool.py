@@ -16,7 +16,6 @@ wall clock (tests), or for a batch too small to be worth a hand-out.
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Iterator
 from datetime import datetime
@@ -25,7 +24,7 @@ from typing import Any
 
 from dns_lifecycle.core.db import Database
 from dns_lifecycle.core.settings import Settings
-from dns_lifecycle.core.workers import Worker, start_worker
+from dns_lifecycle.core.workers import Worker, process_count, start_worker
 from dns_lifecycle.store.release import DomainWork
 from flows.common import RunContext, StepReport, wall_clock
 from flows.release_stages import STEP, SharedReport, Tools, run_chunks
@@ -37,11 +36,6 @@ MIN_CHUNKS_PER_PROCESS = 4
 Chunks = list[list[DomainWork]]
 
 
-def process_count(settings: Settings) -> int:
-    """How many processes the settings ask for (0: one per core)."""
-    return settings.release_processes or os.cpu_count() or 1
-
-
 class ReleasePool:
     """The run's process and, once a batch is worth it, its release workers; see the
     module docstring."""
@@ -50,7 +44,7 @@ class ReleasePool:
         self.ctx = ctx
         self.tools = tools
         usable = not ctx.dry_run and ctx.clock is wall_clock and tools.live
-        self.processes = process_count(ctx.settings) if usable else 1
+        self.processes = process_count(ctx.settings.release_processes) if usable else 1
         self._workers: list[Worker] = []
 
     def run(self, chunks: Chunks, report: SharedReport) -> None:

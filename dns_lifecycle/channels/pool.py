@@ -20,7 +20,6 @@ sending on, and only the messages in flight can be sent twice.
 from __future__ import annotations
 
 import asyncio
-import os
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -51,11 +50,6 @@ class OutgoingNotice:
     email: str
     phone: str
     created_at: datetime  # what a context without as_of speaks from
-
-
-def process_count(settings: Settings) -> int:
-    """How many delivery processes the settings ask for (0: one per core)."""
-    return settings.delivery_processes or os.cpu_count() or 1
 
 
 def _render(

@@ -47,6 +47,11 @@ class Worker:
         self.lifeline.close()
 
 
+def process_count(setting: int) -> int:
+    """How many processes a ``*_processes`` setting asks for (0: one per core)."""
+    return setting or os.cpu_count() or 1
+
+
 def start_worker(target: Callable[..., None], args: tuple[Any, ...], name: str) -> Worker:
     """Start ``target(jobs, *args)`` in a worker process tied to this one's life."""
     jobs, their_jobs = CONTEXT.Pipe()

@@ -94,13 +94,7 @@ def zone_file(domain: str, records: Iterable[Rr], *, generated_at: datetime | No
     origin = _origin(domain)
     lines: list[tuple[dns.name.Name, str, str, int]] = []
     for rr in records:
-        try:
-            owner, rdata, ttl = _parse(rr, origin)
-        except ValueError as exc:
-            raise ZoneFileError(
-                f"domain {_show(origin)}: the record {_show_rr(rr)} cannot be written to a "
-                f"zone file ({exc}); correct the record and run the step again"
-            ) from None
+        owner, rdata, ttl = _parse_or_refuse(rr, origin, "be written to a zone file")
         # TXT as quoted, escaped strings; every other type in its canonical text.
         text = rdata.to_text() if rdata.rdtype in _TEXT_TYPES else _value(rdata)
         lines.append((owner, dns.rdatatype.to_text(rdata.rdtype), text, ttl))
@@ -269,14 +263,7 @@ def presentation(rr: Rr, domain: str) -> tuple[str, str, str]:
 def served_form(rr: Rr, domain: str) -> tuple[str, str, dns.rdata.Rdata]:
     """``rr`` as ``presentation`` gives it, with its value as rdata (names absolute):
     what a name server's answer holds. Raises ``ZoneFileError`` like ``presentation``."""
-    origin = _origin(domain)
-    try:
-        owner, rdata, _ = _parse(rr, origin)
-    except ValueError as exc:
-        raise ZoneFileError(
-            f"domain {_show(origin)}: the record {_show_rr(rr)} cannot be served "
-            f"({exc}); correct the record and run the step again"
-        ) from None
+    owner, rdata, _ = _parse_or_refuse(rr, _origin(domain), "be served")
     return owner.to_text(), dns.rdatatype.to_text(rdata.rdtype), rdata
 
 
@@ -323,6 +310,19 @@ def _parse(rr: Rr, origin: dns.name.Name) -> tuple[dns.name.Name, dns.rdata.Rdat
         raise ValueError(_reason(exc)) from None
     owner, rdata = _parse_data(rr.type, rr.host, rr.value, origin)
     return owner, rdata, ttl
+
+
+def _parse_or_refuse(
+    rr: Rr, origin: dns.name.Name, what: str
+) -> tuple[dns.name.Name, dns.rdata.Rdata, int]:
+    """``_parse``, or ``ZoneFileError`` naming the record that cannot ``what``."""
+    try:
+        return _parse(rr, origin)
+    except ValueError as exc:
+        raise ZoneFileError(
+            f"domain {_show(origin)}: the record {_show_rr(rr)} cannot {what} ({exc}); "
+            "correct the record and run the step again"
+        ) from None
 
 
 # A release parses each record of a zone for its creation, its verification and its

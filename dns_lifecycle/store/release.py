@@ -213,16 +213,17 @@ def record_outcomes(session: Session, outcomes: list[Outcome], now: datetime) ->
     each ticket once (one open ticket per domain and reason)."""
     if not outcomes:
         return []
-    # Where each domain stands now, its row locked until the commit (SQLite's write
-    # transaction holds the whole database from its start).
+    # Where each domain stands now, its row locked until the commit in id order (no
+    # deadlock between overlapping runs; SQLite's write transaction holds the whole
+    # database from its start).
     at = {
         domain_id: stage
         for domain_id, stage in session.execute(
             for_update(
                 session,
-                select(RELEASES.c.domain_id, RELEASES.c.stage).where(
-                    RELEASES.c.domain_id.in_([o.work.domain_id for o in outcomes])
-                ),
+                select(RELEASES.c.domain_id, RELEASES.c.stage)
+                .where(RELEASES.c.domain_id.in_([o.work.domain_id for o in outcomes]))
+                .order_by(RELEASES.c.domain_id),
             )
         )
     }

@@ -115,8 +115,6 @@ def _difference(
 ) -> str | None:
     """The answer ``wire`` read in full (asked again on its own when there is none, or it
     is truncated or not an answer to the question): how it differs, or None."""
-    query = dns.message.make_query(e.qname, e.rdtype)
-    query.flags &= ~dns.flags.RD
     response: dns.message.Message | None = None
     if wire is not None:
         try:
@@ -126,6 +124,8 @@ def _difference(
         except dns.exception.DNSException:
             response = None
     if response is None:
+        query = dns.message.make_query(e.qname, e.rdtype)
+        query.flags &= ~dns.flags.RD
         try:
             response, _ = dns.query.udp_with_fallback(query, host, timeout=timeout, port=port)
         except (dns.exception.DNSException, OSError, EOFError) as exc:
@@ -203,10 +203,10 @@ def _ask_at_once(
     one UDP socket: no answer where none came within ``timeout`` (the caller reads each
     answer and asks again on its own where it must)."""
     # Distinct ids, so that each answer finds its question on the shared socket.
-    ids = random.sample(range(65536), len(expected))
-    answers: list[bytes | None] = [None] * len(expected)
     if not expected:
         return []
+    ids = random.sample(range(65536), len(expected))
+    answers: list[bytes | None] = [None] * len(expected)
     by_id = {qid: i for i, qid in enumerate(ids)}
     try:
         sock = socket.socket(dns.inet.af_for_address(host), socket.SOCK_DGRAM)
