@@ -1,0 +1,40 @@
+"""Worker processes (``core/workers.py``) as a run's process starts them."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from multiprocessing.connection import Connection
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def echo(jobs: Connection) -> None:
+    """A worker target: answer each job with itself, until ``None``."""
+    while (job := jobs.recv()) is not None:
+        jobs.send(job)
+
+
+def test_a_worker_does_not_import_the_main_module_again(tmp_path: Path) -> None:
+    """A run's main module is Prefect's command (seconds of imports): a spawned worker
+    starts from its target's own module instead."""
+    main = tmp_path / "run.py"
+    main.write_text(
+        "import sys\n"
+        f"sys.path.insert(0, {str(ROOT)!r})\n"
+        "if __name__ != '__main__':\n"
+        "    print('main module imported again in', __name__, flush=True)\n"
+        "from dns_lifecycle.core.workers import start_worker\n"
+        "from tests.test_workers import echo\n"
+        "if __name__ == '__main__':\n"
+        "    worker = start_worker(echo, (), 'echo')\n"
+        "    worker.jobs.send('ping')\n"
+        "    print(worker.jobs.recv(), flush=True)\n"
+        "    worker.stop()\n"
+    )
+    done = subprocess.run(
+        [sys.executable, str(main)], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "ping\n"
