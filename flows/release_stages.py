@@ -211,7 +211,12 @@ class Stages:
         )
 
     def _delegated(
-        self, w: store.DomainWork, now: datetime, action: str, problem: str | None = None
+        self,
+        w: store.DomainWork,
+        now: datetime,
+        action: str,
+        problem: str | None = None,
+        switch_task: str | None = None,
     ) -> store.Outcome:
         free = self.tools.free
         live = self.tools.clusters[w.paid_cluster].live
@@ -238,7 +243,7 @@ class Stages:
             "delegation": action,
             "delegated_at": now,
             "drain_until": until,
-            "switch_task": w.switch_task,
+            "switch_task": switch_task or w.switch_task,
             "error": problem,
         }
         if action == "switched":
@@ -258,21 +263,25 @@ class Stages:
         if action != "switched":
             return self._delegated(w, now, action)
         registrar = self.tools.registrar
-        # Imported EPP statuses can be stale: the registrar's own word, just before acting.
-        try:
-            locked = registrar.lock_status(w.name) is not None
-        except RegistrarRefused as exc:
-            return self._delegated(w, now, expiry.REGISTRAR_FAILED, str(exc)[:1000])
-        if locked:
-            return self._delegated(w, now, "domain_locked")
-        if self.ctx.dry_run:
-            return self._delegated(w, now, "switched")
+        # Imported EPP statuses can be stale: the registrar's own word, just before acting
+        # (the embedded registrar reads it in the switch's own transaction).
+        if registrar.external or self.ctx.dry_run:
+            try:
+                locked = registrar.lock_status(w.name) is not None
+            except RegistrarRefused as exc:
+                return self._delegated(w, now, expiry.REGISTRAR_FAILED, str(exc)[:1000])
+            if locked:
+                return self._delegated(w, now, "domain_locked")
+            if self.ctx.dry_run:
+                return self._delegated(w, now, "switched")
         try:
             task_id = registrar.start_switch(w.name, list(self.tools.free.nameservers))
         except DomainLocked:
             return self._delegated(w, now, "domain_locked")
         except RegistrarRefused as exc:
             return self._delegated(w, now, expiry.REGISTRAR_FAILED, str(exc)[:1000])
+        if not registrar.external:  # applied already: nothing to poll
+            return self._delegated(w, now, "switched", switch_task=task_id)
         return store.Outcome(w, {"stage": "switching", "switch_task": task_id, "error": None})
 
     def poll(self, w: store.DomainWork, now: datetime) -> store.Outcome:

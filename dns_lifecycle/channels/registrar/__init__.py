@@ -52,7 +52,10 @@ class SwitchState:
 
 class Registrar(Protocol):
     # Whether a switch reaches another system, which would see it asked for twice if a
-    # crash came before it was recorded: the release then records each switch alone.
+    # crash came before it was recorded: the release then records each switch alone, and
+    # asks for the lock just before it. A switch that does not (the embedded registrar)
+    # checks the lock and makes the change in one transaction of this database, done
+    # when ``start_switch`` returns: the release neither asks for the lock first nor polls.
     external: bool
 
     def lock_status(self, domain: str) -> str | None:
