@@ -12,11 +12,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from dns_lifecycle.core.errors import ZoneFileError
+from dns_lifecycle.lifecycle import zonefile
 from dns_lifecycle.lifecycle.zonefile import (
     Rr,
     check_record,
+    from_presentation,
     normalise,
     parse_zone_file,
+    presentation,
     same_records,
     zone_file,
 )
@@ -116,6 +119,25 @@ def _valid_dns(rs: list[Rr]) -> list[Rr]:
 
 
 # --- properties --------------------------------------------------------------------------
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(domain=domains, rs=zones, shout=st.booleans())
+def test_reading_served_records_leaves_later_parses_as_they_were(domain, rs, shout):
+    """A record read from a server is kept parsed for its copy, creation and
+    verification: what those see equals what a fresh parse gives, in capitals too."""
+    served = []
+    for rr in rs:
+        owner, rtype, value = presentation(rr, domain)
+        served.append(
+            (owner.upper() if shout else owner, rtype, value.upper() if shout else value, rr.ttl)
+        )
+    zonefile._PARSED.clear()
+    read = [from_presentation(o, t, ttl, v, domain) for o, t, v, ttl in served]
+    seeded = (zone_file(domain, read), [presentation(r, domain) for r in read])
+    zonefile._PARSED.clear()
+    fresh = (zone_file(domain, read), [presentation(r, domain) for r in read])
+    assert seeded == fresh
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -280,7 +280,13 @@ def from_presentation(owner: str, rtype: str, ttl: int, value: str, domain: str)
         )
         if not name.is_subdomain(origin):
             raise ValueError(f"the owner {_show(name)} is outside {_show(origin)}")
-        return _from_rdata(name, _ttl(ttl), rdata, origin)
+        rr = _from_rdata(name, _ttl(ttl), rdata, origin)
+        if rr.value == rdata.to_text():
+            # Parsing this record again (for its zone-file copy, its creation elsewhere,
+            # its verification) would give back this very owner and rdata. Not so for
+            # TXT (split into strings anew) or names written in capitals (lowered).
+            _remember((rr.type, rr.host, rr.value, origin), (name.canonicalize(), rdata))
+        return rr
     except (dns.exception.DNSException, ValueError, UnicodeError) as exc:
         raise ZoneFileError(
             f"domain {_show(origin)}: the served record {owner} {rtype} {value[:60]!r} "
@@ -327,15 +333,33 @@ def _parse_or_refuse(
 
 # A release parses each record of a zone for its creation, its verification and its
 # zone-file copy: parsing costs more than the rest of that work together, and owners and
-# rdata are immutable, so the last parses are kept.
-@functools.lru_cache(maxsize=16384)
+# rdata are immutable, so recent parses are kept (the whole memory is dropped when full:
+# a release goes through its zones once). Keyed by the record's type, host and value and
+# the zone's origin.
+_PARSED: dict[tuple[str, str, str, dns.name.Name], tuple[dns.name.Name, dns.rdata.Rdata]] = {}
+_PARSED_MAX = 16384
+
+
 def _parse_data(
     rtype: str, host: str, value: str, origin: dns.name.Name
 ) -> tuple[dns.name.Name, dns.rdata.Rdata]:
-    try:
-        return _owner(host, origin), _rdata(rtype, value, origin)
-    except (dns.exception.DNSException, ValueError, UnicodeError) as exc:
-        raise ValueError(_reason(exc)) from None
+    key = (rtype, host, value, origin)
+    parsed = _PARSED.get(key)
+    if parsed is None:
+        try:
+            parsed = _owner(host, origin), _rdata(rtype, value, origin)
+        except (dns.exception.DNSException, ValueError, UnicodeError) as exc:
+            raise ValueError(_reason(exc)) from None
+        _remember(key, parsed)
+    return parsed
+
+
+def _remember(
+    key: tuple[str, str, str, dns.name.Name], parsed: tuple[dns.name.Name, dns.rdata.Rdata]
+) -> None:
+    if len(_PARSED) >= _PARSED_MAX:
+        _PARSED.clear()
+    _PARSED[key] = parsed
 
 
 def _owner(host: str, origin: dns.name.Name) -> dns.name.Name:
