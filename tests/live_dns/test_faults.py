@@ -380,3 +380,27 @@ def test_a_write_turn_never_given_back_fails_the_call_instead_of_hanging_the_run
     with pytest.raises(ClusterUnavailable, match="no turn to DELETE zone gone.cn"):
         cluster.delete_zone("gone.cn")
     cluster.close()
+
+
+def test_a_cache_flush_and_a_read_do_not_wait_for_the_write_turn():
+    """Only what writes the server's database takes the write turn, the run's bottleneck:
+    with the turn held elsewhere, a flush or a read goes straight to the server."""
+    from multiprocessing import get_context
+
+    from pydantic import SecretStr
+
+    from dns_lifecycle.channels.clusters import ClusterConfig
+    from dns_lifecycle.channels.clusters.powerdns import PowerDnsCluster
+    from dns_lifecycle.core.errors import ClusterUnavailable
+
+    lock = get_context("spawn").Lock()
+    lock.acquire()
+    config = ClusterConfig(
+        code="free", kind="free", nameservers=("ns1.example.",), api_url="http://127.0.0.1:9"
+    )
+    cluster = PowerDnsCluster(config, SecretStr("k"), 1.0, lock)
+    cluster._turn_timeout = 30
+    for call in (lambda: cluster.flush("here.cn"), lambda: cluster.read_zone("here.cn")):
+        with pytest.raises(ClusterUnavailable, match="could not be reached"):
+            call()
+    cluster.close()
