@@ -7,14 +7,16 @@ transaction of its own, so it answers ``done`` as soon as it is asked.
 
 from __future__ import annotations
 
-from sqlalchemy import update
-from sqlmodel import col, select
+from sqlalchemy import select, update
 
 from dns_lifecycle.channels.registrar import SwitchState, done_at_once
 from dns_lifecycle.core.db import Database
 from dns_lifecycle.core.errors import DomainLocked, RegistrarRefused
 from dns_lifecycle.lifecycle.nameservers import lock_of
+from dns_lifecycle.store import table_of
 from models import Domain
+
+DOMAINS = table_of(Domain)
 
 # Task ids of this backend: the prefix, then the domain's name (changes apply at once).
 TASK_PREFIX = "database:"
@@ -33,7 +35,7 @@ class DatabaseRegistrar:
         """The update lock among the domain's stored EPP statuses, or None."""
         with self._db.session() as session:
             statuses = session.execute(
-                select(col(Domain.epp_statuses)).where(col(Domain.name) == domain)
+                select(DOMAINS.c.epp_statuses).where(DOMAINS.c.name == domain)
             ).scalar_one_or_none()
         if statuses is None:
             raise _unknown(domain)
@@ -41,10 +43,11 @@ class DatabaseRegistrar:
 
     def start_switch(self, domain: str, nameservers: list[str]) -> str:
         """Write ``nameservers`` as the domain's delegation and commit; refuse a locked one."""
+        # Table statements, not ORM ones: a release day switches thousands of domains.
         with self._db.session() as session:
             row = session.execute(
-                select(col(Domain.epp_statuses), col(Domain.nameservers)).where(
-                    col(Domain.name) == domain
+                select(DOMAINS.c.epp_statuses, DOMAINS.c.nameservers).where(
+                    DOMAINS.c.name == domain
                 )
             ).first()
             if row is None:
@@ -55,10 +58,9 @@ class DatabaseRegistrar:
                 raise DomainLocked(domain, lock, nameservers)
             if current != nameservers:
                 session.execute(
-                    update(Domain)
-                    .where(col(Domain.name) == domain)
+                    update(DOMAINS)
+                    .where(DOMAINS.c.name == domain)
                     .values(nameservers=list(nameservers))
-                    .execution_options(synchronize_session=False)
                 )
                 session.commit()
         return TASK_PREFIX + domain
