@@ -273,19 +273,25 @@ def from_presentation(owner: str, rtype: str, ttl: int, value: str, domain: str)
     be read."""
     origin = _origin(domain)
     try:
-        name = dns.name.from_text(owner)
+        name = dns.name.from_text(owner).canonicalize()
         rdtype = dns.rdatatype.from_text(rtype)
         rdata = dns.rdata.from_text(
             dns.rdataclass.IN, rdtype, value, origin=dns.name.root, relativize=False
         )
         if not name.is_subdomain(origin):
             raise ValueError(f"the owner {_show(name)} is outside {_show(origin)}")
-        rr = _from_rdata(name, _ttl(ttl), rdata, origin)
-        if rr.value == rdata.to_text():
-            # Parsing this record again (for its zone-file copy, its creation elsewhere,
-            # its verification) would give back this very owner and rdata. Not so for
-            # TXT (split into strings anew) or names written in capitals (lowered).
-            _remember((rr.type, rr.host, rr.value, origin), (name.canonicalize(), rdata))
+        rr = Rr(
+            type=dns.rdatatype.to_text(rdtype),
+            host=_relative(name, origin),
+            value=_value(rdata),
+            ttl=_ttl(ttl),
+        )
+        # Parsing this record again (for its zone-file copy, its creation elsewhere, its
+        # verification) would give back this very owner and rdata when its value is the
+        # rdata's own text: always but for TXT (split into strings anew) and for names
+        # written in capitals (lowered).
+        if rdtype not in _TEXT_TYPES and (rdtype not in _NAME_TYPES or rr.value == rdata.to_text()):
+            _remember((rr.type, rr.host, rr.value, origin), (name, rdata))
         return rr
     except (dns.exception.DNSException, ValueError, UnicodeError) as exc:
         raise ZoneFileError(
