@@ -280,12 +280,7 @@ def from_presentation(owner: str, rtype: str, ttl: int, value: str, domain: str)
         )
         if not name.is_subdomain(origin):
             raise ValueError(f"the owner {_show(name)} is outside {_show(origin)}")
-        rr = Rr(
-            type=dns.rdatatype.to_text(rdtype),
-            host=_relative(name, origin),
-            value=_value(rdata),
-            ttl=_ttl(ttl),
-        )
+        rr = _from_rdata(name, _ttl(ttl), rdata, origin)
         # Parsing this record again (for its zone-file copy, its creation elsewhere, its
         # verification) would give back this very owner and rdata when its value is the
         # rdata's own text: always but for TXT (split into strings anew) and for names

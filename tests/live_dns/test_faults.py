@@ -359,16 +359,15 @@ def test_sigkill_of_a_run_with_release_processes_ends_them_and_the_next_run_fini
         _assert_finished_once(live_db, inst, zone, before[zone], pdns_paid, pdns_free)
 
 
-def test_a_write_turn_never_given_back_fails_the_call_instead_of_hanging_the_run():
-    """A process of the run that died mid-write keeps the server's shared write lock:
-    the others' writes give up after their wait, as for a server that does not answer."""
+def _cluster_whose_turn_is_held(turn_timeout: float):
+    """A PowerDNS cluster (on a port where nothing answers) whose shared write turn
+    another process took and never gave back."""
     from multiprocessing import get_context
 
     from pydantic import SecretStr
 
     from dns_lifecycle.channels.clusters import ClusterConfig
     from dns_lifecycle.channels.clusters.powerdns import PowerDnsCluster
-    from dns_lifecycle.core.errors import ClusterUnavailable
 
     lock = get_context("spawn").Lock()
     lock.acquire()  # the holder is gone
@@ -376,7 +375,16 @@ def test_a_write_turn_never_given_back_fails_the_call_instead_of_hanging_the_run
         code="free", kind="free", nameservers=("ns1.example.",), api_url="http://127.0.0.1:9"
     )
     cluster = PowerDnsCluster(config, SecretStr("k"), 1.0, lock)
-    cluster._turn_timeout = 0.2
+    cluster._turn_timeout = turn_timeout
+    return cluster
+
+
+def test_a_write_turn_never_given_back_fails_the_call_instead_of_hanging_the_run():
+    """A process of the run that died mid-write keeps the server's shared write lock:
+    the others' writes give up after their wait, as for a server that does not answer."""
+    from dns_lifecycle.core.errors import ClusterUnavailable
+
+    cluster = _cluster_whose_turn_is_held(0.2)
     with pytest.raises(ClusterUnavailable, match="no turn to DELETE zone gone.cn"):
         cluster.delete_zone("gone.cn")
     cluster.close()
@@ -385,21 +393,9 @@ def test_a_write_turn_never_given_back_fails_the_call_instead_of_hanging_the_run
 def test_a_cache_flush_and_a_read_do_not_wait_for_the_write_turn():
     """Only what writes the server's database takes the write turn, the run's bottleneck:
     with the turn held elsewhere, a flush or a read goes straight to the server."""
-    from multiprocessing import get_context
-
-    from pydantic import SecretStr
-
-    from dns_lifecycle.channels.clusters import ClusterConfig
-    from dns_lifecycle.channels.clusters.powerdns import PowerDnsCluster
     from dns_lifecycle.core.errors import ClusterUnavailable
 
-    lock = get_context("spawn").Lock()
-    lock.acquire()
-    config = ClusterConfig(
-        code="free", kind="free", nameservers=("ns1.example.",), api_url="http://127.0.0.1:9"
-    )
-    cluster = PowerDnsCluster(config, SecretStr("k"), 1.0, lock)
-    cluster._turn_timeout = 30
+    cluster = _cluster_whose_turn_is_held(30)
     for call in (lambda: cluster.flush("here.cn"), lambda: cluster.read_zone("here.cn")):
         with pytest.raises(ClusterUnavailable, match="could not be reached"):
             call()

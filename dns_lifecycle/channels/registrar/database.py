@@ -13,10 +13,7 @@ from dns_lifecycle.channels.registrar import SwitchState, done_at_once
 from dns_lifecycle.core.db import Database
 from dns_lifecycle.core.errors import DomainLocked, RegistrarRefused
 from dns_lifecycle.lifecycle.nameservers import lock_of
-from dns_lifecycle.store import table_of
-from models import Domain
-
-DOMAINS = table_of(Domain)
+from dns_lifecycle.store.release import DOMAINS
 
 # Task ids of this backend: the prefix, then the domain's name (changes apply at once).
 TASK_PREFIX = "database:"
