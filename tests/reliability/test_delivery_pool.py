@@ -161,3 +161,25 @@ def test_an_outcome_queued_when_the_batch_ends_is_recorded_once(lite_db):
     recorder.finish(results)
     assert {r.attempts for r in ledger(lite_db).values()} == {1}
     assert all(r.state == "sent" for r in ledger(lite_db).values())
+
+
+def test_each_process_gets_its_part_of_each_channel():
+    """In ledger order an instance's email and SMS alternate; dealt as they come, one
+    process would get every email and the other every SMS. Each channel is dealt on its
+    own: every process gets half of each, and every notice goes to exactly one."""
+    from datetime import UTC, datetime
+
+    from dns_lifecycle.channels.pool import OutgoingNotice, deal
+
+    def notice(i: int, channel: str) -> OutgoingNotice:
+        created = datetime(2026, 11, 26, tzinfo=UTC)
+        return OutgoingNotice(f"n{i}:{channel}", channel, "reminder", {}, "a@b.c", "+1", created)
+
+    notices = [notice(i, channel) for i in range(101) for channel in ("email", "sms")]
+    shares = deal(notices, 2)
+    assert [Counter(n.channel for n in share) for share in shares] == [
+        {"email": 51, "sms": 51},
+        {"email": 50, "sms": 50},
+    ]
+    assert sorted(n.key for share in shares for n in share) == sorted(n.key for n in notices)
+    assert deal(notices[:1], 3) == [notices[:1], [], []]
