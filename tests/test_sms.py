@@ -121,6 +121,23 @@ def test_request_is_signed_with_the_configured_key(tmp_path):
     assert SECRET not in authorization
 
 
+def test_requests_go_through_the_proxy_the_environment_names(tmp_path, monkeypatch):
+    """$HTTP_PROXY is honoured (the sink plays the proxy, the endpoint has no server),
+    and $NO_PROXY takes the endpoint out of it again."""
+    endpoint = f"127.0.0.1:{free_port()}"
+    monkeypatch.delenv("no_proxy", raising=False)
+    with HttpSink(lambda _r: ACCEPTED) as proxy:
+        monkeypatch.setenv("HTTP_PROXY", f"http://{proxy.address}")
+        backend = AliyunSmsBackend(make_settings(tmp_path, endpoint))
+        (through,) = asyncio.run(backend.send([message()]))
+        monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+        (direct,) = asyncio.run(backend.send([message("n2:sms")]))
+    assert through.outcome == "sent"
+    assert [r.query["OutId"] for r in proxy.requests] == ["n1:sms"]
+    assert proxy.requests[0].headers["host"] == endpoint  # signed for the endpoint
+    assert direct.outcome == "transient"  # straight to the endpoint: nobody there
+
+
 def test_secret_never_goes_on_the_wire(tmp_path):
     """Neither the URL, the headers nor the body of a request contain the secret."""
     _, sink = send(tmp_path, lambda _r: ACCEPTED, [message()])
