@@ -21,12 +21,16 @@ import logging
 import sys
 import threading
 import uuid
-from datetime import timedelta
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
 
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.exceptions import MissingContextError
 
+from dns_lifecycle.channels import DeliveryResult
 from dns_lifecycle.channels.email import email_backend
 from dns_lifecycle.channels.pool import (
     MIN_PER_PROCESS,
@@ -53,80 +57,162 @@ ALL_PENDING = PendingFilter()
 
 
 def deliver_pending(ctx: RunContext, filt: PendingFilter = ALL_PENDING) -> Tally:
-    """Send every pending notice matching ``filt``; returns what happened per channel."""
+    """Send every pending notice matching ``filt``; returns what happened per channel.
+
+    With a pool, the next batch is claimed while the workers send the one before, and
+    handed to them before they are done with it: they do not wait for the run's process
+    between batches. At most two batches are handed out and not finished."""
     tally = Tally()
-    settings = ctx.settings
-    renderer = Renderer.for_settings(settings)
-    # A dry run goes through the same motions; its backends only count.
-    emails = email_backend(settings, dry_run=ctx.dry_run)
-    texts = sms_backend(settings, dry_run=ctx.dry_run)
     token = uuid.uuid4().hex
-    after_id = 0
-    while True:
-        now = ctx.clock()
-        with ctx.db.session() as session:
-            ids = claim_pending(
-                session,
-                token=token,
-                now=now,
-                lease_until=now + LEASE,
-                after_id=after_id,
-                limit=ctx.batch_size,
-                filt=filt,
-            )
-            rows = load_outgoing(session, ids)
-            stale = skip_overtaken(session, ids, as_of=ctx.as_of, grace_days=settings.grace_days)
-            session.commit()
-        if not rows:
-            report_held_rows(ctx, filt, token, tally)
-            return tally
-        after_id = rows[-1].id
-        lease_until = now + LEASE
-        # Overtaken since it was queued (a later notice, a renewal, the expiry): not sent.
-        tally.add("notices_skipped_overtaken", len(stale))
-        rows = [row for row in rows if row.id not in stale]
-
-        notices = [
-            OutgoingNotice(r.key, r.channel, r.kind, r.context, r.email, r.phone, r.created_at)
-            for r in rows
-        ]
-        ids_by_key = {row.key: row.id for row in rows}
-        pool = _pool_for(settings, ctx.dry_run, len(notices))
+    here = _HereDelivery(ctx)
+    pool: DeliveryPool | None = None
+    handed: dict[str, str] = {}  # channel by key, handed to the pool, no outcome yet
+    after_id, lease_until = 0, ctx.clock() + LEASE
+    try:
+        while batch := _claim(ctx, filt, token, after_id, tally, _claim_lock(ctx, pool)):
+            after_id = batch.last_id
+            if not batch.notices:
+                continue
+            if pool is None:
+                pool = _pool_for(ctx.settings, ctx.dry_run, len(batch.notices))
+            if pool is None:
+                here.deliver(batch, tally)
+                continue
+            pool.submit(batch.notices, batch.ids_by_key, ctx.clock() - wall_clock())
+            lease_until = batch.lease_until
+            handed.update((n.key, n.channel) for n in batch.notices)
+            # This batch waits its turn in the workers while the one before is finished.
+            if not _count_pool(pool.wait(unfinished=1), handed, lease_until, tally):
+                _release(pool, drop=True)
+                pool = None
+        if pool is not None and not _count_pool(pool.wait(), handed, lease_until, tally):
+            _release(pool, drop=True)
+            pool = None
+    finally:
         if pool is not None:
-            try:
-                results, problem = pool.deliver(notices, ids_by_key, ctx.clock() - wall_clock())
-            finally:
-                pool.lock.release()
-            if problem:
-                _drop_pool(pool)
-                unknown = len(notices) - len({r.key for r in results})
-                tally.fail(
-                    f"{problem}: {unknown} notice(s) have no recorded outcome (sent or not, "
-                    f"unknown) and stay leased until {lease_until:%Y-%m-%d %H:%M:%S} UTC; "
-                    "the first run after that sends them"
-                )
-        else:
-            recorder = Recorder(ctx.db, ids_by_key, ctx.clock)
-            results = run_async(
-                deliver(
-                    notices,
-                    renderer=renderer,
-                    settings=settings,
-                    emails=emails,
-                    texts=texts,
-                    on_result=recorder.add,
-                )
-            )
-            recorder.finish(results)
+            _release(pool)
+    report_held_rows(ctx, filt, token, tally)
+    return tally
 
-        channel_of = {row.key: row.channel for row in rows}
+
+@dataclass(frozen=True)
+class _Batch:
+    notices: list[OutgoingNotice]  # without the ones overtaken since they were queued
+    ids_by_key: dict[str, int]
+    last_id: int  # of every row claimed, for the next claim
+    lease_until: datetime
+
+
+def _claim(
+    ctx: RunContext,
+    filt: PendingFilter,
+    token: str,
+    after_id: int,
+    tally: Tally,
+    write_lock: AbstractContextManager,
+) -> _Batch | None:
+    """Claim the next batch after ``after_id``; None when there is none left."""
+    now = ctx.clock()
+    with write_lock, ctx.db.session() as session:
+        ids = claim_pending(
+            session,
+            token=token,
+            now=now,
+            lease_until=now + LEASE,
+            after_id=after_id,
+            limit=ctx.batch_size,
+            filt=filt,
+        )
+        rows = load_outgoing(session, ids)
+        stale = skip_overtaken(session, ids, as_of=ctx.as_of, grace_days=ctx.settings.grace_days)
+        session.commit()
+    if not rows:
+        return None
+    # Overtaken since it was queued (a later notice, a renewal, the expiry): not sent.
+    tally.add("notices_skipped_overtaken", len(stale))
+    fresh = [row for row in rows if row.id not in stale]
+    return _Batch(
+        [
+            OutgoingNotice(r.key, r.channel, r.kind, r.context, r.email, r.phone, r.created_at)
+            for r in fresh
+        ],
+        {row.key: row.id for row in fresh},
+        rows[-1].id,
+        now + LEASE,
+    )
+
+
+def _claim_lock(ctx: RunContext, pool: DeliveryPool | None) -> AbstractContextManager:
+    """On SQLite a claim takes its turn with the pool's writes through their lock: a
+    worker waiting on it wakes as soon as the claim is done, where SQLite's own wait
+    for a busy database sleeps milliseconds at a time."""
+    if pool is not None and ctx.db.dialect == "sqlite":
+        return pool.write_lock
+    return nullcontext()
+
+
+class _HereDelivery:
+    """Delivery in the run's own process, its backends made at the first batch."""
+
+    def __init__(self, ctx: RunContext) -> None:
+        self._ctx = ctx
+        self._parts: tuple[Renderer, Any, Any] | None = None
+
+    def deliver(self, batch: _Batch, tally: Tally) -> None:
+        ctx = self._ctx
+        if self._parts is None:
+            # A dry run goes through the same motions; its backends only count.
+            self._parts = (
+                Renderer.for_settings(ctx.settings),
+                email_backend(ctx.settings, dry_run=ctx.dry_run),
+                sms_backend(ctx.settings, dry_run=ctx.dry_run),
+            )
+        renderer, emails, texts = self._parts
+        recorder = Recorder(ctx.db, batch.ids_by_key, ctx.clock)
+        results = run_async(
+            deliver(
+                batch.notices,
+                renderer=renderer,
+                settings=ctx.settings,
+                emails=emails,
+                texts=texts,
+                on_result=recorder.add,
+            )
+        )
+        recorder.finish(results)
+        channel_of = {n.key: n.channel for n in batch.notices}
         for result in results:
-            channel = channel_of[result.key]
-            tally.add(f"{channel}_{result.outcome}")
-            if result.outcome != "sent":
-                # "key (outcome): why"; a key followed by a colon would end in ":email:",
-                # which Prefect's console shows as an emoji.
-                tally.fail(f"{result.key} ({result.outcome}): {result.error}")
+            _count(tally, channel_of[result.key], result)
+
+
+def _count_pool(
+    collected: tuple[list[DeliveryResult], str | None],
+    handed: dict[str, str],
+    lease_until: datetime,
+    tally: Tally,
+) -> bool:
+    """Count what the pool recorded; False (and a failure in ``tally``) if a worker
+    ended in the middle: what it had not recorded stays leased."""
+    results, problem = collected
+    for result in results:
+        _count(tally, handed.pop(result.key), result)
+    if not problem:
+        return True
+    tally.fail(
+        f"{problem}: {len(handed)} notice(s) have no recorded outcome (sent or not, "
+        f"unknown) and stay leased until {lease_until:%Y-%m-%d %H:%M:%S} UTC; "
+        "the first run after that sends them"
+    )
+    handed.clear()
+    return False
+
+
+def _count(tally: Tally, channel: str, result: DeliveryResult) -> None:
+    tally.add(f"{channel}_{result.outcome}")
+    if result.outcome != "sent":
+        # "key (outcome): why"; a key followed by a colon would end in ":email:",
+        # which Prefect's console shows as an emoji.
+        tally.fail(f"{result.key} ({result.outcome}): {result.error}")
 
 
 # One pool per settings, for the life of the process: the daily run's steps share it,
@@ -167,15 +253,19 @@ def warm_up(settings: Settings) -> None:
     a second each) while the run decides what to send, not at its first batch."""
     pool = _pool_for(settings, False, sys.maxsize)
     if pool is not None:
-        pool.lock.release()
+        _release(pool)
 
 
-def _drop_pool(pool: DeliveryPool) -> None:
-    with _POOLS_LOCK:
-        for key, known in list(_POOLS.items()):
-            if known is pool:
-                del _POOLS[key]
-    pool.close()
+def _release(pool: DeliveryPool, *, drop: bool = False) -> None:
+    """Let another run in this process use ``pool``; ``drop``: end it first (one of its
+    workers ended), so that the next batch starts a new one."""
+    if drop:
+        with _POOLS_LOCK:
+            for key, known in list(_POOLS.items()):
+                if known is pool:
+                    del _POOLS[key]
+        pool.close()
+    pool.lock.release()
 
 
 @atexit.register

@@ -20,12 +20,14 @@ sending on, and only the messages in flight can be sent twice.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import queue
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from multiprocessing.connection import Connection, wait
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from dns_lifecycle.channels import DeliveryResult, ResultSink
 from dns_lifecycle.channels.email import EmailMessage, email_backend
@@ -118,16 +120,13 @@ RecorderFactory = Callable[
 def _serve(
     jobs: Connection, settings: Settings, recorder: RecorderFactory, write_lock: Any
 ) -> None:
-    """A worker: deliver and record each share it is given, reporting what it recorded."""
+    """A worker: deliver and record each share it is given, in turn, reporting what it
+    recorded and when each share is done."""
     renderer = Renderer.for_settings(settings)
     emails, texts = email_backend(settings), sms_backend(settings)
-    while True:
-        try:
-            job = jobs.recv()
-        except EOFError:
-            return
-        if job is None:
-            return
+    inbox: queue.SimpleQueue = queue.SimpleQueue()
+    threading.Thread(target=_receive, args=(jobs, inbox), daemon=True).start()
+    while (job := inbox.get()) is not None:
         notices, ids_by_key, clock_offset = job
         try:
             recording = recorder(
@@ -148,10 +147,22 @@ def _serve(
                 )
             )
             recording.finish(results)
-        except BaseException as exc:  # reported; the run's process decides
+        except BaseException as exc:
+            # Reported, and the worker ends: the shares queued behind this one are not
+            # sent (they stay leased); the run's process decides what comes next.
             jobs.send(("failed", f"{type(exc).__name__}: {exc}"))
-        else:
-            jobs.send(("done", None))
+            return
+        jobs.send(("done", None))
+
+
+def _receive(jobs: Connection, inbox: queue.SimpleQueue) -> None:
+    """Take each share off the pipe as it comes, so that the run's process can hand out
+    the next one while this one is sent (and never waits on a full pipe while the worker
+    writes to it); ``None`` in ``inbox`` when there are no more."""
+    with contextlib.suppress(EOFError, OSError):
+        while (job := jobs.recv()) is not None:
+            inbox.put(job)
+    inbox.put(None)
 
 
 # ------------------------------------------------------------------ the run's side
@@ -191,50 +202,65 @@ class DeliveryPool:
                     name=f"dns-lifecycle-delivery-{i + 1}",
                 )
             )
+        # Shares handed to each worker and not finished yet, by its pipe.
+        self._unfinished: dict[Connection, int] = {w.jobs: 0 for w in self._workers}
         self.lock = threading.Lock()
+
+    @property
+    def write_lock(self) -> Any:
+        """The lock the workers take turns through for their writes on SQLite."""
+        return self._write_lock
 
     def alive(self) -> bool:
         return all(w.process.is_alive() for w in self._workers)
 
-    def deliver(
+    def submit(
         self, notices: Sequence[OutgoingNotice], ids_by_key: dict[str, int], clock_offset: timedelta
-    ) -> tuple[list[DeliveryResult], str | None]:
-        """Send and record ``notices`` split over the workers (``clock_offset``: how far
-        the run's clock is from the wall clock, for the times recorded). Returns every
-        outcome the workers recorded, and what went wrong if one ended in the middle of
-        its share (its notices it had not recorded then have no outcome: unknown
-        whether they were sent)."""
-        busy: dict[Connection, int] = {}
-        for i, (worker, share) in enumerate(
-            zip(self._workers, deal(notices, self.processes), strict=True)
-        ):
+    ) -> None:
+        """Hand ``notices`` out to the workers (``clock_offset``: how far the run's clock is
+        from the wall clock, for the times recorded), behind whatever they have not
+        finished yet; ``wait`` collects what they record."""
+        for worker, share in zip(self._workers, deal(notices, self.processes), strict=True):
             if share:
                 worker.jobs.send((share, {n.key: ids_by_key[n.key] for n in share}, clock_offset))
-                busy[worker.jobs] = i
+                self._unfinished[worker.jobs] += 1
+
+    def wait(self, unfinished: int = 0) -> tuple[list[DeliveryResult], str | None]:
+        """Collect what the workers record until each has at most ``unfinished`` shares
+        left. Returns every outcome recorded meanwhile, and what went wrong if a worker
+        ended in the middle of its shares (the notices it had not recorded then have no
+        outcome: unknown whether they were sent); the others are then waited for to the
+        end of theirs."""
+        results: list[DeliveryResult] = []
+        lost: list[str] = []
+        number = {w.jobs: i + 1 for i, w in enumerate(self._workers)}
         try:
-            return self._collect(busy)
+            while True:
+                limit = 0 if lost else unfinished
+                busy = [jobs for jobs, n in self._unfinished.items() if n > limit]
+                if not busy:
+                    return results, "; ".join(lost) or None
+                for ready in wait(busy):
+                    jobs = cast(Connection, ready)
+                    while self._unfinished[jobs] and jobs.poll():
+                        try:
+                            kind, payload = jobs.recv()
+                        except (EOFError, OSError):
+                            kind, payload = "ended", None
+                        if kind == "recorded":
+                            results.extend(payload)
+                        elif kind == "done":
+                            self._unfinished[jobs] -= 1
+                        else:
+                            self._unfinished[jobs] = 0
+                            lost.append(
+                                f"delivery process {number[jobs]} failed: {payload}"
+                                if kind == "failed"
+                                else f"delivery process {number[jobs]} ended unexpectedly"
+                            )
         except BaseException:
             self.kill()
             raise
-
-    def _collect(self, busy: dict[Connection, int]) -> tuple[list[DeliveryResult], str | None]:
-        results: list[DeliveryResult] = []
-        lost: list[str] = []
-        while busy:
-            for jobs in wait(list(busy)):
-                while jobs in busy and jobs.poll():
-                    try:
-                        kind, payload = jobs.recv()
-                    except (EOFError, OSError):
-                        lost.append(f"delivery process {busy.pop(jobs) + 1} ended unexpectedly")
-                        break
-                    if kind == "recorded":
-                        results.extend(payload)
-                    elif kind == "failed":
-                        lost.append(f"delivery process {busy.pop(jobs) + 1} failed: {payload}")
-                    else:  # done
-                        busy.pop(jobs)
-        return results, "; ".join(lost) or None
 
     def kill(self) -> None:
         for worker in self._workers:
