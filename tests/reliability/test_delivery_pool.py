@@ -49,8 +49,8 @@ def _pool_settings(settings, smtp_port: int, sink: HttpSink, **changes):
     return with_settings(settings, **{**values, **changes})
 
 
-def _deliver(settings, clock=wall_clock):
-    with open_run(AS_OF, False, BATCH, settings=settings) as ctx:
+def _deliver(settings, clock=wall_clock, batch=BATCH):
+    with open_run(AS_OF, False, batch, settings=settings) as ctx:
         ctx.clock = clock
         plan_reminders(ctx)
         return delivery.deliver_pending(ctx)
@@ -82,6 +82,19 @@ def test_a_pool_delivers_every_notice_once_over_the_connections_in_all(lite_db, 
     texts = Counter(r.query["OutId"] for r in sink.requests)
     assert set(texts) == {out_id(k) for k in rows if k.endswith(":sms")}
     assert set(texts.values()) == {1}
+
+
+def test_batches_queued_behind_each_other_are_each_delivered_once(lite_db, lite_settings):
+    """Batches of 100: each is handed out while the one before is still being sent;
+    every notice is sent once and counted once, and the ledger holds every outcome."""
+    reminder_fleet(lite_db, 250)
+    with SmtpTestServer() as server, HttpSink(_accept) as sink:
+        tally = _deliver(_pool_settings(lite_settings, server.port, sink), batch=100)
+    rows = ledger(lite_db)
+    assert len(rows) == 500 and {(r.state, r.attempts) for r in rows.values()} == {("sent", 1)}
+    assert tally.counts == {"email_sent": 250, "sms_sent": 250} and not tally.failures
+    assert Counter(Counter(m.parsed()["Message-ID"] for m in server.received).values()) == {1: 250}
+    assert Counter(Counter(r.query["OutId"] for r in sink.requests).values()) == {1: 250}
 
 
 @pytest.mark.parametrize(
