@@ -88,6 +88,13 @@ def deliver_pending(ctx: RunContext, filt: PendingFilter = ALL_PENDING) -> Tally
         if pool is not None and not _count_pool(pool.wait(), handed, lease_until, tally):
             _release(pool, drop=True)
             pool = None
+    except BaseException:
+        if pool is not None:
+            # Shares may still be queued in it: it must not serve the next run so.
+            pool.kill()
+            _release(pool, drop=True)
+            pool = None
+        raise
     finally:
         if pool is not None:
             _release(pool)
@@ -195,7 +202,9 @@ def _count_pool(
     ended in the middle: what it had not recorded stays leased."""
     results, problem = collected
     for result in results:
-        _count(tally, handed.pop(result.key), result)
+        channel = handed.pop(result.key, None)
+        if channel is not None:  # each outcome is counted once
+            _count(tally, channel, result)
     if not problem:
         return True
     tally.fail(
