@@ -627,15 +627,22 @@ def report(results: dict) -> str:
             f"{both['email_rate']:.0f} emails/s and {both['sms_rate']:.0f} SMS/s; the run's "
             f"rates = {run_email / both['email_rate']:.2f} of it."
         )
-        ratio = run_email / smtp["email_rate"]
-        checks.append(
-            (
-                "email rate / the stack's floor (email alone)",
-                f"{ratio:.2f}",
-                f">= {TARGETS['email_vs_floor']}",
-                ratio >= TARGETS["email_vs_floor"],
+        # The run sends its SMS beside its emails, over the same processes: the floor
+        # that carries the same traffic is "both at once"; "email alone" is the
+        # stricter reading (a run without SMS), kept beside it.
+        for floor_name, floor_rate in (
+            ("email alone", smtp["email_rate"]),
+            ("both at once, the run's traffic", both["email_rate"]),
+        ):
+            ratio = run_email / floor_rate
+            checks.append(
+                (
+                    f"email rate / the stack's floor ({floor_name})",
+                    f"{ratio:.2f}",
+                    f">= {TARGETS['email_vs_floor']}",
+                    ratio >= TARGETS["email_vs_floor"],
+                )
             )
-        )
     if link:
         lines.append(
             f"smtp-source: {link['messages']:,} messages of {link['size']:,} B over "
