@@ -41,7 +41,7 @@ from dns_lifecycle.channels.pool import (
 from dns_lifecycle.channels.render import Renderer
 from dns_lifecycle.channels.sms import sms_backend
 from dns_lifecycle.core.settings import Settings
-from dns_lifecycle.core.workers import process_count
+from dns_lifecycle.core.workers import process_count, shared_turn
 from dns_lifecycle.store.notifications import (
     PendingFilter,
     claim_pending,
@@ -154,7 +154,7 @@ def _claim_lock(ctx: RunContext, pool: DeliveryPool | None) -> AbstractContextMa
     worker waiting on it wakes as soon as the claim is done, where SQLite's own wait
     for a busy database sleeps milliseconds at a time."""
     if pool is not None and ctx.db.dialect == "sqlite":
-        return pool.write_lock
+        return shared_turn(pool.write_lock)
     return nullcontext()
 
 

@@ -38,3 +38,21 @@ def test_a_worker_does_not_import_the_main_module_again(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout == "ping\n"
+
+
+def test_a_turn_whose_holder_never_gives_it_back_is_waited_for_only_so_long():
+    """A process killed while it held a shared turn never releases it: the others wait
+    ``patience`` and go on without it, and leave the lock as it was."""
+    import time
+
+    from dns_lifecycle.core.workers import CONTEXT, shared_turn
+
+    lock = CONTEXT.Lock()
+    with shared_turn(lock):  # free: taken, and given back after the block
+        pass
+    assert lock.acquire(timeout=0)  # now held, as by a process that died holding it
+    started = time.monotonic()
+    with shared_turn(lock, patience=0.2):
+        waited = time.monotonic() - started
+    assert 0.2 <= waited < 2
+    assert not lock.acquire(timeout=0)  # not released by a block that did not take it

@@ -49,6 +49,24 @@ class Worker:
         self.lifeline.close()
 
 
+# How long a process waits for a turn that processes share before going on without it.
+TURN_PATIENCE = 5.0
+
+
+@contextlib.contextmanager
+def shared_turn(lock: Any, patience: float = TURN_PATIENCE) -> Iterator[None]:
+    """Hold ``lock`` (shared by processes, for a database that takes one writer at a
+    time) for the block. A process killed while holding it never gives it back, so
+    after ``patience`` seconds the block runs without it: the turn only spares the
+    database's own wait for a busy writer, which then keeps the writes apart."""
+    taken = lock.acquire(timeout=patience)
+    try:
+        yield
+    finally:
+        if taken:
+            lock.release()
+
+
 def process_count(setting: int) -> int:
     """How many processes a ``*_processes`` setting asks for (0: one per core)."""
     return setting or os.cpu_count() or 1

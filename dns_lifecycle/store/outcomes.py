@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import nullcontext
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from dns_lifecycle.channels import DeliveryResult
 from dns_lifecycle.core.db import Database
 from dns_lifecycle.core.settings import Settings
+from dns_lifecycle.core.workers import shared_turn
 from dns_lifecycle.store.notifications import OutcomeWriter, mark_results
 
 # A group of outcomes is written this long after its first one arrived, or as soon as
@@ -42,11 +44,11 @@ class Recorder:
         clock: Callable[[], datetime],
         *,
         on_recorded: Callable[[list[DeliveryResult]], None] | None = None,
-        write_lock: AbstractContextManager | None = None,
+        write_lock: Any = None,
     ) -> None:
         self._db, self._ids, self._clock = db, ids_by_key, clock
         self._on_recorded = on_recorded
-        self._write_lock = write_lock or nullcontext()
+        self._write_lock = write_lock
         self._queued: list[DeliveryResult] = []
         self._recorded: set[str] = set()
         self._scheduled = False
@@ -89,7 +91,7 @@ class Recorder:
         if not group or self._error is not None:
             return
         try:
-            with self._write_lock:
+            with shared_turn(self._write_lock) if self._write_lock else nullcontext():
                 if self._db.in_sandbox:
                     with self._db.session() as session:
                         mark_results(session, group, self._ids, self._clock())
@@ -115,7 +117,7 @@ def recorder_in_worker(
     ids_by_key: dict[str, int],
     clock_offset: timedelta,
     report: Callable[[list[DeliveryResult]], None],
-    write_lock: AbstractContextManager,
+    write_lock: Any,
 ) -> Recorder:
     """The recorder of a delivery process (see channels.pool): the same as the run's
     own, on the process's own engine, on the run's clock. On SQLite the workers take
