@@ -196,3 +196,45 @@ def test_each_process_gets_its_part_of_each_channel():
     ]
     assert sorted(n.key for share in shares for n in share) == sorted(n.key for n in notices)
     assert deal(notices[:1], 3) == [notices[:1], [], []]
+
+
+def test_one_process_killed_with_shares_queued_the_other_finishes_and_nothing_is_lost(
+    lite_db, lite_settings
+):
+    """Batches of 100, one delivery process killed mid-run with shares queued behind the
+    one it was sending: the run returns (it does not wait for the dead one), the other
+    process finishes its own shares, what the dead one had not recorded stays leased and
+    the run says so; the run after the lease sends the rest. Every notice goes out, and
+    a repeat is at most one of the dead process's messages in flight."""
+    reminder_fleet(lite_db, 250)
+    slow = {i: 0.02 for i in range(1, 400)}  # every message takes a while: time to kill
+    with SmtpTestServer(faults=Faults(delay_data=slow)) as server, HttpSink(_accept) as sink:
+        settings = _pool_settings(lite_settings, server.port, sink)
+        outcome: dict = {}
+        run = threading.Thread(target=lambda: outcome.update(tally=_deliver(settings, batch=100)))
+        run.start()
+        deadline = time.monotonic() + 60
+        while server.data_commands < 30 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        victim = multiprocessing.active_children()[0]
+        victim.kill()
+        run.join(timeout=60)
+        assert not run.is_alive()
+        tally = outcome["tally"]
+        assert any("ended unexpectedly" in f and "stay leased until" in f for f in tally.failures)
+        rows = ledger(lite_db)
+        sent = {k for k, r in rows.items() if r.state == "sent"}
+        leased = {k for k, r in rows.items() if r.state == "pending" and r.claim_token}
+        assert sent and leased and sent | leased == set(rows)
+        # Recorded, then killed before it said so: in the ledger, not in the count.
+        assert tally.counts["email_sent"] + tally.counts["sms_sent"] <= len(sent)
+
+        server.faults = Faults()
+        _deliver(settings, clock=lambda: wall_clock() + delivery.LEASE + timedelta(minutes=1))
+    rows = ledger(lite_db)
+    assert all(r.state == "sent" for r in rows.values())
+    emails = Counter(m.parsed()["Message-ID"] for m in server.received)
+    assert set(emails) == {message_id_for(k, SENDER) for k in rows if k.endswith(":email")}
+    assert sum(emails.values()) - len(emails) <= 2  # the dead process's 2 connections
+    texts = Counter(r.query["OutId"] for r in sink.requests)
+    assert sum(texts.values()) - len(texts) <= 8  # its SendSms requests in flight
