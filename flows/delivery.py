@@ -21,7 +21,6 @@ import logging
 import sys
 import threading
 import uuid
-from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -116,11 +115,11 @@ def _claim(
     token: str,
     after_id: int,
     tally: Tally,
-    write_lock: AbstractContextManager,
+    write_lock: Any,
 ) -> _Batch | None:
     """Claim the next batch after ``after_id``; None when there is none left."""
     now = ctx.clock()
-    with write_lock, ctx.db.session() as session:
+    with shared_turn(write_lock), ctx.db.session() as session:
         ids = claim_pending(
             session,
             token=token,
@@ -149,13 +148,11 @@ def _claim(
     )
 
 
-def _claim_lock(ctx: RunContext, pool: DeliveryPool | None) -> AbstractContextManager:
+def _claim_lock(ctx: RunContext, pool: DeliveryPool | None) -> Any:
     """On SQLite a claim takes its turn with the pool's writes through their lock: a
     worker waiting on it wakes as soon as the claim is done, where SQLite's own wait
-    for a busy database sleeps milliseconds at a time."""
-    if pool is not None and ctx.db.dialect == "sqlite":
-        return shared_turn(pool.write_lock)
-    return nullcontext()
+    for a busy database sleeps milliseconds at a time. None: no turn to take."""
+    return pool.write_lock if pool is not None and ctx.db.dialect == "sqlite" else None
 
 
 class _HereDelivery:

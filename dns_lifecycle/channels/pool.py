@@ -190,7 +190,8 @@ class DeliveryPool:
         self.processes = processes
         total = settings.smtp_connections
         # Kept for the pool's life: the workers open it by name, on their own time.
-        self._write_lock = CONTEXT.Lock()
+        # The turn the workers' writes on SQLite take (core.workers.shared_turn).
+        self.write_lock = CONTEXT.Lock()
         self._workers: list[Worker] = []
         for i in range(processes):
             share = max(1, total // processes + (1 if i < total % processes else 0))
@@ -198,18 +199,13 @@ class DeliveryPool:
             self._workers.append(
                 start_worker(
                     _serve,
-                    (own, recorder, self._write_lock),
+                    (own, recorder, self.write_lock),
                     name=f"dns-lifecycle-delivery-{i + 1}",
                 )
             )
         # Shares handed to each worker and not finished yet, by its pipe.
         self._unfinished: dict[Connection, int] = {w.jobs: 0 for w in self._workers}
         self.lock = threading.Lock()
-
-    @property
-    def write_lock(self) -> Any:
-        """The lock the workers take turns through for their writes on SQLite."""
-        return self._write_lock
 
     def alive(self) -> bool:
         return all(w.process.is_alive() for w in self._workers)

@@ -54,17 +54,18 @@ TURN_PATIENCE = 5.0
 
 
 @contextlib.contextmanager
-def shared_turn(lock: Any, patience: float = TURN_PATIENCE) -> Iterator[None]:
+def shared_turn(lock: Any | None, patience: float = TURN_PATIENCE) -> Iterator[None]:
     """Hold ``lock`` (shared by processes, for a database that takes one writer at a
-    time) for the block. A process killed while holding it never gives it back, so
-    after ``patience`` seconds the block runs without it: the turn only spares the
-    database's own wait for a busy writer, which then keeps the writes apart."""
-    taken = lock.acquire(timeout=patience)
+    time) for the block; None: there is no turn to take. A process killed while holding
+    it never gives it back, so after ``patience`` seconds the block runs without it: the
+    turn only spares the database's own wait for a busy writer, which then keeps the
+    writes apart."""
+    taken = lock if lock is not None and lock.acquire(timeout=patience) else None
     try:
         yield
     finally:
-        if taken:
-            lock.release()
+        if taken is not None:
+            taken.release()
 
 
 def process_count(setting: int) -> int:

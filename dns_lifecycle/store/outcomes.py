@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from contextlib import nullcontext
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -91,7 +90,7 @@ class Recorder:
         if not group or self._error is not None:
             return
         try:
-            with shared_turn(self._write_lock) if self._write_lock else nullcontext():
+            with shared_turn(self._write_lock):
                 if self._db.in_sandbox:
                     with self._db.session() as session:
                         mark_results(session, group, self._ids, self._clock())
