@@ -4,6 +4,7 @@ changes nothing. (`run` goes through Prefect and is covered by the flow tests.)"
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -248,3 +249,16 @@ def test_preview_emails_shows_the_console_links_when_set(cli, tmp_path, monkeypa
     assert code == 0 and err == ""
     page = (tmp_path / "linked" / "reminder-manual.en-US.html").read_text()
     assert 'href="https://console.example.com/i/dns-cn-7f3k2q9x"' in page
+
+
+def test_the_default_prefect_home_is_made_with_its_parents(tmp_path, monkeypatch):
+    """With the database elsewhere nothing makes var/, and Prefect makes its home
+    without parents: the command makes var/prefect itself before Prefect starts."""
+    from dns_lifecycle.admin import cli
+
+    monkeypatch.setattr(cli, "REPO_ROOT", tmp_path / "checkout")
+    monkeypatch.delenv("PREFECT_HOME", raising=False)
+    cli._prefect_defaults()
+    home = tmp_path / "checkout" / "var" / "prefect"
+    assert home.is_dir()
+    assert os.environ["PREFECT_HOME"] == str(home)

@@ -8,7 +8,7 @@ import json
 import os
 import sys
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,14 @@ from dns_lifecycle.core.settings import REPO_ROOT, Settings
 
 def _prefect_defaults() -> None:
     """Sensible defaults for a local Prefect, set before Prefect is imported."""
-    os.environ.setdefault("PREFECT_HOME", str(REPO_ROOT / "var" / "prefect"))
+    if "PREFECT_HOME" not in os.environ:
+        home = REPO_ROOT / "var" / "prefect"
+        # Prefect makes its home without its parents: with the database elsewhere
+        # (DNSL_DATABASE_URL), nothing else makes var/, and the temporary API would fail
+        # to start, slowly and with tracebacks.
+        with suppress(OSError):  # a read-only checkout: Prefect then says so itself
+            home.mkdir(parents=True, exist_ok=True)
+        os.environ["PREFECT_HOME"] = str(home)
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("DO_NOT_TRACK", "1")
     # The temporary API of a plain `dns-lifecycle run` needs a moment to start.
