@@ -110,9 +110,10 @@ def check_failures(report: StepReport, threshold: float) -> None:
         shown = "; ".join(report.failures[:5])
         raise TooManyFailures(
             f"{report.step}: {failed} of {attempted} deliveries failed (threshold "
-            f"{threshold:.0%}) and {release_failures} releases failed: {shown}. Failed "
-            "deliveries stay pending and are retried by the next run; see the summary "
-            "artifact for the list",
+            f"{threshold:.0%}) and {release_failures} releases failed: {shown}. Transient "
+            "failures stay pending and are retried by the next run; permanent ones (an "
+            "address or content the other side refuses) wait for a person; see the "
+            "summary artifact for the list",
             report=report,
         )
 

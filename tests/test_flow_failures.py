@@ -7,6 +7,8 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime
 
+import pytest
+
 from flows.base import report_of
 from flows.daily import DailyReport, daily_lifecycle
 from flows.on_demand import renew_instance
@@ -89,3 +91,21 @@ def test_a_run_on_a_database_never_migrated_fails_with_the_command_to_run(
     assert state.is_failed()
     assert "dns-lifecycle db upgrade" in state.message
     assert "Traceback" not in caplog.text
+
+
+def test_too_many_failures_says_which_wait_for_the_next_run_and_which_for_a_person():
+    """A permanent failure is not retried: the message does not promise it will be."""
+    from dns_lifecycle.core.errors import TooManyFailures
+    from flows.artifacts import check_failures
+    from flows.common import StepReport
+
+    report = StepReport(step="send-renewal-reminders", as_of=datetime.now(UTC), dry_run=False)
+    report.add("email_sent", 8)
+    report.add("email_permanent", 1)
+    report.add("sms_transient", 1)
+    with pytest.raises(TooManyFailures) as caught:
+        check_failures(report, 0.05)
+    text = str(caught.value)
+    assert "2 of 10 deliveries failed" in text
+    assert "Transient failures stay pending and are retried by the next run" in text
+    assert "permanent ones (an address or content the other side refuses) wait for a person" in text
