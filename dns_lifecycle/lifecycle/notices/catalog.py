@@ -30,6 +30,7 @@ from pydantic import (
 )
 
 from dns_lifecycle.core.errors import InputError
+from dns_lifecycle.lifecycle.calendar import zone_of
 from dns_lifecycle.lifecycle.expiry import REGISTRAR_FAILED
 from dns_lifecycle.lifecycle.nameservers import NameserverAction
 from dns_lifecycle.lifecycle.notices.base import STORED, Moment, Money, Notice, SmsParam
@@ -185,7 +186,7 @@ class Renewed(Notice):
 
 
 class RenewalFailed(Notice):
-    """Rule 2: the balance did not cover the auto-renewal order (told once a day)."""
+    """Rule 2: the balance did not cover the auto-renewal order (told once a local day)."""
 
     kind: ClassVar[str] = "renewal_failed"
     identity: ClassVar[tuple[str, ...]] = ("order_key",)
@@ -208,7 +209,7 @@ class RenewalFailed(Notice):
 
     def ledger_key(self) -> str:
         assert self.order_key is not None and self.as_of is not None
-        return renewal_failed_key(self.order_key, self.as_of)
+        return renewal_failed_key(self.order_key, self.as_of, zone_of(self.timezone))
 
     def sms_params(self) -> dict[str, SmsParam]:
         return super().sms_params() | {
