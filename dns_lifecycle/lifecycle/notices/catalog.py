@@ -83,12 +83,28 @@ class Reminder(Notice):
             "offset_days": 1,
             "as_of": "2026-12-25T02:00:00+00:00",
         },
+        # Auto-renewal on, but the balance would not pay for it.
+        "auto-renew-short": {"auto_renew": True, "balance": "86.20", "top_up": "1093.80"},
     }
 
     expires_at: Moment
     offset_days: int
     auto_renew: bool
     amount: Money
+    # With auto-renewal on: the balance when the reminder was decided, and what it lacked
+    # for the renewal (None when it covered it). A short balance is told to top up or
+    # renew by hand, never that nothing needs doing.
+    balance: Money | None = None
+    top_up: Money | None = None
+
+    def context(self) -> dict[str, Any]:
+        stored = super().context()
+        # Stored only when known, so a manual reminder's context is what it always was
+        # (the templates ask whether ``top_up`` is defined).
+        for name in ("balance", "top_up"):
+            if stored[name] is None:
+                del stored[name]
+        return stored
 
     def ledger_key(self) -> str:
         return reminder_key(self.instance_id, self.expires_at, self.offset_days)
