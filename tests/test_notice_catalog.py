@@ -110,7 +110,7 @@ ROWS = [
         RenewalFailed.to(
             TO,
             order_key=ORDER_KEY,
-            # 23:30 in Shanghai is still the 22nd in UTC: one notice per UTC day.
+            # 23:30 on the 22nd in Shanghai (15:30 UTC): one notice per local day.
             as_of=datetime(2027, 2, 22, 23, 30, tzinfo=timezone(timedelta(hours=8))),
             order_id=42,
             amount=Decimal("118"),

@@ -78,6 +78,12 @@ def test_a_reminder_after_the_expiry_or_a_warning_after_the_release_time_is_stal
     assert "has passed" in check("release_warning", None, [], as_of=RELEASE)
 
 
+def test_an_expiry_notice_after_the_release_time_is_stale():
+    """The expiry notice asks to renew before the release: as of the release it is stale."""
+    assert "has passed" in check("expired", None, [], as_of=RELEASE)
+    assert check("expired", None, [], as_of=RELEASE - timedelta(seconds=1)) is None
+
+
 def test_a_notice_about_an_expiry_the_instance_no_longer_has_is_stale():
     """Renewed since it was queued: the notice names an expiry that is no longer true."""
     assert "expiry moved" in check("reminder", 7, [], expires_at=EXPIRY + timedelta(days=30))
@@ -211,3 +217,26 @@ def test_a_backfilled_release_warning_is_not_queued_after_the_release(db, settin
     (report,) = step(settings, RELEASE - timedelta(hours=12), expire_due)
     assert report.counts.get("release_warnings", 0) == 0
     assert {k for k, *_ in ledger(db)} == {"released"}
+
+
+def test_an_instance_found_expired_after_its_grace_period_gets_no_expiry_notice(db, settings):
+    """Expired and released in one run: only the release is told, never "renew before"
+    a date already past."""
+    with db.session() as s:
+        make_instance(s, "inst-1", expires_at=EXPIRY)
+        s.commit()
+    (report,) = step(settings, RELEASE, expire_due)
+    assert report.counts.get("instances_expired") == 1
+    assert ledger(db) == []
+
+
+def test_a_pending_expiry_notice_is_skipped_once_the_release_time_has_come(db, settings):
+    """Queued in its grace period but still pending at the release: skipped, not sent."""
+    with db.session() as s:
+        make_instance(s, "inst-1", expires_at=EXPIRY)
+        s.commit()
+    step(settings, EXPIRY + timedelta(hours=1), expire_due)
+    assert {st_ for *_, st_, _ in ledger(db)} == {"pending"}
+    step(settings, RELEASE, deliver_pending)
+    assert {st_ for *_, st_, _ in ledger(db)} == {"skipped"}
+    assert sent_keys() == []

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
 from sqlmodel import select
 
 from dns_lifecycle.channels.email import memory as email_memory
 from dns_lifecycle.channels.sms import memory as sms_memory
-from flows.reminders import send_renewal_reminders
+from flows.common import open_run
+from flows.delivery import deliver_pending
+from flows.reminders import plan_reminders, send_renewal_reminders
 from models import Account, Notification
 from tests.factories import make_account, make_catalog, make_instance
 
@@ -89,3 +92,31 @@ def test_a_dry_run_plans_and_changes_nothing(db, flow_env):
     report = send_renewal_reminders(as_of=AS_OF, dry_run=True)
     assert sorted(p["instance"] for p in report.plan) == ["inst-30", "inst-7"]
     assert _ledger(db) == [] and email_memory.outbox == []
+
+
+def test_an_auto_renewing_instance_whose_balance_falls_short_is_told_to_top_up(db, settings):
+    """Auto-renewal on but the balance short: the reminder names the shortfall and asks
+    to top up or renew by hand, instead of saying that nothing needs doing."""
+    with db.session() as s:
+        make_catalog(s)
+        make_account(s, "acct-poor", balance=Decimal("2.50"))
+        make_account(s, "acct-rich")
+        for account in ("acct-poor", "acct-rich"):
+            make_instance(
+                s,
+                f"inst-{account}",
+                account=account,
+                expires_at=AS_OF + timedelta(days=5),
+                auto_renew=True,
+            )
+        s.commit()
+    with open_run(AS_OF, False, None, settings=settings) as ctx:
+        plan_reminders(ctx)
+        deliver_pending(ctx)
+    by_account = {m.to.split("@")[0]: m for m in email_memory.outbox}
+    poor, rich = by_account["acct-poor"], by_account["acct-rich"]
+    assert "top up ¥7.40" in poor.subject
+    assert "balance, ¥2.50, does not cover the next period, ¥9.90" in poor.text
+    assert "renew it by hand" in poor.text
+    assert "do not need to renew" not in poor.text and "do not need to" not in poor.html
+    assert "renewed automatically" in rich.subject and "do not need to renew" in rich.text

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -147,13 +148,30 @@ def test_upgrade_of_an_expired_instance_says_renew_first():
 
 
 def test_keys_are_per_period_and_per_day():
-    """One auto-renewal order per period; one failure notice per order and UTC day."""
+    """One auto-renewal order per period; one failure notice per order and local day."""
     key = auto_renewal_key("inst-1", EXPIRY)
     assert key == "auto_renewal:inst-1:20270131T160000Z"
-    day1 = renewal_failed_key(key, datetime(2027, 1, 25, 1, tzinfo=UTC))
-    same_day = renewal_failed_key(key, datetime(2027, 1, 25, 23, tzinfo=UTC))
-    next_day = renewal_failed_key(key, datetime(2027, 1, 26, 1, tzinfo=UTC))
+    utc = ZoneInfo("UTC")
+    day1 = renewal_failed_key(key, datetime(2027, 1, 25, 1, tzinfo=UTC), utc)
+    same_day = renewal_failed_key(key, datetime(2027, 1, 25, 23, tzinfo=UTC), utc)
+    next_day = renewal_failed_key(key, datetime(2027, 1, 26, 1, tzinfo=UTC), utc)
     assert day1 == same_day != next_day
+
+
+def test_a_failed_renewal_is_told_once_per_day_of_the_accounts_calendar():
+    """Two runs on one Kiritimati day (UTC+14) but two UTC days make one key; two runs
+    on one UTC day but two Kiritimati days make two."""
+    key = auto_renewal_key("inst-1", EXPIRY)
+    kiritimati = ZoneInfo("Pacific/Kiritimati")
+    late_20th_utc = datetime(2026, 11, 20, 11, tzinfo=UTC)  # 21 Nov 01:00 there
+    early_21st_utc = datetime(2026, 11, 21, 9, tzinfo=UTC)  # 21 Nov 23:00 there
+    assert renewal_failed_key(key, late_20th_utc, kiritimati) == renewal_failed_key(
+        key, early_21st_utc, kiritimati
+    )
+    assert renewal_failed_key(key, late_20th_utc, kiritimati).endswith(":20261121")
+    assert renewal_failed_key(
+        key, datetime(2026, 11, 20, 9, tzinfo=UTC), kiritimati
+    ) != renewal_failed_key(key, late_20th_utc, kiritimati)
 
 
 @pytest.mark.parametrize("late", [timedelta(0), timedelta(days=30)])

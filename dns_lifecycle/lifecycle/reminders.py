@@ -131,7 +131,8 @@ def overtaken(
     expiry; ``expires_at`` is the instance's expiry now and ``release_at`` the end of its
     grace period. A notice is overtaken when the ledger holds a later one (see
     :func:`later_than`), when the instance's expiry has moved (renewed since), when a
-    reminder's expiry has come, or when a release warning's release time has.
+    reminder's expiry has come, or when the release time has come for an expiry notice
+    or a release warning (both ask to renew before it).
     """
     rule = later_than(kind, offset_days)
     if rule is None or ref_at is None:
@@ -150,6 +151,6 @@ def overtaken(
         return f"overtaken: the ledger already holds {what} for this expiry"
     if kind == "reminder" and as_of >= ref_at:
         return f"the instance expired at {ref_at.isoformat()}, before this reminder went out"
-    if kind == "release_warning" and as_of >= release_at:
+    if kind in ("expired", "release_warning") and as_of >= release_at:
         return f"the release time {release_at.isoformat()} has passed"
     return None

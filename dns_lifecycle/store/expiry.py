@@ -55,8 +55,8 @@ def expire(
     grace_days: int,
 ) -> tuple[list[Any], int]:
     """Mark expired those of ``rows`` (from :func:`past_expiry`) still active and past
-    expiry, and queue each one's "expired" notice; returns the rows expired and the
-    number of notices queued."""
+    expiry, and queue each one's "expired" notice unless its grace period is already
+    over; returns the rows expired and the number of notices queued."""
     by_id = {r.id: r for r in rows}
     # Set-based, and conditional: an instance renewed since the scan stays active.
     ids = session.execute(
@@ -72,6 +72,10 @@ def expire(
     expired = [by_id[i] for i in ids]
     notices: list[dict[str, Any]] = []
     for r in expired:
+        if as_of >= release_at(r.expires_at, grace_days):
+            # Found only after its grace period: the release comes in the same run and
+            # its notice tells the customer; "renew before <a past date>" would not.
+            continue
         notices += Expired.to(
             row_addressee(r),
             expires_at=r.expires_at,

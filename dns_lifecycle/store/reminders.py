@@ -39,6 +39,7 @@ def reminders_due(window: Window, instance_ids: list[str] | None = None) -> Call
             select(
                 *ADDRESSEE_COLUMNS,
                 col(Instance.auto_renew),
+                col(Account.balance),
                 col(Instance.billing_cycle),
                 col(Edition.monthly_price),
                 col(Edition.yearly_price),
@@ -70,12 +71,16 @@ def queue_reminders(
     :func:`reminders_due`), speaking as of ``as_of``; returns how many notices were new."""
     notices: list[dict[str, Any]] = []
     for r in rows:
+        price = period_price(r.monthly_price, r.yearly_price, r.billing_cycle)
+        short = r.auto_renew and r.balance < price
         notices += Reminder.to(
             row_addressee(r),
             expires_at=r.expires_at,
             offset_days=offset_days,
             as_of=as_of,
             auto_renew=r.auto_renew,
-            amount=period_price(r.monthly_price, r.yearly_price, r.billing_cycle),
+            amount=price,
+            balance=r.balance if r.auto_renew else None,
+            top_up=price - r.balance if short else None,
         ).rows(now)
     return insert_notices(session, notices)

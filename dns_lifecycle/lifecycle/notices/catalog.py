@@ -30,6 +30,7 @@ from pydantic import (
 )
 
 from dns_lifecycle.core.errors import InputError
+from dns_lifecycle.lifecycle.calendar import zone_of
 from dns_lifecycle.lifecycle.expiry import REGISTRAR_FAILED
 from dns_lifecycle.lifecycle.nameservers import NameserverAction
 from dns_lifecycle.lifecycle.notices.base import STORED, Moment, Money, Notice, SmsParam
@@ -82,12 +83,28 @@ class Reminder(Notice):
             "offset_days": 1,
             "as_of": "2026-12-25T02:00:00+00:00",
         },
+        # Auto-renewal on, but the balance would not pay for it.
+        "auto-renew-short": {"auto_renew": True, "balance": "86.20", "top_up": "1093.80"},
     }
 
     expires_at: Moment
     offset_days: int
     auto_renew: bool
     amount: Money
+    # With auto-renewal on: the balance when the reminder was decided, and what it lacked
+    # for the renewal (None when it covered it). A short balance is told to top up or
+    # renew by hand, never that nothing needs doing.
+    balance: Money | None = None
+    top_up: Money | None = None
+
+    def context(self) -> dict[str, Any]:
+        stored = super().context()
+        # Stored only when known, so a manual reminder's context is what it always was
+        # (the templates ask whether ``top_up`` is defined).
+        for name in ("balance", "top_up"):
+            if stored[name] is None:
+                del stored[name]
+        return stored
 
     def ledger_key(self) -> str:
         return reminder_key(self.instance_id, self.expires_at, self.offset_days)
@@ -185,7 +202,7 @@ class Renewed(Notice):
 
 
 class RenewalFailed(Notice):
-    """Rule 2: the balance did not cover the auto-renewal order (told once a day)."""
+    """Rule 2: the balance did not cover the auto-renewal order (told once a local day)."""
 
     kind: ClassVar[str] = "renewal_failed"
     identity: ClassVar[tuple[str, ...]] = ("order_key",)
@@ -208,7 +225,7 @@ class RenewalFailed(Notice):
 
     def ledger_key(self) -> str:
         assert self.order_key is not None and self.as_of is not None
-        return renewal_failed_key(self.order_key, self.as_of)
+        return renewal_failed_key(self.order_key, self.as_of, zone_of(self.timezone))
 
     def sms_params(self) -> dict[str, SmsParam]:
         return super().sms_params() | {

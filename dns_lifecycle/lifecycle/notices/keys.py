@@ -7,7 +7,7 @@ stored, so their spelling is fixed: changing one would send a notice twice.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 
 
 def stamp(moment: datetime) -> str:
@@ -51,9 +51,10 @@ def order_notice_key(kind: str, order_key: str) -> str:
     return f"{kind}:{order_key}"
 
 
-def renewal_failed_key(order_key: str, as_of: datetime) -> str:
-    """At most one "renewal failed" notice per order and UTC day."""
-    return f"renewal_failed:{order_key}:{as_of.astimezone(UTC):%Y%m%d}"
+def renewal_failed_key(order_key: str, as_of: datetime, zone: tzinfo) -> str:
+    """At most one "renewal failed" notice per order and day of the account's calendar
+    (``zone``), the day the customer counts in."""
+    return f"renewal_failed:{order_key}:{as_of.astimezone(zone):%Y%m%d}"
 
 
 def auto_renew_changed_key(instance_id: str, request_key: str) -> str:
