@@ -89,6 +89,25 @@ def run_as_of(
     return as_of
 
 
+def change_as_of(
+    value: datetime | date | str | None, change: str, clock: Callable[[], datetime]
+) -> datetime:
+    """The moment of an on-demand ``change`` that takes effect when it is made (an
+    upgrade: it has no dry run): the clock, or a moment given no more than
+    :data:`FUTURE_SLACK` from it either way (clocks differ). An earlier moment would
+    charge for time already used, or change an instance that has expired since; a
+    later one would act now on what is only due later."""
+    as_of = resolve_as_of(value, clock)
+    now = clock()
+    if abs(as_of - now) > FUTURE_SLACK:
+        side = "in the past" if as_of < now else "in the future"
+        raise InputError(
+            f"as_of {as_of.isoformat()} is {side} (now {now.isoformat(timespec='seconds')})"
+            f": {change} takes effect now; leave as_of empty"
+        )
+    return as_of
+
+
 @dataclass
 class RunContext:
     settings: Settings

@@ -9,6 +9,7 @@ UI runs the flows, which wrap the same functions.
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 from typing import Annotated, Any
 
 from prefect.runtime import flow_run
@@ -19,12 +20,19 @@ from sqlmodel import Session
 from dns_lifecycle.store.notifications import PendingFilter
 from dns_lifecycle.store.subscriptions import renew, set_auto_renew, upgrade
 from flows.base import lifecycle_flow
-from flows.common import RunContext, StepReport, open_run, timed
+from flows.common import RunContext, StepReport, change_as_of, open_run, timed, wall_clock
 from flows.delivery import deliver_pending
-from flows.params import AsOf
 from models import Order
 
 InstanceId = Annotated[str, Field(min_length=1, max_length=64, description="The instance id.")]
+UpgradeAsOf = Annotated[
+    datetime | SkipJsonSchema[None],
+    Field(
+        description="Leave empty: an upgrade takes effect now and is priced from now to "
+        "the expiry. A moment given must be within 5 minutes of the clock, either way "
+        "(an earlier one would charge for time already used).",
+    ),
+]
 RequestKey = Annotated[
     Annotated[str, Field(max_length=64)] | SkipJsonSchema[None],
     Field(description="Makes a retried request a no-op (default: the run id)."),
@@ -148,12 +156,14 @@ def upgrade_instance(
     edition: Annotated[
         str, Field(min_length=1, max_length=64, description="The higher edition to move to.")
     ],
-    as_of: AsOf = None,
+    as_of: UpgradeAsOf = None,
     request_key: RequestKey = None,
 ) -> StepReport:
-    """Move an instance to a higher edition, paying the prorated difference for the rest
-    of the current period. A downgrade, or the same edition, is refused."""
-    with open_run(as_of, False, None) as ctx:
+    """Move an instance to a higher edition now, paying the price difference for the
+    paid time until its expiry: prorated for the rest of the current period, in full for
+    each period paid ahead. A downgrade, the same edition, or an expired instance is
+    refused."""
+    with open_run(change_as_of(as_of, "an upgrade", wall_clock), False, None) as ctx:
         return upgrade_now(ctx, instance_id, edition, _request_key(request_key))
 
 

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dns_lifecycle.lifecycle.calendar import add_months, days_in_month, next_expiry, period_start
+from dns_lifecycle.lifecycle.calendar import (
+    add_months,
+    days_in_month,
+    next_expiry,
+    period_containing,
+    period_start,
+)
 
 # Zones with the shapes that matter: no DST, northern and southern DST, a 30-minute DST,
 # "negative" DST (Dublin), DST at midnight (Santiago), a whole skipped day (Apia, 2011).
@@ -168,3 +174,32 @@ def test_leaving_the_years_an_expiry_can_hold_is_refused():
     OverflowError."""
     with pytest.raises(ValueError, match="years"):
         add_months(datetime(9998, 12, 31, 23, tzinfo=UTC), 1, 1, "Pacific/Kiritimati")
+
+
+@settings(deadline=None)
+@given(
+    expiry=moments,
+    back=st.integers(min_value=1, max_value=40 * 366 * 86_400),
+    zone=st.sampled_from(ZONES),
+    anchor=st.integers(min_value=1, max_value=31),
+    cycle=st.sampled_from(["monthly", "yearly"]),
+)
+def test_the_period_containing_a_moment_is_found_counting_back_from_the_expiry(
+    expiry, back, zone, anchor, cycle
+):
+    """For any moment before an anchored expiry, the period found holds the moment, ends
+    at the expiry or at the start of the next period back, and is the k-th one back."""
+    expiry = add_months(expiry, 0, anchor, zone)  # onto the anchor, as renewals leave it
+    moment = expiry - timedelta(seconds=back)
+    start, end, after = period_containing(moment, expiry, cycle, anchor, zone=zone)
+    step = 12 if cycle == "yearly" else 1
+    assert start <= moment < end
+    assert start == add_months(expiry, -step * (after + 1), anchor, zone)
+    assert end == (expiry if after == 0 else add_months(expiry, -step * after, anchor, zone))
+
+
+def test_a_moment_at_or_after_the_expiry_is_in_no_paid_period():
+    """The expiry itself is no longer paid for."""
+    expiry = shanghai(2027, 3, 31)
+    with pytest.raises(ValueError, match="no paid period contains it"):
+        period_containing(expiry, expiry, "monthly", 31, zone="Asia/Shanghai")

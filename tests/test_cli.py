@@ -74,6 +74,7 @@ def test_renew_prints_the_order_and_moves_the_expiry(cli):
         (("renew", "inst-nope"), "instance 'inst-nope' does not exist"),
         (("upgrade", "inst-a02", "--edition", "personal"), "only upgrades"),
         (("upgrade", "inst-a02", "--edition", "enterprise-standard"), "already on edition"),
+        (("auto-renew", "inst-a04", "--on"), "buy a new instance to host its domains"),
     ],
 )
 def test_refusals_exit_2_with_the_reason_and_change_nothing(cli, argv, message):

@@ -9,7 +9,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dns_lifecycle.lifecycle.pricing import CENT, period_price, prorated_upgrade, renewal_amount
+from dns_lifecycle.lifecycle.pricing import (
+    CENT,
+    period_price,
+    prorated_upgrade,
+    renewal_amount,
+    upgrade_amount,
+)
 
 START = datetime(2027, 1, 31, 9, 30, tzinfo=UTC)
 END = datetime(2027, 2, 28, 9, 30, tzinfo=UTC)
@@ -199,3 +205,29 @@ def test_proration_matches_exact_rational_arithmetic(old, extra, offset_us):
     exact_cents = Fraction(new - old) * 100 * remaining / total
     expected_cents = int(exact_cents + Fraction(1, 2))  # half up, for non-negative values
     assert prorated_upgrade(old, new, START, END, as_of) == Decimal(expected_cents) * CENT
+
+
+# --- an upgrade over prepaid periods ----------------------------------------------------
+
+
+def test_upgrade_amount_adds_whole_differences_to_the_prorated_part():
+    """Halfway through the period with two more paid ahead: half plus two differences."""
+    halfway = START + (END - START) / 2
+    amount = upgrade_amount(price("10.00"), price("30.00"), START, END, halfway, 2)
+    assert amount == price("50.00")
+    assert amount.as_tuple().exponent == -2
+
+
+def test_upgrade_amount_with_no_period_ahead_is_the_proration():
+    """Nothing paid ahead: exactly what prorated_upgrade charges, rounded the same way."""
+    as_of = START + timedelta(days=9, hours=7)
+    assert upgrade_amount(price("1.00"), price("1.03"), START, END, as_of, 0) == prorated_upgrade(
+        price("1.00"), price("1.03"), START, END, as_of
+    )
+
+
+@pytest.mark.parametrize(("bad", "error"), [(-1, ValueError), (True, TypeError), (1.0, TypeError)])
+def test_upgrade_amount_refuses_a_count_of_periods_that_is_not_one(bad, error):
+    """A negative, boolean or float count of whole periods is refused."""
+    with pytest.raises(error, match="whole_periods_after"):
+        upgrade_amount(price("10.00"), price("30.00"), START, END, START, bad)

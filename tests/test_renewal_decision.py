@@ -7,11 +7,16 @@ from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from dns_lifecycle.core.errors import Refused
+from dns_lifecycle.lifecycle.calendar import add_months, period_start
 from dns_lifecycle.lifecycle.notices.keys import auto_renewal_key, renewal_failed_key
+from dns_lifecycle.lifecycle.pricing import prorated_upgrade
 from dns_lifecycle.lifecycle.renewal import (
     MAX_PERIODS,
+    Period,
     check_periods,
     check_renewable,
     is_auto_renewal_due,
@@ -50,6 +55,15 @@ def test_payment_covers_or_fails_without_going_negative():
     short = pay_from_balance(Decimal("5.00"), Decimal("9.90"))
     assert not short.paid and short.balance_after == Decimal("5.00")
     assert "top up at least ¥4.90" in short.reason
+
+
+def test_only_an_automatic_payment_says_renew_by_hand():
+    """A request the account made (manual renewal, upgrade) is told only to top up; an
+    auto-renewal may also be renewed by hand."""
+    asked = pay_from_balance(Decimal("5.00"), Decimal("9.90"))
+    assert asked.reason == "balance ¥5.00 does not cover ¥9.90: top up at least ¥4.90"
+    automatic = pay_from_balance(Decimal("5.00"), Decimal("9.90"), automatic=True)
+    assert automatic.reason == asked.reason + " or renew by hand"
 
 
 def _renewable(state, as_of=EXPIRY - timedelta(days=1), grace_days=7):
@@ -182,3 +196,109 @@ def test_upgrade_after_the_expiry_of_an_active_instance_is_refused(late):
         Refused, match="nothing is charged for a period that has ended; renew it first"
     ):
         _upgrade(PERSONAL, STANDARD, as_of=EXPIRY + late)
+
+
+# --- an upgrade prices all the paid time up to the expiry ---------------------------------
+
+DIFFERENCE = STANDARD[2] - PERSONAL[2]  # 108.10 a month
+
+
+def _plan(expires_at, as_of, *, zone="UTC", anchor_day=31, cycle="monthly", prices=None):
+    current, target = prices or (PERSONAL, STANDARD)
+    return plan_upgrade(
+        instance_id="inst-1",
+        state="active",
+        expires_at=expires_at,
+        billing_cycle=cycle,
+        anchor_day=anchor_day,
+        zone=zone,
+        current=current,
+        target=target,
+        as_of=as_of,
+    )
+
+
+def test_a_prepaid_upgrade_charges_every_whole_period_and_the_prorated_rest():
+    """Paid to 31 March, upgraded on 3 December: the three whole months after December
+    cost the whole difference each, and December the 28 of its 31 days that are left."""
+    expiry = datetime(2027, 3, 31, 16, tzinfo=UTC)
+    plan = _plan(expiry, datetime(2026, 12, 3, 16, tzinfo=UTC))
+    prorated = (DIFFERENCE * 28 / 31).quantize(Decimal("0.01"))  # 97.64
+    assert plan.amount == 3 * DIFFERENCE + prorated == Decimal("421.94")
+
+
+def test_a_prepaid_upgrade_covers_the_period_that_contains_as_of_to_the_expiry():
+    """The upgrade's period runs from the start of the billing period that contains
+    as_of (30 November, the anchor 31 in a 30-day month) to the expiry."""
+    expiry = datetime(2027, 3, 31, 16, tzinfo=UTC)
+    plan = _plan(expiry, datetime(2026, 12, 3, 16, tzinfo=UTC))
+    assert plan.period == Period(datetime(2026, 11, 30, 16, tzinfo=UTC), expiry)
+
+
+def test_an_upgrade_on_a_period_boundary_charges_whole_periods_only():
+    """At the very start of a period (28 February, anchor 31) nothing is prorated: the
+    period and the three after it cost four whole differences."""
+    expiry = datetime(2027, 6, 30, tzinfo=UTC)
+    plan = _plan(expiry, datetime(2027, 2, 28, tzinfo=UTC))
+    assert plan.amount == 4 * DIFFERENCE
+    assert plan.period.start == datetime(2027, 2, 28, tzinfo=UTC)
+
+
+def test_month_end_anchors_count_back_through_short_months_on_the_local_calendar():
+    """Anchored on the 31st in Shanghai, paid to 31 May 00:00 local, upgraded on
+    14 February 00:00 local: February (28 days, 14 left) is half, March, April and May
+    are whole."""
+    local = ZoneInfo("Asia/Shanghai")
+    expiry = datetime(2027, 5, 31, tzinfo=local).astimezone(UTC)
+    plan = _plan(expiry, datetime(2027, 2, 14, tzinfo=local), zone="Asia/Shanghai")
+    assert plan.amount == 3 * DIFFERENCE + (DIFFERENCE / 2).quantize(Decimal("0.01"))
+    assert plan.period.start == datetime(2027, 1, 31, tzinfo=local)
+
+
+def test_a_yearly_prepaid_upgrade_counts_years_back_from_a_29_february_anchor():
+    """Yearly, anchored on 29 February, paid to 29 February 2032, upgraded on
+    28 August 2029: the period 28 Feb 2029 .. 28 Feb 2030 is half left (182.5 of 365
+    days), the two years after it are whole."""
+    personal, standard = ("personal", 1, Decimal("99.00")), ("standard", 2, Decimal("1199.00"))
+    expiry = datetime(2032, 2, 29, tzinfo=UTC)
+    as_of = datetime(2029, 8, 29, 12, tzinfo=UTC)  # 182.5 days before 28 Feb 2030
+    plan = _plan(expiry, as_of, anchor_day=29, cycle="yearly", prices=(personal, standard))
+    assert plan.amount == 2 * Decimal("1100.00") + Decimal("550.00")
+    assert plan.period.start == datetime(2029, 2, 28, tzinfo=UTC)
+
+
+@pytest.mark.parametrize("days_left", [0.5, 1, 14, 30])
+def test_an_upgrade_within_the_last_period_costs_what_one_period_prorated_costs(days_left):
+    """With nothing paid ahead, the amount is the single-period proration it always was."""
+    as_of = EXPIRY - timedelta(days=days_left)
+    start = period_start(EXPIRY, "monthly", 31, zone="UTC")
+    plan = _plan(EXPIRY, as_of)
+    assert plan.amount == prorated_upgrade(PERSONAL[2], STANDARD[2], start, EXPIRY, as_of)
+    assert plan.period == Period(start, EXPIRY)
+
+
+@settings(deadline=None)
+@given(
+    ahead=st.integers(min_value=1, max_value=36 * 31 * 24 * 3600),
+    zone=st.sampled_from(["UTC", "Asia/Shanghai", "America/New_York", "Australia/Sydney"]),
+    cycle=st.sampled_from(["monthly", "yearly"]),
+)
+def test_the_amount_is_each_period_prorated_on_its_own(ahead, zone, cycle):
+    """Whatever is paid ahead, the amount is the sum over every period up to the expiry
+    of that period's own proration as of as_of (whole for those not begun), in whole
+    cents, never more than one difference per period."""
+    expiry = datetime(2030, 1, 31, tzinfo=ZoneInfo(zone)).astimezone(UTC)
+    as_of = expiry - timedelta(seconds=ahead)
+    plan = _plan(expiry, as_of, zone=zone, cycle=cycle)
+    step = 12 if cycle == "yearly" else 1
+    bounds = [expiry]
+    while bounds[-1] > plan.period.start:
+        bounds.append(add_months(expiry, -step * len(bounds), 31, zone))
+    assert bounds[-1] == plan.period.start <= as_of
+    parts = [
+        prorated_upgrade(PERSONAL[2], STANDARD[2], start, end, as_of)
+        for start, end in zip(bounds[1:], bounds, strict=False)
+    ]
+    assert plan.amount == sum(parts)
+    assert plan.amount.as_tuple().exponent == -2
+    assert plan.amount <= DIFFERENCE * len(parts)

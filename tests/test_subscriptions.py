@@ -467,3 +467,107 @@ def test_auto_renewal_counts_months_on_the_accounts_calendar(db):
     with db.session() as s:
         assert s.get(Instance, "inst-1").anchor_day == 31
         assert s.get(Instance, "inst-1").expires_at == datetime(2027, 3, 1, 4, 59, tzinfo=UTC)
+
+
+# The month that contains AS_OF (26 Jan 10:00 in Shanghai) runs from 31 Dec 00:00 local;
+# 4 days 14 hours of its 31 days are left: 108.10 x 110 / 744 = 15.98 of it is charged.
+THIS_MONTH = datetime(2026, 12, 30, 16, tzinfo=UTC)
+REST_OF_THIS_MONTH = Decimal("15.98")
+
+
+def test_an_upgrade_after_renewing_ahead_charges_every_month_paid_for(db):
+    """Renewed by hand three months ahead (to 30 April), then upgraded: the three whole
+    months cost the whole difference each, the current one its rest; the order covers
+    the current month to the expiry, which does not move."""
+    _setup(db, balance=Decimal("1000.00"), auto_renew=False)
+    with db.session() as s:
+        renew(s, **_manual("inst-1", 3, "ahead"))
+        s.commit()
+    with db.session() as s:
+        order = _upgrade(s)
+        s.commit()
+    expiry = datetime(2027, 4, 29, 16, tzinfo=UTC)  # 30 April 00:00 in Shanghai
+    assert order.amount == 3 * Decimal("108.10") + REST_OF_THIS_MONTH == Decimal("340.28")
+    assert (order.period_start, order.period_end) == (THIS_MONTH, expiry)
+    with db.session() as s:
+        assert s.get(Instance, "inst-1").expires_at == expiry
+        assert s.get(Account, "acct-1").balance == Decimal("1000.00") - Decimal("29.70") - (
+            order.amount
+        )
+
+
+def test_an_upgrade_after_an_early_auto_renewal_charges_the_month_it_bought(db):
+    """Auto-renewed 7 days early (to 28 February), then upgraded: the renewed month costs
+    the whole difference, the current one its rest."""
+    _setup(db, balance=Decimal("1000.00"))
+    _auto(db)
+    with db.session() as s:
+        order = _upgrade(s)
+        s.commit()
+    assert order.amount == Decimal("108.10") + REST_OF_THIS_MONTH
+    assert (order.period_start, order.period_end) == (
+        THIS_MONTH,
+        datetime(2027, 2, 27, 16, tzinfo=UTC),
+    )
+
+
+def test_an_upgrade_in_the_last_paid_month_charges_its_rest_only(db):
+    """Nothing paid ahead: the rest of the current month, as before."""
+    _setup(db, balance=Decimal("1000.00"), auto_renew=False)
+    with db.session() as s:
+        order = _upgrade(s)
+        s.commit()
+    assert order.amount == REST_OF_THIS_MONTH
+    assert (order.period_start, order.period_end) == (THIS_MONTH, EXPIRY)
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        (
+            lambda s: renew(s, **_manual("inst-1", 1, "k")),
+            "cannot renew instance inst-1: balance ¥1.00 does not cover ¥9.90: top up at "
+            "least ¥8.90",
+        ),
+        (
+            lambda s: _upgrade(s),
+            "cannot upgrade instance inst-1 to enterprise-standard: balance ¥1.00 does not "
+            "cover ¥15.98: top up at least ¥14.98",
+        ),
+    ],
+    ids=["manual-renewal", "upgrade"],
+)
+def test_a_short_balance_on_demand_says_only_to_top_up(db, change, reason):
+    """A manual renewal or an upgrade the balance cannot cover says to top up at least
+    the shortfall, not to renew by hand; nothing changes."""
+    _setup(db, balance=Decimal("1.00"), auto_renew=False)
+    before = _state(db)
+    with pytest.raises(Refused) as refused, db.session() as s:
+        change(s)
+    assert str(refused.value) == reason
+    assert _state(db) == before
+
+
+def test_a_short_balance_for_an_auto_renewal_also_says_renew_by_hand(db):
+    """The failed auto-renewal order keeps both ways out: top up, or renew by hand."""
+    _setup(db, balance=Decimal("1.00"))
+    _auto(db)
+    with db.session() as s:
+        order = s.execute(select(Order)).scalar_one()
+    assert (
+        order.reason == "balance ¥1.00 does not cover ¥9.90: top up at least ¥8.90 or renew by hand"
+    )
+
+
+@pytest.mark.parametrize("on", [True, False])
+def test_auto_renew_switch_on_a_released_instance_says_to_buy_a_new_one(db, on):
+    """Refused, saying it can no longer be renewed and a new instance hosts its domains
+    on a paid edition again; nothing changes."""
+    _setup(db, state="released", auto_renew=not on)
+    before = _state(db)
+    with pytest.raises(Refused) as refused, db.session() as s:
+        set_auto_renew(s, instance_id="inst-1", on=on, request_key="a", as_of=AS_OF, now=AS_OF)
+    message = str(refused.value)
+    assert "can no longer be renewed" in message and "free cluster" in message
+    assert message.endswith("buy a new instance to host its domains on a paid edition again")
+    assert _state(db) == before

@@ -9,6 +9,7 @@ import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -227,7 +228,7 @@ def render_summary(summary: dict[str, Any], settings: Settings) -> str:
     return "\n".join(lines)
 
 
-def _on_demand(settings: Settings, as_of: str | None = None):
+def _on_demand(settings: Settings, as_of: datetime | None = None):
     from flows.common import open_run
 
     return open_run(as_of, False, None, settings=settings)
@@ -262,9 +263,10 @@ def cmd_renew(args, settings: Settings) -> int:
 def cmd_upgrade(args, settings: Settings) -> int:
     import uuid
 
+    from flows.common import change_as_of, wall_clock
     from flows.on_demand import upgrade_now
 
-    with _on_demand(settings, args.as_of) as ctx:
+    with _on_demand(settings, change_as_of(args.as_of, "an upgrade", wall_clock)) as ctx:
         report = upgrade_now(ctx, args.instance, args.edition, args.request_key or uuid.uuid4().hex)
     _print_change(report, args.json)
     return 0
@@ -478,10 +480,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--request-key", help="repeat a request safely: the same key renews once")
     p.add_argument("--json", action="store_true")
 
-    p = add("upgrade", cmd_upgrade, "move an instance to a higher edition (prorated)")
+    p = add(
+        "upgrade",
+        cmd_upgrade,
+        "move an instance to a higher edition now, paying the difference until its expiry",
+    )
     p.add_argument("instance", metavar="INSTANCE")
     p.add_argument("--edition", required=True, metavar="E")
-    p.add_argument("--as-of", metavar="DATE", help="price the rest of the period as of DATE")
+    p.add_argument(
+        "--as-of",
+        metavar="DATE",
+        help="leave it out: an upgrade takes effect now (DATE must be within 5 minutes of "
+        "the clock)",
+    )
     p.add_argument("--request-key", help="repeat a request safely: the same key upgrades once")
     p.add_argument("--json", action="store_true")
 

@@ -141,6 +141,46 @@ def period_start(
     return add_months(expires_at, -period_months(billing_cycle), anchor_day, zone)
 
 
+def period_containing(
+    moment: datetime,
+    expires_at: datetime,
+    billing_cycle: str,
+    anchor_day: int,
+    *,
+    zone: str | tzinfo,
+) -> tuple[datetime, datetime, int]:
+    """The paid billing period that contains ``moment``, and how many whole periods
+    follow it up to ``expires_at``: ``(start, end, whole_periods_after)``.
+
+    The periods are counted back from ``expires_at`` on the calendar of ``zone``, one
+    billing period at a time onto the anchor day, as renewals count them forward: the
+    k-th period back starts ``k`` periods before the expiry (:func:`add_months`). A
+    period holds its start, not its end. ``moment`` must be before ``expires_at``.
+    """
+    _require_aware(moment, "moment")
+    _require_aware(expires_at, "expires_at")
+    if moment >= expires_at:
+        raise ValueError(
+            f"{moment.isoformat()} is not before the expiry {expires_at.isoformat()}: "
+            "no paid period contains it"
+        )
+    step = period_months(billing_cycle)
+    tz = zone_of(zone)
+
+    def start(k: int) -> datetime:
+        return add_months(expires_at, -k * step, anchor_day, tz)
+
+    # A first guess from the local months between the two, then a step or two to the
+    # period that holds ``moment``: start(k) <= moment < start(k - 1).
+    here, end = moment.astimezone(tz), expires_at.astimezone(tz)
+    k = max(1, ((end.year - here.year) * 12 + end.month - here.month) // step)
+    while start(k) > moment:
+        k += 1
+    while k > 1 and start(k - 1) <= moment:
+        k -= 1
+    return start(k), expires_at if k == 1 else start(k - 1), k - 1
+
+
 def _require_aware(moment: datetime, name: str) -> None:
     if not isinstance(moment, datetime):
         raise TypeError(f"{name} must be a datetime, not {type(moment).__name__}")

@@ -104,6 +104,34 @@ def prorated_upgrade(
     return (cents * CENT).quantize(CENT)
 
 
+def upgrade_amount(
+    old_price: Decimal,
+    new_price: Decimal,
+    period_start: datetime,
+    period_end: datetime,
+    as_of: datetime,
+    whole_periods_after: int,
+) -> Decimal:
+    """The price difference for all the paid time from ``as_of`` to the expiry.
+
+    The period that contains ``as_of`` (``period_start`` .. ``period_end``) costs its
+    prorated difference (:func:`prorated_upgrade`); each of the ``whole_periods_after``
+    prepaid periods after it, up to the expiry, costs the whole difference. Prices are
+    of one billing period, as for :func:`prorated_upgrade`.
+    """
+    if isinstance(whole_periods_after, bool) or not isinstance(whole_periods_after, int):
+        raise TypeError(
+            f"whole_periods_after must be an int, not {type(whole_periods_after).__name__}"
+        )
+    if whole_periods_after < 0:
+        raise ValueError(f"whole_periods_after {whole_periods_after!r} must be 0 or more")
+    prorated = prorated_upgrade(old_price, new_price, period_start, period_end, as_of)
+    # Period prices are whole cents (see period_price), so the whole periods add exact
+    # cents and the only rounding is the prorated part's, half up as everywhere.
+    whole = (new_price - old_price) * whole_periods_after
+    return (prorated + whole).quantize(CENT, rounding=ROUND_HALF_UP)
+
+
 def _require_price(price: Decimal, name: str) -> None:
     if not isinstance(price, Decimal):
         raise TypeError(

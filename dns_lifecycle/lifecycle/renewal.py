@@ -11,10 +11,10 @@ from datetime import datetime, tzinfo
 from decimal import Decimal
 
 from dns_lifecycle.core.errors import Refused
-from dns_lifecycle.lifecycle.calendar import next_expiry, period_start, zone_of
+from dns_lifecycle.lifecycle.calendar import next_expiry, period_containing, zone_of
 from dns_lifecycle.lifecycle.durations import DAY
 from dns_lifecycle.lifecycle.expiry import release_at
-from dns_lifecycle.lifecycle.pricing import prorated_upgrade
+from dns_lifecycle.lifecycle.pricing import upgrade_amount
 
 # Bounds on a manual renewal: three years of months, or ten years.
 MAX_PERIODS = {"monthly": 36, "yearly": 10}
@@ -82,18 +82,19 @@ class Payment:
     reason: str | None = None
 
 
-def pay_from_balance(balance: Decimal, amount: Decimal) -> Payment:
-    """Pay ``amount`` from a prepaid ``balance``; a balance never goes negative."""
+def pay_from_balance(balance: Decimal, amount: Decimal, *, automatic: bool = False) -> Payment:
+    """Pay ``amount`` from a prepaid ``balance``; a balance never goes negative.
+
+    A short balance fails, saying to top up by at least the shortfall. An ``automatic``
+    payment (an auto-renewal) also says the instance can be renewed by hand instead; a
+    request the account made itself (a manual renewal, an upgrade) needs only the top-up.
+    """
     if amount < 0:
         raise ValueError(f"amount {amount} is negative")
     if balance >= amount:
         return Payment(True, balance - amount)
-    return Payment(
-        False,
-        balance,
-        f"balance ¥{balance} does not cover ¥{amount}: top up at least ¥{amount - balance} "
-        "or renew by hand",
-    )
+    fix = f"top up at least ¥{amount - balance}" + (" or renew by hand" if automatic else "")
+    return Payment(False, balance, f"balance ¥{balance} does not cover ¥{amount}: {fix}")
 
 
 def check_periods(instance_id: str, periods: int, billing_cycle: str) -> None:
@@ -157,9 +158,14 @@ def plan_upgrade(
 ) -> Upgrade:
     """Price an upgrade (edition code, rank, price of one period for the cycle), or refuse.
 
-    The prorated difference is charged for what is left of the current period, which
-    must not have ended by ``as_of``: an instance whose expiry has passed (expired, or
-    not yet marked so by a run) is renewed first.
+    The edition changes at ``as_of`` for all the paid time up to the expiry, so the
+    difference is charged for all of it: the billing period that contains ``as_of``
+    prorated for what is left of it, and each whole prepaid period after it (renewed
+    ahead by hand, or early by auto-renewal) in full. The periods are counted back from
+    the expiry on the account's calendar. The paid time must not have ended by
+    ``as_of``: an instance whose expiry has passed (expired, or not yet marked so by a
+    run) is renewed first. The upgrade's period runs from the start of the period that
+    contains ``as_of`` to the expiry.
     """
     (cur_code, cur_rank, cur_price), (new_code, new_rank, new_price) = current, target
     if state != "active":
@@ -175,8 +181,10 @@ def plan_upgrade(
             "upgrades to a higher edition are allowed; a downgrade takes effect only as a "
             "new instance"
         )
-    # An upgrade keeps the expiry: nothing may be left of the period to charge for.
+    # An upgrade keeps the expiry: some paid time must be left to charge for.
     require_paid_through(instance_id, expires_at, as_of, zone, "renew it first")
-    start = period_start(expires_at, billing_cycle, anchor_day, zone=zone)
-    amount = prorated_upgrade(cur_price, new_price, start, expires_at, as_of)
+    start, end, whole_after = period_containing(
+        as_of, expires_at, billing_cycle, anchor_day, zone=zone
+    )
+    amount = upgrade_amount(cur_price, new_price, start, end, as_of, whole_after)
     return Upgrade(amount, Period(start, expires_at))

@@ -257,7 +257,8 @@ def upgrade(
     as_of: datetime,
     now: datetime,
 ) -> Order:
-    """Move to a higher edition, paying the prorated difference, or refuse."""
+    """Move to a higher edition, paying the difference for the paid time until the
+    expiry (see :func:`plan_upgrade`), or refuse."""
     instance = lock_instance(session, instance_id)
     target = session.get(Edition, edition_code)
     if target is None:
@@ -294,7 +295,7 @@ def upgrade(
         key=key,
         instance_id=instance.id,
         kind="upgrade",
-        period=(max(as_of, plan.period.start), plan.period.end),
+        period=(plan.period.start, plan.period.end),
         amount=plan.amount,
         edition_code=target.code,
         now=now,
@@ -338,8 +339,9 @@ def set_auto_renew(
     instance = lock_instance(session, instance_id)
     if instance.state == "released":
         raise Refused(
-            f"instance {instance.id} is released: auto-renewal cannot be switched on a "
-            "released instance"
+            f"instance {instance.id} is released: it can no longer be renewed, so "
+            "auto-renewal cannot be switched; its records are on the free cluster: buy a "
+            "new instance to host its domains on a paid edition again"
         )
     if on and (instance.state == "expired" or instance.expires_at <= as_of):
         zone = referenced(session, Account, instance.account_id).timezone
@@ -415,7 +417,7 @@ def auto_renew_batch(
             instance.anchor_day,
             zone=account.timezone,
         )
-        payment = pay_from_balance(balances[account.id], amount)
+        payment = pay_from_balance(balances[account.id], amount, automatic=True)
         order = orders.get(key)
         to = addressee(instance, account)
         outcome.plan.append(
