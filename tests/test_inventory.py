@@ -659,6 +659,18 @@ def test_duplicate_keys_and_nan_are_refused(tmp_path):
         read_inventory_file(path)
 
 
+def test_a_number_of_thousands_of_digits_gets_the_projects_own_message(tmp_path):
+    """A number too long for any field is refused with its place in the file, not with
+    Python's advice about its conversion limit."""
+    path = tmp_path / "long.json"
+    path.write_text('{"editions": [\n  {"rank": ' + "9" * 5000 + "}]}", encoding="utf-8")
+    with pytest.raises(InputError) as caught:
+        read_inventory_file(path)
+    message = str(caught.value)
+    assert "5000 digits at line 2, column 12" in message
+    assert "sys." not in message and "\n" not in message
+
+
 def test_sample_file_reads(tmp_path):
     """The sample file parses to the document the tests use."""
     assert read_inventory_file(SAMPLE) == sample()
