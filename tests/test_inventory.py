@@ -301,6 +301,14 @@ RECORD = "instances[0].domains[0].records[0]"
         ("accounts[0].phone", "+１４１５５５５０１２３", "E.164"),
         ("accounts[0].email", "alice@@example.com", "exactly one @"),
         ("accounts[0].email", "alice@localhost", "dot"),
+        ("accounts[0].email", "a..b@example.com", "two dots in a row"),
+        ("accounts[0].email", ".alice@example.com", "starts or ends with a dot"),
+        ("accounts[0].email", "alice.@example.com", "starts or ends with a dot"),
+        ("accounts[0].name", "Alice \u202egnp.exe", "U+202E"),
+        ("accounts[0].name", "Alice\u200b Smith", "U+200B"),
+        ("accounts[0].name", "Alice\u2066Smith", "U+2066"),
+        ("editions[0].monthly_price", "-0.00", "negative"),
+        ("instances[0].domains[0].registrar", "go\u202edaddy", "U+202E"),
         ("instances[0].id", "inst/../a01", "not a valid id"),
         ("instances[0].billing_cycle", "weekly", "not one of"),
         ("instances[0].account", "acct-nobody", "unknown account"),
@@ -401,6 +409,14 @@ def test_crlf_in_an_account_name_is_refused(db):
     doc = sample()
     doc["accounts"][0]["name"] = "Alice\nSmith"
     assert paths(rejection(db, doc)) == ["accounts[0].name"]
+
+
+def test_joiners_in_a_name_are_accepted(db):
+    """Zero-width joiners, which shape some scripts and emoji, are not format tricks."""
+    doc = sample()
+    doc["accounts"][0]["name"] = "Alice \U0001f469\u200d\U0001f4bb \u0645\u200c\u0646"
+    load(db, doc)
+    assert export(db)["accounts"][0]["name"] == doc["accounts"][0]["name"]
 
 
 def test_nul_and_lone_surrogates_are_refused(db):
