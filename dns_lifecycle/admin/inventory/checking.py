@@ -582,6 +582,15 @@ class _Walk:
                 continue
             before = len(self.errors)
             rtype, host = row["type"], row["host"]
+            if rtype == "CNAME" and host == "@":
+                # The apex always holds the zone's SOA and NS, and a CNAME must be alone.
+                self.bad(
+                    f"{rpath}.host",
+                    "a CNAME cannot be at '@': the domain itself always holds its SOA and NS "
+                    "records; give '@' A/AAAA records instead, or put the CNAME on a host "
+                    "such as 'www'",
+                )
+                continue
             same = self.record_value(row, rpath, domain) if domain is not None else None
             if "cluster" in row and record_cluster is not None and row["cluster"] != record_cluster:
                 self.bad(
