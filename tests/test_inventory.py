@@ -647,6 +647,24 @@ def test_anchor_day_must_fit_the_local_day_of_expiry(db):
         load(db, doc)
 
 
+def test_a_new_time_zone_must_fit_the_accounts_stored_instances(db):
+    """An account moved to a zone where the anchor days of its stored instances, not
+    listed in the file, no longer fit is refused at its time zone, one line each."""
+    load(db, sample())
+    wang = dict(sample()["accounts"][2], timezone="America/Los_Angeles")
+    exc = rejection(db, {"accounts": [wang]})
+    assert paths(exc) == ["accounts[0].timezone", "accounts[0].timezone"]
+    assert ["'inst-a01'" in exc.errors[0][1], "'inst-a04'" in exc.errors[1][1]] == [True, True]
+    assert "(day 30 in America/Los_Angeles)" in exc.errors[0][1]
+
+
+def test_a_new_time_zone_that_fits_the_stored_instances_is_accepted(db):
+    """An account's zone may change when its stored instances keep fitting their anchors."""
+    load(db, sample())
+    load(db, {"accounts": [dict(sample()["accounts"][1], timezone="Europe/Paris")]})
+    assert export(db)["accounts"][1]["timezone"] == "Europe/Paris"
+
+
 # --- reading the file ------------------------------------------------------------------
 
 

@@ -13,6 +13,7 @@ import calendar
 import contextlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -174,6 +175,9 @@ class StoredState:
     domains: dict[str, tuple[int, str]]  # name -> (id, instance id)
     # Instances outside the document served by a cluster the document makes free.
     users_of_freed: dict[str, int]
+    # Of each account the document moves to another time zone: its stored instances
+    # (id, expiry, anchor day).
+    instances_of: dict[str, list[tuple[str, datetime, int]]]
 
     @classmethod
     def load(cls, session: Session, declared: _Declared) -> StoredState:
@@ -214,6 +218,24 @@ class StoredState:
                 select(col(Instance.id)).where(col(Instance.cluster_code) == code)
             ).scalars()
             users_of_freed[code] = sum(1 for i in ids if i not in declared.instances)
+        moved = sorted(
+            account_id
+            for account_id, zone in declared.account_zones.items()
+            if account_id in account_zones and zone != account_zones[account_id]
+        )
+        instances_of: dict[str, list[tuple[str, datetime, int]]] = {}
+        for chunk in chunks(moved):
+            for instance_id, account_id, expires_at, anchor in session.execute(
+                select(
+                    col(Instance.id),
+                    col(Instance.account_id),
+                    col(Instance.expires_at),
+                    col(Instance.anchor_day),
+                )
+                .where(col(Instance.account_id).in_(chunk))
+                .order_by(col(Instance.id))
+            ):
+                instances_of.setdefault(account_id, []).append((instance_id, expires_at, anchor))
         return cls(
             edition_ranks,
             cluster_kinds,
@@ -222,7 +244,19 @@ class StoredState:
             instance_ids,
             domains,
             users_of_freed,
+            instances_of,
         )
+
+
+def anchor_misfit(expires_at: datetime, anchor: int, zone: str) -> int | None:
+    """The local day of ``expires_at`` in ``zone`` when ``anchor`` does not fit it, else
+    None. A subscription anchored on the 31st expires on the 30th (or 28th) in shorter
+    months: the anchor may exceed the expiry day only at the end of a month."""
+    local = expires_at.astimezone(ZoneInfo(zone))
+    last = calendar.monthrange(local.year, local.month)[1]
+    if anchor == local.day or (local.day == last and anchor > local.day):
+        return None
+    return local.day
 
 
 # --- the walk ----------------------------------------------------------------------------------
@@ -368,8 +402,28 @@ class _Walk:
             path = f"accounts[{i}]"
             row = validate_entry(AccountEntry, raw, path, self.errors)
             if row is not None and self.unique(seen, row["id"], f"{path}.id", "id"):
+                self.new_zone(row, path)
                 rows.append(row)
         return rows
+
+    def new_zone(self, row: dict[str, Any], path: str) -> None:
+        """An account moved to another time zone: its stored instances that the file does
+        not list must still fit their anchor days there (those it lists are checked with
+        the file's values)."""
+        zone = row["timezone"]
+        if self.stored.account_zones.get(row["id"], zone) == zone:
+            return
+        for instance_id, expires_at, anchor in self.stored.instances_of.get(row["id"], []):
+            if instance_id in self.declared.instances:
+                continue
+            if (day := anchor_misfit(expires_at, anchor, zone)) is not None:
+                self.bad(
+                    f"{path}.timezone",
+                    f"{values.show(zone)} does not fit the stored instance "
+                    f"{values.show(instance_id)}: its anchor_day {anchor} does not fit its "
+                    f"expires_at (day {day} in {zone}); list that instance in this file with "
+                    "an anchor_day and expires_at that fit the new zone, or keep the zone",
+                )
 
     def instances(
         self, section: Any
@@ -497,13 +551,8 @@ class _Walk:
         # with its account, and the anchor is then left unchecked.
         if not (isinstance(zone, str) and zone in time_zones()):
             return
-        local = row["expires_at"].astimezone(ZoneInfo(zone))
-        day = local.day
-        anchor = row.setdefault("anchor_day", day)
-        last = calendar.monthrange(local.year, local.month)[1]
-        # A subscription anchored on the 31st expires on the 30th (or 28th) in shorter
-        # months: the anchor may exceed the expiry day only at the end of a month.
-        if anchor != day and not (day == last and anchor > day):
+        anchor = row.setdefault("anchor_day", row["expires_at"].astimezone(ZoneInfo(zone)).day)
+        if (day := anchor_misfit(row["expires_at"], anchor, zone)) is not None:
             self.bad(
                 f"{path}.anchor_day",
                 f"{anchor} does not fit expires_at (day {day} in {zone}): it must be {day}, or "
