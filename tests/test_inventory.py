@@ -301,6 +301,14 @@ RECORD = "instances[0].domains[0].records[0]"
         ("accounts[0].phone", "+１４１５５５５０１２３", "E.164"),
         ("accounts[0].email", "alice@@example.com", "exactly one @"),
         ("accounts[0].email", "alice@localhost", "dot"),
+        ("accounts[0].email", "a..b@example.com", "two dots in a row"),
+        ("accounts[0].email", ".alice@example.com", "starts or ends with a dot"),
+        ("accounts[0].email", "alice.@example.com", "starts or ends with a dot"),
+        ("accounts[0].name", "Alice \u202egnp.exe", "U+202E"),
+        ("accounts[0].name", "Alice\u200b Smith", "U+200B"),
+        ("accounts[0].name", "Alice\u2066Smith", "U+2066"),
+        ("editions[0].monthly_price", "-0.00", "negative"),
+        ("instances[0].domains[0].registrar", "go\u202edaddy", "U+202E"),
         ("instances[0].id", "inst/../a01", "not a valid id"),
         ("instances[0].billing_cycle", "weekly", "not one of"),
         ("instances[0].account", "acct-nobody", "unknown account"),
@@ -401,6 +409,14 @@ def test_crlf_in_an_account_name_is_refused(db):
     doc = sample()
     doc["accounts"][0]["name"] = "Alice\nSmith"
     assert paths(rejection(db, doc)) == ["accounts[0].name"]
+
+
+def test_joiners_in_a_name_are_accepted(db):
+    """Zero-width joiners, which shape some scripts and emoji, are not format tricks."""
+    doc = sample()
+    doc["accounts"][0]["name"] = "Alice \U0001f469\u200d\U0001f4bb \u0645\u200c\u0646"
+    load(db, doc)
+    assert export(db)["accounts"][0]["name"] == doc["accounts"][0]["name"]
 
 
 def test_nul_and_lone_surrogates_are_refused(db):
@@ -587,6 +603,114 @@ def test_a_domain_moves_between_instances_of_one_file(db):
     assert owners["alice-blog.example.net"] == "inst-a03"
 
 
+def renewed(db, instance_id: str, until: datetime, amount: str) -> int:
+    """Renews an instance as a run does: a paid order up to ``until``, the expiry moved
+    there, the account charged. Returns the order's id."""
+    with db.session() as s:
+        instance = s.get(Instance, instance_id)
+        order = Order(
+            key=f"{instance_id}:auto_renewal:{until.date()}",
+            instance_id=instance_id,
+            kind="auto_renewal",
+            period_start=instance.expires_at,
+            period_end=until,
+            amount=Decimal(amount),
+            state="paid",
+            created_at=instance.expires_at,
+            paid_at=instance.expires_at,
+        )
+        s.add(order)
+        instance.expires_at, instance.state = until, "active"
+        s.get(Account, instance.account_id).balance -= Decimal(amount)
+        s.commit()
+        assert order.id is not None
+        return order.id
+
+
+def test_a_stale_expiry_before_a_paid_period_is_refused(db):
+    """Re-importing a file older than a renewal, which would move the expiry back before
+    the paid period ends, is refused at that expiry, naming the order."""
+    load(db, sample())
+    order_id = renewed(db, "inst-a01", datetime(2027, 2, 27, 16, tzinfo=UTC), "0.00")
+    before = export(db)
+    exc = rejection(db, sample())
+    assert paths(exc) == ["instances[0].expires_at"]
+    assert f"2027-02-27 16:00 UTC, the end of the period paid by order {order_id}" in str(exc)
+    assert export(db) == before
+
+
+def test_a_balance_charged_by_paid_orders_is_not_reset(db):
+    """A file whose balance differs from the stored one of an account with paid orders is
+    refused, so that a stale file does not refund what the orders charged."""
+    load(db, sample())
+    renewed(db, "inst-a01", datetime(2027, 2, 27, 16, tzinfo=UTC), "20.00")
+    exc = rejection(db, {"accounts": sample()["accounts"]})
+    assert paths(exc) == ["accounts[2].balance"]
+    assert "'3000.00' is not the stored balance '2980.00', which 1 paid order charged" in str(exc)
+
+
+def test_a_top_up_is_added_to_the_stored_balance_once(db):
+    """A top-up beside the stored balance adds to it; the same file imported again is
+    refused, since the balance it names is no longer the stored one."""
+    load(db, sample())
+    renewed(db, "inst-a01", datetime(2027, 2, 27, 16, tzinfo=UTC), "20.00")
+    wang = dict(sample()["accounts"][2], balance="2980.00", top_up="50.00")
+    load(db, {"accounts": [wang]})
+    assert export(db)["accounts"][2]["balance"] == "3030.00"
+    assert paths(rejection(db, {"accounts": [wang]})) == ["accounts[0].balance"]
+
+
+def test_a_top_up_needs_the_balance_it_adds_to(db):
+    """A top-up without the balance beside it is refused: it could be added twice."""
+    load(db, sample())
+    wang = {k: v for k, v in sample()["accounts"][2].items() if k != "balance"}
+    exc = rejection(db, {"accounts": [dict(wang, top_up="50.00")]})
+    assert paths(exc) == ["accounts[0].top_up"]
+    assert "needs the account's balance beside it" in str(exc)
+
+
+def test_an_expired_instance_is_not_made_active_by_a_stale_file(db):
+    """A file that says active for an instance stored as expired, with no later expiry,
+    is refused at its state."""
+    load(db, sample())
+    doc = sample()
+    doc["instances"][2]["state"] = "active"
+    exc = rejection(db, doc)
+    assert paths(exc) == ["instances[2].state"]
+    assert "'expired' in the database, expired at 2026-11-20 00:00 UTC" in str(exc)
+
+
+def test_an_expired_instance_with_a_later_expiry_becomes_active(db):
+    """An expired instance given a later expiry (a renewal recorded by file) is active."""
+    load(db, sample())
+    doc = sample()
+    doc["instances"][2].update(state="active", expires_at="2026-12-20T00:00:00+00:00")
+    load(db, doc)
+    assert export(db)["instances"][2]["state"] == "active"
+
+
+def test_a_released_instance_cannot_be_changed_by_import(db):
+    """Any change to an instance stored as released is refused at the changed field,
+    naming the release; the same entry as stored is accepted."""
+    load(db, sample())
+    doc = sample()
+    doc["instances"][3].update(edition="personal", auto_renew=True)
+    exc = rejection(db, doc)
+    assert paths(exc) == ["instances[3].edition", "instances[3].auto_renew"]
+    assert "released on 2026-11-07 16:00 UTC" in message_at(exc, "instances[3].auto_renew")
+    load(db, sample())
+
+
+def test_the_records_of_a_released_instance_cannot_be_changed_by_import(db):
+    """A released instance's domains listed with other records are refused."""
+    load(db, sample())
+    doc = sample()
+    doc["instances"][3]["domains"][0]["records"][0]["ttl"] = 60
+    exc = rejection(db, doc)
+    assert paths(exc) == ["instances[3].domains[0]"]
+    assert "its records differ" in str(exc)
+
+
 def test_editions_may_trade_ranks(db):
     """Two stored editions can swap ranks in one import."""
     load(db, sample())
@@ -631,6 +755,24 @@ def test_anchor_day_must_fit_the_local_day_of_expiry(db):
         load(db, doc)
 
 
+def test_a_new_time_zone_must_fit_the_accounts_stored_instances(db):
+    """An account moved to a zone where the anchor days of its stored instances, not
+    listed in the file, no longer fit is refused at its time zone, one line each."""
+    load(db, sample())
+    wang = dict(sample()["accounts"][2], timezone="America/Los_Angeles")
+    exc = rejection(db, {"accounts": [wang]})
+    assert paths(exc) == ["accounts[0].timezone", "accounts[0].timezone"]
+    assert ["'inst-a01'" in exc.errors[0][1], "'inst-a04'" in exc.errors[1][1]] == [True, True]
+    assert "(day 30 in America/Los_Angeles)" in exc.errors[0][1]
+
+
+def test_a_new_time_zone_that_fits_the_stored_instances_is_accepted(db):
+    """An account's zone may change when its stored instances keep fitting their anchors."""
+    load(db, sample())
+    load(db, {"accounts": [dict(sample()["accounts"][1], timezone="Europe/Paris")]})
+    assert export(db)["accounts"][1]["timezone"] == "Europe/Paris"
+
+
 # --- reading the file ------------------------------------------------------------------
 
 
@@ -657,6 +799,18 @@ def test_duplicate_keys_and_nan_are_refused(tmp_path):
     path.write_text('{"editions": NaN}', encoding="utf-8")
     with pytest.raises(InputError, match="NaN"):
         read_inventory_file(path)
+
+
+def test_a_number_of_thousands_of_digits_gets_the_projects_own_message(tmp_path):
+    """A number too long for any field is refused with its place in the file, not with
+    Python's advice about its conversion limit."""
+    path = tmp_path / "long.json"
+    path.write_text('{"editions": [\n  {"rank": ' + "9" * 5000 + "}]}", encoding="utf-8")
+    with pytest.raises(InputError) as caught:
+        read_inventory_file(path)
+    message = str(caught.value)
+    assert "5000 digits at line 2, column 12" in message
+    assert "sys." not in message and "\n" not in message
 
 
 def test_sample_file_reads(tmp_path):

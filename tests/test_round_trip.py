@@ -8,8 +8,11 @@ import shutil
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+import pytest
+
 from dns_lifecycle.admin.inventory import export_state, import_inventory
 from dns_lifecycle.core.db import Database
+from dns_lifecycle.core.errors import InventoryInvalid
 from flows.auto_renew import renew_due
 from flows.common import open_run
 from flows.delivery import deliver_pending
@@ -142,3 +145,43 @@ def test_a_fleet_that_lived_through_every_step_survives_export_and_import(
     finally:
         fresh.dispose()
     assert _state_sections(second) == _state_sections(first)
+
+
+def test_the_current_state_imports_back_over_itself_unchanged(db, settings):
+    """After every step, the export imported back into the same database is accepted,
+    released instances and paid orders included, and changes nothing."""
+    _fleet(db)
+    _live_through_every_step(settings)
+    with db.session() as s:
+        first = json.loads(json.dumps(export_state(s), default=str))
+    with db.session() as s:
+        import_inventory(first, s)
+        s.commit()
+    with db.session() as s:
+        assert json.loads(json.dumps(export_state(s), default=str)) == first
+
+
+def test_a_file_older_than_the_lifecycle_is_refused_whole(db, settings):
+    """The state exported before the runs, imported after them, would undo renewals,
+    charges, an expiry and a release: each is refused with its path, nothing changes."""
+    _fleet(db)
+    with db.session() as s:
+        stale = json.loads(json.dumps(export_state(s), default=str))
+    _live_through_every_step(settings)
+    with db.session() as s:
+        before = json.loads(json.dumps(export_state(s), default=str))
+        with pytest.raises(InventoryInvalid) as caught:
+            import_inventory(stale, s)
+    ids = [i["id"] for i in stale["instances"]]
+    accounts = [a["id"] for a in stale["accounts"]]
+    problems = {
+        (path.split(".")[0], path.split(".", 1)[1].split(".")[0]) for path, _ in caught.value.errors
+    }
+    assert problems >= {
+        (f"instances[{ids.index('auto-ok')}]", "expires_at"),
+        (f"instances[{ids.index('to-release')}]", "state"),
+        (f"accounts[{accounts.index('acct-sh')}]", "balance"),
+    }
+    assert "released on" in str(caught.value) and "paid by order" in str(caught.value)
+    with db.session() as s:
+        assert json.loads(json.dumps(export_state(s), default=str)) == before

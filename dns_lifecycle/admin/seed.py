@@ -27,7 +27,8 @@ Shape of the fleet (``as_of`` is the moment it is seeded for):
   instance's paid cluster;
 - records: 1-20 per instance spread over its domains (A, AAAA, CNAME, MX, TXT), values
   as the DNS API takes them (a TXT value is its text, unquoted; names end with a dot),
-  addresses from the documentation ranges.
+  addresses from the documentation ranges; one TTL per RRset and no record twice, so
+  that an export of the fleet imports back.
 """
 
 from __future__ import annotations
@@ -200,6 +201,21 @@ def _ipv4(draw: _Draws, _domain: str) -> str:
 
 def _ipv6(draw: _Draws, _domain: str) -> str:
     return f"2001:db8:{draw.between(1, 0xFFFF):x}::{draw.between(1, 0xFFFF):x}"
+
+
+def _another_address(address: str, taken: list[str]) -> str:
+    """``address``, or when ``taken`` has it, the next one after it in its network that
+    ``taken`` lacks (only address RRsets have two slots that can draw one value; the
+    draws stay those of the seed)."""
+    if address not in taken:
+        return address
+    separator, size = (":", 0xFFFF) if ":" in address else (".", 255)
+    network, _, last = address.rpartition(separator)
+    number = int(last, 16 if separator == ":" else 10)
+    while address in taken:
+        number = number % (size - 1) + 1
+        address = f"{network}{separator}{number:x}" if separator == ":" else f"{network}.{number}"
+    return address
 
 
 def _cname(service: str) -> Callable[[_Draws, str], str]:
@@ -402,12 +418,20 @@ def _instance_chunks(
                     nameservers[cluster],
                 )
             )
+            # One TTL per RRset (the first record's), and no value twice in one.
+            rrsets: dict[tuple[str, str], tuple[int, list[str]]] = {}
             for slot in sorted(sample(len(_SLOTS), per_domain[k])):
                 rtype, host, value = _SLOTS[slot]
+                text, ttl = value(draw, name), choice(_TTLS)
+                rrset = rrsets.get((rtype, host))
+                if rrset is None:
+                    rrsets[rtype, host] = (ttl, [text])
+                else:
+                    ttl, taken = rrset
+                    text = _another_address(text, taken)
+                    taken.append(text)
                 record_id += 1
-                out.records.append(
-                    (record_id, domain_id, cluster, rtype, host, value(draw, name), choice(_TTLS))
-                )
+                out.records.append((record_id, domain_id, cluster, rtype, host, text, ttl))
         if len(out.instances) == chunk:
             yield out
             out = FleetChunk()

@@ -542,6 +542,13 @@ def test_records_of_different_names_may_sit_beside_a_cname(lite_db):
         s.rollback()
 
 
+def test_a_cname_at_the_apex_is_refused(lite_db):
+    """A CNAME at '@', which would sit beside the zone's own SOA and NS, is refused at
+    its host even as the domain's only record."""
+    [(path, message)] = refusal(lite_db, with_records(("CNAME", "@", "a.example."))).errors
+    assert path == f"{RECORDS}[0].host" and "SOA and NS" in message
+
+
 @pytest.mark.parametrize("zone", ["localtime", "Factory", "posixrules", "posix/UTC", "right/UTC"])
 def test_only_real_time_zones_are_accepted(lite_db, zone):
     """Entries of the time zone database that are not zones are refused."""

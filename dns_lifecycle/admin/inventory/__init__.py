@@ -22,7 +22,8 @@ The document (every top-level key is optional)::
 
     {"editions":  [{"code", "rank", "monthly_price", "yearly_price"}],
      "clusters":  [{"code", "kind", "nameservers"}],
-     "accounts":  [{"id", "name", "email", "phone", "locale", "timezone", "balance"?}],
+     "accounts":  [{"id", "name", "email", "phone", "locale", "timezone", "balance"?,
+                    "top_up"?}],
      "instances": [{"id", "account", "edition", "billing_cycle", "expires_at",
                     "auto_renew", "state", "cluster", "anchor_day"?, "released_at"?,
                     "domains"?: [{"name", "registrar", "epp_statuses"?, "nameservers"?,
@@ -32,6 +33,13 @@ The document (every top-level key is optional)::
 Re-importing updates by key (editions and clusters by code, accounts and instances by
 id). Optional fields left out of a re-import keep what is stored where that is the
 safe reading: an account's ``balance`` and a released instance's ``released_at``.
+
+A file carries no date, and may be older than what the lifecycle runs did since. So a
+re-import does not undo them: a released instance is final (it may only be given as
+stored), an expiry is not moved before the end of a paid order's period, an expired
+instance becomes active only with a later expiry, and an account with paid orders keeps
+its stored balance. Money is added with ``top_up`` beside the stored ``balance``: the
+file then adds it once, however often it is imported.
 An instance's ``domains``, when given, replace its domains: a domain it no longer lists
 is deleted with its records and tickets, and the records of every listed domain are
 re-created. An instance without a ``domains`` key keeps its domains. Records are served

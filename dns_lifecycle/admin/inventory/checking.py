@@ -12,11 +12,13 @@ from __future__ import annotations
 import calendar
 import contextlib
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import astuple, dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlmodel import Session, col
 
 from dns_lifecycle.admin.inventory import values
@@ -29,15 +31,17 @@ from dns_lifecycle.admin.inventory.entries import (
     EditionEntry,
     InstanceEntry,
     RecordEntry,
+    columns_of,
     fields_of,
     key_path,
     validate_entry,
 )
 from dns_lifecycle.core.errors import InventoryInvalid
 from dns_lifecycle.lifecycle.zonefile import Rr
-from models import Account, Cluster, Domain, Edition, Instance
+from dns_lifecycle.store import table_of
+from models import Account, Cluster, Domain, DomainRelease, Edition, Instance, Order, Record
 from models.cluster import ClusterBase
-from models.types import time_zones
+from models.types import INSTANCE_STATES, time_zones
 
 __all__ = [
     "HISTORY_KEYS",
@@ -89,6 +93,8 @@ class Inventory:
     # Which cluster serves the records of each instance of the document.
     serving_cluster: dict[str, str]
     stored: StoredState = field(repr=False)
+    # Money added to stored accounts: id -> (the balance it adds to, the amount).
+    top_ups: dict[str, tuple[Decimal, Decimal]] = field(default_factory=dict)
 
     def counts(self) -> dict[str, int]:
         """How many of each kind the document holds."""
@@ -162,6 +168,118 @@ class _Declared:
         return d
 
 
+# The columns of an instance that a released one keeps for good, by document key.
+_INSTANCE_COLUMNS = {key: column for key, (column, _) in columns_of(InstanceEntry).items()}
+
+
+@dataclass
+class StoredDomain:
+    """A stored domain as the document gives it, to compare with a re-imported one."""
+
+    registrar: str
+    epp_statuses: list[str]
+    nameservers: list[str]
+    records: list[tuple[str, str, str, int]]
+    release: dict[str, Any] | None
+
+
+@dataclass
+class Lifecycle:
+    """What the lifecycle runs did to the file's instances and accounts: states, paid
+    periods, charges. A file is not dated, so it may be older than these: the checks
+    refuse what would undo them (``_Walk.stale_instance``, ``_Walk.stale_balance``)."""
+
+    # Every stored instance of the file: (state, expiry).
+    instances: dict[str, tuple[str, datetime]] = field(default_factory=dict)
+    # Stored released instances of the file: their columns, and their domains by name
+    # (for those the file lists with domains).
+    released: dict[str, dict[str, Any]] = field(default_factory=dict)
+    released_domains: dict[str, dict[str, StoredDomain]] = field(default_factory=dict)
+    # Per instance, the paid order whose period ends last: (order id, kind, period end).
+    paid_through: dict[str, tuple[int, str, datetime]] = field(default_factory=dict)
+    # Stored balance of each stored account of the file.
+    balances: dict[str, Decimal] = field(default_factory=dict)
+    # Accounts with paid orders: (how many, when the latest was paid).
+    charges: dict[str, tuple[int, datetime | None]] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, session: Session, declared: _Declared, account_ids: set[str]) -> Lifecycle:
+        found = cls()
+        for chunk in chunks(sorted(declared.instances)):
+            for instance_id, state, expires_at in session.execute(
+                select(col(Instance.id), col(Instance.state), col(Instance.expires_at)).where(
+                    col(Instance.id).in_(chunk)
+                )
+            ):
+                found.instances[instance_id] = (state, expires_at)
+        released = sorted(i for i, (state, _) in found.instances.items() if state == "released")
+        columns = [getattr(Instance, c) for c in _INSTANCE_COLUMNS.values()]
+        for chunk in chunks(released):
+            for row in session.execute(
+                select(*columns).where(col(Instance.id).in_(chunk))
+            ).mappings():
+                found.released[row["id"]] = dict(row)
+        found.released_domains = _stored_domains(
+            session, [i for i in released if i in declared.instances_with_domains]
+        )
+        orders, other = table_of(Order), table_of(Order).alias("other")
+        latest = (
+            select(func.max(other.c.period_end))
+            .where(other.c.instance_id == orders.c.instance_id, other.c.state == "paid")
+            .scalar_subquery()
+        )
+        for chunk in chunks(sorted(found.instances)):
+            for instance_id, order_id, kind, end in session.execute(
+                select(orders.c.instance_id, orders.c.id, orders.c.kind, orders.c.period_end)
+                .where(
+                    orders.c.instance_id.in_(chunk),
+                    orders.c.state == "paid",
+                    orders.c.period_end == latest,
+                )
+                .order_by(orders.c.id)
+            ):
+                found.paid_through[instance_id] = (order_id, kind, end)
+        for chunk in chunks(sorted(declared.accounts & account_ids)):
+            found.balances.update(
+                session.execute(
+                    select(col(Account.id), col(Account.balance)).where(col(Account.id).in_(chunk))
+                ).all()
+            )
+            for account_id, count, paid_at in session.execute(
+                select(col(Instance.account_id), func.count(), func.max(col(Order.paid_at)))
+                .join(Order, col(Order.instance_id) == col(Instance.id))
+                .where(col(Instance.account_id).in_(chunk), col(Order.state) == "paid")
+                .group_by(col(Instance.account_id))
+            ):
+                found.charges[account_id] = (count, paid_at)
+        return found
+
+
+def _stored_domains(
+    session: Session, instance_ids: list[str]
+) -> dict[str, dict[str, StoredDomain]]:
+    """The stored domains of these instances, with their records and release stages."""
+    result: dict[str, dict[str, StoredDomain]] = {}
+    for chunk in chunks(instance_ids):
+        by_id: dict[int, StoredDomain] = {}
+        for d in session.execute(
+            select(table_of(Domain)).where(col(Domain.instance_id).in_(chunk))
+        ):
+            by_id[d.id] = result.setdefault(d.instance_id, {})[d.name] = StoredDomain(
+                d.registrar, list(d.epp_statuses), list(d.nameservers), [], None
+            )
+        for ids in chunks(sorted(by_id)):
+            for r in session.execute(
+                select(table_of(Record)).where(col(Record.domain_id).in_(ids))
+            ):
+                by_id[r.domain_id].records.append((r.type, r.host, r.value, r.ttl))
+            for stage in session.execute(
+                select(table_of(DomainRelease)).where(col(DomainRelease.domain_id).in_(ids))
+            ).mappings():
+                by_id[stage["domain_id"]].release = dict(stage)
+    return result
+
+
 @dataclass
 class StoredState:
     """What the database holds that the checks and the writes need."""
@@ -174,6 +292,11 @@ class StoredState:
     domains: dict[str, tuple[int, str]]  # name -> (id, instance id)
     # Instances outside the document served by a cluster the document makes free.
     users_of_freed: dict[str, int]
+    # Of each account the document moves to another time zone: its stored instances
+    # (id, expiry, anchor day).
+    instances_of: dict[str, list[tuple[str, datetime, int]]]
+    # What the lifecycle did, that a file older than it must not undo (``Lifecycle``).
+    lifecycle: Lifecycle
 
     @classmethod
     def load(cls, session: Session, declared: _Declared) -> StoredState:
@@ -188,13 +311,8 @@ class StoredState:
                 )
             )
         account_ids = set(account_zones)
-        instance_ids: set[str] = set()
-        for chunk in chunks(sorted(declared.instances)):
-            instance_ids.update(
-                session.execute(
-                    select(col(Instance.id)).where(col(Instance.id).in_(chunk))
-                ).scalars()
-            )
+        lifecycle = Lifecycle.load(session, declared, account_ids)
+        instance_ids = set(lifecycle.instances)
         domains: dict[str, tuple[int, str]] = {}
         for chunk in chunks(sorted(declared.domain_names)):
             rows = session.execute(
@@ -214,6 +332,24 @@ class StoredState:
                 select(col(Instance.id)).where(col(Instance.cluster_code) == code)
             ).scalars()
             users_of_freed[code] = sum(1 for i in ids if i not in declared.instances)
+        moved = sorted(
+            account_id
+            for account_id, zone in declared.account_zones.items()
+            if account_id in account_zones and zone != account_zones[account_id]
+        )
+        instances_of: dict[str, list[tuple[str, datetime, int]]] = {}
+        for chunk in chunks(moved):
+            for instance_id, account_id, expires_at, anchor in session.execute(
+                select(
+                    col(Instance.id),
+                    col(Instance.account_id),
+                    col(Instance.expires_at),
+                    col(Instance.anchor_day),
+                )
+                .where(col(Instance.account_id).in_(chunk))
+                .order_by(col(Instance.id))
+            ):
+                instances_of.setdefault(account_id, []).append((instance_id, expires_at, anchor))
         return cls(
             edition_ranks,
             cluster_kinds,
@@ -222,7 +358,20 @@ class StoredState:
             instance_ids,
             domains,
             users_of_freed,
+            instances_of,
+            lifecycle,
         )
+
+
+def anchor_misfit(expires_at: datetime, anchor: int, zone: str) -> int | None:
+    """The local day of ``expires_at`` in ``zone`` when ``anchor`` does not fit it, else
+    None. A subscription anchored on the 31st expires on the 30th (or 28th) in shorter
+    months: the anchor may exceed the expiry day only at the end of a month."""
+    local = expires_at.astimezone(ZoneInfo(zone))
+    last = calendar.monthrange(local.year, local.month)[1]
+    if anchor == local.day or (local.day == last and anchor > local.day):
+        return None
+    return local.day
 
 
 # --- the walk ----------------------------------------------------------------------------------
@@ -234,6 +383,7 @@ class _Walk:
     def __init__(self, declared: _Declared, stored: StoredState):
         self.declared = declared
         self.stored = stored
+        self.top_ups: dict[str, tuple[Decimal, Decimal]] = {}
         self.errors: list[tuple[str, str]] = []
         # The free cluster of the state after import, if there will be exactly one.
         self.free_cluster = self._final_free_cluster()
@@ -368,8 +518,77 @@ class _Walk:
             path = f"accounts[{i}]"
             row = validate_entry(AccountEntry, raw, path, self.errors)
             if row is not None and self.unique(seen, row["id"], f"{path}.id", "id"):
+                self.new_zone(row, path)
+                self.balance(row, path)
                 rows.append(row)
         return rows
+
+    def balance(self, row: dict[str, Any], path: str) -> None:
+        """Checks an account's balance and top-up against the stored balance; leaves in
+        ``row`` only a balance to write (none where the stored one stays)."""
+        lifecycle = self.stored.lifecycle
+        account_id = row["id"]
+        stored = lifecycle.balances.get(account_id)
+        top_up = row.pop("top_up", None)
+        if top_up is not None:
+            if top_up == 0:
+                self.bad(f"{path}.top_up", "is 0.00; give the amount to add to the balance")
+            elif "balance" not in row:
+                self.bad(
+                    f"{path}.top_up",
+                    "needs the account's balance beside it, as the database holds it now "
+                    "(export the current state): the file then adds the money once, however "
+                    "often it is imported",
+                )
+            elif stored is None:
+                row["balance"] += top_up
+            elif row["balance"] != stored:
+                self.bad(
+                    f"{path}.balance",
+                    f"{_amount(row['balance'])} is not the stored balance {_amount(stored)}: "
+                    "this top-up was added already, or the balance changed since; export "
+                    "the current state and give its balance",
+                )
+            else:
+                del row["balance"]
+                self.top_ups[account_id] = (stored, top_up)
+            return
+        if stored is None or "balance" not in row:
+            return
+        if row["balance"] == stored:
+            # Nothing to write: a run charging the account meanwhile is not undone.
+            del row["balance"]
+            return
+        if account_id in lifecycle.charges:
+            count, paid_at = lifecycle.charges[account_id]
+            latest = f" (the latest paid {_utc(paid_at)})" if paid_at is not None else ""
+            self.bad(
+                f"{path}.balance",
+                f"{_amount(row['balance'])} is not the stored balance {_amount(stored)}, "
+                f"which {count} paid order{'s' if count != 1 else ''} charged{latest}; a file "
+                "cannot show that it is newer than those charges, so it does not set the "
+                "balance of an account with paid orders: give the stored balance or leave "
+                "balance out, and add money with top_up",
+            )
+
+    def new_zone(self, row: dict[str, Any], path: str) -> None:
+        """An account moved to another time zone: its stored instances that the file does
+        not list must still fit their anchor days there (those it lists are checked with
+        the file's values)."""
+        zone = row["timezone"]
+        if self.stored.account_zones.get(row["id"], zone) == zone:
+            return
+        for instance_id, expires_at, anchor in self.stored.instances_of.get(row["id"], []):
+            if instance_id in self.declared.instances:
+                continue
+            if (day := anchor_misfit(expires_at, anchor, zone)) is not None:
+                self.bad(
+                    f"{path}.timezone",
+                    f"{values.show(zone)} does not fit the stored instance "
+                    f"{values.show(instance_id)}: its anchor_day {anchor} does not fit its "
+                    f"expires_at (day {day} in {zone}); list that instance in this file with "
+                    "an anchor_day and expires_at that fit the new zone, or keep the zone",
+                )
 
     def instances(
         self, section: Any
@@ -401,6 +620,9 @@ class _Walk:
                 domains = self.domains(
                     raw["domains"], f"{path}.domains", instance_id, seen_domains, record_cluster
                 )
+            if row is not None and row["id"] in self.stored.lifecycle.instances:
+                clean = domains if len(self.errors) == before else None
+                self.stale_instance(row, raw, path, clean)
             if row is None or record_cluster is None or len(self.errors) != before:
                 continue
             row.pop("domains", None)
@@ -444,6 +666,106 @@ class _Walk:
                 "and there is no single free cluster; add one to 'clusters'",
             )
         return self.free_cluster
+
+    def stale_instance(
+        self,
+        row: dict[str, Any],
+        raw: dict[str, Any],
+        path: str,
+        domains: list[CheckedDomain] | None,
+    ) -> None:
+        """Refuses what would undo the lifecycle's work on a stored instance: any change
+        to a released one, an expiry before the end of its paid periods, an expired one
+        made active again without a later expiry."""
+        lifecycle = self.stored.lifecycle
+        instance_id = row["id"]
+        stored_state, stored_expiry = lifecycle.instances[instance_id]
+        if stored_state == "released":
+            self.released_unchanged(row, raw, path, domains)
+            return
+        paid = lifecycle.paid_through.get(instance_id)
+        if paid is not None and row["expires_at"] < paid[2]:
+            order_id, kind, end = paid
+            self.bad(
+                f"{path}.expires_at",
+                f"{_utc(row['expires_at'])} is before {_utc(end)}, the end of the period paid "
+                f"by order {order_id} ({kind}): the file is older than that payment; an "
+                "expiry is not moved back before a paid period ends. To correct an expiry, "
+                "export the current state, edit it and import that",
+            )
+        state = row["state"]
+        backwards = INSTANCE_STATES.index(state) < INSTANCE_STATES.index(stored_state)
+        if backwards and row["expires_at"] <= stored_expiry:
+            self.bad(
+                f"{path}.state",
+                f"{values.show(state)} would undo the instance's expiry: it is "
+                f"{values.show(stored_state)} in the database, expired at "
+                f"{_utc(stored_expiry)}. It becomes active again only with an expires_at "
+                "after that: renew it (dns-lifecycle renew), or give the expiry it was "
+                "renewed to",
+            )
+
+    def released_unchanged(
+        self,
+        row: dict[str, Any],
+        raw: dict[str, Any],
+        path: str,
+        domains: list[CheckedDomain] | None,
+    ) -> None:
+        """Refuses every change to a released instance: its zones are on the free
+        cluster, its paid copies deleted, its name servers switched."""
+        stored = self.stored.lifecycle.released[row["id"]]
+        released_at = stored["released_at"]
+        final = (
+            "the instance was released"
+            + (f" on {_utc(released_at)}" if released_at is not None else "")
+            + ", and a released instance is final: it cannot be changed by import. Give "
+            "it as the database holds it (export the current state), or leave it out"
+        )
+        for key, column in _INSTANCE_COLUMNS.items():
+            if key in raw and column in row and row[column] != stored[column]:
+                self.bad(
+                    key_path(path, key),
+                    f"{_shown(row[column])} would change the stored {_shown(stored[column])}; "
+                    + final,
+                )
+        if domains is None:
+            return
+        held = self.stored.lifecycle.released_domains.get(row["id"], {})
+        listed = {d.name for d in domains}
+        for j, d in enumerate(domains):
+            dpath = f"{path}.domains[{j}]"
+            now = held.get(d.name)
+            if now is None:
+                self.bad(dpath, f"{values.show(d.name)} is not a domain of this instance; {final}")
+                continue
+            changed = [
+                what
+                for what, same in (
+                    ("registrar", d.registrar == now.registrar),
+                    ("epp_statuses", sorted(d.epp_statuses) == sorted(now.epp_statuses)),
+                    ("nameservers", sorted(d.nameservers) == sorted(now.nameservers)),
+                    ("records", sorted(astuple(r) for r in d.records) == sorted(now.records)),
+                    (
+                        "release",
+                        d.release is None
+                        or (
+                            now.release is not None
+                            and all(now.release.get(k) == v for k, v in d.release.items())
+                        ),
+                    ),
+                )
+                if not same
+            ]
+            if changed:
+                self.bad(dpath, f"its {', '.join(changed)} differ from the stored ones; {final}")
+        missing = sorted(set(held) - listed)
+        if missing:
+            self.bad(
+                f"{path}.domains",
+                f"leaves out {', '.join(values.show(n) for n in missing)}, which it holds; "
+                + final,
+            )
 
     def references(self, given: dict[str, str], path: str, seen: dict[str, str]) -> bool:
         """Checks an instance's id and references, by document key, those ``given``;
@@ -497,13 +819,8 @@ class _Walk:
         # with its account, and the anchor is then left unchecked.
         if not (isinstance(zone, str) and zone in time_zones()):
             return
-        local = row["expires_at"].astimezone(ZoneInfo(zone))
-        day = local.day
-        anchor = row.setdefault("anchor_day", day)
-        last = calendar.monthrange(local.year, local.month)[1]
-        # A subscription anchored on the 31st expires on the 30th (or 28th) in shorter
-        # months: the anchor may exceed the expiry day only at the end of a month.
-        if anchor != day and not (day == last and anchor > day):
+        anchor = row.setdefault("anchor_day", row["expires_at"].astimezone(ZoneInfo(zone)).day)
+        if (day := anchor_misfit(row["expires_at"], anchor, zone)) is not None:
             self.bad(
                 f"{path}.anchor_day",
                 f"{anchor} does not fit expires_at (day {day} in {zone}): it must be {day}, or "
@@ -582,6 +899,15 @@ class _Walk:
                 continue
             before = len(self.errors)
             rtype, host = row["type"], row["host"]
+            if rtype == "CNAME" and host == "@":
+                # The apex always holds the zone's SOA and NS, and a CNAME must be alone.
+                self.bad(
+                    f"{rpath}.host",
+                    "a CNAME cannot be at '@': the domain itself always holds its SOA and NS "
+                    "records; give '@' A/AAAA records instead, or put the CNAME on a host "
+                    "such as 'www'",
+                )
+                continue
             same = self.record_value(row, rpath, domain) if domain is not None else None
             if "cluster" in row and record_cluster is not None and row["cluster"] != record_cluster:
                 self.bad(
@@ -631,6 +957,18 @@ class _Walk:
         return canonical
 
 
+def _utc(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _amount(amount: Decimal) -> str:
+    return repr(str(amount.quantize(Decimal("0.01"))))
+
+
+def _shown(value: Any) -> str:
+    return _utc(value) if isinstance(value, datetime) else values.show(value)
+
+
 def _within(path: str, prefix: str) -> bool:
     """Whether ``path`` is ``prefix`` or inside it."""
     return path == prefix or path.startswith((f"{prefix}.", f"{prefix}["))
@@ -674,4 +1012,5 @@ def validate_inventory(doc: Any, session: Session, *, source: str | None = None)
         domains=domains,
         serving_cluster=serving,
         stored=stored,
+        top_ups=walk.top_ups,
     )

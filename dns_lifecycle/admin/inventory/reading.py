@@ -11,6 +11,16 @@ from dns_lifecycle.core.errors import InputError
 
 __all__ = ["read_inventory_file"]
 
+# No value of an inventory needs more digits; longer numbers are refused before Python
+# converts them (which costs time and, past its own limit, fails with its own advice).
+MAX_DIGITS = 100
+
+
+class _LongNumber(ValueError):
+    def __init__(self, digits: str):
+        super().__init__(digits)
+        self.digits = digits
+
 
 def read_inventory_file(path: Path) -> Any:
     """Parse a JSON file; any failure is an ``InputError`` that names the file.
@@ -45,12 +55,30 @@ def read_inventory_file(path: Path) -> Any:
             result[key] = value
         return result
 
+    def whole_number(digits: str) -> int:
+        if len(digits.lstrip("-")) > MAX_DIGITS:
+            raise _LongNumber(digits)
+        return int(digits)
+
     try:
-        return json.loads(text, parse_constant=refuse_constant, object_pairs_hook=refuse_duplicates)
+        return json.loads(
+            text,
+            parse_constant=refuse_constant,
+            parse_int=whole_number,
+            object_pairs_hook=refuse_duplicates,
+        )
     except json.JSONDecodeError as exc:
         raise InputError(
             f"{path}: not valid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}; "
             "fix the file and try again"
+        ) from None
+    except _LongNumber as exc:
+        start = text.find(exc.digits)
+        line = text.count("\n", 0, start) + 1
+        column = start - (text.rfind("\n", 0, start) + 1) + 1
+        raise InputError(
+            f"{path}: a number of {len(exc.digits.lstrip('-'))} digits at line {line}, "
+            f"column {column}; no value of an inventory has more than {MAX_DIGITS}: fix the file"
         ) from None
     except RecursionError:
         raise InputError(f"{path}: nested too deeply to be an inventory; fix the file") from None

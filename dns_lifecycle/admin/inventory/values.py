@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import re
+import unicodedata
 from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
@@ -82,9 +83,12 @@ _HTTP_URL_RE = re.compile(r"https?://[^\s/?#]+(/[^\s?#]*)?")
 # E.164: "+", a country code that does not start with 0, 8 to 15 digits in all.
 _PHONE_RE = re.compile(r"\+[1-9][0-9]{7,14}")
 # At most 12 digits before the point and 2 after: NUMERIC(14, 2).
-_MONEY_RE = re.compile(r"-?[0-9]{1,12}(?:\.[0-9]{1,2})?")
+_MONEY_RE = re.compile(r"[0-9]{1,12}(?:\.[0-9]{1,2})?")
 # Control characters (CR, LF, NUL...), lone surrogates, Unicode line separators.
 _UNSAFE_RE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
+# Joiners shape the letters of some scripts and emoji; every other invisible format
+# character (bidi overrides and isolates, zero-width spaces, BOM, tags) is refused.
+_JOINERS = "\u200c\u200d"
 _ASCII_LABEL_RE = re.compile(r"[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?")
 _EMAIL_LOCAL_FORBIDDEN = re.compile(r"[\s<>()\[\]\\,;:\"]")
 
@@ -131,13 +135,26 @@ def _unsafe(value: str) -> str | None:
     """Why a string may not be stored, or None when it may."""
     match = _UNSAFE_RE.search(value)
     if match is None:
-        return None
+        return None if value.isascii() else _format_character(value)
     char = match.group()
     if char in "\r\n":
         return "contains a line break"
     if "\ud800" <= char <= "\udfff":
         return "contains an invalid character (a lone surrogate)"
     return f"contains the control character U+{ord(char):04X}"
+
+
+def _format_character(value: str) -> str | None:
+    """Why a string with an invisible format character may not be stored: one that turns
+    text around (U+202E) can make a name in a subject line or an SMS read otherwise."""
+    for char in value:
+        if unicodedata.category(char) == "Cf" and char not in _JOINERS:
+            name = unicodedata.name(char, "a format character")
+            return (
+                f"contains the invisible format character U+{ord(char):04X} ({name}), "
+                "which changes how the text around it reads"
+            )
+    return None
 
 
 def _expect(what: str) -> Callable[[Any], str]:
@@ -176,6 +193,9 @@ def money(value: Any) -> Decimal:
     """An amount written as a decimal string with at most two places, 0 or more."""
     if not isinstance(value, str):
         raise ValueError(f"expected a decimal string such as '12.50', got {show(value)}")
+    if value.startswith("-"):
+        # '-0.00' too: a sign on an amount that cannot be negative only misleads.
+        raise ValueError(f"{show(value)} is negative; amounts are 0 or more, without a sign")
     if not _MONEY_RE.fullmatch(value):
         raise ValueError(
             f"{show(value)} is not a valid amount: write digits with at most 2 "
@@ -185,8 +205,6 @@ def money(value: Any) -> Decimal:
         amount = Decimal(value)
     except InvalidOperation:  # pragma: no cover - the pattern already excludes it
         raise ValueError(f"{show(value)} is not a valid amount") from None
-    if amount < 0:
-        raise ValueError(f"{show(value)} is negative; amounts are 0 or more")
     return amount.quantize(Decimal("0.01"))
 
 
@@ -229,6 +247,9 @@ def email(value: str) -> str:
         problem = "the part before @ is longer than 64 characters"
     elif _EMAIL_LOCAL_FORBIDDEN.search(local):
         problem = 'the part before @ has a space or one of <>()[]\\,;:"'
+    elif local.startswith(".") or local.endswith(".") or ".." in local:
+        # RFC 5322 dot-atom: servers refuse such an address, or deliver it elsewhere.
+        problem = "the part before @ starts or ends with a dot, or has two dots in a row"
     elif "." not in domain_part:
         problem = "the part after @ must be a domain name with a dot"
     else:
