@@ -549,6 +549,23 @@ def test_a_cname_at_the_apex_is_refused(lite_db):
     assert path == f"{RECORDS}[0].host" and "SOA and NS" in message
 
 
+def test_two_ttls_in_one_record_set_are_refused(lite_db):
+    """Records of one host and type with two TTLs are refused at the second one's TTL,
+    since DNS serves a set with one TTL; other hosts and types keep their own."""
+    doc = with_records(
+        ("A", "www", "192.0.2.1"),
+        ("A", "WWW", "192.0.2.2"),
+        ("AAAA", "www", "2001:db8::1"),
+        ("A", "@", "192.0.2.3"),
+    )
+    records = doc["instances"][0]["domains"][0]["records"]
+    records[1]["ttl"] = 300
+    records[2]["ttl"] = 60
+    records[3]["ttl"] = 86400
+    [(path, message)] = refusal(lite_db, doc).errors
+    assert path == f"{RECORDS}[1].ttl" and "TTL 600" in message and f"{RECORDS}[0]" in message
+
+
 @pytest.mark.parametrize("zone", ["localtime", "Factory", "posixrules", "posix/UTC", "right/UTC"])
 def test_only_real_time_zones_are_accepted(lite_db, zone):
     """Entries of the time zone database that are not zones are refused."""

@@ -892,6 +892,9 @@ class _Walk:
         seen: dict[tuple[str, str, str], str] = {}
         # Per owner name: the types there, with the path of the first of each.
         owners: dict[str, dict[str, str]] = {}
+        # Per record set (owner, type): its TTL and the path that set it. DNS serves one
+        # TTL per set, and a live cluster refuses a zone whose set has two.
+        set_ttls: dict[tuple[str, str], tuple[int, str]] = {}
         for k, raw in enumerate(section):
             rpath = f"{path}[{k}]"
             row = validate_entry(RecordEntry, raw, rpath, self.errors)
@@ -930,6 +933,15 @@ class _Walk:
                     f"{values.show(host)} already has a record at {other}, and a CNAME "
                     "must be the only record of its name; keep one of them, or move "
                     "the other to another host",
+                )
+                continue
+            first_ttl, first_path = set_ttls.setdefault((same.host, same.type), (row["ttl"], rpath))
+            if row["ttl"] != first_ttl:
+                self.bad(
+                    f"{rpath}.ttl",
+                    f"{row['ttl']} differs from the TTL {first_ttl} of the {rtype} record of "
+                    f"{values.show(host)} at {first_path}; the records of one host and type "
+                    "are served as one set with one TTL: give them the same TTL",
                 )
                 continue
             seen[identity] = rpath
