@@ -7,10 +7,13 @@ import os
 import subprocess
 import sys
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
 from dns_lifecycle.admin.cli import main
+
+SAMPLE = Path(__file__).parent / "fixtures" / "inventory_small.json"
 
 
 @pytest.fixture
@@ -22,7 +25,10 @@ def cli(settings, monkeypatch, capsys):
     def run(*argv: str, **env: str):
         for name, value in env.items():
             monkeypatch.setenv(name, value)
-        code = main(list(argv))
+        try:
+            code = main(list(argv))
+        except SystemExit as exit:  # the argument parser's refusals
+            code = exit.code
         out = capsys.readouterr()
         return code, out.out, out.err
 
@@ -85,6 +91,41 @@ def test_export_to_a_folder_that_does_not_exist_is_refused(cli, tmp_path):
     code, _, err = cli("export", "--output", str(target))
     assert code == 2
     assert str(target) in _one_line(err) and "existing" in err
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["tickets", "resolve", "99999999999999999999999"],
+        ["tickets", "resolve", str(2**31)],
+        ["orders", "list", "--limit", "99999999999999999999999"],
+        ["renew", "inst-a01", "--periods", "9" * 5000],
+    ],
+)
+def test_a_number_too_large_for_the_database_is_refused_in_one_line(cli, argv):
+    """An id or limit no database column can hold is refused before any query."""
+    code, out, err = cli(*argv)
+    assert code == 2 and out == ""
+    assert "is too large: give at most" in _one_line(err)
+
+
+def test_the_largest_id_a_row_can_have_is_looked_up(cli):
+    """An id at the top of the range is a plain unknown ticket, on every database."""
+    code, _, err = cli("tickets", "resolve", str(2**31 - 1))
+    assert code == 2
+    assert f"ticket {2**31 - 1} does not exist" in _one_line(err)
+
+
+@pytest.mark.parametrize("periods", ["1_0", " 10", "+10", "10 ", "\u0661\u0660", "-1"])
+def test_a_whole_number_not_written_in_plain_digits_is_refused(cli, periods):
+    """`--periods 1_0` is not read as 10: only the digits 0-9 make a number, nothing is
+    charged."""
+    cli("import", str(SAMPLE))
+    before = cli("export", "--json")[1]
+    code, out, err = cli("renew", "inst-a01", "--periods", periods)
+    assert code == 2 and out == ""
+    assert "is not a whole number: write it in the digits 0-9 only" in _one_line(err)
+    assert cli("export", "--json")[1] == before
 
 
 @pytest.mark.parametrize(

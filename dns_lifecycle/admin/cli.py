@@ -10,7 +10,7 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from pydantic import ValidationError
 from pydantic_settings import SettingsError
@@ -431,7 +431,7 @@ def cmd_preview(args, settings: Settings) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="dns-lifecycle",
         description="Subscription lifecycle of paid DNS-hosting instances.",
     )
@@ -458,7 +458,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("seed", cmd_seed, "create a deterministic synthetic fleet in an empty database")
     p.add_argument("--instances", type=_positive_int, required=True, metavar="N")
-    p.add_argument("--seed", type=int, default=0, metavar="S")
+    p.add_argument("--seed", type=_whole_number(0, MAX_WHOLE), default=0, metavar="S")
     p.add_argument("--as-of", metavar="DATE", help="centre the fleet's expiries on DATE")
 
     p = add("run", cmd_run, "run the daily lifecycle once, through Prefect")
@@ -497,7 +497,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=cmd_orders_list)
     p.add_argument("--instance", metavar="ID")
     p.add_argument("--state", choices=["pending", "paid", "failed"])
-    p.add_argument("--limit", type=_positive_int, default=1000)
+    p.add_argument("--limit", type=_whole_number(1, MAX_LIMIT), default=1000, metavar="N")
     p.add_argument("--json", action="store_true")
 
     tickets = sub.add_parser("tickets", help="manual-action tickets")
@@ -508,7 +508,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p = tickets_sub.add_parser("resolve", help="close a ticket once its action is done")
     p.set_defaults(handler=cmd_tickets_resolve)
-    p.add_argument("id", type=_positive_int, metavar="ID")
+    p.add_argument("id", type=_whole_number(1, MAX_ROW_ID), metavar="ID")
 
     instances = sub.add_parser("instances", help="look at one instance")
     instances_sub = instances.add_subparsers(
@@ -534,14 +534,43 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} must be at least 1")
-    return value
+# The largest id a row can have (the id columns are SQL INTEGER: 32 bits on PostgreSQL),
+# the largest count or seed (64 bits), and the most rows a listing prints.
+MAX_ROW_ID = 2**31 - 1
+MAX_WHOLE = 2**63 - 1
+MAX_LIMIT = 1_000_000
+
+
+def _whole_number(low: int, high: int) -> Callable[[str], int]:
+    """An argument type: a whole number from ``low`` to ``high``, written in the digits
+    0-9 only. int() would also take '1_0', ' 10' or '+10', and a slip of a finger would
+    then buy ten times as much."""
+
+    def parse(text: str) -> int:
+        shown = text if len(text) <= 24 else text[:20] + "..."
+        if not (text.isascii() and text.isdigit()):
+            raise argparse.ArgumentTypeError(
+                f"{shown!r} is not a whole number: write it in the digits 0-9 only, e.g. {low}"
+            )
+        # Compared as text first: int() refuses numbers of more than 4,300 digits.
+        value = int(text) if len(text.lstrip("0")) <= len(str(high)) else high + 1
+        if value < low:
+            raise argparse.ArgumentTypeError(f"{shown} is too small: give at least {low}")
+        if value > high:
+            raise argparse.ArgumentTypeError(f"{shown} is too large: give at most {high:,}")
+        return value
+
+    return parse
+
+
+_positive_int = _whole_number(1, MAX_WHOLE)
+
+
+class _Parser(argparse.ArgumentParser):
+    """Refuses bad arguments in one line, as every other refusal of the command does."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
 
 
 def main(argv: list[str] | None = None) -> int:
