@@ -13,7 +13,6 @@ from typing import Annotated, Any
 
 from prefect.runtime import flow_run
 from pydantic import Field
-from pydantic.json_schema import SkipJsonSchema
 from sqlmodel import Session
 
 from dns_lifecycle.store.notifications import PendingFilter
@@ -21,14 +20,10 @@ from dns_lifecycle.store.subscriptions import renew, set_auto_renew, upgrade
 from flows.base import lifecycle_flow
 from flows.common import RunContext, StepReport, open_run, timed
 from flows.delivery import deliver_pending
-from flows.params import AsOf
+from flows.params import AsOf, RequestKey
 from models import Order
 
 InstanceId = Annotated[str, Field(min_length=1, max_length=64, description="The instance id.")]
-RequestKey = Annotated[
-    Annotated[str, Field(max_length=64)] | SkipJsonSchema[None],
-    Field(description="Makes a retried request a no-op (default: the run id)."),
-]
 
 
 def order_summary(order: Order) -> dict[str, Any]:

@@ -23,7 +23,10 @@ def cli(settings, monkeypatch, capsys):
     monkeypatch.setenv("DNSL_SMS_BACKEND", "memory")
 
     def run(*argv: str):
-        code = main(list(argv))
+        try:
+            code = main(list(argv))
+        except SystemExit as exit:  # the argument parser's refusals
+            code = exit.code
         out = capsys.readouterr()
         return code, out.out, out.err
 
@@ -82,6 +85,33 @@ def test_refusals_exit_2_with_the_reason_and_change_nothing(cli, argv, message):
     before = _export(cli)
     code, _, err = cli(*argv)
     assert code == 2 and message in err
+    assert _export(cli) == before
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ("renew", "inst-a01", "--periods", "1"),
+        ("upgrade", "inst-a01", "--edition", "enterprise-ultimate"),
+    ],
+)
+def test_a_request_key_longer_than_the_flows_take_is_refused(cli, argv):
+    """A request key over 64 characters (the flows' limit) is refused in one line and
+    nothing is charged, on SQLite as on PostgreSQL."""
+    cli("import", str(SAMPLE))
+    before = _export(cli)
+    code, out, err = cli(*argv, "--request-key", "k" * 300)
+    assert code == 2 and out == "" and "Traceback" not in err
+    assert err.count("\n") == 1 and "at most 64 characters" in err
+    assert _export(cli) == before
+
+
+def test_an_empty_request_key_is_refused(cli):
+    """`--request-key ""` (an unset variable) would renew anew on every repeat: refused."""
+    cli("import", str(SAMPLE))
+    before = _export(cli)
+    code, _, err = cli("renew", "inst-a01", "--request-key", "")
+    assert code == 2 and err.count("\n") == 1 and "an empty request key" in err
     assert _export(cli) == before
 
 

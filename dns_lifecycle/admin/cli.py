@@ -475,14 +475,22 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="1-36 for a monthly subscription, 1-10 for a yearly one (default 1)",
     )
-    p.add_argument("--request-key", help="repeat a request safely: the same key renews once")
+    p.add_argument(
+        "--request-key",
+        type=_request_key,
+        help="repeat a request safely: the same key renews once (up to 64 characters)",
+    )
     p.add_argument("--json", action="store_true")
 
     p = add("upgrade", cmd_upgrade, "move an instance to a higher edition (prorated)")
     p.add_argument("instance", metavar="INSTANCE")
     p.add_argument("--edition", required=True, metavar="E")
     p.add_argument("--as-of", metavar="DATE", help="price the rest of the period as of DATE")
-    p.add_argument("--request-key", help="repeat a request safely: the same key upgrades once")
+    p.add_argument(
+        "--request-key",
+        type=_request_key,
+        help="repeat a request safely: the same key upgrades once (up to 64 characters)",
+    )
     p.add_argument("--json", action="store_true")
 
     p = add("auto-renew", cmd_auto_renew, "switch auto-renewal of an instance on or off")
@@ -564,6 +572,28 @@ def _whole_number(low: int, high: int) -> Callable[[str], int]:
 
 
 _positive_int = _whole_number(1, MAX_WHOLE)
+
+
+def _request_key(text: str) -> str:
+    """An argument type: a request key as the Prefect flows take it (the same type)."""
+    from pydantic import TypeAdapter
+
+    from flows.params import RequestKeyText
+
+    if not text:
+        raise argparse.ArgumentTypeError(
+            "an empty request key would not make a repeat safe: give a key (e.g. a UUID) "
+            "or leave --request-key out"
+        )
+    try:
+        return TypeAdapter(RequestKeyText).validate_python(text)
+    except ValidationError as exc:
+        shown = text if len(text) <= 24 else text[:20] + "..."
+        problem = exc.errors()[0]["msg"].lower()
+        raise argparse.ArgumentTypeError(
+            f"request key {shown!r} ({len(text)} characters): {problem}: give a shorter key, "
+            "e.g. a UUID"
+        ) from None
 
 
 class _Parser(argparse.ArgumentParser):
