@@ -129,6 +129,27 @@ def test_a_whole_number_not_written_in_plain_digits_is_refused(cli, periods):
 
 
 @pytest.mark.parametrize(
+    ("where", "says"),
+    [
+        ("afile", "it is a file, not a folder"),
+        ("afile/sub", "a part of that path is a file"),
+        ("/proc/dns-lifecycle-gallery", "give a folder that can be made and written"),
+    ],
+)
+def test_preview_emails_into_a_folder_that_cannot_be_made_is_refused(cli, tmp_path, where, says):
+    """A file, a path under a file, or a place no folder can be made: one line naming it."""
+    if where.startswith("/proc") and not Path("/proc/self").exists():
+        pytest.skip("no /proc here")
+    (tmp_path / "afile").write_text("not a folder\n")
+    target = tmp_path / where
+    code, out, err = cli("preview-emails", str(target))
+    assert code == 2 and out == ""
+    line = _one_line(err)
+    assert f"cannot write the gallery into {target}" in line and says in line
+    assert (tmp_path / "afile").read_text() == "not a folder\n"
+
+
+@pytest.mark.parametrize(
     ("name", "value", "expected"),
     [
         ("DNSL_REMINDER_OFFSETS_DAYS", "not json", "DNSL_REMINDER_OFFSETS_DAYS"),
