@@ -3,6 +3,7 @@ traceback; and output that ends quietly when its reader goes away."""
 
 from __future__ import annotations
 
+import errno
 import os
 import subprocess
 import sys
@@ -126,6 +127,45 @@ def test_a_whole_number_not_written_in_plain_digits_is_refused(cli, periods):
     assert code == 2 and out == ""
     assert "is not a whole number: write it in the digits 0-9 only" in _one_line(err)
     assert cli("export", "--json")[1] == before
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="no /dev/full here")
+def test_export_to_a_full_device_is_refused_in_one_line(cli):
+    """A write that fails (no space left) names the file instead of a traceback."""
+    code, _, err = cli("export", "--output", "/dev/full")
+    assert code == 2
+    assert "cannot write /dev/full: No space left on device" in _one_line(err)
+
+
+def _failing_write(session, out):
+    """An export that runs out of room halfway."""
+    out.write('{"editions": [')
+    out.flush()
+    raise OSError(errno.ENOSPC, "No space left on device")
+
+
+def test_a_failed_export_leaves_the_earlier_one_as_it_was(cli, tmp_path, monkeypatch):
+    """The export is written beside the file and renamed once complete: a write that
+    fails leaves the earlier export whole and no partial file next to it."""
+    (tmp_path / "exports").mkdir()
+    target = tmp_path / "exports" / "state.json"
+    assert cli("export", "--output", str(target))[0] == 0
+    earlier = target.read_text()
+    monkeypatch.setattr("dns_lifecycle.admin.inventory.write_state", _failing_write)
+    code, _, err = cli("export", "--output", str(target))
+    assert code == 2 and f"cannot write {target}" in _one_line(err)
+    assert target.read_text() == earlier
+    assert list(target.parent.iterdir()) == [target]
+
+
+def test_a_failed_export_leaves_no_file(cli, tmp_path, monkeypatch):
+    """An export that fails before it is complete leaves nothing behind."""
+    out_dir = tmp_path / "exports"
+    out_dir.mkdir()
+    monkeypatch.setattr("dns_lifecycle.admin.inventory.write_state", _failing_write)
+    code, _, err = cli("export", "--output", str(out_dir / "state.json"))
+    assert code == 2 and "No space left on device" in _one_line(err)
+    assert list(out_dir.iterdir()) == []
 
 
 @pytest.mark.parametrize(

@@ -7,6 +7,7 @@ import argparse
 import json
 import os
 import sys
+import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
@@ -69,15 +70,51 @@ def _session(settings: Settings) -> Iterator[Any]:
 
 @contextmanager
 def _output_file(path: str) -> Iterator[Any]:
-    """``path`` opened for writing, or an InputError that says why it cannot be."""
+    """``path`` opened for writing, or an InputError that says why it cannot be written.
+
+    A file is written beside itself under a temporary name and renamed into place once
+    complete: a failed export leaves no partial file, and an earlier one stays as it was.
+    What is not a file (a device, a pipe, /dev/stdout) is written in place."""
+    target = Path(path)
     try:
-        out = open(path, "w", encoding="utf-8")  # noqa: SIM115 - closed by the with below
+        if target.exists() and not target.is_file():
+            with open(target, "w", encoding="utf-8") as out:
+                yield out
+            return
+        yield from _replacing(target.resolve())
+    except BrokenPipeError:
+        raise  # a reader that went away (--output /dev/stdout | head): main ends quietly
     except OSError as exc:
         raise InputError(
-            f"cannot write {path}: {exc.strerror}; give a file in an existing, writable folder"
+            f"cannot write {path}: {exc.strerror or exc}; give a file in an existing, "
+            "writable folder with room for it"
         ) from None
-    with out:
-        yield out
+
+
+def _replacing(target: Path) -> Iterator[Any]:
+    """A temporary file beside ``target``, renamed onto it once the caller is done."""
+    fd, temporary = tempfile.mkstemp(
+        prefix=f".{target.name}.", suffix=".partial", dir=target.parent
+    )
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            # The permissions the file would have had if opened in place: its own when
+            # it exists, else those of a new file (mkstemp's are owner-only).
+            if target.exists():
+                mode = target.stat().st_mode & 0o777
+            else:
+                umask = os.umask(0)
+                os.umask(umask)
+                mode = 0o666 & ~umask
+            os.fchmod(out.fileno(), mode)
+            yield out
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(temporary, target)
+    except BaseException:
+        with suppress(OSError):
+            os.unlink(temporary)
+        raise
 
 
 def _json(value: Any) -> str:
