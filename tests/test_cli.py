@@ -161,6 +161,25 @@ def test_renewing_past_the_grace_period_exits_2_with_its_end_and_charges_nothing
     assert _export(cli) == before
 
 
+def test_renewing_past_the_last_year_an_expiry_can_reach_exits_2_naming_the_instance(cli, db):
+    """An instance expiring in 9998 (the import takes that) renewed by two years is refused
+    in one line, and nothing changes."""
+    from datetime import UTC, datetime
+
+    from tests.factories import make_instance
+
+    with db.session() as s:
+        make_instance(
+            s, "inst-far", billing_cycle="yearly", expires_at=datetime(9998, 6, 1, tzinfo=UTC)
+        )
+        s.commit()
+    before = _export(cli)
+    code, out, err = cli("renew", "inst-far", "--periods", "2")
+    assert code == 2 and out == "" and "Traceback" not in err
+    assert err.count("\n") == 1 and "cannot renew instance inst-far by 2 years" in err
+    assert _export(cli) == before
+
+
 def test_auto_renew_on_for_an_expired_instance_exits_2_saying_renew_by_hand(cli):
     """Switching auto-renewal on for an expired instance is refused: renew it by hand."""
     cli("import", str(SAMPLE))
