@@ -136,6 +136,39 @@ def test_orders_tickets_and_instances_show(cli):
     assert code == 2 and "ticket 999 does not exist" in err
 
 
+def test_orders_of_an_unknown_instance_are_refused(cli):
+    """`orders list --instance nosuch` says the instance does not exist, as other
+    commands do, instead of an empty list."""
+    cli("import", str(SAMPLE))
+    code, out, err = cli("orders", "list", "--instance", "inst-nope")
+    assert code == 2 and out == ""
+    assert err.count("\n") == 1 and "instance 'inst-nope' does not exist" in err
+
+
+def test_orders_of_an_empty_instance_id_are_refused(cli):
+    """`orders list --instance ""` (an unset variable) is refused, not every order."""
+    cli("import", str(SAMPLE))
+    assert cli("renew", "inst-a01")[0] == 0
+    code, out, err = cli("orders", "list", "--instance", "")
+    assert code == 2 and out == ""
+    assert err.count("\n") == 1 and "an empty id names nothing" in err
+
+
+def test_orders_list_shows_the_newest_first_and_says_how_many_the_limit_left_out(cli):
+    """With more orders than --limit, the newest are listed and stderr says how many
+    older ones there are and how to see them; the JSON stays a list."""
+    cli("import", str(SAMPLE))
+    for _ in range(3):
+        assert cli("renew", "inst-a01")[0] == 0
+    code, out, err = cli("orders", "list", "--limit", "2")
+    assert code == 0
+    assert [line.split()[0] for line in out.splitlines()[1:]] == ["3", "2"]
+    assert err == "(the newest 2 of 3 orders: 1 older not shown; `--limit 3` shows them all)\n"
+    code, out, err = cli("orders", "list", "--limit", "2", "--json")
+    assert [o["id"] for o in json.loads(out)] == [3, 2] and "1 older not shown" in err
+    assert cli("orders", "list")[2] == ""
+
+
 def test_a_bad_as_of_is_refused_before_anything_runs(cli):
     """A date that is not a date names the field and the expected form."""
     code, _, err = cli("run", "--as-of", "tomorrow")

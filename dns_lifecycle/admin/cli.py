@@ -326,17 +326,31 @@ def cmd_orders_list(args, settings: Settings) -> int:
     from dns_lifecycle.store.queries import list_orders
 
     with _session(settings) as session:
-        orders = list_orders(session, instance_id=args.instance, state=args.state, limit=args.limit)
+        orders, total = list_orders(
+            session, instance_id=args.instance, state=args.state, limit=args.limit
+        )
     if args.json:
         from dns_lifecycle.admin.inventory import order_row
 
         print(_json([order_row(o) for o in orders]))
-        return 0
-    print(f"{'id':>6}  {'instance':<16} {'kind':<15} {'period_end':<26} {'amount':>10}  state")
-    for o in orders:
+    else:
+        print(f"{'id':>6}  {'instance':<16} {'kind':<15} {'period_end':<26} {'amount':>10}  state")
+        for o in orders:
+            print(
+                f"{o.id:>6}  {o.instance_id:<16} {o.kind:<15} {o.period_end.isoformat():<26} "
+                f"{o.amount:>10}  {o.state}{'  (' + o.reason + ')' if o.reason else ''}"
+            )
+    if total > len(orders):
+        # On stderr, so that the listing (and its JSON) stays what a script reads.
+        more = (
+            f"`--limit {total}` shows them all"
+            if total <= MAX_LIMIT
+            else "--instance or --state narrows them down"
+        )
         print(
-            f"{o.id:>6}  {o.instance_id:<16} {o.kind:<15} {o.period_end.isoformat():<26} "
-            f"{o.amount:>10}  {o.state}{'  (' + o.reason + ')' if o.reason else ''}"
+            f"(the newest {len(orders):,} of {counted(total, 'order')}: "
+            f"{total - len(orders):,} older not shown; {more})",
+            file=sys.stderr,
         )
     return 0
 
@@ -538,11 +552,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     orders = sub.add_parser("orders", help="renewal and upgrade orders")
     orders_sub = orders.add_subparsers(dest="orders_command", required=True, metavar="ACTION")
-    p = orders_sub.add_parser("list", help="list orders, oldest first")
+    p = orders_sub.add_parser("list", help="list orders, newest first")
     p.set_defaults(handler=cmd_orders_list)
-    p.add_argument("--instance", metavar="ID")
+    p.add_argument("--instance", type=_an_id, metavar="ID", help="only this instance's")
     p.add_argument("--state", choices=["pending", "paid", "failed"])
-    p.add_argument("--limit", type=_whole_number(1, MAX_LIMIT), default=1000, metavar="N")
+    p.add_argument(
+        "--limit",
+        type=_whole_number(1, MAX_LIMIT),
+        default=1000,
+        metavar="N",
+        help="the newest N (default 1000; stderr says how many more there are)",
+    )
     p.add_argument("--json", action="store_true")
 
     tickets = sub.add_parser("tickets", help="manual-action tickets")
@@ -609,6 +629,15 @@ def _whole_number(low: int, high: int) -> Callable[[str], int]:
 
 
 _positive_int = _whole_number(1, MAX_WHOLE)
+
+
+def _an_id(text: str) -> str:
+    """An argument type: an id that is not empty (an empty one would select everything)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError(
+            "an empty id names nothing: give one, e.g. inst-0000001, or leave the option out"
+        )
+    return text
 
 
 def _request_key(text: str) -> str:
