@@ -9,6 +9,7 @@ UI runs the flows, which wrap the same functions.
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 from typing import Annotated, Any
 
 from prefect.runtime import flow_run
@@ -43,17 +44,25 @@ def apply_change(
     step: str,
     instance_id: str,
     notice_kind: str,
-    change: Callable[[Session], Order | bool],
+    change: Callable[[Session, datetime], Order | bool],
 ) -> StepReport:
-    """Run ``change`` in one transaction, then deliver the notice it queued."""
+    """Run ``change`` in one transaction at the moment ``now``, then deliver the notice
+    it queued.
+
+    A request repeated with its request key gets back the order the first one made, at
+    that one's moment: the report counts it as ``orders_repeated`` and marks its row
+    ``repeated``, so that nothing reads it as a second charge.
+    """
     report = StepReport(step=step, as_of=ctx.as_of, dry_run=False)
     with timed(report):
+        now = ctx.clock()
         with ctx.db.session() as session:
-            result = change(session)
+            result = change(session, now)
             session.commit()
         if isinstance(result, Order):
-            report.add(f"orders_{result.state}")
-            report.planned([order_summary(result)])
+            repeated = result.created_at != now
+            report.add("orders_repeated" if repeated else f"orders_{result.state}")
+            report.planned([{**order_summary(result), "repeated": repeated}])
         else:
             report.add("switched" if result else "unchanged")
         filt = PendingFilter(kinds=(notice_kind,), instance_ids=(instance_id,))
@@ -67,13 +76,13 @@ def renew_now(ctx: RunContext, instance_id: str, periods: int, request_key: str)
         "renew-instance",
         instance_id,
         "renewed",
-        lambda s: renew(
+        lambda s, now: renew(
             s,
             instance_id=instance_id,
             periods=periods,
             request_key=request_key,
             as_of=ctx.as_of,
-            now=ctx.clock(),
+            now=now,
             grace_days=ctx.settings.grace_days,
         ),
     )
@@ -85,13 +94,13 @@ def upgrade_now(ctx: RunContext, instance_id: str, edition: str, request_key: st
         "upgrade-instance",
         instance_id,
         "upgraded",
-        lambda s: upgrade(
+        lambda s, now: upgrade(
             s,
             instance_id=instance_id,
             edition_code=edition,
             request_key=request_key,
             as_of=ctx.as_of,
-            now=ctx.clock(),
+            now=now,
         ),
     )
 
@@ -104,13 +113,13 @@ def switch_auto_renew_now(
         "set-auto-renew",
         instance_id,
         "auto_renew_changed",
-        lambda s: set_auto_renew(
+        lambda s, now: set_auto_renew(
             s,
             instance_id=instance_id,
             on=on,
             request_key=request_key,
             as_of=ctx.as_of,
-            now=ctx.clock(),
+            now=now,
         ),
     )
 

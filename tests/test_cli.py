@@ -115,6 +115,31 @@ def test_an_empty_request_key_is_refused(cli):
     assert _export(cli) == before
 
 
+def test_a_renewal_repeated_with_its_request_key_says_nothing_was_charged(cli):
+    """The same `renew` again with its request key names the earlier order, says nothing
+    was charged now, and counts no paid order."""
+    cli("import", str(SAMPLE))
+    first = cli("renew", "inst-a01", "--request-key", "r-1")[1]
+    assert "nothing was charged" not in first and "orders_paid: 1" in first
+    code, out, _ = cli("renew", "inst-a01", "--request-key", "r-1")
+    assert code == 0
+    assert "by an earlier request with this request key: nothing was charged now" in out
+    assert "orders_repeated: 1" in out and "orders_paid" not in out
+
+
+def test_a_repeated_upgrade_is_marked_repeated_in_json(cli):
+    """`upgrade --json` repeated with its request key: `repeated` is true and no order
+    is counted as paid, so a script does not count the charge twice."""
+    cli("import", str(SAMPLE))
+    argv = ("upgrade", "inst-a01", "--edition", "enterprise-ultimate", "--request-key", "u-1")
+    first = json.loads(cli(*argv, "--json")[1])
+    assert first["counts"]["orders_paid"] == 1 and first["plan"][0]["repeated"] is False
+    again = json.loads(cli(*argv, "--json")[1])
+    assert again["counts"] == {"orders_repeated": 1}
+    assert again["plan"][0]["repeated"] is True
+    assert again["plan"][0]["order"] == first["plan"][0]["order"]
+
+
 def test_auto_renew_switch_reports_change_and_no_change(cli):
     """Switching off tells the account; switching off again says nothing changed."""
     cli("import", str(SAMPLE))

@@ -275,9 +275,15 @@ def _print_change(report, as_json: bool) -> None:
         print(_json(report.model_dump(mode="json")))
         return
     for row in report.plan:
+        repeated = (
+            " by an earlier request with this request key: nothing was charged now"
+            if row.get("repeated")
+            else ""
+        )
         print(
             f"order {row['order']}: {row['kind']} of {row['instance']} "
             f"{row['period_start']} -> {row['period_end']}, ¥{row['amount']}, {row['state']}"
+            + repeated
         )
     for name, n in sorted(report.counts.items()):
         print(f"  {name}: {n}")
