@@ -22,6 +22,7 @@ from dns_lifecycle.store.subscriptions import renew, set_auto_renew, upgrade
 from flows.base import lifecycle_flow
 from flows.common import RunContext, StepReport, change_as_of, open_run, timed, wall_clock
 from flows.delivery import deliver_pending
+from flows.params import RequestKey
 from models import Order
 
 InstanceId = Annotated[str, Field(min_length=1, max_length=64, description="The instance id.")]
@@ -32,10 +33,6 @@ UpgradeAsOf = Annotated[
         "the expiry. A moment given must be within 5 minutes of the clock, either way "
         "(an earlier one would charge for time already used).",
     ),
-]
-RequestKey = Annotated[
-    Annotated[str, Field(max_length=64)] | SkipJsonSchema[None],
-    Field(description="Makes a retried request a no-op (default: the run id)."),
 ]
 
 
@@ -56,17 +53,25 @@ def apply_change(
     step: str,
     instance_id: str,
     notice_kind: str,
-    change: Callable[[Session], Order | bool],
+    change: Callable[[Session, datetime], Order | bool],
 ) -> StepReport:
-    """Run ``change`` in one transaction, then deliver the notice it queued."""
+    """Run ``change`` in one transaction at the moment ``now``, then deliver the notice
+    it queued.
+
+    A request repeated with its request key gets back the order the first one made, at
+    that one's moment: the report counts it as ``orders_repeated`` and marks its row
+    ``repeated``, so that nothing reads it as a second charge.
+    """
     report = StepReport(step=step, as_of=ctx.as_of, dry_run=False)
     with timed(report):
+        now = ctx.clock()
         with ctx.db.session() as session:
-            result = change(session)
+            result = change(session, now)
             session.commit()
         if isinstance(result, Order):
-            report.add(f"orders_{result.state}")
-            report.planned([order_summary(result)])
+            repeated = result.created_at != now
+            report.add("orders_repeated" if repeated else f"orders_{result.state}")
+            report.planned([{**order_summary(result), "repeated": repeated}])
         else:
             report.add("switched" if result else "unchanged")
         filt = PendingFilter(kinds=(notice_kind,), instance_ids=(instance_id,))
@@ -80,13 +85,13 @@ def renew_now(ctx: RunContext, instance_id: str, periods: int, request_key: str)
         "renew-instance",
         instance_id,
         "renewed",
-        lambda s: renew(
+        lambda s, now: renew(
             s,
             instance_id=instance_id,
             periods=periods,
             request_key=request_key,
             as_of=ctx.as_of,
-            now=ctx.clock(),
+            now=now,
             grace_days=ctx.settings.grace_days,
         ),
     )
@@ -98,13 +103,13 @@ def upgrade_now(ctx: RunContext, instance_id: str, edition: str, request_key: st
         "upgrade-instance",
         instance_id,
         "upgraded",
-        lambda s: upgrade(
+        lambda s, now: upgrade(
             s,
             instance_id=instance_id,
             edition_code=edition,
             request_key=request_key,
             as_of=ctx.as_of,
-            now=ctx.clock(),
+            now=now,
         ),
     )
 
@@ -117,13 +122,13 @@ def switch_auto_renew_now(
         "set-auto-renew",
         instance_id,
         "auto_renew_changed",
-        lambda s: set_auto_renew(
+        lambda s, now: set_auto_renew(
             s,
             instance_id=instance_id,
             on=on,
             request_key=request_key,
             as_of=ctx.as_of,
-            now=ctx.clock(),
+            now=now,
         ),
     )
 

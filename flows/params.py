@@ -34,3 +34,9 @@ InstanceIds = Annotated[
     Annotated[list[str], Field(max_length=10_000)] | SkipJsonSchema[None],
     Field(description="Only these instance ids (default: the whole fleet)."),
 ]
+RequestKeyText = Annotated[str, Field(max_length=64)]
+"""A request key as given: the CLI checks its ``--request-key`` against the same type."""
+RequestKey = Annotated[
+    RequestKeyText | SkipJsonSchema[None],
+    Field(description="Makes a retried request a no-op (default: the run id)."),
+]

@@ -23,7 +23,10 @@ def cli(settings, monkeypatch, capsys):
     monkeypatch.setenv("DNSL_SMS_BACKEND", "memory")
 
     def run(*argv: str):
-        code = main(list(argv))
+        try:
+            code = main(list(argv))
+        except SystemExit as exit:  # the argument parser's refusals
+            code = exit.code
         out = capsys.readouterr()
         return code, out.out, out.err
 
@@ -86,6 +89,58 @@ def test_refusals_exit_2_with_the_reason_and_change_nothing(cli, argv, message):
     assert _export(cli) == before
 
 
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ("renew", "inst-a01", "--periods", "1"),
+        ("upgrade", "inst-a01", "--edition", "enterprise-ultimate"),
+    ],
+)
+def test_a_request_key_longer_than_the_flows_take_is_refused(cli, argv):
+    """A request key over 64 characters (the flows' limit) is refused in one line and
+    nothing is charged, on SQLite as on PostgreSQL."""
+    cli("import", str(SAMPLE))
+    before = _export(cli)
+    code, out, err = cli(*argv, "--request-key", "k" * 300)
+    assert code == 2 and out == "" and "Traceback" not in err
+    assert err.count("\n") == 1 and "at most 64 characters" in err
+    assert _export(cli) == before
+
+
+def test_an_empty_request_key_is_refused(cli):
+    """`--request-key ""` (an unset variable) would renew anew on every repeat: refused."""
+    cli("import", str(SAMPLE))
+    before = _export(cli)
+    code, _, err = cli("renew", "inst-a01", "--request-key", "")
+    assert code == 2 and err.count("\n") == 1 and "an empty request key" in err
+    assert _export(cli) == before
+
+
+def test_a_renewal_repeated_with_its_request_key_says_nothing_was_charged(cli):
+    """The same `renew` again with its request key names the earlier order, says nothing
+    was charged now, and counts no paid order."""
+    cli("import", str(SAMPLE))
+    first = cli("renew", "inst-a01", "--request-key", "r-1")[1]
+    assert "nothing was charged" not in first and "orders_paid: 1" in first
+    code, out, _ = cli("renew", "inst-a01", "--request-key", "r-1")
+    assert code == 0
+    assert "by an earlier request with this request key: nothing was charged now" in out
+    assert "orders_repeated: 1" in out and "orders_paid" not in out
+
+
+def test_a_repeated_upgrade_is_marked_repeated_in_json(cli):
+    """`upgrade --json` repeated with its request key: `repeated` is true and no order
+    is counted as paid, so a script does not count the charge twice."""
+    cli("import", str(SAMPLE))
+    argv = ("upgrade", "inst-a01", "--edition", "enterprise-ultimate", "--request-key", "u-1")
+    first = json.loads(cli(*argv, "--json")[1])
+    assert first["counts"]["orders_paid"] == 1 and first["plan"][0]["repeated"] is False
+    again = json.loads(cli(*argv, "--json")[1])
+    assert again["counts"] == {"orders_repeated": 1}
+    assert again["plan"][0]["repeated"] is True
+    assert again["plan"][0]["order"] == first["plan"][0]["order"]
+
+
 def test_auto_renew_switch_reports_change_and_no_change(cli):
     """Switching off tells the account; switching off again says nothing changed."""
     cli("import", str(SAMPLE))
@@ -105,6 +160,39 @@ def test_orders_tickets_and_instances_show(cli):
     assert code == 0 and "example.cn" in out
     code, _, err = cli("tickets", "resolve", "999")
     assert code == 2 and "ticket 999 does not exist" in err
+
+
+def test_orders_of_an_unknown_instance_are_refused(cli):
+    """`orders list --instance nosuch` says the instance does not exist, as other
+    commands do, instead of an empty list."""
+    cli("import", str(SAMPLE))
+    code, out, err = cli("orders", "list", "--instance", "inst-nope")
+    assert code == 2 and out == ""
+    assert err.count("\n") == 1 and "instance 'inst-nope' does not exist" in err
+
+
+def test_orders_of_an_empty_instance_id_are_refused(cli):
+    """`orders list --instance ""` (an unset variable) is refused, not every order."""
+    cli("import", str(SAMPLE))
+    assert cli("renew", "inst-a01")[0] == 0
+    code, out, err = cli("orders", "list", "--instance", "")
+    assert code == 2 and out == ""
+    assert err.count("\n") == 1 and "an empty id names nothing" in err
+
+
+def test_orders_list_shows_the_newest_first_and_says_how_many_the_limit_left_out(cli):
+    """With more orders than --limit, the newest are listed and stderr says how many
+    older ones there are and how to see them; the JSON stays a list."""
+    cli("import", str(SAMPLE))
+    for _ in range(3):
+        assert cli("renew", "inst-a01")[0] == 0
+    code, out, err = cli("orders", "list", "--limit", "2")
+    assert code == 0
+    assert [line.split()[0] for line in out.splitlines()[1:]] == ["3", "2"]
+    assert err == "(the newest 2 of 3 orders: 1 older not shown; `--limit 3` shows them all)\n"
+    code, out, err = cli("orders", "list", "--limit", "2", "--json")
+    assert [o["id"] for o in json.loads(out)] == [3, 2] and "1 older not shown" in err
+    assert cli("orders", "list")[2] == ""
 
 
 def test_a_bad_as_of_is_refused_before_anything_runs(cli):
@@ -129,6 +217,25 @@ def test_renewing_past_the_grace_period_exits_2_with_its_end_and_charges_nothing
     assert code == 2 and out == ""
     assert err.count("\n") == 1
     assert "grace period ended on 2026-11-27T00:00+00:00" in err
+    assert _export(cli) == before
+
+
+def test_renewing_past_the_last_year_an_expiry_can_reach_exits_2_naming_the_instance(cli, db):
+    """An instance expiring in 9998 (the import takes that) renewed by two years is refused
+    in one line, and nothing changes."""
+    from datetime import UTC, datetime
+
+    from tests.factories import make_instance
+
+    with db.session() as s:
+        make_instance(
+            s, "inst-far", billing_cycle="yearly", expires_at=datetime(9998, 6, 1, tzinfo=UTC)
+        )
+        s.commit()
+    before = _export(cli)
+    code, out, err = cli("renew", "inst-far", "--periods", "2")
+    assert code == 2 and out == "" and "Traceback" not in err
+    assert err.count("\n") == 1 and "cannot renew instance inst-far by 2 years" in err
     assert _export(cli) == before
 
 

@@ -3,14 +3,18 @@ traceback; and output that ends quietly when its reader goes away."""
 
 from __future__ import annotations
 
+import errno
 import os
 import subprocess
 import sys
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
 from dns_lifecycle.admin.cli import main
+
+SAMPLE = Path(__file__).parent / "fixtures" / "inventory_small.json"
 
 
 @pytest.fixture
@@ -22,7 +26,10 @@ def cli(settings, monkeypatch, capsys):
     def run(*argv: str, **env: str):
         for name, value in env.items():
             monkeypatch.setenv(name, value)
-        code = main(list(argv))
+        try:
+            code = main(list(argv))
+        except SystemExit as exit:  # the argument parser's refusals
+            code = exit.code
         out = capsys.readouterr()
         return code, out.out, out.err
 
@@ -85,6 +92,101 @@ def test_export_to_a_folder_that_does_not_exist_is_refused(cli, tmp_path):
     code, _, err = cli("export", "--output", str(target))
     assert code == 2
     assert str(target) in _one_line(err) and "existing" in err
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["tickets", "resolve", "99999999999999999999999"],
+        ["tickets", "resolve", str(2**31)],
+        ["orders", "list", "--limit", "99999999999999999999999"],
+        ["renew", "inst-a01", "--periods", "9" * 5000],
+    ],
+)
+def test_a_number_too_large_for_the_database_is_refused_in_one_line(cli, argv):
+    """An id or limit no database column can hold is refused before any query."""
+    code, out, err = cli(*argv)
+    assert code == 2 and out == ""
+    assert "is too large: give at most" in _one_line(err)
+
+
+def test_the_largest_id_a_row_can_have_is_looked_up(cli):
+    """An id at the top of the range is a plain unknown ticket, on every database."""
+    code, _, err = cli("tickets", "resolve", str(2**31 - 1))
+    assert code == 2
+    assert f"ticket {2**31 - 1} does not exist" in _one_line(err)
+
+
+@pytest.mark.parametrize("periods", ["1_0", " 10", "+10", "10 ", "\u0661\u0660", "-1"])
+def test_a_whole_number_not_written_in_plain_digits_is_refused(cli, periods):
+    """`--periods 1_0` is not read as 10: only the digits 0-9 make a number, nothing is
+    charged."""
+    cli("import", str(SAMPLE))
+    before = cli("export", "--json")[1]
+    code, out, err = cli("renew", "inst-a01", "--periods", periods)
+    assert code == 2 and out == ""
+    assert "is not a whole number: write it in the digits 0-9 only" in _one_line(err)
+    assert cli("export", "--json")[1] == before
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="no /dev/full here")
+def test_export_to_a_full_device_is_refused_in_one_line(cli):
+    """A write that fails (no space left) names the file instead of a traceback."""
+    code, _, err = cli("export", "--output", "/dev/full")
+    assert code == 2
+    assert "cannot write /dev/full: No space left on device" in _one_line(err)
+
+
+def _failing_write(session, out):
+    """An export that runs out of room halfway."""
+    out.write('{"editions": [')
+    out.flush()
+    raise OSError(errno.ENOSPC, "No space left on device")
+
+
+def test_a_failed_export_leaves_the_earlier_one_as_it_was(cli, tmp_path, monkeypatch):
+    """The export is written beside the file and renamed once complete: a write that
+    fails leaves the earlier export whole and no partial file next to it."""
+    (tmp_path / "exports").mkdir()
+    target = tmp_path / "exports" / "state.json"
+    assert cli("export", "--output", str(target))[0] == 0
+    earlier = target.read_text()
+    monkeypatch.setattr("dns_lifecycle.admin.inventory.write_state", _failing_write)
+    code, _, err = cli("export", "--output", str(target))
+    assert code == 2 and f"cannot write {target}" in _one_line(err)
+    assert target.read_text() == earlier
+    assert list(target.parent.iterdir()) == [target]
+
+
+def test_a_failed_export_leaves_no_file(cli, tmp_path, monkeypatch):
+    """An export that fails before it is complete leaves nothing behind."""
+    out_dir = tmp_path / "exports"
+    out_dir.mkdir()
+    monkeypatch.setattr("dns_lifecycle.admin.inventory.write_state", _failing_write)
+    code, _, err = cli("export", "--output", str(out_dir / "state.json"))
+    assert code == 2 and "No space left on device" in _one_line(err)
+    assert list(out_dir.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("where", "says"),
+    [
+        ("afile", "it is a file, not a folder"),
+        ("afile/sub", "a part of that path is a file"),
+        ("/proc/dns-lifecycle-gallery", "give a folder that can be made and written"),
+    ],
+)
+def test_preview_emails_into_a_folder_that_cannot_be_made_is_refused(cli, tmp_path, where, says):
+    """A file, a path under a file, or a place no folder can be made: one line naming it."""
+    if where.startswith("/proc") and not Path("/proc/self").exists():
+        pytest.skip("no /proc here")
+    (tmp_path / "afile").write_text("not a folder\n")
+    target = tmp_path / where
+    code, out, err = cli("preview-emails", str(target))
+    assert code == 2 and out == ""
+    line = _one_line(err)
+    assert f"cannot write the gallery into {target}" in line and says in line
+    assert (tmp_path / "afile").read_text() == "not a folder\n"
 
 
 @pytest.mark.parametrize(

@@ -41,12 +41,21 @@ def test_auto_renewal_due_from_lead_time_until_expiry():
 
 def test_renewal_period_keeps_the_anchor():
     """A monthly subscription anchored on the 31st renews to the end of February."""
-    period = renewal_period(EXPIRY, "monthly", 31, zone="UTC")
+    period = renewal_period(EXPIRY, "monthly", 31, zone="UTC", instance_id="inst-1")
     assert period.start == EXPIRY
     assert period.end == datetime(2027, 2, 28, 16, 0, tzinfo=UTC)
-    assert renewal_period(period.end, "monthly", 31, zone="UTC").end == datetime(
-        2027, 3, 31, 16, tzinfo=UTC
+    assert renewal_period(period.end, "monthly", 31, zone="UTC", instance_id="inst-1").end == (
+        datetime(2027, 3, 31, 16, tzinfo=UTC)
     )
+
+
+def test_a_renewal_past_the_last_year_an_expiry_can_reach_is_refused():
+    """Renewing an expiry in 9998 by two years is a refusal naming the instance, not a
+    ValueError."""
+    with pytest.raises(Refused, match=r"cannot renew instance inst-far by 2 years: .*9998"):
+        renewal_period(
+            datetime(9998, 6, 1, tzinfo=UTC), "yearly", 1, 2, zone="UTC", instance_id="inst-far"
+        )
 
 
 def test_payment_covers_or_fails_without_going_negative():

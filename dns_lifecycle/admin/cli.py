@@ -7,11 +7,12 @@ import argparse
 import json
 import os
 import sys
+import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from pydantic import ValidationError
 from pydantic_settings import SettingsError
@@ -70,15 +71,51 @@ def _session(settings: Settings) -> Iterator[Any]:
 
 @contextmanager
 def _output_file(path: str) -> Iterator[Any]:
-    """``path`` opened for writing, or an InputError that says why it cannot be."""
+    """``path`` opened for writing, or an InputError that says why it cannot be written.
+
+    A file is written beside itself under a temporary name and renamed into place once
+    complete: a failed export leaves no partial file, and an earlier one stays as it was.
+    What is not a file (a device, a pipe, /dev/stdout) is written in place."""
+    target = Path(path)
     try:
-        out = open(path, "w", encoding="utf-8")  # noqa: SIM115 - closed by the with below
+        if target.exists() and not target.is_file():
+            with open(target, "w", encoding="utf-8") as out:
+                yield out
+            return
+        yield from _replacing(target.resolve())
+    except BrokenPipeError:
+        raise  # a reader that went away (--output /dev/stdout | head): main ends quietly
     except OSError as exc:
         raise InputError(
-            f"cannot write {path}: {exc.strerror}; give a file in an existing, writable folder"
+            f"cannot write {path}: {exc.strerror or exc}; give a file in an existing, "
+            "writable folder with room for it"
         ) from None
-    with out:
-        yield out
+
+
+def _replacing(target: Path) -> Iterator[Any]:
+    """A temporary file beside ``target``, renamed onto it once the caller is done."""
+    fd, temporary = tempfile.mkstemp(
+        prefix=f".{target.name}.", suffix=".partial", dir=target.parent
+    )
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            # The permissions the file would have had if opened in place: its own when
+            # it exists, else those of a new file (mkstemp's are owner-only).
+            if target.exists():
+                mode = target.stat().st_mode & 0o777
+            else:
+                umask = os.umask(0)
+                os.umask(umask)
+                mode = 0o666 & ~umask
+            os.fchmod(out.fileno(), mode)
+            yield out
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(temporary, target)
+    except BaseException:
+        with suppress(OSError):
+            os.unlink(temporary)
+        raise
 
 
 def _json(value: Any) -> str:
@@ -239,9 +276,15 @@ def _print_change(report, as_json: bool) -> None:
         print(_json(report.model_dump(mode="json")))
         return
     for row in report.plan:
+        repeated = (
+            " by an earlier request with this request key: nothing was charged now"
+            if row.get("repeated")
+            else ""
+        )
         print(
             f"order {row['order']}: {row['kind']} of {row['instance']} "
             f"{row['period_start']} -> {row['period_end']}, ¥{row['amount']}, {row['state']}"
+            + repeated
         )
     for name, n in sorted(report.counts.items()):
         print(f"  {name}: {n}")
@@ -291,17 +334,31 @@ def cmd_orders_list(args, settings: Settings) -> int:
     from dns_lifecycle.store.queries import list_orders
 
     with _session(settings) as session:
-        orders = list_orders(session, instance_id=args.instance, state=args.state, limit=args.limit)
+        orders, total = list_orders(
+            session, instance_id=args.instance, state=args.state, limit=args.limit
+        )
     if args.json:
         from dns_lifecycle.admin.inventory import order_row
 
         print(_json([order_row(o) for o in orders]))
-        return 0
-    print(f"{'id':>6}  {'instance':<16} {'kind':<15} {'period_end':<26} {'amount':>10}  state")
-    for o in orders:
+    else:
+        print(f"{'id':>6}  {'instance':<16} {'kind':<15} {'period_end':<26} {'amount':>10}  state")
+        for o in orders:
+            print(
+                f"{o.id:>6}  {o.instance_id:<16} {o.kind:<15} {o.period_end.isoformat():<26} "
+                f"{o.amount:>10}  {o.state}{'  (' + o.reason + ')' if o.reason else ''}"
+            )
+    if total > len(orders):
+        # On stderr, so that the listing (and its JSON) stays what a script reads.
+        more = (
+            f"`--limit {total}` shows them all"
+            if total <= MAX_LIMIT
+            else "--instance or --state narrows them down"
+        )
         print(
-            f"{o.id:>6}  {o.instance_id:<16} {o.kind:<15} {o.period_end.isoformat():<26} "
-            f"{o.amount:>10}  {o.state}{'  (' + o.reason + ')' if o.reason else ''}"
+            f"(the newest {len(orders):,} of {counted(total, 'order')}: "
+            f"{total - len(orders):,} older not shown; {more})",
+            file=sys.stderr,
         )
     return 0
 
@@ -433,7 +490,7 @@ def cmd_preview(args, settings: Settings) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="dns-lifecycle",
         description="Subscription lifecycle of paid DNS-hosting instances.",
     )
@@ -460,7 +517,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("seed", cmd_seed, "create a deterministic synthetic fleet in an empty database")
     p.add_argument("--instances", type=_positive_int, required=True, metavar="N")
-    p.add_argument("--seed", type=int, default=0, metavar="S")
+    p.add_argument("--seed", type=_whole_number(0, MAX_WHOLE), default=0, metavar="S")
     p.add_argument("--as-of", metavar="DATE", help="centre the fleet's expiries on DATE")
 
     p = add("run", cmd_run, "run the daily lifecycle once, through Prefect")
@@ -477,7 +534,11 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="1-36 for a monthly subscription, 1-10 for a yearly one (default 1)",
     )
-    p.add_argument("--request-key", help="repeat a request safely: the same key renews once")
+    p.add_argument(
+        "--request-key",
+        type=_request_key,
+        help="repeat a request safely: the same key renews once (up to 64 characters)",
+    )
     p.add_argument("--json", action="store_true")
 
     p = add(
@@ -493,7 +554,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="leave it out: an upgrade takes effect now (DATE must be within 5 minutes of "
         "the clock)",
     )
-    p.add_argument("--request-key", help="repeat a request safely: the same key upgrades once")
+    p.add_argument(
+        "--request-key",
+        type=_request_key,
+        help="repeat a request safely: the same key upgrades once (up to 64 characters)",
+    )
     p.add_argument("--json", action="store_true")
 
     p = add("auto-renew", cmd_auto_renew, "switch auto-renewal of an instance on or off")
@@ -504,11 +569,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     orders = sub.add_parser("orders", help="renewal and upgrade orders")
     orders_sub = orders.add_subparsers(dest="orders_command", required=True, metavar="ACTION")
-    p = orders_sub.add_parser("list", help="list orders, oldest first")
+    p = orders_sub.add_parser("list", help="list orders, newest first")
     p.set_defaults(handler=cmd_orders_list)
-    p.add_argument("--instance", metavar="ID")
+    p.add_argument("--instance", type=_an_id, metavar="ID", help="only this instance's")
     p.add_argument("--state", choices=["pending", "paid", "failed"])
-    p.add_argument("--limit", type=_positive_int, default=1000)
+    p.add_argument(
+        "--limit",
+        type=_whole_number(1, MAX_LIMIT),
+        default=1000,
+        metavar="N",
+        help="the newest N (default 1000; stderr says how many more there are)",
+    )
     p.add_argument("--json", action="store_true")
 
     tickets = sub.add_parser("tickets", help="manual-action tickets")
@@ -519,7 +590,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p = tickets_sub.add_parser("resolve", help="close a ticket once its action is done")
     p.set_defaults(handler=cmd_tickets_resolve)
-    p.add_argument("id", type=_positive_int, metavar="ID")
+    p.add_argument("id", type=_whole_number(1, MAX_ROW_ID), metavar="ID")
 
     instances = sub.add_parser("instances", help="look at one instance")
     instances_sub = instances.add_subparsers(
@@ -545,14 +616,74 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _positive_int(text: str) -> int:
+# The largest id a row can have (the id columns are SQL INTEGER: 32 bits on PostgreSQL),
+# the largest count or seed (64 bits), and the most rows a listing prints.
+MAX_ROW_ID = 2**31 - 1
+MAX_WHOLE = 2**63 - 1
+MAX_LIMIT = 1_000_000
+
+
+def _whole_number(low: int, high: int) -> Callable[[str], int]:
+    """An argument type: a whole number from ``low`` to ``high``, written in the digits
+    0-9 only. int() would also take '1_0', ' 10' or '+10', and a slip of a finger would
+    then buy ten times as much."""
+
+    def parse(text: str) -> int:
+        shown = text if len(text) <= 24 else text[:20] + "..."
+        if not (text.isascii() and text.isdigit()):
+            raise argparse.ArgumentTypeError(
+                f"{shown!r} is not a whole number: write it in the digits 0-9 only, e.g. {low}"
+            )
+        # Compared as text first: int() refuses numbers of more than 4,300 digits.
+        value = int(text) if len(text.lstrip("0")) <= len(str(high)) else high + 1
+        if value < low:
+            raise argparse.ArgumentTypeError(f"{shown} is too small: give at least {low}")
+        if value > high:
+            raise argparse.ArgumentTypeError(f"{shown} is too large: give at most {high:,}")
+        return value
+
+    return parse
+
+
+_positive_int = _whole_number(1, MAX_WHOLE)
+
+
+def _an_id(text: str) -> str:
+    """An argument type: an id that is not empty (an empty one would select everything)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError(
+            "an empty id names nothing: give one, e.g. inst-0000001, or leave the option out"
+        )
+    return text
+
+
+def _request_key(text: str) -> str:
+    """An argument type: a request key as the Prefect flows take it (the same type)."""
+    from pydantic import TypeAdapter
+
+    from flows.params import RequestKeyText
+
+    if not text:
+        raise argparse.ArgumentTypeError(
+            "an empty request key would not make a repeat safe: give a key (e.g. a UUID) "
+            "or leave --request-key out"
+        )
     try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} must be at least 1")
-    return value
+        return TypeAdapter(RequestKeyText).validate_python(text)
+    except ValidationError as exc:
+        shown = text if len(text) <= 24 else text[:20] + "..."
+        problem = exc.errors()[0]["msg"].lower()
+        raise argparse.ArgumentTypeError(
+            f"request key {shown!r} ({len(text)} characters): {problem}: give a shorter key, "
+            "e.g. a UUID"
+        ) from None
+
+
+class _Parser(argparse.ArgumentParser):
+    """Refuses bad arguments in one line, as every other refusal of the command does."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -14,6 +14,7 @@ from typing import Any
 from urllib.parse import quote
 
 from dns_lifecycle.channels.render import Renderer
+from dns_lifecycle.core.errors import InputError
 from dns_lifecycle.lifecycle.notices import CATALOG, LOCALES
 from dns_lifecycle.lifecycle.notices.samples import sample_context
 
@@ -61,8 +62,29 @@ pre { white-space: pre-wrap; background: #f6f8fa; padding: 12px; border-radius: 
 
 
 def write_gallery(renderer: Renderer, out_dir: Path) -> Path:
-    """Render every notice in both languages into ``out_dir``; return its index.html."""
+    """Render every notice in both languages into ``out_dir``; return its index.html.
+    A folder that cannot be made or written is an InputError naming it."""
     out_dir = Path(out_dir)
+    try:
+        return _write_gallery(renderer, out_dir)
+    except FileExistsError:
+        raise InputError(
+            f"cannot write the gallery into {out_dir}: it is a file, not a folder; "
+            "give a new folder or an existing one"
+        ) from None
+    except NotADirectoryError:
+        raise InputError(
+            f"cannot write the gallery into {out_dir}: a part of that path is a file, not a "
+            "folder; give a new folder or an existing one"
+        ) from None
+    except OSError as exc:
+        raise InputError(
+            f"cannot write the gallery into {out_dir}: {exc.strerror or exc}; give a folder "
+            "that can be made and written"
+        ) from None
+
+
+def _write_gallery(renderer: Renderer, out_dir: Path) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
     variants = gallery_variants()
     sections = []

@@ -29,6 +29,15 @@ _MONTHS: dict[BillingCycle, int] = {"monthly": 1, "yearly": 12}
 _DAYS_IN_MONTH = (31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
 
 
+# The last year an expiry can reach: one year of slack below datetime's own limit, as
+# the local date may sit a day off the UTC one.
+LAST_YEAR = MAXYEAR - 1
+
+
+class BeyondTheCalendar(ValueError):
+    """A date moved out of the years an expiry can hold."""
+
+
 def is_leap_year(year: int) -> bool:
     """True if ``year`` has a 29 February (proleptic Gregorian calendar)."""
     return year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
@@ -88,10 +97,10 @@ def add_months(moment: datetime, months: int, anchor_day: int, zone: str | tzinf
     # Count months from year 0 so that negative steps and year changes need no cases.
     year, month_index = divmod(local.year * 12 + (local.month - 1) + months, 12)
     # One year of slack each way: the local date may sit a day off the UTC one.
-    if not MINYEAR < year < MAXYEAR:
-        raise ValueError(
+    if not MINYEAR < year <= LAST_YEAR:
+        raise BeyondTheCalendar(
             f"{moment.isoformat()} moved by {months} months leaves the years "
-            f"{MINYEAR + 1}..{MAXYEAR - 1} that an expiry can hold: use a smaller number "
+            f"{MINYEAR + 1}..{LAST_YEAR} that an expiry can hold: use a smaller number "
             "of months"
         )
     month = month_index + 1

@@ -11,7 +11,13 @@ from datetime import datetime, tzinfo
 from decimal import Decimal
 
 from dns_lifecycle.core.errors import Refused
-from dns_lifecycle.lifecycle.calendar import next_expiry, period_containing, zone_of
+from dns_lifecycle.lifecycle.calendar import (
+    LAST_YEAR,
+    BeyondTheCalendar,
+    next_expiry,
+    period_containing,
+    zone_of,
+)
 from dns_lifecycle.lifecycle.durations import DAY
 from dns_lifecycle.lifecycle.expiry import release_at
 from dns_lifecycle.lifecycle.pricing import upgrade_amount
@@ -44,12 +50,22 @@ def renewal_period(
     periods: int = 1,
     *,
     zone: str | tzinfo,
+    instance_id: str,
 ) -> Period:
     """The period a renewal buys: from the current expiry, ``periods`` cycles on, counted
-    on the calendar of the account's time zone ``zone``."""
-    return Period(
-        expires_at, next_expiry(expires_at, billing_cycle, anchor_day, periods, zone=zone)
-    )
+    on the calendar of the account's time zone ``zone``. A period that would end after
+    the last year an expiry can hold is refused, naming the instance ``instance_id``."""
+    try:
+        end = next_expiry(expires_at, billing_cycle, anchor_day, periods, zone=zone)
+    except BeyondTheCalendar:
+        unit = "months" if billing_cycle == "monthly" else "years"
+        raise Refused(
+            f"cannot renew instance {instance_id} by {periods} {unit}: it expires on "
+            f"{local_time(expires_at, zone)}, and the renewal would end after the year "
+            f"{LAST_YEAR}, the last an expiry can reach; renew it by fewer periods, or not "
+            "at all"
+        ) from None
+    return Period(expires_at, end)
 
 
 def local_time(moment: datetime, zone: str | tzinfo) -> str:

@@ -39,14 +39,22 @@ def table_counts(session: Session) -> dict[str, int]:
 
 def list_orders(
     session: Session, *, instance_id: str | None, state: str | None, limit: int
-) -> list[Order]:
-    """Orders in id order, optionally of one instance and in one state."""
-    stmt = select(Order).order_by(col(Order.id))
-    if instance_id:
-        stmt = stmt.where(col(Order.instance_id) == instance_id)
+) -> tuple[list[Order], int]:
+    """The newest ``limit`` orders (highest id first), optionally of one instance and in
+    one state, and how many match in all. An instance that does not exist is NotFound."""
+    if instance_id is not None and session.get(Instance, instance_id) is None:
+        raise NotFound(
+            f"instance {instance_id!r} does not exist: check the id "
+            "(`dns-lifecycle orders list` without --instance shows every order)"
+        )
+    where = []
+    if instance_id is not None:
+        where.append(col(Order.instance_id) == instance_id)
     if state:
-        stmt = stmt.where(col(Order.state) == state)
-    return list(session.execute(stmt.limit(limit)).scalars())
+        where.append(col(Order.state) == state)
+    total = session.execute(select(func.count()).select_from(Order).where(*where)).scalar_one()
+    stmt = select(Order).where(*where).order_by(col(Order.id).desc()).limit(limit)
+    return list(session.execute(stmt).scalars()), total
 
 
 def list_tickets(session: Session, *, state: str | None) -> list[tuple[Ticket, str]]:

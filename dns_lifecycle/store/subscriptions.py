@@ -189,7 +189,12 @@ def renew(
         # The same request again is already done; the period it bought tells how many
         # periods it asked for.
         asked = renewal_period(
-            existing.period_start, instance.billing_cycle, instance.anchor_day, periods, zone=zone
+            existing.period_start,
+            instance.billing_cycle,
+            instance.anchor_day,
+            periods,
+            zone=zone,
+            instance_id=instance.id,
         )
         if asked.end != existing.period_end:
             made = f"a renewal to {local_time(existing.period_end, zone)}"
@@ -210,7 +215,12 @@ def renew(
         edition.monthly_price, edition.yearly_price, instance.billing_cycle, periods
     )
     period = renewal_period(
-        instance.expires_at, instance.billing_cycle, instance.anchor_day, periods, zone=zone
+        instance.expires_at,
+        instance.billing_cycle,
+        instance.anchor_day,
+        periods,
+        zone=zone,
+        instance_id=instance.id,
     )
     require_paid_through(instance.id, period.end, as_of, zone)
     payment = pay_from_balance(account.balance, amount)
@@ -416,6 +426,7 @@ def auto_renew_batch(
             instance.billing_cycle,
             instance.anchor_day,
             zone=account.timezone,
+            instance_id=instance.id,
         )
         payment = pay_from_balance(balances[account.id], amount, automatic=True)
         order = orders.get(key)
