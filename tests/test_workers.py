@@ -56,3 +56,21 @@ def test_a_turn_whose_holder_never_gives_it_back_is_waited_for_only_so_long():
         waited = time.monotonic() - started
     assert 0.2 <= waited < 2
     assert not lock.acquire(timeout=0)  # not released by a block that did not take it
+
+
+def test_a_turn_waited_out_once_is_not_waited_for_again():
+    """Once a process has waited a turn out, its later blocks go on at once: a dead
+    holder would otherwise cost each of its writes the whole patience."""
+    import time
+
+    from dns_lifecycle.core.workers import CONTEXT, shared_turn
+
+    lock = CONTEXT.Lock()
+    assert lock.acquire(timeout=0)  # held, as by a process that died holding it
+    with shared_turn(lock, patience=0.2):
+        pass
+    started = time.monotonic()
+    for _ in range(5):
+        with shared_turn(lock, patience=0.2):
+            pass
+    assert time.monotonic() - started < 0.2

@@ -16,6 +16,7 @@ import os
 import sys
 import threading
 import types
+import weakref
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
@@ -52,15 +53,25 @@ class Worker:
 # How long a process waits for a turn that processes share before going on without it.
 TURN_PATIENCE = 5.0
 
+# The turns this process has waited out: their holder is taken to be dead, and they are
+# not waited for again. (A dead holder never gives a turn back: waiting each time would
+# cost every later write of the process its patience, and stall the run for minutes.)
+_WAITED_OUT: weakref.WeakSet[Any] = weakref.WeakSet()
+
 
 @contextlib.contextmanager
 def shared_turn(lock: Any | None, patience: float = TURN_PATIENCE) -> Iterator[None]:
     """Hold ``lock`` (shared by processes, for a database that takes one writer at a
     time) for the block; None: there is no turn to take. A process killed while holding
-    it never gives it back, so after ``patience`` seconds the block runs without it: the
-    turn only spares the database's own wait for a busy writer, which then keeps the
-    writes apart."""
-    taken = lock if lock is not None and lock.acquire(timeout=patience) else None
+    it never gives it back, so after ``patience`` seconds the block runs without it, as
+    does every later block of this process: the turn only spares the database's own wait
+    for a busy writer, which then keeps the writes apart."""
+    taken = None
+    if lock is not None and lock not in _WAITED_OUT:
+        if lock.acquire(timeout=patience):
+            taken = lock
+        else:
+            _WAITED_OUT.add(lock)
     try:
         yield
     finally:
