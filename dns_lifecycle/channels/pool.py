@@ -218,7 +218,13 @@ class DeliveryPool:
         finished yet; ``wait`` collects what they record."""
         for worker, share in zip(self._workers, deal(notices, self.processes), strict=True):
             if share:
-                worker.jobs.send((share, {n.key: ids_by_key[n.key] for n in share}, clock_offset))
+                # A worker that has ended cannot take it (a broken pipe). Counted as
+                # handed all the same: ``wait`` then reads the end of its pipe and says
+                # that the worker ended, and the share stays leased, unsent.
+                with contextlib.suppress(OSError):
+                    worker.jobs.send(
+                        (share, {n.key: ids_by_key[n.key] for n in share}, clock_offset)
+                    )
                 self._unfinished[worker.jobs] += 1
 
     def wait(self, unfinished: int = 0) -> tuple[list[DeliveryResult], str | None]:

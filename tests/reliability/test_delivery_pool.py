@@ -241,3 +241,21 @@ def test_one_process_killed_with_shares_queued_the_other_finishes_and_nothing_is
     assert sum(emails.values()) - len(emails) <= 2  # the dead process's 2 connections
     texts = Counter(r.query["OutId"] for r in sink.requests)
     assert sum(texts.values()) - len(texts) <= 8  # its SendSms requests in flight
+
+
+def test_a_share_for_a_process_that_has_ended_is_reported_not_raised(lite_settings):
+    """A process that ended between two batches cannot take its next share (a broken
+    pipe): handing it out does not fail the run, and the pool says the process ended."""
+    from dns_lifecycle.channels.pool import DeliveryPool, OutgoingNotice
+
+    pool = DeliveryPool(lite_settings, 2, recorder=dict)  # the recorder is never reached
+    try:
+        ended = pool._workers[0].process
+        ended.kill()
+        ended.join()
+        notice = OutgoingNotice("k:email", "email", "reminder", {}, "a@example.com", "", AS_OF)
+        pool.submit([notice], {"k:email": 1}, timedelta(0))  # the first process's share
+        results, problem = pool.wait()
+    finally:
+        pool.kill()
+    assert results == [] and problem == "delivery process 1 ended unexpectedly"
