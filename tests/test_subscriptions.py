@@ -571,3 +571,20 @@ def test_auto_renew_switch_on_a_released_instance_says_to_buy_a_new_one(db, on):
     assert "can no longer be renewed" in message and "free cluster" in message
     assert message.endswith("buy a new instance to host its domains on a paid edition again")
     assert _state(db) == before
+
+
+def test_a_retried_auto_renewal_records_what_it_charges_after_an_upgrade(db):
+    """An order failed for a short balance, then the instance upgraded and the balance
+    topped up: the retry charges the new edition's price, and the order says so."""
+    _setup(db, balance=Decimal("1.00"))
+    _auto(db)  # fails: ¥9.90 for personal
+    with db.session() as s:
+        s.get(Instance, "inst-1").edition_code = "enterprise-standard"
+        s.get(Account, "acct-1").balance = Decimal("500.00")
+        s.commit()
+    _auto(db, as_of=AS_OF + timedelta(days=1))
+    with db.session() as s:
+        order = s.execute(select(Order)).scalar_one()
+        balance = s.get(Account, "acct-1").balance
+    assert (order.state, order.edition_code) == ("paid", "enterprise-standard")
+    assert balance == Decimal("500.00") - order.amount and order.amount != Decimal("9.90")

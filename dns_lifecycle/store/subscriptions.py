@@ -470,6 +470,10 @@ def auto_renew_batch(
                 period_end=period.end,
                 amount=amount,
             ).rows(now)
+        else:
+            # A retry charges what the period costs now: the instance may have moved to a
+            # higher edition since the order failed. The order says what was charged.
+            order.amount, order.edition_code = amount, instance.edition_code
         balances[account.id] = payment.balance_after
         if payment.paid:
             order.state, order.paid_at, order.reason = "paid", now, None
