@@ -73,7 +73,7 @@ def test_renew_prints_the_order_and_moves_the_expiry(cli):
     ("argv", "message"),
     [
         (("renew", "inst-a04"), "released and cannot be renewed"),
-        (("renew", "inst-a01", "--periods", "40"), "renews by 1 to 36 months"),
+        (("renew", "inst-a02", "--periods", "11"), "renews by 1 to 10 years"),
         (("renew", "inst-nope"), "instance 'inst-nope' does not exist"),
         (("upgrade", "inst-a02", "--edition", "personal"), "only upgrades"),
         (("upgrade", "inst-a02", "--edition", "enterprise-standard"), "already on edition"),

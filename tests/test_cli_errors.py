@@ -100,7 +100,6 @@ def test_export_to_a_folder_that_does_not_exist_is_refused(cli, tmp_path):
         ["tickets", "resolve", "99999999999999999999999"],
         ["tickets", "resolve", str(2**31)],
         ["orders", "list", "--limit", "99999999999999999999999"],
-        ["renew", "inst-a01", "--periods", "9" * 5000],
     ],
 )
 def test_a_number_too_large_for_the_database_is_refused_in_one_line(cli, argv):
@@ -108,6 +107,17 @@ def test_a_number_too_large_for_the_database_is_refused_in_one_line(cli, argv):
     code, out, err = cli(*argv)
     assert code == 2 and out == ""
     assert "is too large: give at most" in _one_line(err)
+
+
+@pytest.mark.parametrize("periods", ["99999999999999999999999", "9" * 5000, "37", "0"])
+def test_periods_out_of_every_cycles_range_are_refused_with_the_real_bounds(cli, periods):
+    """`renew --periods` beyond what any subscription renews by states the limits of a
+    monthly and of a yearly one, not the largest number a column holds."""
+    code, out, err = cli("renew", "inst-a01", "--periods", periods)
+    assert code == 2 and out == ""
+    line = _one_line(err)
+    assert "give 1-36 months for a monthly subscription, 1-10 years for a yearly one" in line
+    assert "9,223" not in line
 
 
 def test_the_largest_id_a_row_can_have_is_looked_up(cli):

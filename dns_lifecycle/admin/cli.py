@@ -19,6 +19,7 @@ from pydantic_settings import SettingsError
 
 from dns_lifecycle.core.errors import InputError, LifecycleError
 from dns_lifecycle.core.settings import REPO_ROOT, Settings
+from dns_lifecycle.lifecycle.renewal import MAX_PERIODS
 
 
 def _prefect_defaults() -> None:
@@ -529,7 +530,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("instance", metavar="INSTANCE")
     p.add_argument(
         "--periods",
-        type=_positive_int,
+        type=_periods,
         default=1,
         metavar="N",
         help="1-36 for a monthly subscription, 1-10 for a yearly one (default 1)",
@@ -623,10 +624,11 @@ MAX_WHOLE = 2**63 - 1
 MAX_LIMIT = 1_000_000
 
 
-def _whole_number(low: int, high: int) -> Callable[[str], int]:
+def _whole_number(low: int, high: int, bounds: str | None = None) -> Callable[[str], int]:
     """An argument type: a whole number from ``low`` to ``high``, written in the digits
     0-9 only. int() would also take '1_0', ' 10' or '+10', and a slip of a finger would
-    then buy ten times as much."""
+    then buy ten times as much. ``bounds`` says the range when the number means more
+    than its value (periods of a monthly or a yearly subscription)."""
 
     def parse(text: str) -> int:
         shown = text if len(text) <= 24 else text[:20] + "..."
@@ -637,15 +639,27 @@ def _whole_number(low: int, high: int) -> Callable[[str], int]:
         # Compared as text first: int() refuses numbers of more than 4,300 digits.
         value = int(text) if len(text.lstrip("0")) <= len(str(high)) else high + 1
         if value < low:
-            raise argparse.ArgumentTypeError(f"{shown} is too small: give at least {low}")
+            raise argparse.ArgumentTypeError(
+                f"{shown} is too small: {bounds or f'give at least {low}'}"
+            )
         if value > high:
-            raise argparse.ArgumentTypeError(f"{shown} is too large: give at most {high:,}")
+            raise argparse.ArgumentTypeError(
+                f"{shown} is too large: {bounds or f'give at most {high:,}'}"
+            )
         return value
 
     return parse
 
 
 _positive_int = _whole_number(1, MAX_WHOLE)
+# The periods of a manual renewal: the cycle's own limit is checked once the instance is
+# read; the parser already refuses what no cycle allows, saying both limits.
+_periods = _whole_number(
+    1,
+    max(MAX_PERIODS.values()),
+    f"give 1-{MAX_PERIODS['monthly']} months for a monthly subscription, "
+    f"1-{MAX_PERIODS['yearly']} years for a yearly one",
+)
 
 
 def _an_id(text: str) -> str:
