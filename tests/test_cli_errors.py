@@ -120,6 +120,22 @@ def test_periods_out_of_every_cycles_range_are_refused_with_the_real_bounds(cli,
     assert "9,223" not in line
 
 
+@pytest.mark.parametrize(
+    "argv",
+    [["export", "--output", ""], ["preview-emails", ""], ["import", ""]],
+)
+def test_an_empty_path_is_refused_in_one_line(cli, tmp_path, monkeypatch, argv):
+    """An empty file or folder name is refused, not taken for the current folder or for
+    the option left out, and nothing is written."""
+    here = tmp_path / "here"
+    here.mkdir()
+    monkeypatch.chdir(here)
+    code, out, err = cli(*argv)
+    assert code == 2 and out == ""
+    assert "an empty path names no" in _one_line(err)
+    assert list(here.iterdir()) == []
+
+
 def test_the_largest_id_a_row_can_have_is_looked_up(cli):
     """An id at the top of the range is a plain unknown ticket, on every database."""
     code, _, err = cli("tickets", "resolve", str(2**31 - 1))

@@ -155,7 +155,7 @@ def cmd_export(args, settings: Settings) -> int:
     from dns_lifecycle.store.queries import table_counts
 
     with _session(settings) as session:
-        if args.output:
+        if args.output is not None:
             with _output_file(args.output) as out:
                 counts = write_state(session, out)
             print(f"wrote {args.output}: " + _counts(counts), file=sys.stderr)
@@ -510,11 +510,16 @@ def build_parser() -> argparse.ArgumentParser:
     up.set_defaults(handler=cmd_db_upgrade, needs_database=False)
 
     p = add("import", cmd_import, "import an inventory file (all or nothing)")
-    p.add_argument("file", metavar="FILE.json")
+    p.add_argument("file", type=_a_path("file", "inventory.json"), metavar="FILE.json")
 
     p = add("export", cmd_export, "export the whole state as JSON")
     p.add_argument("--json", action="store_true", help="print the JSON document")
-    p.add_argument("--output", metavar="FILE", help="write the JSON document to FILE")
+    p.add_argument(
+        "--output",
+        type=_a_path("file", "state.json"),
+        metavar="FILE",
+        help="write the JSON document to FILE",
+    )
 
     p = add("seed", cmd_seed, "create a deterministic synthetic fleet in an empty database")
     p.add_argument("--instances", type=_positive_int, required=True, metavar="N")
@@ -613,7 +618,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("preview-emails", cmd_preview, "render every notice into an HTML gallery")
     p.set_defaults(needs_database=False)
-    p.add_argument("dir", metavar="DIR")
+    p.add_argument("dir", type=_a_path("folder", "preview"), metavar="DIR")
     return parser
 
 
@@ -669,6 +674,20 @@ def _an_id(text: str) -> str:
             "an empty id names nothing: give one, e.g. inst-0000001, or leave the option out"
         )
     return text
+
+
+def _a_path(what: str, example: str) -> Callable[[str], str]:
+    """An argument type: a path that is not empty. An empty one would be taken for the
+    current folder, or for the option left out."""
+
+    def parse(text: str) -> str:
+        if not text:
+            raise argparse.ArgumentTypeError(
+                f"an empty path names no {what}: give one, e.g. {example}"
+            )
+        return text
+
+    return parse
 
 
 def _request_key(text: str) -> str:
