@@ -136,6 +136,31 @@ def test_an_empty_path_is_refused_in_one_line(cli, tmp_path, monkeypatch, argv):
     assert list(here.iterdir()) == []
 
 
+LONG = "x" * 5000
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["instances", "show", LONG],
+        ["renew", LONG],
+        ["upgrade", LONG, "--edition", "personal"],
+        ["auto-renew", LONG, "--on"],
+        ["orders", "list", "--instance", LONG],
+        ["clusters", "load-zones", LONG],
+        ["upgrade", "inst-a01", "--edition", LONG],
+    ],
+)
+def test_an_unknown_id_of_thousands_of_characters_is_cut_short_in_the_refusal(cli, argv):
+    """An id that does not exist is quoted by its first characters, as a request key is,
+    not echoed in full."""
+    cli("import", str(SAMPLE))
+    code, out, err = cli(*argv)
+    line = _one_line(err)
+    assert code == 2 and out == ""
+    assert "'xxxxxxxxxxxxxxxxxxxx...' does not exist" in line and len(line) < 200
+
+
 def test_the_largest_id_a_row_can_have_is_looked_up(cli):
     """An id at the top of the range is a plain unknown ticket, on every database."""
     code, _, err = cli("tickets", "resolve", str(2**31 - 1))

@@ -17,7 +17,7 @@ from typing import Any, NoReturn
 from pydantic import ValidationError
 from pydantic_settings import SettingsError
 
-from dns_lifecycle.core.errors import InputError, LifecycleError
+from dns_lifecycle.core.errors import InputError, LifecycleError, shortened
 from dns_lifecycle.core.settings import REPO_ROOT, Settings
 from dns_lifecycle.lifecycle.renewal import MAX_PERIODS
 
@@ -636,7 +636,7 @@ def _whole_number(low: int, high: int, bounds: str | None = None) -> Callable[[s
     than its value (periods of a monthly or a yearly subscription)."""
 
     def parse(text: str) -> int:
-        shown = text if len(text) <= 24 else text[:20] + "..."
+        shown = shortened(text)
         if not (text.isascii() and text.isdigit()):
             raise argparse.ArgumentTypeError(
                 f"{shown!r} is not a whole number: write it in the digits 0-9 only, e.g. {low}"
@@ -704,7 +704,7 @@ def _request_key(text: str) -> str:
     try:
         return TypeAdapter(RequestKeyText).validate_python(text)
     except ValidationError as exc:
-        shown = text if len(text) <= 24 else text[:20] + "..."
+        shown = shortened(text)
         problem = exc.errors()[0]["msg"].lower()
         raise argparse.ArgumentTypeError(
             f"request key {shown!r} ({len(text)} characters): {problem}: give a shorter key, "

@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlmodel import Session, col
 
-from dns_lifecycle.core.errors import LifecycleError, NotFound, Refused
+from dns_lifecycle.core.errors import LifecycleError, NotFound, Refused, shortened
 from dns_lifecycle.lifecycle.notices import (
     Addressee,
     AutoRenewChanged,
@@ -69,7 +69,7 @@ def lock_instance(session: Session, instance_id: str) -> Instance:
     ).scalar_one_or_none()
     if instance is None:
         raise NotFound(
-            f"instance {instance_id!r} does not exist: check the id "
+            f"instance {shortened(instance_id)!r} does not exist: check the id "
             "(`dns-lifecycle export` lists every instance)"
         )
     return instance
@@ -277,7 +277,7 @@ def upgrade(
         codes = ", ".join(
             session.execute(select(col(Edition.code)).order_by(col(Edition.rank))).scalars()
         )
-        raise NotFound(f"edition {edition_code!r} does not exist: choose one of {codes}")
+        raise NotFound(f"edition {shortened(edition_code)!r} does not exist: choose one of {codes}")
     key = upgrade_key(instance.id, request_key)
     existing = _earlier_order(session, key)
     if existing is not None:
