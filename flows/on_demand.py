@@ -110,6 +110,7 @@ def upgrade_now(ctx: RunContext, instance_id: str, edition: str, request_key: st
             request_key=request_key,
             as_of=ctx.as_of,
             now=now,
+            grace_days=ctx.settings.grace_days,
         ),
     )
 
@@ -129,6 +130,7 @@ def switch_auto_renew_now(
             request_key=request_key,
             as_of=ctx.as_of,
             now=now,
+            grace_days=ctx.settings.grace_days,
         ),
     )
 

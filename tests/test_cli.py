@@ -73,7 +73,7 @@ def test_renew_prints_the_order_and_moves_the_expiry(cli):
     ("argv", "message"),
     [
         (("renew", "inst-a04"), "released and cannot be renewed"),
-        (("renew", "inst-a01", "--periods", "40"), "renews by 1 to 36 months"),
+        (("renew", "inst-a02", "--periods", "11"), "renews by 1 to 10 years"),
         (("renew", "inst-nope"), "instance 'inst-nope' does not exist"),
         (("upgrade", "inst-a02", "--edition", "personal"), "only upgrades"),
         (("upgrade", "inst-a02", "--edition", "enterprise-standard"), "already on edition"),
@@ -239,12 +239,23 @@ def test_renewing_past_the_last_year_an_expiry_can_reach_exits_2_naming_the_inst
     assert _export(cli) == before
 
 
-def test_auto_renew_on_for_an_expired_instance_exits_2_saying_renew_by_hand(cli):
-    """Switching auto-renewal on for an expired instance is refused: renew it by hand."""
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ("auto-renew", "inst-a03", "--on"),
+        ("upgrade", "inst-a03", "--edition", "enterprise-ultimate"),
+    ],
+)
+def test_a_change_past_the_grace_period_exits_2_without_asking_to_renew(cli, argv):
+    """inst-a03's grace ended 27 Nov 2026: switching auto-renewal on or upgrading it is
+    refused in one line saying it can no longer be renewed, not to renew it first (that
+    renewal would be refused too), and nothing changes."""
     cli("import", str(SAMPLE))
     before = _export(cli)
-    code, _, err = cli("auto-renew", "inst-a03", "--on")
-    assert code == 2 and "renew it by hand (`dns-lifecycle renew inst-a03`)" in err
+    code, out, err = cli(*argv)
+    assert code == 2 and out == "" and err.count("\n") == 1
+    assert "grace period ended on 2026-11-27T00:00+00:00" in err
+    assert "can no longer be renewed" in err and "renew it" not in err
     assert _export(cli) == before
 
 

@@ -100,7 +100,6 @@ def test_export_to_a_folder_that_does_not_exist_is_refused(cli, tmp_path):
         ["tickets", "resolve", "99999999999999999999999"],
         ["tickets", "resolve", str(2**31)],
         ["orders", "list", "--limit", "99999999999999999999999"],
-        ["renew", "inst-a01", "--periods", "9" * 5000],
     ],
 )
 def test_a_number_too_large_for_the_database_is_refused_in_one_line(cli, argv):
@@ -108,6 +107,58 @@ def test_a_number_too_large_for_the_database_is_refused_in_one_line(cli, argv):
     code, out, err = cli(*argv)
     assert code == 2 and out == ""
     assert "is too large: give at most" in _one_line(err)
+
+
+@pytest.mark.parametrize("periods", ["99999999999999999999999", "9" * 5000, "37", "0"])
+def test_periods_out_of_every_cycles_range_are_refused_with_the_real_bounds(cli, periods):
+    """`renew --periods` beyond what any subscription renews by states the limits of a
+    monthly and of a yearly one, not the largest number a column holds."""
+    code, out, err = cli("renew", "inst-a01", "--periods", periods)
+    assert code == 2 and out == ""
+    line = _one_line(err)
+    assert "give 1-36 months for a monthly subscription, 1-10 years for a yearly one" in line
+    assert "9,223" not in line
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["export", "--output", ""], ["preview-emails", ""], ["import", ""]],
+)
+def test_an_empty_path_is_refused_in_one_line(cli, tmp_path, monkeypatch, argv):
+    """An empty file or folder name is refused, not taken for the current folder or for
+    the option left out, and nothing is written."""
+    here = tmp_path / "here"
+    here.mkdir()
+    monkeypatch.chdir(here)
+    code, out, err = cli(*argv)
+    assert code == 2 and out == ""
+    assert "an empty path names no" in _one_line(err)
+    assert list(here.iterdir()) == []
+
+
+LONG = "x" * 5000
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["instances", "show", LONG],
+        ["renew", LONG],
+        ["upgrade", LONG, "--edition", "personal"],
+        ["auto-renew", LONG, "--on"],
+        ["orders", "list", "--instance", LONG],
+        ["clusters", "load-zones", LONG],
+        ["upgrade", "inst-a01", "--edition", LONG],
+    ],
+)
+def test_an_unknown_id_of_thousands_of_characters_is_cut_short_in_the_refusal(cli, argv):
+    """An id that does not exist is quoted by its first characters, as a request key is,
+    not echoed in full."""
+    cli("import", str(SAMPLE))
+    code, out, err = cli(*argv)
+    line = _one_line(err)
+    assert code == 2 and out == ""
+    assert "'xxxxxxxxxxxxxxxxxxxx...' does not exist" in line and len(line) < 200
 
 
 def test_the_largest_id_a_row_can_have_is_looked_up(cli):

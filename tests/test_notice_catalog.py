@@ -269,6 +269,16 @@ def test_a_bad_value_in_a_stored_context_is_named():
     [
         ("reminder", {"auto_renew": True}, "SMS_DNSL_REMINDER_AUTO_EN"),
         ("reminder", {"auto_renew": False}, "SMS_DNSL_REMINDER_MANUAL_EN"),
+        (
+            "reminder",
+            {"auto_renew": True, "balance": "86.20", "top_up": "1093.80"},
+            "SMS_DNSL_REMINDER_AUTO_SHORT_EN",
+        ),
+        (
+            "reminder",
+            {"auto_renew": True, "balance": "86.20", "locale": "zh-CN"},
+            "SMS_DNSL_REMINDER_AUTO_ZH",
+        ),
         ("auto_renew_changed", {"auto_renew": False}, "SMS_DNSL_AUTO_RENEW_CHANGED_MANUAL_EN"),
         ("released", {}, "SMS_DNSL_RELEASED_ACTION_EN"),
         (
@@ -305,6 +315,21 @@ def test_sms_variables_are_declared_by_the_kind():
     """Each kind names its SMS variables after the shared name and instance."""
     notice = read_stored("reminder", sample_context("reminder", "en-US"))
     assert list(notice.sms_params()) == ["name", "instance", "date", "when", "amount"]
+
+
+def test_a_short_balance_reminder_adds_the_balance_and_top_up_to_its_sms_variables():
+    """A reminder whose balance falls short gives the SMS template the balance and what
+    it lacks, so that the template can name the shortfall."""
+    context = sample_context("reminder", "en-US", balance="86.20", top_up="1093.80")
+    params = read_stored("reminder", context).sms_params()
+    assert list(params) == ["name", "instance", "date", "when", "amount", "balance", "top_up"]
+
+
+def test_a_reminder_with_a_top_up_but_no_balance_is_refused():
+    """A shortfall is stored with the balance it falls short of, or not at all."""
+    context = sample_context("reminder", "en-US", top_up="1093.80")
+    with pytest.raises(InputError, match="top_up needs balance"):
+        read_stored("reminder", context)
 
 
 def test_an_upgrade_notice_speaks_of_the_new_edition_even_if_stored_with_the_old():

@@ -120,3 +120,27 @@ def test_an_auto_renewing_instance_whose_balance_falls_short_is_told_to_top_up(d
     assert "renew it by hand" in poor.text
     assert "do not need to renew" not in poor.text and "do not need to" not in poor.html
     assert "renewed automatically" in rich.subject and "do not need to renew" in rich.text
+
+
+def test_the_sms_of_a_short_balance_reminder_names_the_shortfall(db, settings):
+    """Auto-renewal on but the balance short: the SMS goes out with the AUTO_SHORT
+    template, its balance and top-up as variables, and asks to top up or renew by hand."""
+    with db.session() as s:
+        make_catalog(s)
+        make_account(s, "acct-poor", balance=Decimal("2.50"))
+        make_instance(
+            s,
+            "inst-poor",
+            account="acct-poor",
+            expires_at=AS_OF + timedelta(days=5),
+            auto_renew=True,
+        )
+        s.commit()
+    with open_run(AS_OF, False, None, settings=settings) as ctx:
+        plan_reminders(ctx)
+        deliver_pending(ctx)
+    [sms] = sms_memory.outbox
+    assert sms.template_code.endswith("REMINDER_AUTO_SHORT_EN")
+    assert sms.params["balance"] == "2.50" and sms.params["top_up"] == "7.40"
+    assert "top up at least ¥7.40" in sms.text and "renew by hand" in sms.text
+    assert "renews automatically" not in sms.text

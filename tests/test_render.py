@@ -126,6 +126,22 @@ def test_auto_renew_sms_differs(renderer, locale):
 
 
 @pytest.mark.parametrize("locale", LOCALES)
+def test_short_balance_reminder_sms_names_the_shortfall(renderer, locale):
+    """With auto-renewal on and the balance short, the reminder SMS names the balance, the
+    price and the top-up, and asks to top up or renew by hand."""
+    context = sample_context("reminder", locale, auto_renew=True)
+    context |= {"balance": "86.20", "top_up": "1093.80"}
+    text = renderer.sms("reminder", context).text
+    assert "86.20" in text and "1180.00" in text and "1093.80" in text
+    if locale == "en-US":
+        assert "top up at least ¥1093.80" in text and "renew by hand" in text
+        assert "renews automatically" not in text
+    else:
+        assert "充值至少1093.80元" in text and "手动续费" in text
+        assert "届时将自动续费" not in text
+
+
+@pytest.mark.parametrize("locale", LOCALES)
 def test_account_name_is_escaped_in_html_only(renderer, locale):
     """Markup in an account name is shown as text in the HTML part, verbatim in the text part."""
     name = '<script>alert("x")</script> & Co'

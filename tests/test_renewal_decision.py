@@ -141,6 +141,7 @@ def _upgrade(current, target, state="active", as_of=EXPIRY - timedelta(days=14))
         current=current,
         target=target,
         as_of=as_of,
+        grace_days=7,
     )
 
 
@@ -170,6 +171,18 @@ def test_upgrade_of_an_expired_instance_says_renew_first():
         _upgrade(PERSONAL, STANDARD, state="expired")
 
 
+@pytest.mark.parametrize("state", ["active", "expired"])
+@pytest.mark.parametrize("late", [timedelta(days=7), timedelta(days=30)])
+def test_upgrade_past_the_grace_period_does_not_say_renew_first(state, late):
+    """Past its grace period an instance can no longer be renewed: the upgrade's refusal
+    says so, with the end of the grace period, instead of asking for a renewal first."""
+    with pytest.raises(Refused) as refused:
+        _upgrade(PERSONAL, STANDARD, state=state, as_of=EXPIRY + late)
+    message = str(refused.value)
+    assert "grace period ended on 2027-02-07T16:00+00:00" in message
+    assert "can no longer be renewed or upgraded" in message and "renew it first" not in message
+
+
 def test_keys_are_per_period_and_per_day():
     """One auto-renewal order per period; one failure notice per order and local day."""
     key = auto_renewal_key("inst-1", EXPIRY)
@@ -197,7 +210,7 @@ def test_a_failed_renewal_is_told_once_per_day_of_the_accounts_calendar():
     ) != renewal_failed_key(key, late_20th_utc, kiritimati)
 
 
-@pytest.mark.parametrize("late", [timedelta(0), timedelta(days=30)])
+@pytest.mark.parametrize("late", [timedelta(0), timedelta(days=7) - timedelta(microseconds=1)])
 def test_upgrade_after_the_expiry_of_an_active_instance_is_refused(late):
     """An active instance whose expiry has passed (not yet expired by a run) has no
     period left: the upgrade is refused, not priced over a period running backwards."""
@@ -224,6 +237,7 @@ def _plan(expires_at, as_of, *, zone="UTC", anchor_day=31, cycle="monthly", pric
         current=current,
         target=target,
         as_of=as_of,
+        grace_days=7,
     )
 
 

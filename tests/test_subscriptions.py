@@ -180,6 +180,7 @@ def test_the_same_manual_request_twice_renews_once(db):
                 request_key="k",
                 as_of=AS_OF,
                 now=AS_OF,
+                grace_days=7,
             ),
             Refused,
             "already on edition personal",
@@ -192,6 +193,7 @@ def test_the_same_manual_request_twice_renews_once(db):
                 request_key="k",
                 as_of=AS_OF,
                 now=AS_OF,
+                grace_days=7,
             ),
             NotFound,
             "edition 'platinum' does not exist",
@@ -245,6 +247,7 @@ def test_downgrade_is_refused_and_nothing_changes(db):
             request_key="k",
             as_of=AS_OF,
             now=AS_OF,
+            grace_days=7,
         )
     assert _state(db) == before
 
@@ -260,6 +263,7 @@ def test_upgrade_moves_edition_and_charges_prorated(db):
             request_key="k",
             as_of=AS_OF,
             now=AS_OF,
+            grace_days=7,
         )
         s.commit()
     with db.session() as s:
@@ -274,12 +278,12 @@ def test_auto_renew_switch_tells_once(db):
     _setup(db)
     with db.session() as s:
         assert set_auto_renew(
-            s, instance_id="inst-1", on=False, request_key="a", as_of=AS_OF, now=AS_OF
+            s, instance_id="inst-1", on=False, request_key="a", as_of=AS_OF, now=AS_OF, grace_days=7
         )
         s.commit()
     with db.session() as s:
         assert not set_auto_renew(
-            s, instance_id="inst-1", on=False, request_key="b", as_of=AS_OF, now=AS_OF
+            s, instance_id="inst-1", on=False, request_key="b", as_of=AS_OF, now=AS_OF, grace_days=7
         )
         s.commit()
         assert not s.get(Instance, "inst-1").auto_renew
@@ -356,6 +360,7 @@ def _upgrade(s, edition="enterprise-standard", request_key="k", as_of=AS_OF):
         request_key=request_key,
         as_of=as_of,
         now=as_of,
+        grace_days=7,
     )
 
 
@@ -403,7 +408,21 @@ def test_upgrade_of_an_active_instance_after_its_expiry_is_refused(db):
         ),
         db.session() as s,
     ):
+        _upgrade(s, as_of=EXPIRY + timedelta(days=3))
+    assert _state(db) == before
+
+
+@pytest.mark.parametrize("state", ["active", "expired"])
+def test_upgrade_past_the_grace_period_says_it_can_no_longer_be_renewed(db, state):
+    """An upgrade of an instance past its grace period is refused without asking to
+    renew it first (that renewal would be refused too), and changes nothing."""
+    _setup(db, state=state, balance=Decimal("500.00"), auto_renew=False)
+    before = _state(db)
+    with pytest.raises(Refused) as refused, db.session() as s:
         _upgrade(s, as_of=EXPIRY + timedelta(days=30))
+    message = str(refused.value)
+    assert "cannot change edition: its grace period ended on" in message
+    assert "can no longer be renewed or upgraded" in message and "renew it first" not in message
     assert _state(db) == before
 
 
@@ -452,7 +471,9 @@ def test_auto_renew_on_after_expiry_is_refused_saying_renew_by_hand(db, state, e
     _setup(db, state=state, auto_renew=False, expires_at=expires_at)
     before = _state(db)
     with pytest.raises(Refused, match="renew it by hand"), db.session() as s:
-        set_auto_renew(s, instance_id="inst-1", on=True, request_key="a", as_of=AS_OF, now=AS_OF)
+        set_auto_renew(
+            s, instance_id="inst-1", on=True, request_key="a", as_of=AS_OF, now=AS_OF, grace_days=7
+        )
     assert _state(db) == before
 
 
@@ -559,6 +580,22 @@ def test_a_short_balance_for_an_auto_renewal_also_says_renew_by_hand(db):
     )
 
 
+@pytest.mark.parametrize("state", ["active", "expired"])
+def test_auto_renew_on_past_the_grace_period_says_it_can_no_longer_be_renewed(db, state):
+    """Switching auto-renewal on for an instance past its grace period is refused without
+    pointing to a manual renewal that would be refused too; nothing changes."""
+    _setup(db, state=state, auto_renew=False, expires_at=AS_OF - timedelta(days=8))
+    before = _state(db)
+    with pytest.raises(Refused) as refused, db.session() as s:
+        set_auto_renew(
+            s, instance_id="inst-1", on=True, request_key="a", as_of=AS_OF, now=AS_OF, grace_days=7
+        )
+    message = str(refused.value)
+    assert "cannot have auto-renewal switched on: its grace period ended on" in message
+    assert "can no longer be renewed" in message and "renew it by hand" not in message
+    assert _state(db) == before
+
+
 @pytest.mark.parametrize("on", [True, False])
 def test_auto_renew_switch_on_a_released_instance_says_to_buy_a_new_one(db, on):
     """Refused, saying it can no longer be renewed and a new instance hosts its domains
@@ -566,7 +603,9 @@ def test_auto_renew_switch_on_a_released_instance_says_to_buy_a_new_one(db, on):
     _setup(db, state="released", auto_renew=not on)
     before = _state(db)
     with pytest.raises(Refused) as refused, db.session() as s:
-        set_auto_renew(s, instance_id="inst-1", on=on, request_key="a", as_of=AS_OF, now=AS_OF)
+        set_auto_renew(
+            s, instance_id="inst-1", on=on, request_key="a", as_of=AS_OF, now=AS_OF, grace_days=7
+        )
     message = str(refused.value)
     assert "can no longer be renewed" in message and "free cluster" in message
     assert message.endswith("buy a new instance to host its domains on a paid edition again")

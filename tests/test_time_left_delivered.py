@@ -114,6 +114,7 @@ def test_the_upgrade_notice_names_the_new_edition_in_its_footer(db):
             request_key="k",
             as_of=as_of,
             now=as_of,
+            grace_days=7,
         )
         s.commit()
     with db.session() as s:

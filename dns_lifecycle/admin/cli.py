@@ -17,8 +17,9 @@ from typing import Any, NoReturn
 from pydantic import ValidationError
 from pydantic_settings import SettingsError
 
-from dns_lifecycle.core.errors import InputError, LifecycleError
+from dns_lifecycle.core.errors import InputError, LifecycleError, shortened
 from dns_lifecycle.core.settings import REPO_ROOT, Settings
+from dns_lifecycle.lifecycle.renewal import MAX_PERIODS
 
 
 def _prefect_defaults() -> None:
@@ -154,7 +155,7 @@ def cmd_export(args, settings: Settings) -> int:
     from dns_lifecycle.store.queries import table_counts
 
     with _session(settings) as session:
-        if args.output:
+        if args.output is not None:
             with _output_file(args.output) as out:
                 counts = write_state(session, out)
             print(f"wrote {args.output}: " + _counts(counts), file=sys.stderr)
@@ -509,11 +510,16 @@ def build_parser() -> argparse.ArgumentParser:
     up.set_defaults(handler=cmd_db_upgrade, needs_database=False)
 
     p = add("import", cmd_import, "import an inventory file (all or nothing)")
-    p.add_argument("file", metavar="FILE.json")
+    p.add_argument("file", type=_a_path("file", "inventory.json"), metavar="FILE.json")
 
     p = add("export", cmd_export, "export the whole state as JSON")
     p.add_argument("--json", action="store_true", help="print the JSON document")
-    p.add_argument("--output", metavar="FILE", help="write the JSON document to FILE")
+    p.add_argument(
+        "--output",
+        type=_a_path("file", "state.json"),
+        metavar="FILE",
+        help="write the JSON document to FILE",
+    )
 
     p = add("seed", cmd_seed, "create a deterministic synthetic fleet in an empty database")
     p.add_argument("--instances", type=_positive_int, required=True, metavar="N")
@@ -529,7 +535,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("instance", metavar="INSTANCE")
     p.add_argument(
         "--periods",
-        type=_positive_int,
+        type=_periods,
         default=1,
         metavar="N",
         help="1-36 for a monthly subscription, 1-10 for a yearly one (default 1)",
@@ -612,7 +618,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("preview-emails", cmd_preview, "render every notice into an HTML gallery")
     p.set_defaults(needs_database=False)
-    p.add_argument("dir", metavar="DIR")
+    p.add_argument("dir", type=_a_path("folder", "preview"), metavar="DIR")
     return parser
 
 
@@ -623,13 +629,14 @@ MAX_WHOLE = 2**63 - 1
 MAX_LIMIT = 1_000_000
 
 
-def _whole_number(low: int, high: int) -> Callable[[str], int]:
+def _whole_number(low: int, high: int, bounds: str | None = None) -> Callable[[str], int]:
     """An argument type: a whole number from ``low`` to ``high``, written in the digits
     0-9 only. int() would also take '1_0', ' 10' or '+10', and a slip of a finger would
-    then buy ten times as much."""
+    then buy ten times as much. ``bounds`` says the range when the number means more
+    than its value (periods of a monthly or a yearly subscription)."""
 
     def parse(text: str) -> int:
-        shown = text if len(text) <= 24 else text[:20] + "..."
+        shown = shortened(text)
         if not (text.isascii() and text.isdigit()):
             raise argparse.ArgumentTypeError(
                 f"{shown!r} is not a whole number: write it in the digits 0-9 only, e.g. {low}"
@@ -637,15 +644,27 @@ def _whole_number(low: int, high: int) -> Callable[[str], int]:
         # Compared as text first: int() refuses numbers of more than 4,300 digits.
         value = int(text) if len(text.lstrip("0")) <= len(str(high)) else high + 1
         if value < low:
-            raise argparse.ArgumentTypeError(f"{shown} is too small: give at least {low}")
+            raise argparse.ArgumentTypeError(
+                f"{shown} is too small: {bounds or f'give at least {low}'}"
+            )
         if value > high:
-            raise argparse.ArgumentTypeError(f"{shown} is too large: give at most {high:,}")
+            raise argparse.ArgumentTypeError(
+                f"{shown} is too large: {bounds or f'give at most {high:,}'}"
+            )
         return value
 
     return parse
 
 
 _positive_int = _whole_number(1, MAX_WHOLE)
+# The periods of a manual renewal: the cycle's own limit is checked once the instance is
+# read; the parser already refuses what no cycle allows, saying both limits.
+_periods = _whole_number(
+    1,
+    max(MAX_PERIODS.values()),
+    f"give 1-{MAX_PERIODS['monthly']} months for a monthly subscription, "
+    f"1-{MAX_PERIODS['yearly']} years for a yearly one",
+)
 
 
 def _an_id(text: str) -> str:
@@ -655,6 +674,20 @@ def _an_id(text: str) -> str:
             "an empty id names nothing: give one, e.g. inst-0000001, or leave the option out"
         )
     return text
+
+
+def _a_path(what: str, example: str) -> Callable[[str], str]:
+    """An argument type: a path that is not empty. An empty one would be taken for the
+    current folder, or for the option left out."""
+
+    def parse(text: str) -> str:
+        if not text:
+            raise argparse.ArgumentTypeError(
+                f"an empty path names no {what}: give one, e.g. {example}"
+            )
+        return text
+
+    return parse
 
 
 def _request_key(text: str) -> str:
@@ -671,7 +704,7 @@ def _request_key(text: str) -> str:
     try:
         return TypeAdapter(RequestKeyText).validate_python(text)
     except ValidationError as exc:
-        shown = text if len(text) <= 24 else text[:20] + "..."
+        shown = shortened(text)
         problem = exc.errors()[0]["msg"].lower()
         raise argparse.ArgumentTypeError(
             f"request key {shown!r} ({len(text)} characters): {problem}: give a shorter key, "

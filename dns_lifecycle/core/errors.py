@@ -163,3 +163,10 @@ class StepsFailed(RunFailed):
 class DatabaseNotReady(LifecycleError):
     """The configured database cannot be used as it is: unreachable, unknown, or not at
     the schema of this code. The message says which, and what to run."""
+
+
+def shortened(text: str) -> str:
+    """``text`` as a one-line message quotes what a person typed (an id, a request key, a
+    number): whole up to 24 characters, else its first 20 and '...', so that a value of
+    thousands of characters does not bury the reason and the fix."""
+    return text if len(text) <= 24 else text[:20] + "..."

@@ -145,13 +145,42 @@ def check_renewable(
             f"instance {instance_id} is released and cannot be renewed back: its records "
             "are on the free cluster; buy a new instance instead"
         )
+    refuse_past_grace(
+        instance_id,
+        "cannot be renewed",
+        expires_at=expires_at,
+        as_of=as_of,
+        grace_days=grace_days,
+        zone=zone,
+    )
+    check_periods(instance_id, periods, billing_cycle)
+
+
+def refuse_past_grace(
+    instance_id: str,
+    refused: str,
+    *,
+    expires_at: datetime,
+    as_of: datetime,
+    grace_days: int,
+    zone: str | tzinfo,
+) -> None:
+    """Refuse a change (``refused`` says which) to an instance whose grace period has
+    ended by ``as_of``, released or not yet: it can no longer be renewed, so nothing that
+    a renewal would make possible (an upgrade, auto-renewal) is possible either."""
     grace_end = release_at(expires_at, grace_days)
     if as_of >= grace_end:
         raise Refused(
-            f"instance {instance_id} cannot be renewed: its grace period ended on "
-            f"{local_time(grace_end, zone)}; it is due for release, buy a new instance instead"
+            f"instance {instance_id} {refused}: its grace period ended on "
+            f"{local_time(grace_end, zone)}, after which an instance can no longer be renewed "
+            "or upgraded; it will be released: buy a new instance to host its domains on a "
+            "paid edition again"
         )
-    check_periods(instance_id, periods, billing_cycle)
+
+
+def renew_first(instance_id: str) -> str:
+    """What to do with an instance past its expiry, still inside its grace period."""
+    return f"renew it first (`dns-lifecycle renew {instance_id}`)"
 
 
 @dataclass(frozen=True)
@@ -171,6 +200,7 @@ def plan_upgrade(
     current: tuple[str, int, Decimal],
     target: tuple[str, int, Decimal],
     as_of: datetime,
+    grace_days: int,
 ) -> Upgrade:
     """Price an upgrade (edition code, rank, price of one period for the cycle), or refuse.
 
@@ -180,14 +210,28 @@ def plan_upgrade(
     ahead by hand, or early by auto-renewal) in full. The periods are counted back from
     the expiry on the account's calendar. The paid time must not have ended by
     ``as_of``: an instance whose expiry has passed (expired, or not yet marked so by a
-    run) is renewed first. The upgrade's period runs from the start of the period that
+    run) is renewed first, while its grace period (``grace_days``) lasts; after it, it
+    can no longer be. The upgrade's period runs from the start of the period that
     contains ``as_of`` to the expiry.
     """
     (cur_code, cur_rank, cur_price), (new_code, new_rank, new_price) = current, target
+    if state == "released":
+        raise Refused(
+            f"instance {instance_id} is released: only an active instance can change "
+            "edition; buy a new instance instead"
+        )
+    refuse_past_grace(
+        instance_id,
+        "cannot change edition",
+        expires_at=expires_at,
+        as_of=as_of,
+        grace_days=grace_days,
+        zone=zone,
+    )
     if state != "active":
         raise Refused(
             f"instance {instance_id} is {state}: only an active instance can change edition; "
-            + ("renew it first" if state == "expired" else "buy a new instance instead")
+            + renew_first(instance_id)
         )
     if new_code == cur_code:
         raise Refused(f"instance {instance_id} is already on edition {cur_code}: nothing to do")
@@ -198,7 +242,7 @@ def plan_upgrade(
             "new instance"
         )
     # An upgrade keeps the expiry: some paid time must be left to charge for.
-    require_paid_through(instance_id, expires_at, as_of, zone, "renew it first")
+    require_paid_through(instance_id, expires_at, as_of, zone, renew_first(instance_id))
     start, end, whole_after = period_containing(
         as_of, expires_at, billing_cycle, anchor_day, zone=zone
     )

@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from sqlmodel import Session, col
 
 import models
-from dns_lifecycle.core.errors import NotFound
+from dns_lifecycle.core.errors import NotFound, shortened
 from dns_lifecycle.store.release import release_stages
 from models import Account, Domain, Instance, Notification, Order, Ticket, ZoneSnapshot
 
@@ -44,7 +44,7 @@ def list_orders(
     one state, and how many match in all. An instance that does not exist is NotFound."""
     if instance_id is not None and session.get(Instance, instance_id) is None:
         raise NotFound(
-            f"instance {instance_id!r} does not exist: check the id "
+            f"instance {shortened(instance_id)!r} does not exist: check the id "
             "(`dns-lifecycle orders list` without --instance shows every order)"
         )
     where = []
@@ -85,7 +85,7 @@ def instance_details(session: Session, instance_id: str) -> InstanceDetails:
     domain, oldest first)."""
     instance = session.get(Instance, instance_id)
     if instance is None:
-        raise NotFound(f"instance {instance_id!r} does not exist: check the id")
+        raise NotFound(f"instance {shortened(instance_id)!r} does not exist: check the id")
 
     account = session.get(Account, instance.account_id)
     assert account is not None  # a foreign key

@@ -19,7 +19,7 @@ from sqlalchemy import bindparam, exists, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col
 
-from dns_lifecycle.core.errors import LifecycleError, NotFound
+from dns_lifecycle.core.errors import LifecycleError, NotFound, shortened
 from dns_lifecycle.lifecycle.expiry import (
     DELEGATION_TICKETS,
     drain_after_seen,
@@ -468,5 +468,7 @@ def zones_on_cluster(session: Session, cluster_code: str) -> dict[str, list[Rr]]
 def cluster_by_code(session: Session, code: str) -> Cluster:
     cluster = session.get(Cluster, code)
     if cluster is None:
-        raise NotFound(f"cluster {code!r} does not exist: `dns-lifecycle export` lists them")
+        raise NotFound(
+            f"cluster {shortened(code)!r} does not exist: `dns-lifecycle export` lists them"
+        )
     return cluster

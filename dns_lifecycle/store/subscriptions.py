@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlmodel import Session, col
 
-from dns_lifecycle.core.errors import LifecycleError, NotFound, Refused
+from dns_lifecycle.core.errors import LifecycleError, NotFound, Refused, shortened
 from dns_lifecycle.lifecycle.notices import (
     Addressee,
     AutoRenewChanged,
@@ -38,6 +38,7 @@ from dns_lifecycle.lifecycle.renewal import (
     local_time,
     pay_from_balance,
     plan_upgrade,
+    refuse_past_grace,
     renewal_period,
     require_paid_through,
 )
@@ -68,7 +69,7 @@ def lock_instance(session: Session, instance_id: str) -> Instance:
     ).scalar_one_or_none()
     if instance is None:
         raise NotFound(
-            f"instance {instance_id!r} does not exist: check the id "
+            f"instance {shortened(instance_id)!r} does not exist: check the id "
             "(`dns-lifecycle export` lists every instance)"
         )
     return instance
@@ -266,6 +267,7 @@ def upgrade(
     request_key: str,
     as_of: datetime,
     now: datetime,
+    grace_days: int,
 ) -> Order:
     """Move to a higher edition, paying the difference for the paid time until the
     expiry (see :func:`plan_upgrade`), or refuse."""
@@ -275,7 +277,7 @@ def upgrade(
         codes = ", ".join(
             session.execute(select(col(Edition.code)).order_by(col(Edition.rank))).scalars()
         )
-        raise NotFound(f"edition {edition_code!r} does not exist: choose one of {codes}")
+        raise NotFound(f"edition {shortened(edition_code)!r} does not exist: choose one of {codes}")
     key = upgrade_key(instance.id, request_key)
     existing = _earlier_order(session, key)
     if existing is not None:
@@ -296,6 +298,7 @@ def upgrade(
         current=(current.code, current.rank, edition_price(current, cycle)),
         target=(target.code, target.rank, edition_price(target, cycle)),
         as_of=as_of,
+        grace_days=grace_days,
     )
     payment = pay_from_balance(account.balance, plan.amount)
     if not payment.paid:
@@ -340,11 +343,13 @@ def set_auto_renew(
     request_key: str,
     as_of: datetime,
     now: datetime,
+    grace_days: int,
 ) -> bool:
     """Switch auto-renewal; returns False (and tells nobody) when it already was so.
 
     Switching it on for an instance whose expiry has passed (as of ``as_of``) is refused:
-    auto-renewal only acts before expiry, so such an instance is renewed by hand.
+    auto-renewal only acts before expiry, so such an instance is renewed by hand, until
+    its grace period (``grace_days``) ends; after that it can no longer be renewed.
     """
     instance = lock_instance(session, instance_id)
     if instance.state == "released":
@@ -355,6 +360,14 @@ def set_auto_renew(
         )
     if on and (instance.state == "expired" or instance.expires_at <= as_of):
         zone = referenced(session, Account, instance.account_id).timezone
+        refuse_past_grace(
+            instance.id,
+            "cannot have auto-renewal switched on",
+            expires_at=instance.expires_at,
+            as_of=as_of,
+            grace_days=grace_days,
+            zone=zone,
+        )
         raise Refused(
             f"instance {instance.id} expired on {local_time(instance.expires_at, zone)}: "
             "auto-renewal only renews before expiry; renew it by hand "

@@ -97,6 +97,12 @@ class Reminder(Notice):
     balance: Money | None = None
     top_up: Money | None = None
 
+    @model_validator(mode="after")
+    def _shortfall_with_its_balance(self) -> Reminder:
+        if self.top_up is not None and self.balance is None:
+            raise ValueError("top_up needs balance: a short balance is told with both")
+        return self
+
     def context(self) -> dict[str, Any]:
         stored = super().context()
         # Stored only when known, so a manual reminder's context is what it always was
@@ -115,15 +121,23 @@ class Reminder(Notice):
     def ref_at(self) -> datetime | None:
         return self.expires_at
 
+    def is_short(self) -> bool:
+        """Auto-renewal on, but the balance did not cover the next period."""
+        return self.auto_renew and self.top_up is not None
+
     def sms_params(self) -> dict[str, SmsParam]:
-        return super().sms_params() | {
+        params = super().sms_params() | {
             "date": ("time", self.expires_at),
             "when": ("when", self.expires_at),
             "amount": ("amount", self.amount),
         }
+        if self.is_short():
+            # The AUTO_SHORT template names the shortfall, as the email does.
+            params |= {"balance": ("amount", self.balance), "top_up": ("amount", self.top_up)}
+        return params
 
     def sms_variant(self) -> str | None:
-        return _auto_or_manual(self.auto_renew)
+        return "AUTO_SHORT" if self.is_short() else _auto_or_manual(self.auto_renew)
 
     def asks_action(self) -> bool:
         return True  # renew, or keep the balance topped up
