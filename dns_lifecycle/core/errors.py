@@ -167,6 +167,7 @@ class DatabaseNotReady(LifecycleError):
 
 def shortened(text: str) -> str:
     """``text`` as a one-line message quotes what a person typed (an id, a request key, a
-    number): whole up to 24 characters, else its first 20 and '...', so that a value of
-    thousands of characters does not bury the reason and the fix."""
-    return text if len(text) <= 24 else text[:20] + "..."
+    number): whole up to 64 characters (the longest id or request key), else its first
+    60 and '...', so that a value of thousands of characters does not bury the reason
+    and the fix."""
+    return text if len(text) <= 64 else text[:60] + "..."
