@@ -342,6 +342,16 @@ def test_each_kind_of_bad_value_is_named(db, path, value, words):
     assert words in exc.errors[0][1]
 
 
+def test_an_email_whose_name_is_not_ascii_is_refused(db):
+    """An address with full-width dots before @ is refused at its path: plain SMTP cannot
+    send to it."""
+    doc = sample()
+    doc["accounts"][0]["email"] = "a\uff0e\uff0eb@x.com"
+    exc = rejection(db, doc)
+    assert paths(exc) == ["accounts[0].email"]
+    assert "the part before @ has characters other than ASCII" in str(exc)
+
+
 def test_every_problem_of_one_entry_is_listed_in_field_order(db):
     """A bad value does not hide an unknown reference or a repeated id in the same entry."""
     doc = sample()

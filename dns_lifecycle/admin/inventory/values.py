@@ -245,6 +245,13 @@ def email(value: str) -> str:
         problem = "it needs exactly one @ with a name before it"
     elif len(local) > 64:
         problem = "the part before @ is longer than 64 characters"
+    elif not local.isascii():
+        # Delivery speaks plain SMTP (no SMTPUTF8): a server could not be given the
+        # address; look-alikes such as full-width dots would also pass the dot checks.
+        problem = (
+            "the part before @ has characters other than ASCII; write it in ASCII "
+            "letters, digits and punctuation (the domain may be internationalised)"
+        )
     elif _EMAIL_LOCAL_FORBIDDEN.search(local):
         problem = 'the part before @ has a space or one of <>()[]\\,;:"'
     elif local.startswith(".") or local.endswith(".") or ".." in local:
