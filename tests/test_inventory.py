@@ -36,6 +36,8 @@ from models.record import RecordBase
 
 SAMPLE = Path(__file__).parent / "fixtures" / "inventory_small.json"
 INVENTORY_SECTIONS = ("editions", "clusters", "accounts", "instances")
+# The moment of the imports: after the sample's release, before its active expiries.
+NOW = datetime(2026, 12, 1, tzinfo=UTC)
 
 
 def sample() -> dict[str, Any]:
@@ -44,7 +46,7 @@ def sample() -> dict[str, Any]:
 
 def load(db, doc: Any) -> dict[str, int]:
     with db.session() as s:
-        counts = import_inventory(doc, s)
+        counts = import_inventory(doc, s, now=NOW)
         s.commit()
     return counts
 
@@ -66,7 +68,7 @@ def without_record_clusters(state: dict[str, Any]) -> dict[str, Any]:
 
 def rejection(db, doc: Any) -> InventoryInvalid:
     with db.session() as s, pytest.raises(InventoryInvalid) as caught:
-        import_inventory(doc, s)
+        import_inventory(doc, s, now=NOW)
     return caught.value
 
 
@@ -513,7 +515,7 @@ def test_any_value_at_any_position_never_gives_a_traceback(db, data):
             continue  # an earlier replacement removed this position
     with db.session() as s:
         try:
-            import_inventory(doc, s)
+            import_inventory(doc, s, now=NOW)
         except InventoryInvalid as exc:
             assert exc.errors and all(path or message for path, message in exc.errors)
         s.rollback()
@@ -529,7 +531,7 @@ def test_any_document_never_gives_a_traceback(db, doc):
     """Any JSON document at all is accepted or refused with a listed reason."""
     with db.session() as s:
         try:
-            validate_inventory(doc, s)
+            validate_inventory(doc, s, now=NOW)
         except InventoryInvalid as exc:
             assert exc.errors
 
@@ -699,6 +701,89 @@ def test_an_expired_instance_with_a_later_expiry_becomes_active(db):
     assert export(db)["instances"][2]["state"] == "active"
 
 
+def test_an_expired_instance_becomes_active_only_with_an_expiry_after_now(db):
+    """An expired instance given a later expiry that is still past is refused at its
+    state: it would be active with no time left, and its expiry then movable back."""
+    load(db, sample())
+    doc = sample()
+    doc["instances"][2].update(state="active", expires_at="2026-11-20T00:00:01+00:00")
+    exc = rejection(db, doc)
+    assert paths(exc) == ["instances[2].state"]
+    assert "only with an expires_at after now (2026-12-01 00:00 UTC)" in str(exc)
+
+
+def test_an_instance_with_paid_orders_stays_with_the_account_that_paid_them(db):
+    """Moving an instance with paid orders to another account is refused at its account:
+    its old account would then seem to have no charges, and its balance be settable."""
+    load(db, sample())
+    order_id = renewed(db, "inst-a01", datetime(2027, 2, 27, 16, tzinfo=UTC), "20.00")
+    instance = sample()["instances"][0]
+    del instance["anchor_day"]
+    instance.update(account="acct-bob", expires_at="2027-02-27T16:00:00+00:00")
+    exc = rejection(db, {"instances": [instance]})
+    assert paths(exc) == ["instances[0].account"]
+    assert f"'acct-wang', which paid its orders (the latest order {order_id}" in str(exc)
+
+
+def upgraded(db, instance_id: str, edition: str, amount: str) -> int:
+    """Upgrades an instance as ``dns-lifecycle upgrade`` does: a paid order for the time
+    until its expiry, the edition changed, the account charged. Returns the order's id."""
+    with db.session() as s:
+        instance = s.get(Instance, instance_id)
+        order = Order(
+            key=f"upgrade:{instance_id}:{edition}",
+            instance_id=instance_id,
+            kind="upgrade",
+            period_start=NOW,
+            period_end=instance.expires_at,
+            amount=Decimal(amount),
+            state="paid",
+            edition_code=edition,
+            created_at=NOW,
+            paid_at=NOW,
+        )
+        s.add(order)
+        instance.edition_code = edition
+        s.get(Account, instance.account_id).balance -= Decimal(amount)
+        s.commit()
+        assert order.id is not None
+        return order.id
+
+
+def test_a_stale_edition_does_not_undo_a_paid_upgrade(db):
+    """A file older than a paid upgrade, giving the old edition, is refused at the
+    edition, naming the upgrade's order."""
+    load(db, sample())
+    order_id = upgraded(db, "inst-a01", "enterprise-ultimate", "168.00")
+    doc = sample()
+    del doc["accounts"]
+    exc = rejection(db, doc)
+    assert paths(exc) == ["instances[0].edition"]
+    assert f"order {order_id} paid the upgrade to 'enterprise-ultimate'" in str(exc)
+
+
+@pytest.mark.parametrize("state", ["expired", "released"])
+def test_an_instance_with_time_left_is_not_ended_by_import(db, state):
+    """An instance whose stored expiry is after now cannot be made expired or released
+    by a file: its time is paid for."""
+    load(db, sample())
+    doc = sample()
+    doc["instances"][1]["state"] = state
+    exc = rejection(db, doc)
+    assert paths(exc) == ["instances[1].state"]
+    assert "until 2026-12-05 05:00 UTC, after now (2026-12-01 00:00 UTC)" in str(exc)
+
+
+def test_a_release_after_now_is_refused(db):
+    """A released_at after the moment of the import is refused: a release is recorded
+    once it has happened."""
+    doc = sample()
+    doc["instances"][3]["released_at"] = "2026-12-24T00:00:00+00:00"
+    exc = rejection(db, doc)
+    assert paths(exc) == ["instances[3].released_at"]
+    assert "2026-12-24 00:00 UTC is after now (2026-12-01 00:00 UTC)" in str(exc)
+
+
 def test_a_released_instance_cannot_be_changed_by_import(db):
     """Any change to an instance stored as released is refused at the changed field,
     naming the release; the same entry as stored is accepted."""
@@ -845,7 +930,7 @@ def test_the_import_takes_the_words_the_models_declare(db, path, vocabulary):
         doc = sample()
         put(doc, path, word)
         with db.session() as s:
-            validate_inventory(doc, s)
+            validate_inventory(doc, s, now=NOW)
     doc = sample()
     put(doc, path, "other")
     [(where, message)] = rejection(db, doc).errors

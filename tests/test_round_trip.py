@@ -101,6 +101,12 @@ def _live_through_every_step(settings):
         switch_auto_renew_now(ctx, "auto-ok", False, "switch-2")
 
 
+def _now() -> datetime:
+    """The moment of an import: a release is stamped with the clock, whatever the run's
+    as_of, and an import refuses a release stamped after its own moment."""
+    return datetime.now(UTC)
+
+
 def _state_sections(document):
     return {k: v for k, v in document.items() if k not in HISTORY}
 
@@ -138,7 +144,7 @@ def test_a_fleet_that_lived_through_every_step_survives_export_and_import(
     fresh = Database(make_settings(tmp_path / "fresh", f"sqlite:///{fresh_path}"))
     try:
         with fresh.session() as s:
-            import_inventory(first, s)
+            import_inventory(first, s, now=_now())
             s.commit()
         with fresh.session() as s:
             second = json.loads(json.dumps(export_state(s), default=str))
@@ -155,7 +161,7 @@ def test_the_current_state_imports_back_over_itself_unchanged(db, settings):
     with db.session() as s:
         first = json.loads(json.dumps(export_state(s), default=str))
     with db.session() as s:
-        import_inventory(first, s)
+        import_inventory(first, s, now=_now())
         s.commit()
     with db.session() as s:
         assert json.loads(json.dumps(export_state(s), default=str)) == first
@@ -171,7 +177,7 @@ def test_a_file_older_than_the_lifecycle_is_refused_whole(db, settings):
     with db.session() as s:
         before = json.loads(json.dumps(export_state(s), default=str))
         with pytest.raises(InventoryInvalid) as caught:
-            import_inventory(stale, s)
+            import_inventory(stale, s, now=_now())
     ids = [i["id"] for i in stale["instances"]]
     accounts = [a["id"] for a in stale["accounts"]]
     problems = {
@@ -180,6 +186,7 @@ def test_a_file_older_than_the_lifecycle_is_refused_whole(db, settings):
     assert problems >= {
         (f"instances[{ids.index('auto-ok')}]", "expires_at"),
         (f"instances[{ids.index('to-release')}]", "state"),
+        (f"instances[{ids.index('to-upgrade')}]", "edition"),
         (f"accounts[{accounts.index('acct-sh')}]", "balance"),
     }
     assert "released on" in str(caught.value) and "paid by order" in str(caught.value)

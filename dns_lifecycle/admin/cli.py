@@ -135,10 +135,11 @@ def cmd_db_upgrade(args, settings: Settings) -> int:
 
 def cmd_import(args, settings: Settings) -> int:
     from dns_lifecycle.admin.inventory import import_inventory, read_inventory_file
+    from flows.common import wall_clock
 
     doc = read_inventory_file(Path(args.file))
     with _session(settings) as session:
-        counts = import_inventory(doc, session, source=args.file)
+        counts = import_inventory(doc, session, now=wall_clock(), source=args.file)
         session.commit()
     removed = counts.pop("domains_removed", 0)  # re-imported instances that dropped domains
     print(

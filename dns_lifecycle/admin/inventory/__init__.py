@@ -35,11 +35,14 @@ id). Optional fields left out of a re-import keep what is stored where that is t
 safe reading: an account's ``balance`` and a released instance's ``released_at``.
 
 A file carries no date, and may be older than what the lifecycle runs did since. So a
-re-import does not undo them: a released instance is final (it may only be given as
-stored), an expiry is not moved before the end of a paid order's period, an expired
-instance becomes active only with a later expiry, and an account with paid orders keeps
-its stored balance. Money is added with ``top_up`` beside the stored ``balance``: the
-file then adds it once, however often it is imported.
+re-import is checked at the moment of the import (``now``) and does not undo them: a
+released instance is final (it may only be given as stored), an expiry is not moved
+before the end of a paid order's period, an expired instance becomes active only with an
+expiry after now, an instance with time left is not made expired or released, no
+release is after now, an instance with paid orders keeps its account and one with a
+paid upgrade its edition, and an account with paid orders keeps its stored balance.
+Money is added with ``top_up`` beside the stored ``balance``: the file then adds it
+once, however often it is imported.
 An instance's ``domains``, when given, replace its domains: a domain it no longer lists
 is deleted with its records and tickets, and the records of every listed domain are
 re-created. An instance without a ``domains`` key keeps its domains. Records are served

@@ -6,6 +6,7 @@ The caller owns the transaction: nothing here commits.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -31,13 +32,16 @@ from models.domain_release import DomainReleaseBase
 __all__ = ["import_inventory"]
 
 
-def import_inventory(doc: Any, session: Session, *, source: str | None = None) -> dict[str, int]:
-    """Validate a document and write it: all of it or, on any bad entry, nothing.
+def import_inventory(
+    doc: Any, session: Session, *, now: datetime, source: str | None = None
+) -> dict[str, int]:
+    """Validate a document at the moment ``now`` and write it: all of it or, on any bad
+    entry, nothing.
 
     Returns how many of each kind the document held. Does not commit: the caller owns
     the transaction. Raises ``InventoryInvalid`` listing every bad entry.
     """
-    inventory = validate_inventory(doc, session, source=source)
+    inventory = validate_inventory(doc, session, now=now, source=source)
     try:
         counts = _write(inventory, session)
     except IntegrityError as exc:
