@@ -659,26 +659,28 @@ def test_a_balance_charged_by_paid_orders_is_not_reset(db):
     exc = rejection(db, {"accounts": sample()["accounts"]})
     assert paths(exc) == ["accounts[2].balance"]
     assert "'3000.00' is not the stored balance '2980.00', which 1 paid order charged" in str(exc)
+    assert "add money with `dns-lifecycle top-up ACCOUNT" in str(exc)
 
 
-def test_a_top_up_is_added_to_the_stored_balance_once(db):
-    """A top-up beside the stored balance adds to it; the same file imported again is
-    refused, since the balance it names is no longer the stored one."""
+def test_a_top_up_in_a_file_is_refused_pointing_to_the_top_up_command(db):
+    """An account entry with "top_up" is refused at it: a file imported twice would add
+    the money twice; the refusal names the command that adds it once."""
     load(db, sample())
-    renewed(db, "inst-a01", datetime(2027, 2, 27, 16, tzinfo=UTC), "20.00")
-    wang = dict(sample()["accounts"][2], balance="2980.00", top_up="50.00")
-    load(db, {"accounts": [wang]})
-    assert export(db)["accounts"][2]["balance"] == "3030.00"
-    assert paths(rejection(db, {"accounts": [wang]})) == ["accounts[0].balance"]
-
-
-def test_a_top_up_needs_the_balance_it_adds_to(db):
-    """A top-up without the balance beside it is refused: it could be added twice."""
-    load(db, sample())
-    wang = {k: v for k, v in sample()["accounts"][2].items() if k != "balance"}
-    exc = rejection(db, {"accounts": [dict(wang, top_up="50.00")]})
+    wang = dict(sample()["accounts"][2], top_up="50.00")
+    exc = rejection(db, {"accounts": [wang]})
     assert paths(exc) == ["accounts[0].top_up"]
-    assert "needs the account's balance beside it" in str(exc)
+    assert "`dns-lifecycle top-up ACCOUNT --amount X --request-key K`" in str(exc)
+    assert export(db)["accounts"][2]["balance"] == "3000.00"
+
+
+def test_a_balance_past_what_the_column_holds_is_refused(db):
+    """A balance of 13 digits before the point is refused saying the most it can be,
+    not taken (SQLite) nor left to the database to refuse (PostgreSQL)."""
+    doc = sample()
+    doc["accounts"][1]["balance"] = "1000000000000.00"
+    exc = rejection(db, doc)
+    assert paths(exc) == ["accounts[1].balance"]
+    assert "more than an amount can be: at most '999999999999.99'" in str(exc)
 
 
 def test_an_expired_instance_is_not_made_active_by_a_stale_file(db):

@@ -13,6 +13,7 @@ import pytest
 from dns_lifecycle.admin.inventory import export_state, import_inventory
 from dns_lifecycle.core.db import Database
 from dns_lifecycle.core.errors import InventoryInvalid
+from dns_lifecycle.store.top_ups import top_up
 from flows.auto_renew import renew_due
 from flows.common import open_run
 from flows.delivery import deliver_pending
@@ -20,12 +21,11 @@ from flows.expire import expire_due
 from flows.on_demand import renew_now, switch_auto_renew_now, upgrade_now
 from flows.release import release_due
 from flows.reminders import plan_reminders
-from models import Account
 from tests.conftest import make_settings
 from tests.factories import make_account, make_instance
 
 T0 = datetime(2026, 6, 1, 1, 30, tzinfo=UTC)
-HISTORY = ("orders", "notifications", "tickets")
+HISTORY = ("orders", "top_ups", "notifications", "tickets")
 
 RELEASED_DOMAINS = [
     {
@@ -93,7 +93,13 @@ def _live_through_every_step(settings):
     at(T0 + timedelta(days=7), *daily)  # to-release released, with tickets
     with open_run(T0 + timedelta(days=7, hours=1), False, None, settings=settings) as ctx:
         with ctx.db.session() as s:
-            s.get(Account, "acct-poor").balance = Decimal("100.00")  # topped up
+            top_up(
+                s,
+                account_id="acct-poor",
+                amount=Decimal("99.00"),
+                request_key="top-up-1",
+                now=ctx.clock(),
+            )
             s.commit()
         renew_now(ctx, "auto-fail", 2, "renew-1")  # inside its grace period
         upgrade_now(ctx, "to-upgrade", "enterprise-standard", "upgrade-1")
@@ -135,6 +141,7 @@ def test_a_fleet_that_lived_through_every_step_survives_export_and_import(
         "auto_renew_changed",
     }
     assert {o["state"] for o in first["orders"]} >= {"paid", "failed"}
+    assert [(t["account"], t["amount"]) for t in first["top_ups"]] == [("acct-poor", "99.00")]
     assert {t["reason"] for t in first["tickets"]} == {"domain_locked", "external_registrar"}
     states = {i["id"]: i["state"] for i in first["instances"]}
     assert states["to-release"] == "released" and states["auto-fail"] == "active"

@@ -54,8 +54,11 @@ __all__ = [
 ]
 
 SECTIONS = ("editions", "clusters", "accounts", "instances")
-# Sections of an export written by the lifecycle runs: accepted and ignored on import.
-HISTORY_KEYS = ("orders", "notifications", "tickets")
+# Sections of an export written by the lifecycle runs and by requests (top-ups):
+# accepted and ignored on import.
+HISTORY_KEYS = ("orders", "top_ups", "notifications", "tickets")
+# How money is added to an account, for the refusals that point to it.
+TOP_UP_COMMAND = "dns-lifecycle top-up ACCOUNT --amount X --request-key K"
 
 
 @dataclass(frozen=True)
@@ -93,8 +96,6 @@ class Inventory:
     # Which cluster serves the records of each instance of the document.
     serving_cluster: dict[str, str]
     stored: StoredState = field(repr=False)
-    # Money added to stored accounts: id -> (the balance it adds to, the amount).
-    top_ups: dict[str, tuple[Decimal, Decimal]] = field(default_factory=dict)
 
     def counts(self) -> dict[str, int]:
         """How many of each kind the document holds."""
@@ -410,7 +411,6 @@ class _Walk:
         self.stored = stored
         # The moment of the import: what has already happened, and what has not.
         self.now = now
-        self.top_ups: dict[str, tuple[Decimal, Decimal]] = {}
         self.errors: list[tuple[str, str]] = []
         # The free cluster of the state after import, if there will be exactly one.
         self.free_cluster = self._final_free_cluster()
@@ -543,6 +543,14 @@ class _Walk:
         seen: dict[str, str] = {}
         for i, raw in enumerate(self.array(section, "accounts")):
             path = f"accounts[{i}]"
+            if isinstance(raw, dict) and "top_up" in raw:
+                # A file imported twice would add it twice; a request key adds it once.
+                self.bad(
+                    f"{path}.top_up",
+                    "an import does not add money (the same file imported again would add "
+                    f"it again): add it once with `{TOP_UP_COMMAND}`, and leave top_up out",
+                )
+                raw = {key: value for key, value in raw.items() if key != "top_up"}
             row = validate_entry(AccountEntry, raw, path, self.errors)
             if row is not None and self.unique(seen, row["id"], f"{path}.id", "id"):
                 self.new_zone(row, path)
@@ -551,35 +559,11 @@ class _Walk:
         return rows
 
     def balance(self, row: dict[str, Any], path: str) -> None:
-        """Checks an account's balance and top-up against the stored balance; leaves in
-        ``row`` only a balance to write (none where the stored one stays)."""
+        """Checks an account's balance against the stored balance; leaves in ``row`` only
+        a balance to write (none where the stored one stays)."""
         lifecycle = self.stored.lifecycle
         account_id = row["id"]
         stored = lifecycle.balances.get(account_id)
-        top_up = row.pop("top_up", None)
-        if top_up is not None:
-            if top_up == 0:
-                self.bad(f"{path}.top_up", "is 0.00; give the amount to add to the balance")
-            elif "balance" not in row:
-                self.bad(
-                    f"{path}.top_up",
-                    "needs the account's balance beside it, as the database holds it now "
-                    "(export the current state): the file then adds the money once, however "
-                    "often it is imported",
-                )
-            elif stored is None:
-                row["balance"] += top_up
-            elif row["balance"] != stored:
-                self.bad(
-                    f"{path}.balance",
-                    f"{_amount(row['balance'])} is not the stored balance {_amount(stored)}: "
-                    "this top-up was added already, or the balance changed since; export "
-                    "the current state and give its balance",
-                )
-            else:
-                del row["balance"]
-                self.top_ups[account_id] = (stored, top_up)
-            return
         if stored is None or "balance" not in row:
             return
         if row["balance"] == stored:
@@ -595,7 +579,7 @@ class _Walk:
                 f"which {count} paid order{'s' if count != 1 else ''} charged{latest}; a file "
                 "cannot show that it is newer than those charges, so it does not set the "
                 "balance of an account with paid orders: give the stored balance or leave "
-                "balance out, and add money with top_up",
+                f"balance out, and add money with `{TOP_UP_COMMAND}`",
             )
 
     def new_zone(self, row: dict[str, Any], path: str) -> None:
@@ -1090,5 +1074,4 @@ def validate_inventory(
         domains=domains,
         serving_cluster=serving,
         stored=stored,
-        top_ups=walk.top_ups,
     )

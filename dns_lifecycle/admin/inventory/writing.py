@@ -80,7 +80,6 @@ def _write(inventory: Inventory, session: Session) -> dict[str, int]:
         for r in inventory.accounts
     ]
     _upsert(session, Account, accounts, stored.account_ids, "id")
-    _top_up(session, inventory.top_ups)
     instances = [
         r if "released_at" in r or r["id"] in stored.instance_ids else {**r, "released_at": None}
         for r in inventory.instances
@@ -91,23 +90,6 @@ def _write(inventory: Inventory, session: Session) -> dict[str, int]:
     counts = inventory.counts()
     counts["domains_removed"] = removed
     return counts
-
-
-def _top_up(session: Session, top_ups: dict[str, tuple[Decimal, Decimal]]) -> None:
-    """Adds each top-up to the balance it was checked against, or to none."""
-    for account_id, (expected, amount) in top_ups.items():
-        result = session.execute(
-            update(Account)
-            .where(col(Account.id) == account_id, col(Account.balance) == expected)
-            .values(balance=col(Account.balance) + amount),
-            execution_options={"synchronize_session": False},
-        )
-        if result.rowcount != 1:  # type: ignore[attr-defined]
-            raise InputError(
-                f"the balance of the account {account_id!r} changed while the inventory was "
-                "being imported; nothing was imported: export the current state and give "
-                "its balance"
-            )
 
 
 def _write_editions(
