@@ -10,6 +10,7 @@ from models.notification import Notification
 from models.order import Order
 from models.record import Record
 from models.ticket import Ticket
+from models.top_up import TopUp
 from models.zone_snapshot import ZoneSnapshot
 
 __all__ = [
@@ -23,5 +24,6 @@ __all__ = [
     "Order",
     "Record",
     "Ticket",
+    "TopUp",
     "ZoneSnapshot",
 ]

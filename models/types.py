@@ -107,16 +107,27 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.astimezone(UTC)
 
 
+# The digits of a money column: NUMERIC(14, 2).
+MONEY_PRECISION, MONEY_SCALE = 14, 2
+# The largest amount a money column holds: 999,999,999,999.99. What would write more
+# (a balance after a top-up) is refused before it is written.
+MONEY_MAX = Decimal(10) ** (MONEY_PRECISION - MONEY_SCALE) - Decimal(1).scaleb(-MONEY_SCALE)
+
+
 class Money(TypeDecorator[Decimal]):
     """A Decimal with two places; stored as NUMERIC(14, 2) (text-exact on SQLite)."""
 
-    impl = Numeric(14, 2, asdecimal=True)
+    impl = Numeric(MONEY_PRECISION, MONEY_SCALE, asdecimal=True)
     cache_ok = True
 
     def process_bind_param(self, value, dialect):
         if value is None:
             return None
         value = Decimal(value).quantize(Decimal("0.01"))
+        if abs(value) > MONEY_MAX:
+            # PostgreSQL would refuse it, SQLite keep it as text that nothing reads back:
+            # the callers check amounts first, so this is a programming error.
+            raise ValueError(f"amount {value} does not fit NUMERIC(14, 2)")
         # SQLite has no decimal type: a string keeps the cents exact.
         return str(value) if dialect.name == "sqlite" else value
 

@@ -78,6 +78,16 @@ def test_renew_prints_the_order_and_moves_the_expiry(cli):
         (("upgrade", "inst-a02", "--edition", "personal"), "only upgrades"),
         (("upgrade", "inst-a02", "--edition", "enterprise-standard"), "already on edition"),
         (("auto-renew", "inst-a04", "--on"), "buy a new instance to host its domains"),
+        (("top-up", "acct-nope", "--amount", "5", "--request-key", "t"), "does not exist"),
+        (("top-up", "acct-bob", "--amount", "0", "--request-key", "t"), "a positive amount"),
+        (
+            ("top-up", "acct-wang", "--amount", "999999999999.99", "--request-key", "t"),
+            "the most a balance holds; give at most ¥999,999,996,999.99",
+        ),
+        (("top-up", "acct-bob", "--amount", "1.005", "--request-key", "t"), "2 decimal places"),
+        (("top-up", "acct-bob", "--amount", "-5", "--request-key", "t"), "no sign"),
+        (("top-up", "acct-bob", "--amount", "1" * 13, "--request-key", "t"), "too large"),
+        (("top-up", "acct-bob", "--amount", "5"), "required: --request-key"),
     ],
 )
 def test_refusals_exit_2_with_the_reason_and_change_nothing(cli, argv, message):
@@ -139,6 +149,40 @@ def test_a_repeated_upgrade_is_marked_repeated_in_json(cli):
     assert again["counts"] == {"orders_repeated": 1}
     assert again["plan"][0]["repeated"] is True
     assert again["plan"][0]["order"] == first["plan"][0]["order"]
+
+
+def test_a_top_up_repeated_with_its_request_key_says_nothing_was_added(cli):
+    """`top-up` adds the money and prints the balance; the same request again, after a
+    renewal charged the account, adds nothing and says so."""
+    cli("import", str(SAMPLE))
+    argv = ("top-up", "acct-wang", "--amount", "10.00", "--request-key", "t-1")
+    code, out, _ = cli(*argv)
+    assert code == 0 and "¥10.00 to account acct-wang; balance ¥3,010.00" in out
+    assert cli("renew", "inst-a01", "--request-key", "r-1")[0] == 0  # ¥10.00
+    code, out, _ = cli(*argv)
+    assert code == 0
+    assert "by an earlier request with this request key: nothing was added now" in out
+    assert "balance ¥3,000.00" in out
+    balance = next(a for a in _export(cli)["accounts"] if a["id"] == "acct-wang")["balance"]
+    assert balance == "3000.00"
+
+
+def test_a_repeated_top_up_is_marked_repeated_in_json(cli):
+    """`top-up --json` repeated with its request key: `repeated` is true, same top-up."""
+    cli("import", str(SAMPLE))
+    argv = ("top-up", "acct-bob", "--amount", "5", "--request-key", "t-1", "--json")
+    first = json.loads(cli(*argv)[1])
+    assert (first["repeated"], first["amount"], first["balance"]) == (False, "5.00", "5.00")
+    again = json.loads(cli(*argv)[1])
+    assert again["repeated"] is True and again["id"] == first["id"]
+
+
+def test_instances_show_lists_the_top_ups_of_the_account(cli):
+    """`instances show` lists each top-up of the instance's account with its key."""
+    cli("import", str(SAMPLE))
+    cli("top-up", "acct-wang", "--amount", "50", "--request-key", "t-1")
+    code, out, _ = cli("instances", "show", "inst-a01")
+    assert code == 0 and "top-up 1: ¥50.00 on " in out and "(request key t-1)" in out
 
 
 def test_auto_renew_switch_reports_change_and_no_change(cli):
@@ -320,6 +364,7 @@ def test_an_instance_without_notices_says_so(cli):
         (2000, "instance", "2,000 instances"),
         (0, "tickets", "0 tickets"),
         (1, "notice", "1 notice"),
+        (2, "top_ups", "2 top-ups"),
     ],
 )
 def test_counts_are_printed_with_the_noun_agreeing(n, noun, shown):

@@ -3,11 +3,14 @@ API keys never accepted there."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 
 from dns_lifecycle.admin.inventory import export_state, import_inventory
 from dns_lifecycle.core.errors import InventoryInvalid
 
+NOW = datetime(2026, 12, 1, tzinfo=UTC)
 LIVE = {
     "code": "paid-live",
     "kind": "paid",
@@ -21,7 +24,7 @@ LIVE = {
 
 def _import(db, *clusters):
     with db.session() as s:
-        import_inventory({"clusters": list(clusters)}, s)
+        import_inventory({"clusters": list(clusters)}, s, now=NOW)
         s.commit()
 
 

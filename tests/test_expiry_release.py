@@ -369,7 +369,7 @@ def test_export_and_instances_show_give_each_domains_release_stage(
     assert delegations["elsewhere.com"] == "external_registrar"
     instance.pop("released_at")  # stamped by the wall clock, before this test's expiry
     with db.session() as s:
-        import_inventory(exported, s)  # the "release" entries are read, not imported
+        import_inventory(exported, s, now=RELEASE)  # the "release" entries are read, not imported
         s.commit()
 
     monkeypatch.setenv("DATABASE_URL", settings.database_url)

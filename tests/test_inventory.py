@@ -36,6 +36,8 @@ from models.record import RecordBase
 
 SAMPLE = Path(__file__).parent / "fixtures" / "inventory_small.json"
 INVENTORY_SECTIONS = ("editions", "clusters", "accounts", "instances")
+# The moment of the imports: after the sample's release, before its active expiries.
+NOW = datetime(2026, 12, 1, tzinfo=UTC)
 
 
 def sample() -> dict[str, Any]:
@@ -44,7 +46,7 @@ def sample() -> dict[str, Any]:
 
 def load(db, doc: Any) -> dict[str, int]:
     with db.session() as s:
-        counts = import_inventory(doc, s)
+        counts = import_inventory(doc, s, now=NOW)
         s.commit()
     return counts
 
@@ -66,7 +68,7 @@ def without_record_clusters(state: dict[str, Any]) -> dict[str, Any]:
 
 def rejection(db, doc: Any) -> InventoryInvalid:
     with db.session() as s, pytest.raises(InventoryInvalid) as caught:
-        import_inventory(doc, s)
+        import_inventory(doc, s, now=NOW)
     return caught.value
 
 
@@ -342,6 +344,16 @@ def test_each_kind_of_bad_value_is_named(db, path, value, words):
     assert words in exc.errors[0][1]
 
 
+def test_an_email_whose_name_is_not_ascii_is_refused(db):
+    """An address with full-width dots before @ is refused at its path: plain SMTP cannot
+    send to it."""
+    doc = sample()
+    doc["accounts"][0]["email"] = "a\uff0e\uff0eb@x.com"
+    exc = rejection(db, doc)
+    assert paths(exc) == ["accounts[0].email"]
+    assert "the part before @ has characters other than ASCII" in str(exc)
+
+
 def test_every_problem_of_one_entry_is_listed_in_field_order(db):
     """A bad value does not hide an unknown reference or a repeated id in the same entry."""
     doc = sample()
@@ -503,7 +515,7 @@ def test_any_value_at_any_position_never_gives_a_traceback(db, data):
             continue  # an earlier replacement removed this position
     with db.session() as s:
         try:
-            import_inventory(doc, s)
+            import_inventory(doc, s, now=NOW)
         except InventoryInvalid as exc:
             assert exc.errors and all(path or message for path, message in exc.errors)
         s.rollback()
@@ -519,7 +531,7 @@ def test_any_document_never_gives_a_traceback(db, doc):
     """Any JSON document at all is accepted or refused with a listed reason."""
     with db.session() as s:
         try:
-            validate_inventory(doc, s)
+            validate_inventory(doc, s, now=NOW)
         except InventoryInvalid as exc:
             assert exc.errors
 
@@ -647,26 +659,28 @@ def test_a_balance_charged_by_paid_orders_is_not_reset(db):
     exc = rejection(db, {"accounts": sample()["accounts"]})
     assert paths(exc) == ["accounts[2].balance"]
     assert "'3000.00' is not the stored balance '2980.00', which 1 paid order charged" in str(exc)
+    assert "add money with `dns-lifecycle top-up ACCOUNT" in str(exc)
 
 
-def test_a_top_up_is_added_to_the_stored_balance_once(db):
-    """A top-up beside the stored balance adds to it; the same file imported again is
-    refused, since the balance it names is no longer the stored one."""
+def test_a_top_up_in_a_file_is_refused_pointing_to_the_top_up_command(db):
+    """An account entry with "top_up" is refused at it: a file imported twice would add
+    the money twice; the refusal names the command that adds it once."""
     load(db, sample())
-    renewed(db, "inst-a01", datetime(2027, 2, 27, 16, tzinfo=UTC), "20.00")
-    wang = dict(sample()["accounts"][2], balance="2980.00", top_up="50.00")
-    load(db, {"accounts": [wang]})
-    assert export(db)["accounts"][2]["balance"] == "3030.00"
-    assert paths(rejection(db, {"accounts": [wang]})) == ["accounts[0].balance"]
-
-
-def test_a_top_up_needs_the_balance_it_adds_to(db):
-    """A top-up without the balance beside it is refused: it could be added twice."""
-    load(db, sample())
-    wang = {k: v for k, v in sample()["accounts"][2].items() if k != "balance"}
-    exc = rejection(db, {"accounts": [dict(wang, top_up="50.00")]})
+    wang = dict(sample()["accounts"][2], top_up="50.00")
+    exc = rejection(db, {"accounts": [wang]})
     assert paths(exc) == ["accounts[0].top_up"]
-    assert "needs the account's balance beside it" in str(exc)
+    assert "`dns-lifecycle top-up ACCOUNT --amount X --request-key K`" in str(exc)
+    assert export(db)["accounts"][2]["balance"] == "3000.00"
+
+
+def test_a_balance_past_what_the_column_holds_is_refused(db):
+    """A balance of 13 digits before the point is refused saying the most it can be,
+    not taken (SQLite) nor left to the database to refuse (PostgreSQL)."""
+    doc = sample()
+    doc["accounts"][1]["balance"] = "1000000000000.00"
+    exc = rejection(db, doc)
+    assert paths(exc) == ["accounts[1].balance"]
+    assert "more than an amount can be: at most '999999999999.99'" in str(exc)
 
 
 def test_an_expired_instance_is_not_made_active_by_a_stale_file(db):
@@ -687,6 +701,89 @@ def test_an_expired_instance_with_a_later_expiry_becomes_active(db):
     doc["instances"][2].update(state="active", expires_at="2026-12-20T00:00:00+00:00")
     load(db, doc)
     assert export(db)["instances"][2]["state"] == "active"
+
+
+def test_an_expired_instance_becomes_active_only_with_an_expiry_after_now(db):
+    """An expired instance given a later expiry that is still past is refused at its
+    state: it would be active with no time left, and its expiry then movable back."""
+    load(db, sample())
+    doc = sample()
+    doc["instances"][2].update(state="active", expires_at="2026-11-20T00:00:01+00:00")
+    exc = rejection(db, doc)
+    assert paths(exc) == ["instances[2].state"]
+    assert "only with an expires_at after now (2026-12-01 00:00 UTC)" in str(exc)
+
+
+def test_an_instance_with_paid_orders_stays_with_the_account_that_paid_them(db):
+    """Moving an instance with paid orders to another account is refused at its account:
+    its old account would then seem to have no charges, and its balance be settable."""
+    load(db, sample())
+    order_id = renewed(db, "inst-a01", datetime(2027, 2, 27, 16, tzinfo=UTC), "20.00")
+    instance = sample()["instances"][0]
+    del instance["anchor_day"]
+    instance.update(account="acct-bob", expires_at="2027-02-27T16:00:00+00:00")
+    exc = rejection(db, {"instances": [instance]})
+    assert paths(exc) == ["instances[0].account"]
+    assert f"'acct-wang', which paid its orders (the latest order {order_id}" in str(exc)
+
+
+def upgraded(db, instance_id: str, edition: str, amount: str) -> int:
+    """Upgrades an instance as ``dns-lifecycle upgrade`` does: a paid order for the time
+    until its expiry, the edition changed, the account charged. Returns the order's id."""
+    with db.session() as s:
+        instance = s.get(Instance, instance_id)
+        order = Order(
+            key=f"upgrade:{instance_id}:{edition}",
+            instance_id=instance_id,
+            kind="upgrade",
+            period_start=NOW,
+            period_end=instance.expires_at,
+            amount=Decimal(amount),
+            state="paid",
+            edition_code=edition,
+            created_at=NOW,
+            paid_at=NOW,
+        )
+        s.add(order)
+        instance.edition_code = edition
+        s.get(Account, instance.account_id).balance -= Decimal(amount)
+        s.commit()
+        assert order.id is not None
+        return order.id
+
+
+def test_a_stale_edition_does_not_undo_a_paid_upgrade(db):
+    """A file older than a paid upgrade, giving the old edition, is refused at the
+    edition, naming the upgrade's order."""
+    load(db, sample())
+    order_id = upgraded(db, "inst-a01", "enterprise-ultimate", "168.00")
+    doc = sample()
+    del doc["accounts"]
+    exc = rejection(db, doc)
+    assert paths(exc) == ["instances[0].edition"]
+    assert f"order {order_id} paid the upgrade to 'enterprise-ultimate'" in str(exc)
+
+
+@pytest.mark.parametrize("state", ["expired", "released"])
+def test_an_instance_with_time_left_is_not_ended_by_import(db, state):
+    """An instance whose stored expiry is after now cannot be made expired or released
+    by a file: its time is paid for."""
+    load(db, sample())
+    doc = sample()
+    doc["instances"][1]["state"] = state
+    exc = rejection(db, doc)
+    assert paths(exc) == ["instances[1].state"]
+    assert "until 2026-12-05 05:00 UTC, after now (2026-12-01 00:00 UTC)" in str(exc)
+
+
+def test_a_release_after_now_is_refused(db):
+    """A released_at after the moment of the import is refused: a release is recorded
+    once it has happened."""
+    doc = sample()
+    doc["instances"][3]["released_at"] = "2026-12-24T00:00:00+00:00"
+    exc = rejection(db, doc)
+    assert paths(exc) == ["instances[3].released_at"]
+    assert "2026-12-24 00:00 UTC is after now (2026-12-01 00:00 UTC)" in str(exc)
 
 
 def test_a_released_instance_cannot_be_changed_by_import(db):
@@ -835,7 +932,7 @@ def test_the_import_takes_the_words_the_models_declare(db, path, vocabulary):
         doc = sample()
         put(doc, path, word)
         with db.session() as s:
-            validate_inventory(doc, s)
+            validate_inventory(doc, s, now=NOW)
     doc = sample()
     put(doc, path, "other")
     [(where, message)] = rejection(db, doc).errors

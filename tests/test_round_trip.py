@@ -13,6 +13,7 @@ import pytest
 from dns_lifecycle.admin.inventory import export_state, import_inventory
 from dns_lifecycle.core.db import Database
 from dns_lifecycle.core.errors import InventoryInvalid
+from dns_lifecycle.store.top_ups import top_up
 from flows.auto_renew import renew_due
 from flows.common import open_run
 from flows.delivery import deliver_pending
@@ -20,12 +21,11 @@ from flows.expire import expire_due
 from flows.on_demand import renew_now, switch_auto_renew_now, upgrade_now
 from flows.release import release_due
 from flows.reminders import plan_reminders
-from models import Account
 from tests.conftest import make_settings
 from tests.factories import make_account, make_instance
 
 T0 = datetime(2026, 6, 1, 1, 30, tzinfo=UTC)
-HISTORY = ("orders", "notifications", "tickets")
+HISTORY = ("orders", "top_ups", "notifications", "tickets")
 
 RELEASED_DOMAINS = [
     {
@@ -93,12 +93,24 @@ def _live_through_every_step(settings):
     at(T0 + timedelta(days=7), *daily)  # to-release released, with tickets
     with open_run(T0 + timedelta(days=7, hours=1), False, None, settings=settings) as ctx:
         with ctx.db.session() as s:
-            s.get(Account, "acct-poor").balance = Decimal("100.00")  # topped up
+            top_up(
+                s,
+                account_id="acct-poor",
+                amount=Decimal("99.00"),
+                request_key="top-up-1",
+                now=ctx.clock(),
+            )
             s.commit()
         renew_now(ctx, "auto-fail", 2, "renew-1")  # inside its grace period
         upgrade_now(ctx, "to-upgrade", "enterprise-standard", "upgrade-1")
         switch_auto_renew_now(ctx, "to-switch", True, "switch-1")
         switch_auto_renew_now(ctx, "auto-ok", False, "switch-2")
+
+
+def _now() -> datetime:
+    """The moment of an import: a release is stamped with the clock, whatever the run's
+    as_of, and an import refuses a release stamped after its own moment."""
+    return datetime.now(UTC)
 
 
 def _state_sections(document):
@@ -129,6 +141,7 @@ def test_a_fleet_that_lived_through_every_step_survives_export_and_import(
         "auto_renew_changed",
     }
     assert {o["state"] for o in first["orders"]} >= {"paid", "failed"}
+    assert [(t["account"], t["amount"]) for t in first["top_ups"]] == [("acct-poor", "99.00")]
     assert {t["reason"] for t in first["tickets"]} == {"domain_locked", "external_registrar"}
     states = {i["id"]: i["state"] for i in first["instances"]}
     assert states["to-release"] == "released" and states["auto-fail"] == "active"
@@ -138,7 +151,7 @@ def test_a_fleet_that_lived_through_every_step_survives_export_and_import(
     fresh = Database(make_settings(tmp_path / "fresh", f"sqlite:///{fresh_path}"))
     try:
         with fresh.session() as s:
-            import_inventory(first, s)
+            import_inventory(first, s, now=_now())
             s.commit()
         with fresh.session() as s:
             second = json.loads(json.dumps(export_state(s), default=str))
@@ -155,7 +168,7 @@ def test_the_current_state_imports_back_over_itself_unchanged(db, settings):
     with db.session() as s:
         first = json.loads(json.dumps(export_state(s), default=str))
     with db.session() as s:
-        import_inventory(first, s)
+        import_inventory(first, s, now=_now())
         s.commit()
     with db.session() as s:
         assert json.loads(json.dumps(export_state(s), default=str)) == first
@@ -171,7 +184,7 @@ def test_a_file_older_than_the_lifecycle_is_refused_whole(db, settings):
     with db.session() as s:
         before = json.loads(json.dumps(export_state(s), default=str))
         with pytest.raises(InventoryInvalid) as caught:
-            import_inventory(stale, s)
+            import_inventory(stale, s, now=_now())
     ids = [i["id"] for i in stale["instances"]]
     accounts = [a["id"] for a in stale["accounts"]]
     problems = {
@@ -180,6 +193,7 @@ def test_a_file_older_than_the_lifecycle_is_refused_whole(db, settings):
     assert problems >= {
         (f"instances[{ids.index('auto-ok')}]", "expires_at"),
         (f"instances[{ids.index('to-release')}]", "state"),
+        (f"instances[{ids.index('to-upgrade')}]", "edition"),
         (f"accounts[{accounts.index('acct-sh')}]", "balance"),
     }
     assert "released on" in str(caught.value) and "paid by order" in str(caught.value)

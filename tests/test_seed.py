@@ -420,7 +420,7 @@ def test_a_seeded_fleet_exports_and_imports_into_a_fresh_database(db, tmp_path, 
     fresh = Database(make_settings(tmp_path / "fresh", f"sqlite:///{fresh_path}"))
     try:
         with fresh.session() as s:
-            import_inventory(first, s)
+            import_inventory(first, s, now=AS_OF)
             s.commit()
         with fresh.session() as s:
             second = json.loads(json.dumps(export_state(s), default=str))

@@ -11,6 +11,7 @@ import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from datetime import datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -136,10 +137,11 @@ def cmd_db_upgrade(args, settings: Settings) -> int:
 
 def cmd_import(args, settings: Settings) -> int:
     from dns_lifecycle.admin.inventory import import_inventory, read_inventory_file
+    from flows.common import wall_clock
 
     doc = read_inventory_file(Path(args.file))
     with _session(settings) as session:
-        counts = import_inventory(doc, session, source=args.file)
+        counts = import_inventory(doc, session, now=wall_clock(), source=args.file)
         session.commit()
     removed = counts.pop("domains_removed", 0)  # re-imported instances that dropped domains
     print(
@@ -187,6 +189,7 @@ _PLURALS = {
         "notification",
         "notice",
         "ticket",
+        "top_up",
     )
 }
 _SINGULARS = {plural: singular for singular, plural in _PLURALS.items()}
@@ -196,7 +199,8 @@ def counted(n: int, noun: str) -> str:
     """``n`` and ``noun`` (given singular or plural) agreeing: '1 edition', '3 editions',
     '2,000 instances', '0 tickets'."""
     singular = _SINGULARS.get(noun, noun)
-    return f"{n:,} {singular if n == 1 else _PLURALS.get(singular, singular + 's')}"
+    word = singular if n == 1 else _PLURALS.get(singular, singular + "s")
+    return f"{n:,} {word.replace('_', '-')}"
 
 
 def cmd_seed(args, settings: Settings) -> int:
@@ -331,6 +335,36 @@ def cmd_auto_renew(args, settings: Settings) -> int:
     return 0
 
 
+def cmd_top_up(args, settings: Settings) -> int:
+    from dns_lifecycle.admin.inventory import top_up_row
+    from dns_lifecycle.store.top_ups import top_up
+    from flows.common import wall_clock
+
+    with _session(settings) as session:
+        outcome = top_up(
+            session,
+            account_id=args.account,
+            amount=args.amount,
+            request_key=args.request_key,
+            now=wall_clock(),
+        )
+        session.commit()
+    made = outcome.top_up
+    if args.json:
+        summary = {**top_up_row(made), "balance": str(outcome.balance)}
+        print(_json({**summary, "repeated": outcome.repeated}))
+        return 0
+    what = f"top-up {made.id}: ¥{made.amount:,} to account {made.account_id}"
+    if outcome.repeated:
+        print(
+            f"{what}, added {made.created_at.isoformat(timespec='seconds')} by an earlier "
+            f"request with this request key: nothing was added now; balance ¥{outcome.balance:,}"
+        )
+    else:
+        print(f"{what}; balance ¥{outcome.balance:,}")
+    return 0
+
+
 def cmd_orders_list(args, settings: Settings) -> int:
     from dns_lifecycle.store.queries import list_orders
 
@@ -420,6 +454,11 @@ def cmd_instances_show(args, settings: Settings) -> int:
         f"  account {account.id} ({account.name}): balance ¥{account.balance:,.2f}, "
         f"time zone {account.timezone}, language {account.locale}"
     )
+    for up in details.top_ups:
+        print(
+            f"    top-up {up.id}: ¥{up.amount:,} on {up.created_at.isoformat(timespec='seconds')} "
+            f"(request key {up.key})"
+        )
     print(f"  cluster {instance.cluster_code}")
     print(
         f"  expires {instance.expires_at.isoformat()}"
@@ -567,6 +606,28 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--json", action="store_true")
 
+    p = add(
+        "top-up",
+        cmd_top_up,
+        "add money to an account's balance, once per request key",
+    )
+    p.add_argument("account", metavar="ACCOUNT")
+    p.add_argument(
+        "--amount",
+        type=_amount,
+        required=True,
+        metavar="X",
+        help="the amount to add, e.g. 50.00 (at most 2 decimal places)",
+    )
+    p.add_argument(
+        "--request-key",
+        type=_request_key,
+        required=True,
+        help="the same key adds the money once: a repeated request adds nothing and says "
+        "so (up to 64 characters)",
+    )
+    p.add_argument("--json", action="store_true")
+
     p = add("auto-renew", cmd_auto_renew, "switch auto-renewal of an instance on or off")
     p.add_argument("instance", metavar="INSTANCE")
     onoff = p.add_mutually_exclusive_group(required=True)
@@ -688,6 +749,30 @@ def _a_path(what: str, example: str) -> Callable[[str], str]:
         return text
 
     return parse
+
+
+def _amount(text: str) -> Decimal:
+    """An argument type: an amount of money written in the digits 0-9, with at most 2
+    decimal places. Whether it may be added is the rule's to say (a positive amount
+    that the balance can hold)."""
+    from models.types import MONEY_MAX
+
+    shown = shortened(text)
+    whole, point, cents = text.partition(".")
+    if not (
+        whole.isascii()
+        and whole.isdigit()
+        and (not point or (cents.isascii() and cents.isdigit() and len(cents) <= 2))
+    ):
+        raise argparse.ArgumentTypeError(
+            f"{shown!r} is not an amount: write it in the digits 0-9 with at most 2 decimal "
+            "places and no sign, e.g. 50.00"
+        )
+    if len(whole.lstrip("0")) > len(str(int(MONEY_MAX))):
+        raise argparse.ArgumentTypeError(
+            f"{shown} is too large: a balance holds at most {MONEY_MAX:,}"
+        )
+    return Decimal(text).quantize(Decimal("0.01"))
 
 
 def _request_key(text: str) -> str:

@@ -13,7 +13,7 @@ from sqlmodel import Session, col
 import models
 from dns_lifecycle.core.errors import NotFound, shortened
 from dns_lifecycle.store.release import release_stages
-from models import Account, Domain, Instance, Notification, Order, Ticket, ZoneSnapshot
+from models import Account, Domain, Instance, Notification, Order, Ticket, TopUp, ZoneSnapshot
 
 # Every table the state holds, as `export` reports them, in that order.
 TABLES: dict[str, Any] = {
@@ -24,6 +24,7 @@ TABLES: dict[str, Any] = {
     "domains": models.Domain,
     "records": models.Record,
     "orders": models.Order,
+    "top_ups": models.TopUp,
     "notifications": models.Notification,
     "tickets": models.Ticket,
 }
@@ -77,12 +78,13 @@ class InstanceDetails:
     tickets: Sequence[Ticket]
     zones: Sequence[ZoneSnapshot]
     stages: dict[str, dict[str, Any]]  # domain name -> where its release stands
+    top_ups: Sequence[TopUp]  # of its account, oldest first
 
 
 def instance_details(session: Session, instance_id: str) -> InstanceDetails:
-    """The instance ``instance_id`` with its account, its domains (by name), orders and
-    tickets (by id), notices (oldest first, email before SMS) and zone-file copies (by
-    domain, oldest first)."""
+    """The instance ``instance_id`` with its account and the account's top-ups, its
+    domains (by name), orders and tickets (by id), notices (oldest first, email before
+    SMS) and zone-file copies (by domain, oldest first)."""
     instance = session.get(Instance, instance_id)
     if instance is None:
         raise NotFound(f"instance {shortened(instance_id)!r} does not exist: check the id")
@@ -103,4 +105,9 @@ def instance_details(session: Session, instance_id: str) -> InstanceDetails:
         tickets=of_instance(Ticket, Ticket.id),
         zones=of_instance(ZoneSnapshot, ZoneSnapshot.domain_name, ZoneSnapshot.id),
         stages=release_stages(session, [instance.id]),
+        top_ups=session.execute(
+            select(TopUp).where(col(TopUp.account_id) == account.id).order_by(col(TopUp.id))
+        )
+        .scalars()
+        .all(),
     )

@@ -101,7 +101,7 @@ def counts(session) -> dict[str, int]:
 
 def refusal(db, doc) -> InventoryInvalid:
     with db.session() as s, pytest.raises(InventoryInvalid) as caught:
-        import_inventory(doc, s)
+        import_inventory(doc, s, now=AS_OF)
     return caught.value
 
 
@@ -190,7 +190,7 @@ def test_an_imported_script_in_a_name_is_escaped_end_to_end(lite_db, lite_settin
     it as text."""
     name = '<script>alert("owned")</script> & <b>Co</b>'
     with lite_db.session() as s:
-        import_inventory(inventory(name=name), s)
+        import_inventory(inventory(name=name), s, now=AS_OF)
         s.commit()
     with open_run(AS_OF, False, 100, settings=lite_settings) as ctx:
         plan_reminders(ctx)
@@ -220,7 +220,7 @@ def test_an_idn_is_punycode_in_storage_and_on_the_wire_and_unicode_to_read(lite_
         state="expired",
     )
     with lite_db.session() as s:
-        import_inventory(doc, s)
+        import_inventory(doc, s, now=AS_OF)
         s.commit()
         assert s.execute(select(Domain.name)).scalars().all() == [A_LABEL]
 
@@ -268,7 +268,7 @@ def test_an_imported_idn_address_is_mailed_to_that_domain(lite_db, lite_settings
     """The recipient on the wire is the A-label the import validated (IDNA 2008), in the
     envelope and in the To header alike."""
     with lite_db.session() as s:
-        import_inventory(inventory(email_address=typed), s)
+        import_inventory(inventory(email_address=typed), s, now=AS_OF)
         s.commit()
     with SmtpTestServer() as server:
         real = with_settings(
@@ -331,7 +331,7 @@ def test_any_phone_is_accepted_only_as_e164(lite_db, phone):
     """A phone number is taken only in E.164 form; anything else is refused at its path."""
     with lite_db.session() as s:
         try:
-            validate_inventory(inventory(phone=phone), s)
+            validate_inventory(inventory(phone=phone), s, now=AS_OF)
         except InventoryInvalid as exc:
             assert [p for p, _ in exc.errors] == ["accounts[0].phone"], exc.errors
             assert "E.164" in exc.errors[0][1]
@@ -391,7 +391,7 @@ def test_a_damaged_file_is_imported_whole_or_not_at_all(lite_db, changes):
             continue
     with lite_db.session() as s:
         try:
-            imported = import_inventory(doc, s)
+            imported = import_inventory(doc, s, now=AS_OF)
         except InventoryInvalid as exc:
             assert exc.errors
             assert set(counts(s).values()) == {0}  # nothing written, not even flushed
@@ -472,7 +472,7 @@ def test_every_record_import_accepts_can_be_written_to_a_zone_file(lite_db, rtyp
     doc = with_records((rtype, "www", value))
     with lite_db.session() as s:
         try:
-            checked = validate_inventory(doc, s)
+            checked = validate_inventory(doc, s, now=AS_OF)
         except InventoryInvalid as exc:
             assert [p for p, _ in exc.errors] == [f"{RECORDS}[0].value"], exc.errors
             return
@@ -491,7 +491,7 @@ def test_hichina_is_one_registrar_however_it_is_written(lite_db, lite_settings, 
         state="expired",
     )
     with lite_db.session() as s:
-        import_inventory(doc, s)
+        import_inventory(doc, s, now=AS_OF)
         s.commit()
         assert s.execute(select(Domain.registrar)).scalars().all() == ["hichina"]
     with open_run(AS_OF, False, 100, settings=lite_settings) as ctx:
@@ -506,7 +506,7 @@ def test_hichina_is_one_registrar_however_it_is_written(lite_db, lite_settings, 
 def test_other_registrars_are_trimmed_and_keep_their_spelling(lite_db):
     """Another registrar's name is stored without surrounding spaces, as written."""
     with lite_db.session() as s:
-        import_inventory(with_records(registrar="  GoDaddy "), s)
+        import_inventory(with_records(registrar="  GoDaddy "), s, now=AS_OF)
         assert s.execute(select(Domain.registrar)).scalars().all() == ["GoDaddy"]
         s.rollback()
 
@@ -538,7 +538,7 @@ def test_records_of_different_names_may_sit_beside_a_cname(lite_db):
         ("TXT", "WWW2", "hello"),
     )
     with lite_db.session() as s:
-        assert import_inventory(doc, s)["records"] == 4
+        assert import_inventory(doc, s, now=AS_OF)["records"] == 4
         s.rollback()
 
 
@@ -581,4 +581,4 @@ def test_real_time_zones_and_their_links_are_accepted(lite_db):
         doc = inventory()
         doc["accounts"][0]["timezone"] = zone
         with lite_db.session() as s:
-            validate_inventory(doc, s)
+            validate_inventory(doc, s, now=AS_OF)

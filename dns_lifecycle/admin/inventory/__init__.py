@@ -22,8 +22,7 @@ The document (every top-level key is optional)::
 
     {"editions":  [{"code", "rank", "monthly_price", "yearly_price"}],
      "clusters":  [{"code", "kind", "nameservers"}],
-     "accounts":  [{"id", "name", "email", "phone", "locale", "timezone", "balance"?,
-                    "top_up"?}],
+     "accounts":  [{"id", "name", "email", "phone", "locale", "timezone", "balance"?}],
      "instances": [{"id", "account", "edition", "billing_cycle", "expires_at",
                     "auto_renew", "state", "cluster", "anchor_day"?, "released_at"?,
                     "domains"?: [{"name", "registrar", "epp_statuses"?, "nameservers"?,
@@ -35,19 +34,22 @@ id). Optional fields left out of a re-import keep what is stored where that is t
 safe reading: an account's ``balance`` and a released instance's ``released_at``.
 
 A file carries no date, and may be older than what the lifecycle runs did since. So a
-re-import does not undo them: a released instance is final (it may only be given as
-stored), an expiry is not moved before the end of a paid order's period, an expired
-instance becomes active only with a later expiry, and an account with paid orders keeps
-its stored balance. Money is added with ``top_up`` beside the stored ``balance``: the
-file then adds it once, however often it is imported.
+re-import is checked at the moment of the import (``now``) and does not undo them: a
+released instance is final (it may only be given as stored), an expiry is not moved
+before the end of a paid order's period, an expired instance becomes active only with an
+expiry after now, an instance with time left is not made expired or released, no
+release is after now, an instance with paid orders keeps its account and one with a
+paid upgrade its edition, and an account with paid orders keeps its stored balance.
+A file does not add money (imported twice, it would add it twice): ``dns-lifecycle
+top-up`` does, once per request key.
 An instance's ``domains``, when given, replace its domains: a domain it no longer lists
 is deleted with its records and tickets, and the records of every listed domain are
 re-created. An instance without a ``domains`` key keeps its domains. Records are served
 by the instance's cluster, or by the free cluster once the instance is released.
 
-The history keys of an export (``orders``, ``notifications``, ``tickets``) are accepted
-and ignored, so an export can be imported back: that history is written by the
-lifecycle runs, never by hand.
+The history keys of an export (``orders``, ``top_ups``, ``notifications``, ``tickets``)
+are accepted and ignored, so an export can be imported back: that history is written by
+the lifecycle runs and by requests, never by hand.
 """
 
 from __future__ import annotations
@@ -58,6 +60,7 @@ from dns_lifecycle.admin.inventory.exporting import (
     iter_state,
     notification_row,
     order_row,
+    top_up_row,
     write_state,
 )
 from dns_lifecycle.admin.inventory.reading import read_inventory_file
@@ -74,6 +77,7 @@ __all__ = [
     "notification_row",
     "order_row",
     "read_inventory_file",
+    "top_up_row",
     "validate_inventory",
     "write_state",
 ]

@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from dataclasses import astuple, dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
@@ -54,8 +54,11 @@ __all__ = [
 ]
 
 SECTIONS = ("editions", "clusters", "accounts", "instances")
-# Sections of an export written by the lifecycle runs: accepted and ignored on import.
-HISTORY_KEYS = ("orders", "notifications", "tickets")
+# Sections of an export written by the lifecycle runs and by requests (top-ups):
+# accepted and ignored on import.
+HISTORY_KEYS = ("orders", "top_ups", "notifications", "tickets")
+# How money is added to an account, for the refusals that point to it.
+TOP_UP_COMMAND = "dns-lifecycle top-up ACCOUNT --amount X --request-key K"
 
 
 @dataclass(frozen=True)
@@ -93,8 +96,6 @@ class Inventory:
     # Which cluster serves the records of each instance of the document.
     serving_cluster: dict[str, str]
     stored: StoredState = field(repr=False)
-    # Money added to stored accounts: id -> (the balance it adds to, the amount).
-    top_ups: dict[str, tuple[Decimal, Decimal]] = field(default_factory=dict)
 
     def counts(self) -> dict[str, int]:
         """How many of each kind the document holds."""
@@ -183,20 +184,31 @@ class StoredDomain:
     release: dict[str, Any] | None
 
 
+class HeldInstance(NamedTuple):
+    """A stored instance of the file, as the database holds it."""
+
+    state: str
+    expires_at: datetime
+    account_id: str
+    edition_code: str
+
+
 @dataclass
 class Lifecycle:
     """What the lifecycle runs did to the file's instances and accounts: states, paid
-    periods, charges. A file is not dated, so it may be older than these: the checks
-    refuse what would undo them (``_Walk.stale_instance``, ``_Walk.stale_balance``)."""
+    periods, upgrades, charges. A file is not dated, so it may be older than these: the
+    checks refuse what would undo them (``_Walk.stale_instance``, ``_Walk.balance``)."""
 
-    # Every stored instance of the file: (state, expiry).
-    instances: dict[str, tuple[str, datetime]] = field(default_factory=dict)
+    # Every stored instance of the file.
+    instances: dict[str, HeldInstance] = field(default_factory=dict)
     # Stored released instances of the file: their columns, and their domains by name
     # (for those the file lists with domains).
     released: dict[str, dict[str, Any]] = field(default_factory=dict)
     released_domains: dict[str, dict[str, StoredDomain]] = field(default_factory=dict)
     # Per instance, the paid order whose period ends last: (order id, kind, period end).
     paid_through: dict[str, tuple[int, str, datetime]] = field(default_factory=dict)
+    # Per instance, its latest paid upgrade: (order id, the edition it paid for).
+    upgrades: dict[str, tuple[int, str | None]] = field(default_factory=dict)
     # Stored balance of each stored account of the file.
     balances: dict[str, Decimal] = field(default_factory=dict)
     # Accounts with paid orders: (how many, when the latest was paid).
@@ -206,13 +218,17 @@ class Lifecycle:
     def load(cls, session: Session, declared: _Declared, account_ids: set[str]) -> Lifecycle:
         found = cls()
         for chunk in chunks(sorted(declared.instances)):
-            for instance_id, state, expires_at in session.execute(
-                select(col(Instance.id), col(Instance.state), col(Instance.expires_at)).where(
-                    col(Instance.id).in_(chunk)
-                )
+            for instance_id, *held in session.execute(
+                select(
+                    col(Instance.id),
+                    col(Instance.state),
+                    col(Instance.expires_at),
+                    col(Instance.account_id),
+                    col(Instance.edition_code),
+                ).where(col(Instance.id).in_(chunk))
             ):
-                found.instances[instance_id] = (state, expires_at)
-        released = sorted(i for i, (state, _) in found.instances.items() if state == "released")
+                found.instances[instance_id] = HeldInstance(*held)
+        released = sorted(i for i, held in found.instances.items() if held.state == "released")
         columns = [getattr(Instance, c) for c in _INSTANCE_COLUMNS.values()]
         for chunk in chunks(released):
             for row in session.execute(
@@ -239,6 +255,16 @@ class Lifecycle:
                 .order_by(orders.c.id)
             ):
                 found.paid_through[instance_id] = (order_id, kind, end)
+            for instance_id, order_id, edition in session.execute(
+                select(orders.c.instance_id, orders.c.id, orders.c.edition_code)
+                .where(
+                    orders.c.instance_id.in_(chunk),
+                    orders.c.state == "paid",
+                    orders.c.kind == "upgrade",
+                )
+                .order_by(orders.c.id)
+            ):
+                found.upgrades[instance_id] = (order_id, edition)
         for chunk in chunks(sorted(declared.accounts & account_ids)):
             found.balances.update(
                 session.execute(
@@ -380,10 +406,11 @@ def anchor_misfit(expires_at: datetime, anchor: int, zone: str) -> int | None:
 class _Walk:
     """Checks every entry in file order and records every problem with its path."""
 
-    def __init__(self, declared: _Declared, stored: StoredState):
+    def __init__(self, declared: _Declared, stored: StoredState, now: datetime):
         self.declared = declared
         self.stored = stored
-        self.top_ups: dict[str, tuple[Decimal, Decimal]] = {}
+        # The moment of the import: what has already happened, and what has not.
+        self.now = now
         self.errors: list[tuple[str, str]] = []
         # The free cluster of the state after import, if there will be exactly one.
         self.free_cluster = self._final_free_cluster()
@@ -516,6 +543,14 @@ class _Walk:
         seen: dict[str, str] = {}
         for i, raw in enumerate(self.array(section, "accounts")):
             path = f"accounts[{i}]"
+            if isinstance(raw, dict) and "top_up" in raw:
+                # A file imported twice would add it twice; a request key adds it once.
+                self.bad(
+                    f"{path}.top_up",
+                    "an import does not add money (the same file imported again would add "
+                    f"it again): add it once with `{TOP_UP_COMMAND}`, and leave top_up out",
+                )
+                raw = {key: value for key, value in raw.items() if key != "top_up"}
             row = validate_entry(AccountEntry, raw, path, self.errors)
             if row is not None and self.unique(seen, row["id"], f"{path}.id", "id"):
                 self.new_zone(row, path)
@@ -524,35 +559,11 @@ class _Walk:
         return rows
 
     def balance(self, row: dict[str, Any], path: str) -> None:
-        """Checks an account's balance and top-up against the stored balance; leaves in
-        ``row`` only a balance to write (none where the stored one stays)."""
+        """Checks an account's balance against the stored balance; leaves in ``row`` only
+        a balance to write (none where the stored one stays)."""
         lifecycle = self.stored.lifecycle
         account_id = row["id"]
         stored = lifecycle.balances.get(account_id)
-        top_up = row.pop("top_up", None)
-        if top_up is not None:
-            if top_up == 0:
-                self.bad(f"{path}.top_up", "is 0.00; give the amount to add to the balance")
-            elif "balance" not in row:
-                self.bad(
-                    f"{path}.top_up",
-                    "needs the account's balance beside it, as the database holds it now "
-                    "(export the current state): the file then adds the money once, however "
-                    "often it is imported",
-                )
-            elif stored is None:
-                row["balance"] += top_up
-            elif row["balance"] != stored:
-                self.bad(
-                    f"{path}.balance",
-                    f"{_amount(row['balance'])} is not the stored balance {_amount(stored)}: "
-                    "this top-up was added already, or the balance changed since; export "
-                    "the current state and give its balance",
-                )
-            else:
-                del row["balance"]
-                self.top_ups[account_id] = (stored, top_up)
-            return
         if stored is None or "balance" not in row:
             return
         if row["balance"] == stored:
@@ -568,7 +579,7 @@ class _Walk:
                 f"which {count} paid order{'s' if count != 1 else ''} charged{latest}; a file "
                 "cannot show that it is newer than those charges, so it does not set the "
                 "balance of an account with paid orders: give the stored balance or leave "
-                "balance out, and add money with top_up",
+                f"balance out, and add money with `{TOP_UP_COMMAND}`",
             )
 
     def new_zone(self, row: dict[str, Any], path: str) -> None:
@@ -655,6 +666,12 @@ class _Walk:
                     f"{path}.released_at",
                     "is before expires_at; an instance is released after it expires",
                 )
+            elif row["released_at"] > self.now:
+                self.bad(
+                    f"{path}.released_at",
+                    f"{_utc(row['released_at'])} is after now ({_utc(self.now)}); a release "
+                    "is recorded once it has happened: give the moment it was released",
+                )
         elif state != "released":
             row["released_at"] = None
         if state != "released":
@@ -675,15 +692,37 @@ class _Walk:
         domains: list[CheckedDomain] | None,
     ) -> None:
         """Refuses what would undo the lifecycle's work on a stored instance: any change
-        to a released one, an expiry before the end of its paid periods, an expired one
-        made active again without a later expiry."""
+        to a released one, moving one with paid orders to another account, the edition
+        of one with a paid upgrade, an expiry before the end of its paid periods, an
+        expired one made active again without an expiry ahead of now, and one with time
+        left made expired or released."""
         lifecycle = self.stored.lifecycle
         instance_id = row["id"]
-        stored_state, stored_expiry = lifecycle.instances[instance_id]
+        held = lifecycle.instances[instance_id]
+        stored_state, stored_expiry = held.state, held.expires_at
         if stored_state == "released":
             self.released_unchanged(row, raw, path, domains)
             return
         paid = lifecycle.paid_through.get(instance_id)
+        if paid is not None and row["account_id"] != held.account_id:
+            order_id, kind, _ = paid
+            self.bad(
+                f"{path}.account",
+                f"{values.show(row['account_id'])} would move the instance away from the "
+                f"account {values.show(held.account_id)}, which paid its orders (the latest "
+                f"order {order_id}, {kind}); an instance with paid orders stays with the "
+                f"account that paid them: give {values.show(held.account_id)}",
+            )
+        upgraded = lifecycle.upgrades.get(instance_id)
+        if upgraded is not None and row["edition_code"] != held.edition_code:
+            order_id, edition = upgraded
+            self.bad(
+                f"{path}.edition",
+                f"{values.show(row['edition_code'])} is not the stored edition "
+                f"{values.show(held.edition_code)}, and order {order_id} paid the upgrade "
+                f"to {values.show(edition)}: the file is older than that upgrade; give the "
+                "stored edition (export the current state)",
+            )
         if paid is not None and row["expires_at"] < paid[2]:
             order_id, kind, end = paid
             self.bad(
@@ -695,14 +734,22 @@ class _Walk:
             )
         state = row["state"]
         backwards = INSTANCE_STATES.index(state) < INSTANCE_STATES.index(stored_state)
-        if backwards and row["expires_at"] <= stored_expiry:
+        if backwards and row["expires_at"] <= max(stored_expiry, self.now):
             self.bad(
                 f"{path}.state",
                 f"{values.show(state)} would undo the instance's expiry: it is "
                 f"{values.show(stored_state)} in the database, expired at "
                 f"{_utc(stored_expiry)}. It becomes active again only with an expires_at "
-                "after that: renew it (dns-lifecycle renew), or give the expiry it was "
-                "renewed to",
+                f"after now ({_utc(self.now)}): renew it (dns-lifecycle renew), or give the "
+                "expiry it was renewed to",
+            )
+        elif state != stored_state and state != "active" and stored_expiry > self.now:
+            self.bad(
+                f"{path}.state",
+                f"{values.show(state)} would end the instance's paid time: it is "
+                f"{values.show(stored_state)} in the database until {_utc(stored_expiry)}, "
+                f"after now ({_utc(self.now)}); the runs expire and release it once that "
+                "time has passed: give the stored state",
             )
 
     def released_unchanged(
@@ -986,8 +1033,11 @@ def _within(path: str, prefix: str) -> bool:
     return path == prefix or path.startswith((f"{prefix}.", f"{prefix}["))
 
 
-def validate_inventory(doc: Any, session: Session, *, source: str | None = None) -> Inventory:
-    """Check a whole inventory document against itself and the database.
+def validate_inventory(
+    doc: Any, session: Session, *, now: datetime, source: str | None = None
+) -> Inventory:
+    """Check a whole inventory document against itself and the database, at the moment
+    ``now`` (what has happened by then: an instance's time left, a release).
 
     Returns the normalised document; raises ``InventoryInvalid`` listing every bad entry
     with its path when there is any. Reads the database, writes nothing.
@@ -1005,7 +1055,7 @@ def validate_inventory(doc: Any, session: Session, *, source: str | None = None)
         )
     declared = _Declared.scan(doc)
     stored = StoredState.load(session, declared)
-    walk = _Walk(declared, stored)
+    walk = _Walk(declared, stored, now)
     sections: dict[str, Any] = {}
     # File order: the sections in the order the document gives them.
     for key in doc:
@@ -1024,5 +1074,4 @@ def validate_inventory(doc: Any, session: Session, *, source: str | None = None)
         domains=domains,
         serving_cluster=serving,
         stored=stored,
-        top_ups=walk.top_ups,
     )

@@ -18,7 +18,6 @@ with its path in the file and what to do.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from decimal import Decimal
 from typing import Annotated, Any, get_args
 
 import annotated_types
@@ -176,8 +175,6 @@ AccountEntry = _derive(
         "timezone": (AfterValidator(values.time_zone),),
         "balance": (BeforeValidator(values.money),),
     },
-    # Money to add to the balance, which the entry then gives as it is stored now.
-    extra={"top_up": Annotated[Decimal, BeforeValidator(values.money)]},
 )
 
 InstanceEntry = _derive(

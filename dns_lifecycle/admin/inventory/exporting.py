@@ -1,5 +1,6 @@
 """The whole state as one document: the inventory sections in the import format, plus
-the history (orders, notifications, tickets) that the lifecycle runs wrote.
+the history (orders, top-ups, notifications, tickets) that the lifecycle runs and the
+operators' requests wrote.
 
 Datetimes are ISO 8601 in UTC with an offset; amounts are decimal strings. Entries are
 read in pages and written one at a time, so an export of any size runs in constant
@@ -31,10 +32,18 @@ from models import (
     Order,
     Record,
     Ticket,
+    TopUp,
 )
 from models.cluster import ClusterBase
 
-__all__ = ["export_state", "iter_state", "notification_row", "order_row", "write_state"]
+__all__ = [
+    "export_state",
+    "iter_state",
+    "notification_row",
+    "order_row",
+    "top_up_row",
+    "write_state",
+]
 
 
 def _when(moment: datetime | None) -> str | None:
@@ -179,6 +188,17 @@ def order_row(order: Any) -> dict[str, Any]:
     }
 
 
+def top_up_row(top_up: Any) -> dict[str, Any]:
+    """One top-up as the export shows it (from a ``TopUp`` or a row of its table)."""
+    return {
+        "id": top_up.id,
+        "account": top_up.account_id,
+        "amount": _money(top_up.amount),
+        "request_key": top_up.key,
+        "created_at": _when(top_up.created_at),
+    }
+
+
 def notification_row(notification: Any) -> dict[str, Any]:
     """One notification as the export shows it (from a ``Notification`` or a row)."""
     return {
@@ -199,6 +219,12 @@ def _export_orders(session: Session) -> Iterator[dict[str, Any]]:
     query = select(table_of(Order)).order_by(col(Order.id))
     for r in session.execute(query.execution_options(yield_per=CHUNK)):
         yield order_row(r)
+
+
+def _export_top_ups(session: Session) -> Iterator[dict[str, Any]]:
+    query = select(table_of(TopUp)).order_by(col(TopUp.id))
+    for r in session.execute(query.execution_options(yield_per=CHUNK)):
+        yield top_up_row(r)
 
 
 def _export_notifications(session: Session) -> Iterator[dict[str, Any]]:
@@ -235,6 +261,7 @@ _EXPORTERS: tuple[tuple[str, Callable[[Session], Iterator[dict[str, Any]]]], ...
     ("accounts", _export_accounts),
     ("instances", _export_instances),
     ("orders", _export_orders),
+    ("top_ups", _export_top_ups),
     ("notifications", _export_notifications),
     ("tickets", _export_tickets),
 )
@@ -251,7 +278,7 @@ def iter_state(session: Session) -> Iterator[tuple[str, Iterator[dict[str, Any]]
 
 def export_state(session: Session) -> dict[str, Any]:
     """The whole state: the inventory sections in the import format (every record with
-    the ``cluster`` that serves it) plus orders, notifications and tickets.
+    the ``cluster`` that serves it) plus orders, top-ups, notifications and tickets.
 
     Datetimes are ISO 8601 in UTC with an offset; amounts are decimal strings.
     """

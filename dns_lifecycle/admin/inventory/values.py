@@ -22,7 +22,7 @@ import idna
 from dns_lifecycle.core.addresses import parse_address
 from dns_lifecycle.lifecycle.nameservers import HICHINA, is_hichina
 from dns_lifecycle.lifecycle.zonefile import Rr, check_record
-from models.types import RECORD_TYPES, time_zones
+from models.types import MONEY_MAX, RECORD_TYPES, time_zones
 
 __all__ = [
     "EPP_STATUSES",
@@ -84,6 +84,7 @@ _HTTP_URL_RE = re.compile(r"https?://[^\s/?#]+(/[^\s?#]*)?")
 _PHONE_RE = re.compile(r"\+[1-9][0-9]{7,14}")
 # At most 12 digits before the point and 2 after: NUMERIC(14, 2).
 _MONEY_RE = re.compile(r"[0-9]{1,12}(?:\.[0-9]{1,2})?")
+_DIGITS_RE = re.compile(r"[0-9]+(?:\.[0-9]{1,2})?")
 # Control characters (CR, LF, NUL...), lone surrogates, Unicode line separators.
 _UNSAFE_RE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
 # Joiners shape the letters of some scripts and emoji; every other invisible format
@@ -196,6 +197,11 @@ def money(value: Any) -> Decimal:
     if value.startswith("-"):
         # '-0.00' too: a sign on an amount that cannot be negative only misleads.
         raise ValueError(f"{show(value)} is negative; amounts are 0 or more, without a sign")
+    if _DIGITS_RE.fullmatch(value) and not _MONEY_RE.fullmatch(value):
+        raise ValueError(
+            f"{show(value)} is more than an amount can be: at most '{MONEY_MAX}' (a "
+            "balance or price is stored as NUMERIC(14, 2))"
+        )
     if not _MONEY_RE.fullmatch(value):
         raise ValueError(
             f"{show(value)} is not a valid amount: write digits with at most 2 "
@@ -245,6 +251,13 @@ def email(value: str) -> str:
         problem = "it needs exactly one @ with a name before it"
     elif len(local) > 64:
         problem = "the part before @ is longer than 64 characters"
+    elif not local.isascii():
+        # Delivery speaks plain SMTP (no SMTPUTF8): a server could not be given the
+        # address; look-alikes such as full-width dots would also pass the dot checks.
+        problem = (
+            "the part before @ has characters other than ASCII; write it in ASCII "
+            "letters, digits and punctuation (the domain may be internationalised)"
+        )
     elif _EMAIL_LOCAL_FORBIDDEN.search(local):
         problem = 'the part before @ has a space or one of <>()[]\\,;:"'
     elif local.startswith(".") or local.endswith(".") or ".." in local:

@@ -6,6 +6,7 @@ The caller owns the transaction: nothing here commits.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -31,13 +32,16 @@ from models.domain_release import DomainReleaseBase
 __all__ = ["import_inventory"]
 
 
-def import_inventory(doc: Any, session: Session, *, source: str | None = None) -> dict[str, int]:
-    """Validate a document and write it: all of it or, on any bad entry, nothing.
+def import_inventory(
+    doc: Any, session: Session, *, now: datetime, source: str | None = None
+) -> dict[str, int]:
+    """Validate a document at the moment ``now`` and write it: all of it or, on any bad
+    entry, nothing.
 
     Returns how many of each kind the document held. Does not commit: the caller owns
     the transaction. Raises ``InventoryInvalid`` listing every bad entry.
     """
-    inventory = validate_inventory(doc, session, source=source)
+    inventory = validate_inventory(doc, session, now=now, source=source)
     try:
         counts = _write(inventory, session)
     except IntegrityError as exc:
@@ -76,7 +80,6 @@ def _write(inventory: Inventory, session: Session) -> dict[str, int]:
         for r in inventory.accounts
     ]
     _upsert(session, Account, accounts, stored.account_ids, "id")
-    _top_up(session, inventory.top_ups)
     instances = [
         r if "released_at" in r or r["id"] in stored.instance_ids else {**r, "released_at": None}
         for r in inventory.instances
@@ -87,23 +90,6 @@ def _write(inventory: Inventory, session: Session) -> dict[str, int]:
     counts = inventory.counts()
     counts["domains_removed"] = removed
     return counts
-
-
-def _top_up(session: Session, top_ups: dict[str, tuple[Decimal, Decimal]]) -> None:
-    """Adds each top-up to the balance it was checked against, or to none."""
-    for account_id, (expected, amount) in top_ups.items():
-        result = session.execute(
-            update(Account)
-            .where(col(Account.id) == account_id, col(Account.balance) == expected)
-            .values(balance=col(Account.balance) + amount),
-            execution_options={"synchronize_session": False},
-        )
-        if result.rowcount != 1:  # type: ignore[attr-defined]
-            raise InputError(
-                f"the balance of the account {account_id!r} changed while the inventory was "
-                "being imported; nothing was imported: export the current state and give "
-                "its balance"
-            )
 
 
 def _write_editions(
