@@ -1,4 +1,4 @@
-"""On-demand changes: manual renewal, upgrade, and the auto-renewal switch.
+"""On-demand changes: manual renewal, upgrade, the auto-renewal switch, and top-ups.
 
 Each change is one transaction: a refused request changes nothing and fails with the
 reason; an accepted one writes the order, the balance, the instance and the notice
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
+from decimal import Decimal
 from typing import Annotated, Any
 
 from prefect.runtime import flow_run
@@ -19,6 +20,7 @@ from sqlmodel import Session
 
 from dns_lifecycle.store.notifications import PendingFilter
 from dns_lifecycle.store.subscriptions import renew, set_auto_renew, upgrade
+from dns_lifecycle.store.top_ups import top_up
 from flows.base import lifecycle_flow
 from flows.common import RunContext, StepReport, change_as_of, open_run, timed, wall_clock
 from flows.delivery import deliver_pending
@@ -26,6 +28,15 @@ from flows.params import RequestKey
 from models import Order
 
 InstanceId = Annotated[str, Field(min_length=1, max_length=64, description="The instance id.")]
+AccountId = Annotated[str, Field(min_length=1, max_length=64, description="The account id.")]
+Amount = Annotated[
+    str,
+    Field(
+        pattern=r"^[0-9]{1,12}(\.[0-9]{1,2})?$",
+        description="The amount to add to the balance, in yuan with at most 2 decimal "
+        "places, e.g. 50.00.",
+    ),
+]
 UpgradeAsOf = Annotated[
     datetime | SkipJsonSchema[None],
     Field(
@@ -135,6 +146,38 @@ def switch_auto_renew_now(
     )
 
 
+def top_up_now(ctx: RunContext, account_id: str, amount: Decimal, request_key: str) -> StepReport:
+    """Add ``amount`` to the balance of ``account_id`` once for ``request_key``; the
+    report's row says the balance after it and whether an earlier request made it."""
+    report = StepReport(step="top-up-account", as_of=ctx.as_of, dry_run=False)
+    with timed(report):
+        with ctx.db.session() as session:
+            outcome = top_up(
+                session,
+                account_id=account_id,
+                amount=amount,
+                request_key=request_key,
+                now=ctx.clock(),
+            )
+            session.commit()
+        made = outcome.top_up
+        report.add("top_ups_repeated" if outcome.repeated else "top_ups_added")
+        report.planned(
+            [
+                {
+                    "id": made.id,
+                    "account": made.account_id,
+                    "amount": str(made.amount),
+                    "request_key": made.key,
+                    "created_at": made.created_at.isoformat(timespec="seconds"),
+                    "balance": str(outcome.balance),
+                    "repeated": outcome.repeated,
+                }
+            ]
+        )
+    return report
+
+
 def _request_key(request_key: str | None) -> str:
     return request_key or str(flow_run.get_id())
 
@@ -172,6 +215,17 @@ def upgrade_instance(
     refused."""
     with open_run(change_as_of(as_of, "an upgrade", wall_clock), False, None) as ctx:
         return upgrade_now(ctx, instance_id, edition, _request_key(request_key))
+
+
+@lifecycle_flow(name="top-up-account")
+def top_up_account(
+    account_id: AccountId, amount: Amount, request_key: RequestKey = None
+) -> StepReport:
+    """Add money to an account's balance, once per request key: a repeated request adds
+    nothing. A failed auto-renewal is paid by the next daily run once the balance
+    covers it."""
+    with open_run(None, False, None) as ctx:
+        return top_up_now(ctx, account_id, Decimal(amount), _request_key(request_key))
 
 
 @lifecycle_flow(name="set-auto-renew")

@@ -63,6 +63,8 @@ def test_an_empty_form_validates_as_prefect_validates_it(deployment):
     flow = _flow(deployment["entrypoint"])
     required = {
         "instance_id": "inst-1",
+        "account_id": "acct-1",
+        "amount": "50.00",
         "edition": "enterprise-standard",
         "on": True,
         "since": "2026-12-01T00:00:00+00:00",

@@ -157,3 +157,17 @@ def test_two_top_ups_with_one_key_at_once_add_the_money_once(db):
         t.join()
     assert sorted(outcomes, key=str) == [False, True]
     assert _balance(db) == Decimal("110.00") and _top_ups(db) == 1
+
+
+def test_the_top_up_flow_adds_once_per_request_key_and_refuses_in_one_line(db, flow_env):
+    """The `top-up-account` deployment's flow: the same request key twice adds once; an
+    unknown account ends the run Failed with the reason in one line."""
+    from flows.on_demand import top_up_account
+
+    _account(db, "1.00")
+    first = top_up_account(account_id="ny", amount="25.50", request_key="pay-1")
+    again = top_up_account(account_id="ny", amount="25.50", request_key="pay-1")
+    assert first.counts == {"top_ups_added": 1} and again.counts == {"top_ups_repeated": 1}
+    assert again.plan[0]["repeated"] is True and _balance(db) == Decimal("26.50")
+    state = top_up_account(account_id="nobody", amount="5", return_state=True)
+    assert state.is_failed() and "nobody" in state.message and "\n" not in state.message

@@ -336,32 +336,23 @@ def cmd_auto_renew(args, settings: Settings) -> int:
 
 
 def cmd_top_up(args, settings: Settings) -> int:
-    from dns_lifecycle.admin.inventory import top_up_row
-    from dns_lifecycle.store.top_ups import top_up
-    from flows.common import wall_clock
+    from flows.on_demand import top_up_now
 
-    with _session(settings) as session:
-        outcome = top_up(
-            session,
-            account_id=args.account,
-            amount=args.amount,
-            request_key=args.request_key,
-            now=wall_clock(),
-        )
-        session.commit()
-    made = outcome.top_up
+    with _on_demand(settings) as ctx:
+        report = top_up_now(ctx, args.account, args.amount, args.request_key)
+    [row] = report.plan
     if args.json:
-        summary = {**top_up_row(made), "balance": str(outcome.balance)}
-        print(_json({**summary, "repeated": outcome.repeated}))
+        print(_json(row))
         return 0
-    what = f"top-up {made.id}: ¥{made.amount:,} to account {made.account_id}"
-    if outcome.repeated:
+    what = f"top-up {row['id']}: ¥{Decimal(row['amount']):,} to account {row['account']}"
+    balance = f"balance ¥{Decimal(row['balance']):,}"
+    if row["repeated"]:
         print(
-            f"{what}, added {made.created_at.isoformat(timespec='seconds')} by an earlier "
-            f"request with this request key: nothing was added now; balance ¥{outcome.balance:,}"
+            f"{what}, added {row['created_at']} by an earlier request with this request key: "
+            f"nothing was added now; {balance}"
         )
     else:
-        print(f"{what}; balance ¥{outcome.balance:,}")
+        print(f"{what}; {balance}")
     return 0
 
 
