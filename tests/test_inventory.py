@@ -662,6 +662,21 @@ def test_a_balance_charged_by_paid_orders_is_not_reset(db):
     assert "add money with `dns-lifecycle top-up ACCOUNT" in str(exc)
 
 
+def test_a_balance_topped_up_is_not_reset_by_a_file_older_than_the_top_up(db):
+    """A top-up counts as the orders do: a file whose balance differs from the stored
+    one of a topped-up account is refused, so the money added is not erased."""
+    from dns_lifecycle.store.top_ups import top_up
+
+    load(db, sample())
+    with db.session() as s:
+        top_up(s, account_id="acct-bob", amount=Decimal("50"), request_key="pay-1", now=NOW)
+        s.commit()
+    exc = rejection(db, {"accounts": sample()["accounts"]})
+    assert paths(exc) == ["accounts[1].balance"]
+    assert "'0.00' is not the stored balance '50.00', which 1 top-up added" in str(exc)
+    assert export(db)["accounts"][1]["balance"] == "50.00"
+
+
 def test_a_top_up_in_a_file_is_refused_pointing_to_the_top_up_command(db):
     """An account entry with "top_up" is refused at it: a file imported twice would add
     the money twice; the refusal names the command that adds it once."""
@@ -784,6 +799,29 @@ def test_a_release_after_now_is_refused(db):
     exc = rejection(db, doc)
     assert paths(exc) == ["instances[3].released_at"]
     assert "2026-12-24 00:00 UTC is after now (2026-12-01 00:00 UTC)" in str(exc)
+
+
+def test_a_release_before_the_grace_period_ends_is_refused(db):
+    """An instance given as released before its 7 days of grace are over (by its state,
+    or by a released_at inside them) is refused: the lifecycle releases it then."""
+    doc = sample()
+    doc["instances"][2]["state"] = "released"  # expired 2026-11-20: grace until 11-27
+    doc["instances"][3]["released_at"] = "2026-11-05T00:00:00+00:00"  # expired 10-30 16:00
+    doc["instances"][2]["expires_at"] = "2026-11-28T00:00:00+00:00"  # London: the 28th
+    doc["instances"][2]["anchor_day"] = 28
+    exc = rejection(db, doc)
+    assert paths(exc) == ["instances[2].state", "instances[3].released_at"]
+    assert "'released' before the grace period ends (2026-12-05 00:00 UTC" in str(exc)
+    assert "before the end of the grace period (2026-11-06 16:00 UTC" in str(exc)
+
+
+def test_an_instance_expired_before_its_expiry_is_refused(db):
+    """A new instance given as expired with its expiry still ahead is refused."""
+    doc = sample()
+    doc["instances"][2]["expires_at"] = "2026-12-20T00:00:00+00:00"  # anchor day 20
+    exc = rejection(db, doc)
+    assert paths(exc) == ["instances[2].state"]
+    assert "'expired' with expires_at 2026-12-20 00:00 UTC after now" in str(exc)
 
 
 def test_a_released_instance_cannot_be_changed_by_import(db):

@@ -141,7 +141,9 @@ def cmd_import(args, settings: Settings) -> int:
 
     doc = read_inventory_file(Path(args.file))
     with _session(settings) as session:
-        counts = import_inventory(doc, session, now=wall_clock(), source=args.file)
+        counts = import_inventory(
+            doc, session, now=wall_clock(), grace_days=settings.grace_days, source=args.file
+        )
         session.commit()
     removed = counts.pop("domains_removed", 0)  # re-imported instances that dropped domains
     print(

@@ -19,6 +19,10 @@ from dns_lifecycle.core.links import check_console_url
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
+# Days an expired instance keeps resolving before its release: DNSL_GRACE_DAYS by default.
+GRACE_DAYS = 7
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="DNSL_", extra="ignore")
 
@@ -36,7 +40,7 @@ class Settings(BaseSettings):
     # Business rules (lifecycle.md): the numbers it leaves open, with its defaults.
     reminder_offsets_days: list[int] = Field(default=[30, 7, 3, 1])
     renewal_lead_days: int = Field(default=7, ge=1, le=60)
-    grace_days: int = Field(default=7, ge=1, le=60)
+    grace_days: int = Field(default=GRACE_DAYS, ge=1, le=60)
 
     batch_size: int = Field(default=1000, ge=1, le=50_000)
 

@@ -37,9 +37,21 @@ from dns_lifecycle.admin.inventory.entries import (
     validate_entry,
 )
 from dns_lifecycle.core.errors import InventoryInvalid
+from dns_lifecycle.core.settings import GRACE_DAYS
+from dns_lifecycle.lifecycle.expiry import release_at
 from dns_lifecycle.lifecycle.zonefile import Rr
 from dns_lifecycle.store import table_of
-from models import Account, Cluster, Domain, DomainRelease, Edition, Instance, Order, Record
+from models import (
+    Account,
+    Cluster,
+    Domain,
+    DomainRelease,
+    Edition,
+    Instance,
+    Order,
+    Record,
+    TopUp,
+)
 from models.cluster import ClusterBase
 from models.types import INSTANCE_STATES, time_zones
 
@@ -213,6 +225,8 @@ class Lifecycle:
     balances: dict[str, Decimal] = field(default_factory=dict)
     # Accounts with paid orders: (how many, when the latest was paid).
     charges: dict[str, tuple[int, datetime | None]] = field(default_factory=dict)
+    # Accounts with top-ups: (how many, when the latest was added).
+    top_ups: dict[str, tuple[int, datetime | None]] = field(default_factory=dict)
 
     @classmethod
     def load(cls, session: Session, declared: _Declared, account_ids: set[str]) -> Lifecycle:
@@ -278,6 +292,12 @@ class Lifecycle:
                 .group_by(col(Instance.account_id))
             ):
                 found.charges[account_id] = (count, paid_at)
+            for account_id, count, added_at in session.execute(
+                select(col(TopUp.account_id), func.count(), func.max(col(TopUp.created_at)))
+                .where(col(TopUp.account_id).in_(chunk))
+                .group_by(col(TopUp.account_id))
+            ):
+                found.top_ups[account_id] = (count, added_at)
         return found
 
 
@@ -406,11 +426,12 @@ def anchor_misfit(expires_at: datetime, anchor: int, zone: str) -> int | None:
 class _Walk:
     """Checks every entry in file order and records every problem with its path."""
 
-    def __init__(self, declared: _Declared, stored: StoredState, now: datetime):
+    def __init__(self, declared: _Declared, stored: StoredState, now: datetime, grace_days: int):
         self.declared = declared
         self.stored = stored
         # The moment of the import: what has already happened, and what has not.
         self.now = now
+        self.grace_days = grace_days
         self.errors: list[tuple[str, str]] = []
         # The free cluster of the state after import, if there will be exactly one.
         self.free_cluster = self._final_free_cluster()
@@ -570,16 +591,23 @@ class _Walk:
             # Nothing to write: a run charging the account meanwhile is not undone.
             del row["balance"]
             return
+        moves = []
         if account_id in lifecycle.charges:
             count, paid_at = lifecycle.charges[account_id]
             latest = f" (the latest paid {_utc(paid_at)})" if paid_at is not None else ""
+            moves.append(f"{count} paid order{'s' if count != 1 else ''} charged{latest}")
+        if account_id in lifecycle.top_ups:
+            count, added_at = lifecycle.top_ups[account_id]
+            latest = f" (the latest {_utc(added_at)})" if added_at is not None else ""
+            moves.append(f"{count} top-up{'s' if count != 1 else ''} added{latest}")
+        if moves:
             self.bad(
                 f"{path}.balance",
                 f"{_amount(row['balance'])} is not the stored balance {_amount(stored)}, "
-                f"which {count} paid order{'s' if count != 1 else ''} charged{latest}; a file "
-                "cannot show that it is newer than those charges, so it does not set the "
-                "balance of an account with paid orders: give the stored balance or leave "
-                f"balance out, and add money with `{TOP_UP_COMMAND}`",
+                f"which {' and '.join(moves)}; a file cannot show that it is newer than "
+                "those, so it does not set the balance of an account the lifecycle has "
+                "charged or topped up: give the stored balance or leave balance out, and add "
+                f"money with `{TOP_UP_COMMAND}`",
             )
 
     def new_zone(self, row: dict[str, Any], path: str) -> None:
@@ -634,6 +662,8 @@ class _Walk:
             if row is not None and row["id"] in self.stored.lifecycle.instances:
                 clean = domains if len(self.errors) == before else None
                 self.stale_instance(row, raw, path, clean)
+            if row is not None:
+                self.state_reached(row, path)
             if row is None or record_cluster is None or len(self.errors) != before:
                 continue
             row.pop("domains", None)
@@ -661,10 +691,12 @@ class _Walk:
                     "only a released instance has a release time; remove it or set "
                     "state to 'released'",
                 )
-            elif row["released_at"] < expires_at:
+            elif row["released_at"] < release_at(expires_at, self.grace_days):
                 self.bad(
                     f"{path}.released_at",
-                    "is before expires_at; an instance is released after it expires",
+                    f"{_utc(row['released_at'])} is before the end of the grace period "
+                    f"({_utc(release_at(expires_at, self.grace_days))}, {self.grace_days} days "
+                    "after expires_at); an instance is released once its grace period is over",
                 )
             elif row["released_at"] > self.now:
                 self.bad(
@@ -683,6 +715,29 @@ class _Walk:
                 "and there is no single free cluster; add one to 'clusters'",
             )
         return self.free_cluster
+
+    def state_reached(self, row: dict[str, Any], path: str) -> None:
+        """A file's expired or released instance must have reached that state by now: an
+        instance expires at its expiry, and is released once its grace period is over
+        (DNSL_GRACE_DAYS), never by a file before then. (A stored instance refused at its
+        state already, as one with time left, is not refused twice.)"""
+        where = f"{path}.state"
+        if any(p == where for p, _ in self.errors):
+            return
+        state, expires_at = row["state"], row["expires_at"]
+        grace_end = release_at(expires_at, self.grace_days)
+        if state == "released" and grace_end > self.now:
+            self.bad(
+                where,
+                f"'released' before the grace period ends ({_utc(grace_end)}, "
+                f"{self.grace_days} days after expires_at); the lifecycle releases it then",
+            )
+        elif state == "expired" and expires_at > self.now:
+            self.bad(
+                where,
+                f"'expired' with expires_at {_utc(expires_at)} after now "
+                f"({_utc(self.now)}); give state 'active' until it expires",
+            )
 
     def stale_instance(
         self,
@@ -1034,10 +1089,16 @@ def _within(path: str, prefix: str) -> bool:
 
 
 def validate_inventory(
-    doc: Any, session: Session, *, now: datetime, source: str | None = None
+    doc: Any,
+    session: Session,
+    *,
+    now: datetime,
+    grace_days: int = GRACE_DAYS,
+    source: str | None = None,
 ) -> Inventory:
     """Check a whole inventory document against itself and the database, at the moment
-    ``now`` (what has happened by then: an instance's time left, a release).
+    ``now`` (what has happened by then: an instance's time left, a release), with
+    ``grace_days`` (DNSL_GRACE_DAYS) between an expiry and its release.
 
     Returns the normalised document; raises ``InventoryInvalid`` listing every bad entry
     with its path when there is any. Reads the database, writes nothing.
@@ -1055,7 +1116,7 @@ def validate_inventory(
         )
     declared = _Declared.scan(doc)
     stored = StoredState.load(session, declared)
-    walk = _Walk(declared, stored, now)
+    walk = _Walk(declared, stored, now, grace_days)
     sections: dict[str, Any] = {}
     # File order: the sections in the order the document gives them.
     for key in doc:

@@ -17,6 +17,7 @@ from sqlmodel import Session, col
 from dns_lifecycle.admin.inventory.batches import chunks
 from dns_lifecycle.admin.inventory.checking import Inventory, validate_inventory
 from dns_lifecycle.core.errors import InputError
+from dns_lifecycle.core.settings import GRACE_DAYS
 from models import (
     Account,
     Cluster,
@@ -33,7 +34,12 @@ __all__ = ["import_inventory"]
 
 
 def import_inventory(
-    doc: Any, session: Session, *, now: datetime, source: str | None = None
+    doc: Any,
+    session: Session,
+    *,
+    now: datetime,
+    grace_days: int = GRACE_DAYS,
+    source: str | None = None,
 ) -> dict[str, int]:
     """Validate a document at the moment ``now`` and write it: all of it or, on any bad
     entry, nothing.
@@ -41,7 +47,7 @@ def import_inventory(
     Returns how many of each kind the document held. Does not commit: the caller owns
     the transaction. Raises ``InventoryInvalid`` listing every bad entry.
     """
-    inventory = validate_inventory(doc, session, now=now, source=source)
+    inventory = validate_inventory(doc, session, now=now, grace_days=grace_days, source=source)
     try:
         counts = _write(inventory, session)
     except IntegrityError as exc:
