@@ -225,7 +225,9 @@ def top_up_account(
     nothing. A failed auto-renewal is paid by the next daily run once the balance
     covers it."""
     with open_run(None, False, None) as ctx:
-        return top_up_now(ctx, account_id, Decimal(amount), _request_key(request_key))
+        # Whole cents, as the CLI reads it: "5" is ¥5.00 in every message.
+        cents = Decimal(amount).quantize(Decimal("0.01"))
+        return top_up_now(ctx, account_id, cents, _request_key(request_key))
 
 
 @lifecycle_flow(name="set-auto-renew")

@@ -34,7 +34,9 @@ InstanceIds = Annotated[
     Annotated[list[str], Field(max_length=10_000)] | SkipJsonSchema[None],
     Field(description="Only these instance ids (default: the whole fleet)."),
 ]
-RequestKeyText = Annotated[str, Field(max_length=64)]
+# Printable ASCII without spaces: a key is compared exactly, and one with a space, a line
+# break or an invisible character would look like another key wherever it is shown.
+RequestKeyText = Annotated[str, Field(max_length=64, pattern=r"^[!-~]*$")]
 """A request key as given: the CLI checks its ``--request-key`` against the same type."""
 RequestKey = Annotated[
     RequestKeyText | SkipJsonSchema[None],

@@ -113,8 +113,18 @@ def test_a_request_key_longer_than_the_flows_take_is_refused(cli, argv):
     before = _export(cli)
     code, out, err = cli(*argv, "--request-key", "k" * 300)
     assert code == 2 and out == "" and "Traceback" not in err
-    assert err.count("\n") == 1 and "at most 64 characters" in err
+    assert err.count("\n") == 1 and "300 characters, more than 64" in err
     assert _export(cli) == before
+
+
+@pytest.mark.parametrize("key", ["k1 ", "a\nb", "a\u202eb", "clé"])
+def test_a_request_key_with_spaces_or_invisible_characters_is_refused(cli, key):
+    """A key is compared exactly: one with a space, a line break, a bidi override or a
+    letter outside ASCII would look like another key where it is shown; refused."""
+    cli("import", str(SAMPLE))
+    code, out, err = cli("top-up", "acct-bob", "--amount", "5", "--request-key", key)
+    assert code == 2 and out == "" and err.count("\n") == 1
+    assert "a space or a character other than printable ASCII" in err
 
 
 def test_an_empty_request_key_is_refused(cli):

@@ -171,3 +171,11 @@ def test_the_top_up_flow_adds_once_per_request_key_and_refuses_in_one_line(db, f
     assert again.plan[0]["repeated"] is True and _balance(db) == Decimal("26.50")
     state = top_up_account(account_id="nobody", amount="5", return_state=True)
     assert state.is_failed() and "nobody" in state.message and "\n" not in state.message
+
+
+def test_a_full_balance_is_said_to_be_full():
+    """At the most a balance holds, a top-up is refused saying the balance is full, not
+    "give at most ¥0.00", which would then be refused as not positive."""
+    with pytest.raises(Refused, match="is already the most a balance holds") as refused:
+        top_up_balance("ny", MONEY_MAX, Decimal("0.01"))
+    assert "at most" not in str(refused.value)

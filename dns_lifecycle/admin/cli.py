@@ -776,17 +776,19 @@ def _request_key(text: str) -> str:
 
     if not text:
         raise argparse.ArgumentTypeError(
-            "an empty request key would not make a repeat safe: give a key (e.g. a UUID) "
-            "or leave --request-key out"
+            "an empty request key would not make a repeat safe: give a key, e.g. a UUID"
         )
     try:
         return TypeAdapter(RequestKeyText).validate_python(text)
-    except ValidationError as exc:
+    except ValidationError:
         shown = shortened(text)
-        problem = exc.errors()[0]["msg"].lower()
+        if len(text) > 64:
+            problem = f"{len(text)} characters, more than 64"
+        else:
+            problem = "a space or a character other than printable ASCII"
         raise argparse.ArgumentTypeError(
-            f"request key {shown!r} ({len(text)} characters): {problem}: give a shorter key, "
-            "e.g. a UUID"
+            f"request key {shown!r} has {problem}: give a key of up to 64 letters, digits "
+            "and punctuation, e.g. a UUID"
         ) from None
 
 

@@ -21,6 +21,11 @@ def top_up_balance(account_id: str, balance: Decimal, amount: Decimal) -> Decima
             f"cannot top up account {account_id} by ¥{amount}: give a positive amount, e.g. 50.00"
         )
     room = max(MONEY_MAX - balance, Decimal(0))
+    if room < CENT:
+        raise Refused(
+            f"cannot top up account {account_id}: its balance ¥{balance:,} is already the "
+            f"most a balance holds (¥{MONEY_MAX:,}); nothing more can be added"
+        )
     if amount > room:
         raise Refused(
             f"cannot top up account {account_id} by ¥{amount:,}: its balance ¥{balance:,} "
