@@ -295,7 +295,12 @@ class Stages:
 
     def drain(self, w: store.DomainWork, now: datetime) -> store.Outcome:
         paid = self.tools.backend(w.paid_cluster)
-        if paid.config.live:
+        # Only a domain switched at the registrar has its paid copy point resolvers to the
+        # free servers. A ticketed domain's parent still delegates to the paid servers:
+        # there the paid copy keeps its own NS, or what a resolver reads from it would
+        # look like the new delegation to verify-delegations, which would close the
+        # ticket and let the paid copy be deleted under a domain still delegated to it.
+        if paid.config.live and w.delegation == "switched":
             ns_ttl = zone_content(w.records or [])[1]
             paid.replace_apex_ns(w.name, list(self.tools.free.nameservers), ns_ttl)
         return store.Outcome(w, {"stage": "draining", "error": None})

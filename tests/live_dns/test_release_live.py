@@ -154,8 +154,8 @@ def test_a_ticketed_domain_drains_once_dns_shows_the_new_delegation(
     live_db, live_settings, pdns_paid, pdns_free
 ):
     """Another registrar: the ticket and the notice give the change-by date, the paid
-    copy keeps serving; once verify-delegations sees the free name servers, the drain
-    starts and a later run deletes the paid copy."""
+    copy keeps serving with its own NS; once verify-delegations sees the free name
+    servers, the drain starts and a later run deletes the paid copy."""
     from dns_lifecycle.lifecycle.expiry import change_by
     from flows.verify import verify_open_tickets
     from models import Notification
@@ -166,6 +166,8 @@ def test_a_ticketed_domain_drains_once_dns_shows_the_new_delegation(
     inst = unique("inst")
     expired(live_db, inst, [_domain(zone, registrar="namecheap")])
     load_zones(live_settings, live_db, "paid-1")
+    apex_ns = (zone + ".", "NS")
+    paid_ns = served(pdns_paid, zone, [apex_ns])[apex_ns]
     settings = live_settings.model_copy(update={"drain_hours": 1 / 3600})
     started = datetime.now(UTC)
     report = run(settings, release_due, instance_ids=[inst])
@@ -187,6 +189,9 @@ def test_a_ticketed_domain_drains_once_dns_shows_the_new_delegation(
     assert started + timedelta(days=14) <= deadline <= change_by(datetime.now(UTC), 14)
     assert notice.context["domains"][0]["change_by"] == deadline.isoformat()
     assert row.stage == "draining" and row.drain_until >= deadline
+    # The parent still delegates to the paid servers: their copy keeps its own NS, so
+    # a resolver asking it does not read the free servers as the new delegation.
+    assert served(pdns_paid, zone, [apex_ns])[apex_ns] == paid_ns
     run(settings, release_due, instance_ids=[inst])
     assert zone_exists(pdns_paid, zone)  # two weeks to go
 
