@@ -396,12 +396,18 @@ def _advance_chunk(
     moving = works
     for _ in range(len(STAGES) + 1):
         now = ctx.clock()
+        # A drain ends in real time (caches expire by the clock). A dry run may plan a
+        # moment ahead: it plans the deletions due by then, as a real run then would.
+        decided_at = max(now, ctx.as_of) if ctx.dry_run else now
         planned = [
             (w, action)
             for w in moving
             if (
                 action := next_action(
-                    w.stage, blocked=w.blocked is not None, drain_until=w.drain_until, now=now
+                    w.stage,
+                    blocked=w.blocked is not None,
+                    drain_until=w.drain_until,
+                    now=decided_at,
                 )
             )
             is not None

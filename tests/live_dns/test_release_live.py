@@ -150,6 +150,24 @@ def test_dry_run_reads_and_writes_nothing(live_db, live_settings, pdns_paid, pdn
     assert _stages(live_db, inst) == {}
 
 
+def test_a_dry_run_ahead_plans_the_deletions_due_by_then(
+    live_db, live_settings, pdns_paid, pdns_free
+):
+    """A dry run for a moment after the drain ends plans the paid copy's deletion, as a
+    real run then would, and deletes nothing; one for now plans none."""
+    zone = f"{unique('ahead')}.cn"
+    inst = unique("inst")
+    expired(live_db, inst, [_domain(zone)])
+    load_zones(live_settings, live_db, "paid-1")
+    settings = live_settings.model_copy(update={"drain_hours": 2.0})
+    run(settings, release_due, instance_ids=[inst])
+    now = datetime.now(UTC)
+    for as_of, deletions in ((now, 0), (now + timedelta(hours=3), 1)):
+        report = run(settings, release_due, as_of, instance_ids=[inst], dry_run=True)
+        assert report.counts.get("paid_zones_deleted", 0) == deletions
+    assert zone_exists(pdns_paid, zone) and set(_stages(live_db, inst).values()) == {"draining"}
+
+
 def test_a_ticketed_domain_drains_once_dns_shows_the_new_delegation(
     live_db, live_settings, pdns_paid, pdns_free
 ):
