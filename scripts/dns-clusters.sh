@@ -21,8 +21,8 @@ PDNS="$(command -v pdns_server || echo /usr/sbin/pdns_server)"
 SCHEMA=/usr/share/pdns-backend-sqlite3/schema/schema.sqlite3.sql
 [ -f "$SCHEMA" ] || SCHEMA=/usr/share/doc/pdns-backend-sqlite3/schema.sqlite3.sql
 
-start_one() {  # name dns-address api-port
-  local name=$1 address=${2%:*} port=${2##*:} api_port=$3 folder="$DIR/$1"
+start_one() {  # name dns-address api-port primary-name-server
+  local name=$1 address=${2%:*} port=${2##*:} api_port=$3 primary=$4 folder="$DIR/$1"
   mkdir -p "$folder"
   folder="$(cd "$folder" && pwd)"
   if [ -f "$folder/pid" ] && kill -0 "$(cat "$folder/pid")" 2>/dev/null; then
@@ -43,6 +43,9 @@ webserver-address=127.0.0.1
 webserver-port=$api_port
 webserver-allow-from=127.0.0.0/8
 socket-dir=$folder
+# The SOA of zones created without one (release never sends SOA): the cluster's own
+# primary name server, not PowerDNS's "a.misconfigured.dns.server.invalid".
+default-soa-content=$primary hostmaster.@ 0 10800 3600 604800 3600
 CONF
   nohup "$PDNS" --config-dir="$folder" --daemon=no --guardian=no > "$folder/pdns.log" 2>&1 &
   echo $! > "$folder/pid"
@@ -72,8 +75,9 @@ stop_one() {
 case "${1:-}" in
   start)
     [ -x "$PDNS" ] || { echo "pdns_server not found: apt-get install pdns-server pdns-backend-sqlite3"; exit 2; }
-    start_one paid-1 "$PAID_DNS" "$PAID_API_PORT"
-    start_one free "$FREE_DNS" "$FREE_API_PORT"
+    # The primary name servers of scripts/live-clusters.sample.json's clusters.
+    start_one paid-1 "$PAID_DNS" "$PAID_API_PORT" ns1.paid-dns.example.
+    start_one free "$FREE_DNS" "$FREE_API_PORT" ns1.free-dns.example.
     echo
     echo "export DNSL_CLUSTER_API_KEYS='{\"paid-1\": \"$(cat "$DIR/paid-1/api-key")\", \"free\": \"$(cat "$DIR/free/api-key")\"}'"
     ;;
