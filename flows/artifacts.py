@@ -103,17 +103,26 @@ def delivery_failure_share(report: StepReport) -> tuple[int, int]:
 
 
 def check_failures(report: StepReport, threshold: float) -> None:
-    """Fail the run when deliveries failed beyond ``threshold`` (a share, 0-1)."""
+    """Fail the run when deliveries failed beyond ``threshold`` (a share, 0-1), or a
+    release failed; the message names only what did fail, and what happens to it."""
     failed, attempted = delivery_failure_share(report)
     release_failures = report.counts.get("release_failures", 0)
-    if release_failures or (attempted and failed / attempted > threshold):
+    what, after = [], []
+    if attempted and failed / attempted > threshold:
+        what.append(f"{failed} of {attempted} deliveries failed (threshold {threshold:.0%})")
+        after.append(
+            "transient delivery failures stay pending and are retried by the next run; "
+            "permanent ones (an address or content the other side refuses) wait for a person"
+        )
+    if release_failures:
+        what.append(f"{release_failures} release{'s' if release_failures != 1 else ''} failed")
+        after.append("a failed release is taken up by the next run at its recorded stage")
+    if what:
         shown = "; ".join(report.failures[:5])
+        advice = "; ".join(after)
         raise TooManyFailures(
-            f"{report.step}: {failed} of {attempted} deliveries failed (threshold "
-            f"{threshold:.0%}) and {release_failures} releases failed: {shown}. Transient "
-            "failures stay pending and are retried by the next run; permanent ones (an "
-            "address or content the other side refuses) wait for a person; see the "
-            "summary artifact for the list",
+            f"{report.step}: {' and '.join(what)}: {shown}. "
+            f"{advice[0].upper()}{advice[1:]}; see the summary artifact for the list",
             report=report,
         )
 

@@ -107,5 +107,23 @@ def test_too_many_failures_says_which_wait_for_the_next_run_and_which_for_a_pers
         check_failures(report, 0.05)
     text = str(caught.value)
     assert "2 of 10 deliveries failed" in text
-    assert "Transient failures stay pending and are retried by the next run" in text
+    assert "Transient delivery failures stay pending and are retried by the next run" in text
     assert "permanent ones (an address or content the other side refuses) wait for a person" in text
+
+
+def test_failed_releases_alone_are_named_without_deliveries():
+    """Releases failed and nothing was delivered: the message says so, with no "0 of 0
+    deliveries" and no advice about deliveries."""
+    from dns_lifecycle.core.errors import TooManyFailures
+    from flows.artifacts import check_failures
+    from flows.common import StepReport
+
+    report = StepReport(step="release-instances", as_of=datetime.now(UTC), dry_run=False)
+    report.add("release_failures", 3)
+    report.fail("instance inst-1: domain a.cn: cluster free could not be reached")
+    with pytest.raises(TooManyFailures) as caught:
+        check_failures(report, 0.05)
+    text = str(caught.value)
+    assert text.startswith("release-instances: 3 releases failed: instance inst-1: domain a.cn")
+    assert "deliveries" not in text and "delivery" not in text
+    assert "A failed release is taken up by the next run at its recorded stage" in text
