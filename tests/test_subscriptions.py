@@ -627,3 +627,21 @@ def test_a_retried_auto_renewal_records_what_it_charges_after_an_upgrade(db):
         balance = s.get(Account, "acct-1").balance
     assert (order.state, order.edition_code) == ("paid", "enterprise-standard")
     assert balance == Decimal("500.00") - order.amount and order.amount != Decimal("9.90")
+
+
+def test_a_backfill_does_not_tell_a_failure_the_account_was_told_on_a_later_day(db):
+    """A failed auto-renewal told on 27 Jan; a backfill for 26 Jan fails the order again
+    but queues no notice as of the 26th, which would say a time left no longer true.
+    The next day is told as usual."""
+    _setup(db, balance=Decimal("1.00"))
+    _auto(db, as_of=AS_OF + timedelta(days=1))
+    _auto(db, as_of=AS_OF)  # the backfill
+    _auto(db, as_of=AS_OF + timedelta(days=2))
+    with db.session() as s:
+        days = sorted(
+            n.key.rsplit(":", 2)[1]
+            for n in s.execute(select(Notification)).scalars()
+            if n.kind == "renewal_failed" and n.channel == "email"
+        )
+        order = s.execute(select(Order)).scalar_one()
+    assert days == ["20270127", "20270128"] and order.state == "failed"

@@ -19,6 +19,7 @@ from sqlalchemy import select
 from sqlmodel import Session, col
 
 from dns_lifecycle.core.errors import LifecycleError, NotFound, Refused, shortened
+from dns_lifecycle.lifecycle.calendar import zone_of
 from dns_lifecycle.lifecycle.notices import (
     Addressee,
     AutoRenewChanged,
@@ -29,7 +30,13 @@ from dns_lifecycle.lifecycle.notices import (
     iso,
     money,
 )
-from dns_lifecycle.lifecycle.notices.keys import auto_renewal_key, manual_renewal_key, upgrade_key
+from dns_lifecycle.lifecycle.notices.keys import (
+    auto_renewal_key,
+    manual_renewal_key,
+    renewal_failed_day,
+    renewal_failed_order_and_day,
+    upgrade_key,
+)
 from dns_lifecycle.lifecycle.pricing import edition_price, renewal_amount
 from dns_lifecycle.lifecycle.renewal import (
     check_periods,
@@ -44,7 +51,7 @@ from dns_lifecycle.lifecycle.renewal import (
 )
 from dns_lifecycle.store import referenced, table_of
 from dns_lifecycle.store.notifications import insert_ignoring_duplicates, insert_notices
-from models import Account, Edition, Instance, Order
+from models import Account, Edition, Instance, Notification, Order
 
 ORDERS = table_of(Order)
 
@@ -393,6 +400,21 @@ def set_auto_renew(
 # ------------------------------------------------------------------ auto-renewal batch
 
 
+def _failures_told(session: Session, instance_ids: list[str]) -> dict[str, str]:
+    """The latest day each order of these instances had a "renewal failed" notice, by
+    order key."""
+    latest: dict[str, str] = {}
+    for (ledger_key,) in session.execute(
+        select(col(Notification.key)).where(
+            col(Notification.instance_id).in_(instance_ids),
+            col(Notification.kind) == RenewalFailed.kind,
+        )
+    ):
+        order_key, day = renewal_failed_order_and_day(ledger_key)
+        latest[order_key] = max(day, latest.get(order_key, ""))
+    return latest
+
+
 def auto_renew_batch(
     session: Session,
     instance_ids: list[str],
@@ -428,6 +450,7 @@ def auto_renew_batch(
         o.key: o for o in session.execute(select(Order).where(col(Order.key).in_(keys))).scalars()
     }
     balances = {a.id: a.balance for a in accounts.values()}
+    told = _failures_told(session, [i.id for i in instances])
     notices: list[dict[str, Any]] = []
 
     for instance, key in zip(instances, keys, strict=True):
@@ -501,6 +524,10 @@ def auto_renew_batch(
                 expires_at=period.end,
                 balance=payment.balance_after,
             ).rows(now)
+        elif told.get(key, "") > renewal_failed_day(as_of, zone_of(account.timezone)):
+            # A backfill: the account was told of this failure on a later day already,
+            # with the time then left; a notice as of this earlier day would be stale.
+            order.state, order.reason = "failed", payment.reason
         else:
             order.state, order.reason = "failed", payment.reason
             notices += RenewalFailed.to(

@@ -54,7 +54,18 @@ def order_notice_key(kind: str, order_key: str) -> str:
 def renewal_failed_key(order_key: str, as_of: datetime, zone: tzinfo) -> str:
     """At most one "renewal failed" notice per order and day of the account's calendar
     (``zone``), the day the customer counts in."""
-    return f"renewal_failed:{order_key}:{as_of.astimezone(zone):%Y%m%d}"
+    return f"renewal_failed:{order_key}:{renewal_failed_day(as_of, zone)}"
+
+
+def renewal_failed_day(as_of: datetime, zone: tzinfo) -> str:
+    """The day a "renewal failed" notice is for, as its key spells it (YYYYMMDD)."""
+    return f"{as_of.astimezone(zone):%Y%m%d}"
+
+
+def renewal_failed_order_and_day(ledger_key: str) -> tuple[str, str]:
+    """(order key, day) of a "renewal failed" ledger key (with its channel)."""
+    rest, day, _channel = ledger_key.removeprefix("renewal_failed:").rsplit(":", 2)
+    return rest, day
 
 
 def auto_renew_changed_key(instance_id: str, request_key: str) -> str:
