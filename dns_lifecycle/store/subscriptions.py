@@ -524,23 +524,22 @@ def auto_renew_batch(
                 expires_at=period.end,
                 balance=payment.balance_after,
             ).rows(now)
-        elif told.get(key, "") > renewal_failed_day(as_of, zone_of(account.timezone)):
-            # A backfill: the account was told of this failure on a later day already,
-            # with the time then left; a notice as of this earlier day would be stale.
-            order.state, order.reason = "failed", payment.reason
         else:
             order.state, order.reason = "failed", payment.reason
-            notices += RenewalFailed.to(
-                to,
-                order_key=key,
-                as_of=as_of,
-                order_id=order.id,
-                amount=amount,
-                balance=payment.balance_after,
-                expires_at=instance.expires_at,
-                # A code, worded by the template in the account's language.
-                reason="insufficient_balance",
-            ).rows(now)
+            # Not in a backfill when the account was told of this failure on a later day
+            # already, with the time then left: a notice as of this day would be stale.
+            if told.get(key, "") <= renewal_failed_day(as_of, zone_of(account.timezone)):
+                notices += RenewalFailed.to(
+                    to,
+                    order_key=key,
+                    as_of=as_of,
+                    order_id=order.id,
+                    amount=amount,
+                    balance=payment.balance_after,
+                    expires_at=instance.expires_at,
+                    # A code, worded by the template in the account's language.
+                    reason="insufficient_balance",
+                ).rows(now)
         session.add_all([order, instance])
 
     for account in accounts.values():
