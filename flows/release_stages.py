@@ -17,9 +17,11 @@ from datetime import datetime
 from typing import Any
 
 from dns_lifecycle.channels.clusters import ClusterBackend, ClusterConfig, cluster_backend
+from dns_lifecycle.channels.clusters.breaker import Breaker
 from dns_lifecycle.channels.clusters.verify import served_difference
 from dns_lifecycle.channels.registrar import registrar_for
 from dns_lifecycle.core.errors import (
+    ClusterError,
     ClusterRefused,
     DomainLocked,
     RegistrarRefused,
@@ -67,7 +69,12 @@ class DryRunCluster:
 class Tools:
     """The clusters and the registrar of one run, opened once, closed at its end."""
 
-    def __init__(self, ctx: RunContext, write_locks: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        ctx: RunContext,
+        write_locks: dict[str, Any] | None = None,
+        breakers: dict[str, Breaker] | None = None,
+    ) -> None:
         self.ctx = ctx
         with ctx.db.session() as session:
             rows = store.all_clusters(session)
@@ -80,6 +87,16 @@ class Tools:
             write_locks
             if write_locks is not None
             else {code: CONTEXT.Lock() for code, c in self.clusters.items() if c.live}
+        )
+        # One breaker per live server for the whole run, its worker processes included.
+        self.breakers = (
+            breakers
+            if breakers is not None
+            else {
+                code: Breaker(ctx.settings.cluster_breaker_timeouts)
+                for code, c in self.clusters.items()
+                if c.live
+            }
         )
         self._backends: dict[str, ClusterBackend] = {}
         self._lock = threading.Lock()
@@ -94,6 +111,7 @@ class Tools:
                     self.ctx.settings,
                     self.ctx.db,
                     write_lock=self.write_locks.get(code),
+                    breaker=self.breakers.get(code),
                 )
                 self._backends[code] = DryRunCluster(real) if self.ctx.dry_run else real
             return self._backends[code]
@@ -320,6 +338,9 @@ class SharedReport:
         self._report = report
         self._lock = threading.Lock()
         self._plan: list[dict[str, Any]] = []
+        # A fault of a cluster, not of its domains -> how many domains it stopped and
+        # the first of them: one line each in the report, however many it hit.
+        self._causes: dict[str, tuple[int, str]] = {}
 
     def add(self, name: str, n: int = 1) -> None:
         with self._lock:
@@ -328,6 +349,16 @@ class SharedReport:
     def fail(self, message: str) -> None:
         with self._lock:
             self._report.fail(message)
+
+    def cause(self, cause: str, domain: str, n: int = 1) -> None:
+        """A cluster's fault that stopped ``domain`` (and ``n - 1`` others like it)."""
+        with self._lock:
+            count, first = self._causes.get(cause, (0, domain))
+            self._causes[cause] = (count + n, first)
+
+    def causes(self) -> dict[str, tuple[int, str]]:
+        with self._lock:
+            return dict(self._causes)
 
     def planned(self, rows: list[dict[str, Any]]) -> None:
         with self._lock:
@@ -341,6 +372,10 @@ class SharedReport:
         """Hand the plan to the report in domain order, whichever domain finished first."""
         self._report.planned(sorted(self._plan, key=lambda r: (r["instance"], r["domain"])))
         self._plan = []
+        for cause, (n, first) in self._causes.items():
+            others = f" and {n - 1} other domain{'s' if n > 2 else ''}" if n > 1 else ""
+            self._report.fail(f"{cause} ({n} domain{'s' if n > 1 else ''}: {first}{others})")
+        self._causes = {}
 
 
 # How many domains one worker takes through the stages together: their outcomes of a
@@ -435,6 +470,14 @@ def _attempt(
     try:
         outcome: store.Outcome = getattr(stages, action)(w, now)
         return outcome
+    except ClusterError as exc:
+        report.add("release_failures")
+        message = f"{type(exc).__name__}: {exc}"
+        if exc.cause is None:
+            report.fail(f"instance {w.instance_id}: domain {w.name}: {action}: {message}")
+        else:  # a fault of the cluster, said once for all the domains it stopped
+            report.cause(exc.cause, f"instance {w.instance_id} domain {w.name} ({action})")
+        return store.Outcome(w, {"error": message[:1000]})
     except Exception as exc:  # one domain's failure never stops the others
         report.add("release_failures")
         message = f"{type(exc).__name__}: {exc}"
