@@ -179,7 +179,10 @@ def _serve(
                 shared = SharedReport(report)
                 run_chunks(ctx, tools, _pulled(jobs), shared)
                 jobs.send(
-                    ("done", (report.counts, report.failures, shared.plan(), shared.causes()))
+                    (
+                        "done",
+                        (report.counts, report.failures, shared.plan(), shared.causes.counted()),
+                    )
                 )
             except Exception as exc:  # reported; the run's process decides
                 jobs.send(("failed", f"{type(exc).__name__}: {exc}"))

@@ -331,16 +331,40 @@ class Stages:
         return store.Outcome(w, {"stage": "deleted", "deleted_at": now, "error": None})
 
 
-class SharedReport:
-    """The report as the domains released at once write to it, one at a time."""
+class Causes:
+    """Faults of a cluster, not of its domains (a wrong key, a silent server), as a step
+    meets them: each cause -> how many domains it stopped and the first of them, so
+    that the report says each once, however many domains and batches it hit."""
 
-    def __init__(self, report: StepReport) -> None:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._seen: dict[str, tuple[int, str]] = {}
+
+    def add(self, cause: str, domain: str, n: int = 1) -> None:
+        with self._lock:
+            count, first = self._seen.get(cause, (0, domain))
+            self._seen[cause] = (count + n, first)
+
+    def counted(self) -> dict[str, tuple[int, str]]:
+        with self._lock:
+            return dict(self._seen)
+
+    def report_to(self, report: StepReport) -> None:
+        """One failure line per cause, with its count."""
+        for cause, (n, first) in self.counted().items():
+            others = f" and {n - 1} other domain{'s' if n > 2 else ''}" if n > 1 else ""
+            report.fail(f"{cause} ({n} domain{'s' if n > 1 else ''}: {first}{others})")
+
+
+class SharedReport:
+    """The report as the domains released at once write to it, one at a time; the
+    clusters' faults go to ``causes`` (the step's, across its batches)."""
+
+    def __init__(self, report: StepReport, causes: Causes | None = None) -> None:
         self._report = report
         self._lock = threading.Lock()
         self._plan: list[dict[str, Any]] = []
-        # A fault of a cluster, not of its domains -> how many domains it stopped and
-        # the first of them: one line each in the report, however many it hit.
-        self._causes: dict[str, tuple[int, str]] = {}
+        self.causes = causes if causes is not None else Causes()
 
     def add(self, name: str, n: int = 1) -> None:
         with self._lock:
@@ -352,13 +376,7 @@ class SharedReport:
 
     def cause(self, cause: str, domain: str, n: int = 1) -> None:
         """A cluster's fault that stopped ``domain`` (and ``n - 1`` others like it)."""
-        with self._lock:
-            count, first = self._causes.get(cause, (0, domain))
-            self._causes[cause] = (count + n, first)
-
-    def causes(self) -> dict[str, tuple[int, str]]:
-        with self._lock:
-            return dict(self._causes)
+        self.causes.add(cause, domain, n)
 
     def planned(self, rows: list[dict[str, Any]]) -> None:
         with self._lock:
@@ -372,10 +390,6 @@ class SharedReport:
         """Hand the plan to the report in domain order, whichever domain finished first."""
         self._report.planned(sorted(self._plan, key=lambda r: (r["instance"], r["domain"])))
         self._plan = []
-        for cause, (n, first) in self._causes.items():
-            others = f" and {n - 1} other domain{'s' if n > 2 else ''}" if n > 1 else ""
-            self._report.fail(f"{cause} ({n} domain{'s' if n > 1 else ''}: {first}{others})")
-        self._causes = {}
 
 
 # How many domains one worker takes through the stages together: their outcomes of a

@@ -176,11 +176,12 @@ def test_one_outage_of_the_free_server_is_one_line_with_a_count(
     proxies,  # noqa: F811
 ):
     """Every creation fails the same way: the report has one line for the cause, with
-    how many domains it stopped, instead of one line per domain."""
+    how many domains it stopped, instead of one line per domain or per batch."""
     made = _domains(live_db, live_settings, 5)
     proxies[1].fault = lambda r: "500" if r.method == "POST" else None
+    settings = live_settings.model_copy(update={"batch_size": 2})  # three batches
 
-    report = run(live_settings, release_due, instance_ids=list(made))
+    report = run(settings, release_due, instance_ids=list(made))
 
     lines = _lines(report, "injected server error")
     assert len(lines) == 1, report.failures
