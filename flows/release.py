@@ -21,17 +21,17 @@ from flows.base import lifecycle_flow
 from flows.common import RunContext, StepReport
 from flows.params import AsOf, BatchSize, DryRun, InstanceIds
 from flows.release_pool import ReleasePool
-from flows.release_stages import STEP, SharedReport, Tools, domain_chunks
+from flows.release_stages import STEP, Causes, SharedReport, Tools, domain_chunks
 from flows.step import run_step
 from flows.tickets import deliver_tickets
 
 NOTICE_KINDS = ("released",)
 
 
-def advance(pool: ReleasePool, instance_ids: list[str], report: StepReport) -> None:
+def advance(pool: ReleasePool, instance_ids: list[str], report: StepReport, causes: Causes) -> None:
     """Move every domain of these instances as far as it can go in this run."""
     chunks = domain_chunks(pool.ctx, instance_ids)
-    shared = SharedReport(report)
+    shared = SharedReport(report, causes)
     pool.run(chunks, shared)
     shared.close()
 
@@ -44,6 +44,7 @@ def release_due(ctx: RunContext, instance_ids: list[str] | None = None) -> StepR
     expired = store.expired_due(ctx.as_of, grace, instance_ids)
     progress = BatchProgress.counting(STEP, ctx.db, [expired], ctx.shard)
     pool: ReleasePool | None = None  # opened with the first batch, closed at the end
+    causes = Causes()  # a cluster's fault is said once for the step, not per batch
     try:
         for rows in scan_batches(ctx.db, expired, batch_size=ctx.batch_size, shard=ctx.shard):
             progress.advance(len(rows))
@@ -52,16 +53,17 @@ def release_due(ctx: RunContext, instance_ids: list[str] | None = None) -> StepR
             with ctx.db.session() as session:
                 store.begin_release(session, ids, ctx.clock())
                 session.commit()
-            advance(pool, ids, report)
+            advance(pool, ids, report, causes)
             _finish(ctx, ids, report)
         draining = store.released_unfinished(instance_ids)
         for rows in scan_batches(ctx.db, draining, batch_size=ctx.batch_size, shard=ctx.shard):
             pool = pool or ReleasePool(ctx, Tools(ctx))
-            advance(pool, [r.id for r in rows], report)
+            advance(pool, [r.id for r in rows], report, causes)
     finally:
         if pool is not None:
             pool.close()
             pool.tools.close()
+        causes.report_to(report)
     report.absorb(deliver_tickets(ctx))
     return report
 

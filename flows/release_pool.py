@@ -22,6 +22,7 @@ from datetime import datetime
 from multiprocessing.connection import Connection
 from typing import Any
 
+from dns_lifecycle.channels.clusters.breaker import Breaker
 from dns_lifecycle.core.db import Database
 from dns_lifecycle.core.settings import Settings
 from dns_lifecycle.core.workers import Worker, process_count, start_worker
@@ -83,7 +84,13 @@ class ReleasePool:
             self._workers.append(
                 start_worker(
                     _serve,
-                    (ctx.settings, ctx.as_of, ctx.batch_size, self.tools.write_locks),
+                    (
+                        ctx.settings,
+                        ctx.as_of,
+                        ctx.batch_size,
+                        self.tools.write_locks,
+                        self.tools.breakers,
+                    ),
                     name=f"dns-lifecycle-release-{len(self._workers) + 1}",
                 )
             )
@@ -120,11 +127,13 @@ def _feed(jobs: Connection, i: int, source: _Source, report: SharedReport) -> No
                     f"release process {i} failed: {payload}; its domains wait for the next run"
                 )
                 return
-            counts, failures, plan = payload
+            counts, failures, plan, causes = payload
             for name, n in counts.items():
                 report.add(name, n)
             for message in failures:
                 report.fail(message)
+            for cause, (n, first) in causes.items():
+                report.cause(cause, first, n)
             report.planned(plan)
             return
     except (EOFError, OSError):
@@ -148,6 +157,7 @@ def _serve(
     as_of: datetime,
     batch_size: int,
     write_locks: dict[str, Any],
+    breakers: dict[str, Breaker],
 ) -> None:
     """A worker: for each batch ("go"), move on the chunks it asks for; then reply with
     its report."""
@@ -164,11 +174,16 @@ def _serve(
     try:
         while jobs.recv() is not None:
             try:
-                tools = tools or Tools(ctx, write_locks)
+                tools = tools or Tools(ctx, write_locks, breakers)
                 report = StepReport(step=STEP, as_of=as_of, dry_run=False)
                 shared = SharedReport(report)
                 run_chunks(ctx, tools, _pulled(jobs), shared)
-                jobs.send(("done", (report.counts, report.failures, shared.plan())))
+                jobs.send(
+                    (
+                        "done",
+                        (report.counts, report.failures, shared.plan(), shared.causes.counted()),
+                    )
+                )
             except Exception as exc:  # reported; the run's process decides
                 jobs.send(("failed", f"{type(exc).__name__}: {exc}"))
     except EOFError:

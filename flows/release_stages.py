@@ -17,9 +17,11 @@ from datetime import datetime
 from typing import Any
 
 from dns_lifecycle.channels.clusters import ClusterBackend, ClusterConfig, cluster_backend
+from dns_lifecycle.channels.clusters.breaker import Breaker
 from dns_lifecycle.channels.clusters.verify import served_difference
 from dns_lifecycle.channels.registrar import registrar_for
 from dns_lifecycle.core.errors import (
+    ClusterError,
     ClusterRefused,
     DomainLocked,
     RegistrarRefused,
@@ -67,7 +69,12 @@ class DryRunCluster:
 class Tools:
     """The clusters and the registrar of one run, opened once, closed at its end."""
 
-    def __init__(self, ctx: RunContext, write_locks: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        ctx: RunContext,
+        write_locks: dict[str, Any] | None = None,
+        breakers: dict[str, Breaker] | None = None,
+    ) -> None:
         self.ctx = ctx
         with ctx.db.session() as session:
             rows = store.all_clusters(session)
@@ -80,6 +87,16 @@ class Tools:
             write_locks
             if write_locks is not None
             else {code: CONTEXT.Lock() for code, c in self.clusters.items() if c.live}
+        )
+        # One breaker per live server for the whole run, its worker processes included.
+        self.breakers = (
+            breakers
+            if breakers is not None
+            else {
+                code: Breaker(ctx.settings.cluster_breaker_timeouts)
+                for code, c in self.clusters.items()
+                if c.live
+            }
         )
         self._backends: dict[str, ClusterBackend] = {}
         self._lock = threading.Lock()
@@ -94,6 +111,7 @@ class Tools:
                     self.ctx.settings,
                     self.ctx.db,
                     write_lock=self.write_locks.get(code),
+                    breaker=self.breakers.get(code),
                 )
                 self._backends[code] = DryRunCluster(real) if self.ctx.dry_run else real
             return self._backends[code]
@@ -313,13 +331,40 @@ class Stages:
         return store.Outcome(w, {"stage": "deleted", "deleted_at": now, "error": None})
 
 
-class SharedReport:
-    """The report as the domains released at once write to it, one at a time."""
+class Causes:
+    """Faults of a cluster, not of its domains (a wrong key, a silent server), as a step
+    meets them: each cause -> how many domains it stopped and the first of them, so
+    that the report says each once, however many domains and batches it hit."""
 
-    def __init__(self, report: StepReport) -> None:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._seen: dict[str, tuple[int, str]] = {}
+
+    def add(self, cause: str, domain: str, n: int = 1) -> None:
+        with self._lock:
+            count, first = self._seen.get(cause, (0, domain))
+            self._seen[cause] = (count + n, first)
+
+    def counted(self) -> dict[str, tuple[int, str]]:
+        with self._lock:
+            return dict(self._seen)
+
+    def report_to(self, report: StepReport) -> None:
+        """One failure line per cause, with its count."""
+        for cause, (n, first) in self.counted().items():
+            others = f" and {n - 1} other domain{'s' if n > 2 else ''}" if n > 1 else ""
+            report.fail(f"{cause} ({n} domain{'s' if n > 1 else ''}: {first}{others})")
+
+
+class SharedReport:
+    """The report as the domains released at once write to it, one at a time; the
+    clusters' faults go to ``causes`` (the step's, across its batches)."""
+
+    def __init__(self, report: StepReport, causes: Causes | None = None) -> None:
         self._report = report
         self._lock = threading.Lock()
         self._plan: list[dict[str, Any]] = []
+        self.causes = causes if causes is not None else Causes()
 
     def add(self, name: str, n: int = 1) -> None:
         with self._lock:
@@ -328,6 +373,10 @@ class SharedReport:
     def fail(self, message: str) -> None:
         with self._lock:
             self._report.fail(message)
+
+    def cause(self, cause: str, domain: str, n: int = 1) -> None:
+        """A cluster's fault that stopped ``domain`` (and ``n - 1`` others like it)."""
+        self.causes.add(cause, domain, n)
 
     def planned(self, rows: list[dict[str, Any]]) -> None:
         with self._lock:
@@ -435,6 +484,14 @@ def _attempt(
     try:
         outcome: store.Outcome = getattr(stages, action)(w, now)
         return outcome
+    except ClusterError as exc:
+        report.add("release_failures")
+        message = f"{type(exc).__name__}: {exc}"
+        if exc.cause is None:
+            report.fail(f"instance {w.instance_id}: domain {w.name}: {action}: {message}")
+        else:  # a fault of the cluster, said once for all the domains it stopped
+            report.cause(exc.cause, f"instance {w.instance_id} domain {w.name} ({action})")
+        return store.Outcome(w, {"error": message[:1000]})
     except Exception as exc:  # one domain's failure never stops the others
         report.add("release_failures")
         message = f"{type(exc).__name__}: {exc}"

@@ -225,6 +225,7 @@ def cmd_seed(args, settings: Settings) -> int:
 def cmd_run(args, settings: Settings) -> int:
     from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
 
+    from dns_lifecycle.admin.prefect_api import temporary_api
     from flows.base import report_of
     from flows.common import run_as_of, wall_clock
     from flows.daily import DailyReport, daily_lifecycle
@@ -233,7 +234,8 @@ def cmd_run(args, settings: Settings) -> int:
     as_of = run_as_of(args.as_of, args.dry_run, wall_clock)
     # This process waits for the run itself: heartbeats (which let a server notice a
     # crashed worker) would only add a second to each step.
-    with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+    # The temporary API ends with this process, SIGKILL included (see prefect_api).
+    with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}), temporary_api():
         state = daily_lifecycle(as_of=as_of, dry_run=args.dry_run, return_state=True)
     report = report_of(state)
     if not isinstance(report, DailyReport):  # refused before any step ran

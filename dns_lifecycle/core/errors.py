@@ -17,7 +17,9 @@ LifecycleError                   base of every error raised on purpose
 ├── ReleaseCheckFailed           the free copy would not serve what the paid one served
 ├── ClusterError                 a DNS cluster's API did not do what was asked
 │   ├── ClusterUnavailable       no answer, a timeout, a 5xx: the next run tries again
-│   └── ClusterRefused           a refusal (4xx): a person must look at the zone or key
+│   │   └── ClusterSwitchedOff   not called again in this run: it stopped answering
+│   ├── ClusterRefused           a refusal (4xx): a person must look at the zone
+│   └── ClusterMisconfigured     a wrong API key, URL or server_id: the run fails, once
 └── RunFailed                    a run did part of its work and failed (carries its report)
     ├── TooManyFailures          a step's deliveries failed beyond the threshold
     └── StepsFailed              one or more steps of the daily run failed
@@ -128,15 +130,37 @@ class ReleaseCheckFailed(LifecycleError):
 
 
 class ClusterError(LifecycleError):
-    """A DNS cluster's API did not do what was asked."""
+    """A DNS cluster's API did not do what was asked.
+
+    ``cause``, when given, is the message without the zone: the same for every zone the
+    fault hits (a server that does not answer), so that a run reports it once, with a
+    count, instead of once per domain.
+    """
+
+    def __init__(self, message: str, cause: str | None = None):
+        super().__init__(message)
+        self.cause = cause
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (str(self), self.cause))
 
 
 class ClusterUnavailable(ClusterError):
     """The cluster did not answer usefully; the same call is tried again by the next run."""
 
 
+class ClusterSwitchedOff(ClusterUnavailable):
+    """The cluster stopped answering during this run (or its settings are wrong): no more
+    calls go to it until the next run."""
+
+
 class ClusterRefused(ClusterError):
     """The cluster refused the call; repeating it will not help until someone acts."""
+
+
+class ClusterMisconfigured(ClusterError):
+    """The cluster's settings are wrong (API key, api_url, server_id): a fault of the run,
+    not of a domain. No domain gets a ticket; the run fails naming the setting."""
 
 
 class RunFailed(LifecycleError):

@@ -89,6 +89,9 @@ class Settings(BaseSettings):
     # ('{"paid-1": "...", "free": "..."}'): a secret, never in the inventory or an export.
     cluster_api_keys: dict[str, SecretStr] = Field(default_factory=dict)
     cluster_timeout_seconds: float = Field(default=10.0, gt=0)
+    # After this many calls in a row that a cluster's server does not answer, a run
+    # makes no more calls to it (see channels/clusters/breaker.py).
+    cluster_breaker_timeouts: int = Field(default=5, ge=1, le=1000)
     # Release: how long the paid copy keeps answering after the switch (the usual NS TTL
     # at the parent), the latest a ticketed domain's drain starts after its release, and
     # after how many failed verifications of the free copy a person is asked to look.

@@ -11,8 +11,10 @@ A zone is handed over as its records (``Rr``, SOA left out: each server writes i
 the apex NS records apart: ``create_zone`` sets them to the cluster's name servers.
 
 Every call is idempotent and raises, for a change that did not happen,
-``ClusterUnavailable`` (try again later), ``ClusterRefused`` (a person must look), or
-``ZoneFileError`` (a record no name server can take).
+``ClusterUnavailable`` (try again later; ``ClusterSwitchedOff`` once the server's
+breaker stopped the run's calls to it), ``ClusterRefused`` (a person must look at the
+zone), ``ClusterMisconfigured`` (the cluster's API key or server_id is wrong: a fault
+of the run, not of the zone), or ``ZoneFileError`` (a record no name server can take).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from dns_lifecycle.core.errors import InputError
 from dns_lifecycle.lifecycle.zonefile import Rr
 
 if TYPE_CHECKING:
+    from dns_lifecycle.channels.clusters.breaker import Breaker
     from dns_lifecycle.core.db import Database
     from dns_lifecycle.core.settings import Settings
 
@@ -104,9 +107,12 @@ def cluster_backend(
     db: Database,
     *,
     write_lock: WriteLock | None = None,
+    breaker: Breaker | None = None,
 ) -> ClusterBackend:
     """The backend serving ``config``'s cluster; ``write_lock``, when given, is held
-    around each write to a live server (shared by the processes writing to it)."""
+    around each write to a live server (shared by the processes writing to it), and
+    ``breaker`` (else one of its own) stops its calls to a server that stopped
+    answering."""
     if config.backend == "powerdns":
         from dns_lifecycle.channels.clusters.powerdns import PowerDnsCluster
 
@@ -116,7 +122,15 @@ def cluster_backend(
                 f"cluster {config.code} is a powerdns cluster without an API key: add "
                 f'"{config.code}" to DNSL_CLUSTER_API_KEYS'
             )
-        return PowerDnsCluster(config, key, settings.cluster_timeout_seconds, write_lock)
+        from dns_lifecycle.channels.clusters.breaker import Breaker
+
+        return PowerDnsCluster(
+            config,
+            key,
+            settings.cluster_timeout_seconds,
+            write_lock,
+            breaker or Breaker(settings.cluster_breaker_timeouts),
+        )
     if config.backend == "database":
         from dns_lifecycle.channels.clusters.database import DatabaseCluster
 

@@ -6,14 +6,22 @@
     DELETE /api/v1/servers/{server_id}/zones/{zone}          delete (404/422: gone already)
     PUT    /api/v1/servers/{server_id}/cache/flush?domain=   forget cached answers
 
+    GET    /api/v1/servers/{server_id}                       does the server exist (on a 404)
+
 PowerDNS writes its own SOA (and rewrites its serial), so SOA never crosses this
 interface. A timeout, a dropped connection, a 5xx or a 429 is ``ClusterUnavailable``;
-any other refusal is ``ClusterRefused`` with the server's own words (never the key).
+a refused API key (401/403) or a 404 for the server itself is ``ClusterMisconfigured``,
+a fault of the run's settings, not of the zone; any other refusal is ``ClusterRefused``
+with the server's own words (never the key). A 500 "database is locked" (its SQLite
+backend takes one writer at a time, whoever else writes) is tried again a few times,
+with back-off, before it counts. Each server's ``Breaker`` stops the calls to a server
+that stopped answering, or whose settings are wrong, for the rest of the run.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections import defaultdict
 from typing import Any
 from urllib.parse import quote
@@ -22,10 +30,29 @@ import httpx
 from pydantic import SecretStr
 
 from dns_lifecycle.channels.clusters import ClusterConfig, WriteLock
-from dns_lifecycle.core.errors import ClusterRefused, ClusterUnavailable, ZoneFileError
+from dns_lifecycle.channels.clusters.breaker import (
+    CLOSED,
+    KEY_REFUSED,
+    NO_ANSWER,
+    NO_SERVER,
+    Breaker,
+)
+from dns_lifecycle.core.errors import (
+    ClusterError,
+    ClusterMisconfigured,
+    ClusterRefused,
+    ClusterSwitchedOff,
+    ClusterUnavailable,
+    ZoneFileError,
+)
+from dns_lifecycle.core.settings import Settings
 from dns_lifecycle.lifecycle.zonefile import Rr, from_presentation, presentation
 
 _SNIPPET = 300
+# The waits before each new try of a write that found the server's SQLite database
+# locked by another writer (another run, a person's pdnsutil): about 6 s in all, far
+# longer than one write holds the lock.
+LOCKED_BACKOFF = (0.1, 0.2, 0.4, 0.8, 1.6, 3.2)
 
 
 def fqdn(name: str) -> str:
@@ -71,6 +98,7 @@ class PowerDnsCluster:
         api_key: SecretStr,
         timeout: float,
         write_lock: WriteLock | None = None,
+        breaker: Breaker | None = None,
     ) -> None:
         if not config.api_url:
             raise ClusterRefused(
@@ -85,6 +113,10 @@ class PowerDnsCluster:
         # others give up waiting for their turn after a while, as for a server that
         # does not answer, instead of hanging the run.
         self._turn_timeout = max(30.0, 3 * timeout)
+        self._breaker = breaker or Breaker(
+            Settings.model_fields["cluster_breaker_timeouts"].default
+        )
+        self._server_seen = False
         self._base = f"/api/v1/servers/{quote(config.server_id, safe='')}"
         self._key = api_key
         self._client = httpx.Client(
@@ -160,39 +192,23 @@ class PowerDnsCluster:
         conflict_ok: bool = False,
         **kwargs: Any,
     ) -> httpx.Response | None:
-        where = f"cluster {self.config.code} ({self.config.api_url})"
-        # Only what writes the server's database waits for the write turn (a cache flush
-        # does not), and it waits with its request built: the turn is the run's
-        # bottleneck, so it is held for the call alone.
-        writes = method in ("POST", "PATCH", "DELETE")
-        request = self._client.build_request(method, path, **kwargs)
-        if writes and not self._write_lock.acquire(True, self._turn_timeout):
-            raise ClusterUnavailable(
-                f"{where}: no turn to {method} zone {zone} within {self._turn_timeout:g} s "
-                "(another process of the run kept the server's write turn); the next run "
-                "tries again"
-            )
-        try:
-            response = self._client.send(request)
-        except httpx.TimeoutException:
-            raise ClusterUnavailable(
-                f"{where} did not answer {method} for zone {zone} in time; the next run tries again"
-            ) from None
-        except httpx.TransportError as exc:
-            raise ClusterUnavailable(
-                f"{where} could not be reached for {method} of zone {zone} "
-                f"({type(exc).__name__}); the next run tries again"
-            ) from None
-        finally:
-            if writes:
-                self._write_lock.release()
+        where = self._where
+        response = self._send(method, path, zone, **kwargs)
+        for delay in LOCKED_BACKOFF:
+            if not _locked(response):
+                break
+            time.sleep(delay)
+            response = self._send(method, path, zone, **kwargs)
         status = response.status_code
         if 200 <= status < 300:
             return response
-        text = _snippet(response)
-        if secret := self._key.get_secret_value():
-            # A server echoing the request must not put the key into a ticket or a log.
-            text = text.replace(secret, "**********")
+        text = self._masked(_snippet(response))
+        if status in (401, 403):
+            self._breaker.open(KEY_REFUSED)
+            raise self._switched_off(KEY_REFUSED)
+        if status == 404 and not self._server_exists():
+            self._breaker.open(NO_SERVER)
+            raise self._switched_off(NO_SERVER)
         if absent_ok and (
             status == 404 or (status == 422 and "could not find domain" in text.lower())
         ):
@@ -202,12 +218,122 @@ class PowerDnsCluster:
         if status >= 500 or status == 429:
             raise ClusterUnavailable(
                 f"{where} answered HTTP {status} to {method} of zone {zone}: {text}; the "
-                "next run tries again"
+                "next run tries again",
+                cause=f"{where} answered HTTP {status}: {text}; the next run tries again",
             )
         raise ClusterRefused(
             f"{where} refused {method} of zone {zone}: HTTP {status}: {text}. Check the "
-            "zone's records and the cluster's API key"
+            "zone's records"
         )
+
+    @property
+    def _where(self) -> str:
+        return f"cluster {self.config.code} ({self.config.api_url})"
+
+    def _send(self, method: str, path: str, zone: str, **kwargs: Any) -> httpx.Response:
+        """One request, unless the server's breaker is open; the breaker learns whether
+        the server answered."""
+        where = self._where
+        # Only what writes the server's database waits for the write turn (a cache flush
+        # does not), and it waits with its request built: the turn is the run's
+        # bottleneck, so it is held for the call alone.
+        writes = method in ("POST", "PATCH", "DELETE")
+        request = self._client.build_request(method, path, **kwargs)
+        self._check_breaker()
+        if writes and not self._write_lock.acquire(True, self._turn_timeout):
+            raise ClusterUnavailable(
+                f"{where}: no turn to {method} zone {zone} within {self._turn_timeout:g} s "
+                "(another process of the run kept the server's write turn); the next run "
+                "tries again",
+                cause=f"{where}: no write turn within {self._turn_timeout:g} s (another "
+                "process of the run kept it); the next run tries again",
+            )
+        try:
+            # A write that waited for its turn behind a server that stopped answering
+            # does not go out once the breaker opened.
+            self._check_breaker()
+            response = self._client.send(request)
+        except httpx.TimeoutException:
+            self._breaker.missed()
+            raise ClusterUnavailable(
+                f"{where} did not answer {method} for zone {zone} in time; the next run "
+                "tries again",
+                cause=f"{where} did not answer in time; the next run tries again",
+            ) from None
+        except httpx.TransportError as exc:
+            self._breaker.missed()
+            raise ClusterUnavailable(
+                f"{where} could not be reached for {method} of zone {zone} "
+                f"({type(exc).__name__}); the next run tries again",
+                cause=f"{where} could not be reached ({type(exc).__name__}); the next run "
+                "tries again",
+            ) from None
+        finally:
+            if writes:
+                self._write_lock.release()
+        self._breaker.answered()
+        return response
+
+    def _check_breaker(self) -> None:
+        state = self._breaker.state
+        if state != CLOSED:
+            raise self._switched_off(state)
+
+    def _switched_off(self, state: int) -> ClusterError:
+        """The one message of a run whose calls to this server stopped (the same in each
+        of its processes, so that the report can say it once)."""
+        where = self._where
+        code = self.config.code
+        if state == KEY_REFUSED:
+            message = (
+                f"{where} refused the API key (HTTP 401/403): set the key of {code} in "
+                "DNSL_CLUSTER_API_KEYS (and check that the server's webserver-allow-from "
+                "lets this host in); no more calls went to it in this run, no domain was "
+                "ticketed, and the next run goes on"
+            )
+            return ClusterMisconfigured(message, cause=message)
+        if state == NO_SERVER:
+            message = (
+                f"{where} has no server {self.config.server_id!r} (HTTP 404 for "
+                f"{self._base}): correct the server_id (or the api_url) of cluster {code} "
+                "in the inventory; no more calls went to it in this run, no domain was "
+                "ticketed, and the next run goes on"
+            )
+            return ClusterMisconfigured(message, cause=message)
+        assert state == NO_ANSWER
+        message = (
+            f"{where} did not answer {self._breaker.threshold} calls in a row: no more "
+            "calls went to it in this run (DNSL_CLUSTER_BREAKER_TIMEOUTS); its domains "
+            "wait where they are, and the next run tries again"
+        )
+        return ClusterSwitchedOff(message, cause=message)
+
+    def _server_exists(self) -> bool:
+        """Whether the API knows ``server_id``: a 404 then means the zone is missing,
+        not the server. Asked once per run and cluster (PowerDNS has one server,
+        "localhost", so a wrong server_id makes every zone look missing)."""
+        if self._server_seen:
+            return True
+        try:
+            response = self._send("GET", self._base, "-")
+        except ClusterError:
+            return True  # not known to be missing: the zone's answer stands
+        if response.status_code == 404:
+            return False
+        self._server_seen = True
+        return True
+
+    def _masked(self, text: str) -> str:
+        if secret := self._key.get_secret_value():
+            # A server echoing the request must not put the key into a ticket or a log.
+            text = text.replace(secret, "**********")
+        return text
+
+
+def _locked(response: httpx.Response) -> bool:
+    """A 500 from PowerDNS's SQLite backend finding the database locked by another
+    writer: nothing was written, and the same call succeeds once the writer is done."""
+    return response.status_code == 500 and "database is locked" in response.text.lower()
 
 
 def _snippet(response: httpx.Response) -> str:
