@@ -274,21 +274,21 @@ class Stages:
         return store.Outcome(w, values, ticket=(action, details))
 
     def delegate(self, w: store.DomainWork, now: datetime) -> store.Outcome:
-        action = nameserver_action(w.registrar, w.epp_statuses)
-        if action != "switched":
-            return self._delegated(w, now, action)
+        # Only the registrar decides here: a HiChina domain goes to it whatever the
+        # imported EPP statuses say, since they can be stale either way.
+        if nameserver_action(w.registrar, ()) != "switched":
+            return self._delegated(w, now, "external_registrar")
         registrar = self.tools.registrar
-        # Imported EPP statuses can be stale: the registrar's own word, just before acting
-        # (the embedded registrar reads it in the switch's own transaction).
+        # The registrar's own word on the lock, just before acting (the embedded
+        # registrar reads it in the switch's own transaction).
         if registrar.external or self.ctx.dry_run:
             try:
-                locked = registrar.lock_status(w.name) is not None
+                lock = registrar.lock_status(w.name)
             except RegistrarRefused as exc:
                 return self._delegated(w, now, expiry.REGISTRAR_FAILED, str(exc)[:1000])
-            if locked:
-                return self._delegated(w, now, "domain_locked")
-            if self.ctx.dry_run:
-                return self._delegated(w, now, "switched")
+            action = nameserver_action(w.registrar, [lock] if lock else [])
+            if action != "switched" or self.ctx.dry_run:
+                return self._delegated(w, now, action)
         try:
             task_id = registrar.start_switch(w.name, list(self.tools.free.nameservers))
         except DomainLocked:

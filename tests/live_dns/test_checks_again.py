@@ -5,11 +5,17 @@ once the free copy is verified again and the paid copy still equals what was mov
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
+import pytest
+from pydantic import SecretStr
 from sqlalchemy import select
 
 from dns_lifecycle.admin.load_zones import load_zones
+from dns_lifecycle.core.settings import Settings
 from flows.release import release_due
 from models import DomainRelease, Ticket
+from tests.aliyun_domain_standin import AliyunDomainStandIn
 from tests.live_dns.helpers import api, expired, run, unique, zone_exists
 
 RECORDS = [
@@ -17,6 +23,8 @@ RECORDS = [
     ("A", "www", "192.0.2.31", 300),
     ("TXT", "@", "checked again", 300),
 ]
+PAID_NS = ("ns1.paid-1.dns-hosting.example", "ns2.paid-1.dns-hosting.example")
+FREE_NS = ("ns1.free.dns-hosting.example", "ns2.free.dns-hosting.example")
 
 
 def _domain(name, registrar="hichina", epp=()):
@@ -58,3 +66,48 @@ def test_a_dry_run_plans_the_conflict_the_real_run_finds(
     assert real.counts["domains_blocked_free_zone_conflict"] == 1
     assert [t.reason for t in _tickets(live_db, inst)] == ["free_zone_conflict"]
     assert zone_exists(pdns_paid, zone)
+
+
+@pytest.fixture
+def aliyun(live_settings) -> Iterator[tuple[AliyunDomainStandIn, Settings]]:
+    """The provider's Domain API (a stand-in on loopback), and settings that use it."""
+    with AliyunDomainStandIn() as standin:
+        fields = standin.settings_fields()
+        fields["aliyun_access_key_secret"] = SecretStr(fields["aliyun_access_key_secret"])
+        yield standin, live_settings.model_copy(update=fields)
+
+
+def _at_registrar(standin: AliyunDomainStandIn, zone: str, *, locked: bool = False) -> None:
+    standin.add_domain(zone, list(PAID_NS), locked=locked)
+
+
+def test_a_stale_imported_lock_is_read_again_at_the_registrar(live_db, pdns_paid, aliyun):
+    """The inventory says clientUpdateProhibited, the registrar has no lock: the domain
+    is switched, and no domain_locked ticket asks the customer to unlock it."""
+    standin, settings = aliyun
+    zone = f"{unique('stalelock')}.cn"
+    inst = unique("inst")
+    expired(live_db, inst, [_domain(zone, epp=["clientUpdateProhibited"])])
+    load_zones(settings, live_db, "paid-1")
+    _at_registrar(standin, zone)
+
+    report = run(settings, release_due, instance_ids=[inst])
+    assert report.counts["instances_released"] == 1, report.failures
+    assert "QueryDomainByDomainName" in standin.actions
+    assert _tickets(live_db, inst) == []
+    assert _row(live_db, inst).delegation == "switched"
+    assert standin.nameservers(zone) == list(FREE_NS)
+
+
+def test_a_lock_the_registrar_holds_opens_a_ticket(live_db, pdns_paid, aliyun):
+    """No lock in the inventory, locked at the registrar: domain_locked, no switch."""
+    standin, settings = aliyun
+    zone = f"{unique('livelock')}.cn"
+    inst = unique("inst")
+    expired(live_db, inst, [_domain(zone)])
+    load_zones(settings, live_db, "paid-1")
+    _at_registrar(standin, zone, locked=True)
+
+    run(settings, release_due, instance_ids=[inst])
+    assert [t.reason for t in _tickets(live_db, inst)] == ["domain_locked"]
+    assert "SaveBatchTaskForModifyingDomainDns" not in standin.actions
