@@ -323,9 +323,51 @@ class Stages:
     def delete(self, w: store.DomainWork, now: datetime) -> store.Outcome:
         if not expiry.may_delete_paid(w.stage, w.verified_at is not None):
             raise AssertionError(f"domain {w.name}: no verified free copy, the paid one stays")
-        self.tools.backend(w.paid_cluster).delete_zone(w.name)
+        assert w.records is not None
+        paid = self.tools.backend(w.paid_cluster)
+        moved = zone_content(w.records)[0]
+        current = paid.read_zone(w.name)
+        values: dict[str, Any] = {}
+        copy: str | None = None
+        if current is None:
+            # Gone already (deleted by a run that crashed before recording it): only the
+            # free copy is left to check.
+            expected = moved
+        elif w.resolved == expiry.COPIES_DIFFER:
+            # A person resolved a difference: the paid copy as it is now is what must
+            # not be lost, and the free copy must serve exactly that.
+            expected = zone_content(current)[0]
+            copy = store.zone_copy(w.name, current, now)
+            values["records"] = current
+        else:
+            expected = moved
+            problem = expiry.paid_copy_difference(w.name, moved, zone_content(current)[0])
+            if problem is not None:
+                return self._kept(w, problem)
+        problem = self.free_difference(w.name, expected)
+        if problem is not None:
+            return self._kept(w, problem)
+        paid.delete_zone(w.name)
         self.report.add("paid_zones_deleted")
-        return store.Outcome(w, {"stage": "deleted", "deleted_at": now, "error": None})
+        values |= {"stage": "deleted", "deleted_at": now, "error": None, "blocked": None}
+        return store.Outcome(w, values, zone_text=copy)
+
+    def _kept(self, w: store.DomainWork, problem: str) -> store.Outcome:
+        """The paid copy stays: a ticket names the difference, and the run's report says
+        so; once the ticket is resolved the next run checks again."""
+        message = (
+            f"the paid copy on {w.paid_cluster} is kept: {problem}. Make the free copy on "
+            f"{self.tools.free.code} serve what the paid copy should keep (or correct the "
+            "paid copy), then resolve this ticket: the next run checks again and deletes the "
+            "paid copy only if the free copy serves exactly what the paid copy holds then"
+        )
+        self.report.add("paid_copies_kept")
+        self.report.fail(f"instance {w.instance_id}: domain {w.name}: {message}")
+        return store.Outcome(
+            w,
+            {"blocked": expiry.COPIES_DIFFER, "error": message[:1000]},
+            ticket=(expiry.COPIES_DIFFER, {"problem": problem, "paid_cluster": w.paid_cluster}),
+        )
 
 
 class SharedReport:
