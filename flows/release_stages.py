@@ -278,6 +278,20 @@ class Stages:
         # imported EPP statuses say, since they can be stale either way.
         if nameserver_action(w.registrar, ()) != "switched":
             return self._delegated(w, now, "external_registrar")
+        if expiry.verification_fresh(w.verified_at, now, self.settings.verify_fresh_minutes):
+            return self._switch(w, now)
+        # The free copy was verified too long ago (a run stopped before the switch):
+        # verify it again, and switch only on that.
+        checked = self.verify(w, now)
+        if checked.values.get("stage") != "verified":
+            self.report.add("switches_held")
+            return checked
+        outcome = self._switch(w, now)
+        outcome.values = {"verified_at": now, "verify_failures": 0} | outcome.values
+        return outcome
+
+    def _switch(self, w: store.DomainWork, now: datetime) -> store.Outcome:
+        """The lock read live, then the switch at the registrar (a HiChina domain)."""
         registrar = self.tools.registrar
         # The registrar's own word on the lock, just before acting (the embedded
         # registrar reads it in the switch's own transaction).

@@ -154,6 +154,12 @@ def drain_after_seen(current: datetime | None, seen_at: datetime, drain_hours: f
     return seen if current is None else min(current, seen)
 
 
+def verification_fresh(verified_at: datetime | None, now: datetime, fresh_minutes: float) -> bool:
+    """Whether a verification of the free copy made at ``verified_at`` is recent enough
+    to switch the delegation on at ``now``: at most ``fresh_minutes`` old."""
+    return verified_at is not None and now - verified_at <= timedelta(minutes=fresh_minutes)
+
+
 def verify_ticket_due(failures: int, attempts: int) -> bool:
     """After this many failed verifications in a row, a person is asked to look."""
     return failures >= attempts

@@ -229,3 +229,32 @@ def test_a_resolved_difference_is_checked_again_before_the_paid_copy_goes(
             .order_by(ZoneSnapshot.id)
         ).scalars()
         assert ["192.0.2.77" in text for text in copies] == [False, True]
+
+
+def test_a_stale_verification_is_made_again_before_the_switch(
+    live_db, pdns_paid, pdns_free, aliyun
+):
+    """The registrar was unreachable after the verification; by the next run a free
+    record has changed: the verification, too old, is made again and the domain is not
+    switched."""
+    standin, settings = aliyun
+    zone = f"{unique('stale')}.cn"
+    inst = unique("inst")
+    expired(live_db, inst, [_domain(zone)])
+    load_zones(settings, live_db, "paid-1")
+    _at_registrar(standin, zone)
+    standin.throttle("QueryDomainByDomainName")
+    run(settings, release_due, instance_ids=[inst])
+    assert _row(live_db, inst).stage == "verified"
+    with live_db.session() as s:
+        row = s.execute(select(DomainRelease).where(DomainRelease.instance_id == inst)).scalar_one()
+        row.verified_at -= timedelta(minutes=settings.verify_fresh_minutes + 1)
+        s.commit()
+    _set_rrset(pdns_free, zone, "www", "A", ["192.0.2.99"])
+
+    report = run(settings, release_due, instance_ids=[inst])
+    assert report.counts["switches_held"] == 1
+    assert any("192.0.2.99" in f for f in report.failures), report.failures
+    assert "SaveBatchTaskForModifyingDomainDns" not in standin.actions
+    assert standin.nameservers(zone) == list(PAID_NS)
+    assert _row(live_db, inst).stage == "verified"
