@@ -303,8 +303,18 @@ class Stages:
             action = nameserver_action(w.registrar, [lock] if lock else [])
             if action != "switched" or self.ctx.dry_run:
                 return self._delegated(w, now, action)
+        asked_since = expiry.switch_asked_at(w.switch_task) if registrar.external else None
+        if registrar.external and asked_since is None:
+            # Recorded before the request goes out: if its answer is lost (a timeout, a
+            # killed run), the next run looks for the task it created instead of asking
+            # for a second one.
+            mark = expiry.switch_asked(now)
+            _record(self.ctx, [store.Outcome(w, {"switch_task": mark})], now, self.report)
+            w.switch_task = mark
         try:
-            task_id = registrar.start_switch(w.name, list(self.tools.free.nameservers))
+            task_id = registrar.start_switch(
+                w.name, list(self.tools.free.nameservers), asked_since=asked_since
+            )
         except DomainLocked:
             return self._delegated(w, now, "domain_locked")
         except RegistrarRefused as exc:

@@ -154,6 +154,25 @@ def drain_after_seen(current: datetime | None, seen_at: datetime, drain_hours: f
     return seen if current is None else min(current, seen)
 
 
+# A switch asked of an outside registrar is recorded, as ``switch_task``, before the
+# request goes out; its task id replaces the mark once the answer arrives. A mark left
+# behind (an answer lost, a run killed) says since when to look for that request's task.
+SWITCH_ASKED = "asked-at:"
+
+
+def switch_asked(at: datetime) -> str:
+    """The mark of a switch asked for at ``at`` whose task id is not known yet."""
+    return SWITCH_ASKED + at.isoformat()
+
+
+def switch_asked_at(switch_task: str | None) -> datetime | None:
+    """When the switch that ``switch_task`` marks was first asked for; None when it is
+    no mark (no switch asked for, or a task id)."""
+    if switch_task is None or not switch_task.startswith(SWITCH_ASKED):
+        return None
+    return datetime.fromisoformat(switch_task[len(SWITCH_ASKED) :])
+
+
 def verification_fresh(verified_at: datetime | None, now: datetime, fresh_minutes: float) -> bool:
     """Whether a verification of the free copy made at ``verified_at`` is recent enough
     to switch the delegation on at ``now``: at most ``fresh_minutes`` old."""

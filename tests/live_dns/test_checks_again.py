@@ -258,3 +258,28 @@ def test_a_stale_verification_is_made_again_before_the_switch(
     assert "SaveBatchTaskForModifyingDomainDns" not in standin.actions
     assert standin.nameservers(zone) == list(PAID_NS)
     assert _row(live_db, inst).stage == "verified"
+
+
+def test_a_lost_switch_answer_is_found_and_not_asked_for_twice(
+    live_db, pdns_paid, pdns_free, aliyun
+):
+    """The registrar applies the switch but its answer is lost: the next run finds the
+    task it created (QueryTaskList, QueryTaskDetailList) and follows it, and the domain
+    gets one switch task, not two."""
+    standin, settings = aliyun
+    standin.pending_polls = 1  # the first task is still running when the next run comes
+    zone = f"{unique('lost')}.cn"
+    inst = unique("inst")
+    expired(live_db, inst, [_domain(zone)])
+    load_zones(settings, live_db, "paid-1")
+    _at_registrar(standin, zone)
+    standin.lose_answer("SaveBatchTaskForModifyingDomainDns")
+
+    first = run(settings, release_due, instance_ids=[inst])
+    assert any("SaveBatchTaskForModifyingDomainDns" in f for f in first.failures), first.failures
+    assert len(standin.tasks) == 1 and _row(live_db, inst).stage == "verified"
+    report = run(settings, release_due, instance_ids=[inst])
+    assert len(standin.tasks) == 1 and "QueryTaskList" in standin.actions
+    assert report.counts["instances_released"] == 1, report.failures
+    assert standin.actions.count("SaveBatchTaskForModifyingDomainDns") == 1
+    assert standin.nameservers(zone) == list(FREE_NS)
