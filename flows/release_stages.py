@@ -390,7 +390,7 @@ class Stages:
         return store.Outcome(
             w,
             {"blocked": expiry.COPIES_DIFFER, "error": message[:1000]},
-            ticket=(expiry.COPIES_DIFFER, {"problem": problem, "paid_cluster": w.paid_cluster}),
+            ticket=(expiry.COPIES_DIFFER, {"problem": message, "paid_cluster": w.paid_cluster}),
         )
 
 
