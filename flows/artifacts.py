@@ -103,8 +103,9 @@ def delivery_failure_share(report: StepReport) -> tuple[int, int]:
 
 
 def check_failures(report: StepReport, threshold: float) -> None:
-    """Fail the run when deliveries failed beyond ``threshold`` (a share, 0-1), or a
-    release failed; the message names only what did fail, and what happens to it."""
+    """Fail the run when deliveries failed beyond ``threshold`` (a share, 0-1), a
+    release failed, or a paid copy was kept because the copies differ; the message
+    names only what did fail, and what happens to it."""
     failed, attempted = delivery_failure_share(report)
     release_failures = report.counts.get("release_failures", 0)
     what, after = [], []
@@ -117,6 +118,16 @@ def check_failures(report: StepReport, threshold: float) -> None:
     if release_failures:
         what.append(f"{release_failures} release{'s' if release_failures != 1 else ''} failed")
         after.append("a failed release is taken up by the next run at its recorded stage")
+    kept = report.counts.get("paid_copies_kept", 0)
+    if kept:
+        what.append(
+            f"{kept} paid cop{'ies' if kept != 1 else 'y'} kept at the end of the drain, the "
+            "free copy or the paid one having changed"
+        )
+        after.append(
+            "each kept paid copy has a copies_differ ticket naming the difference; once it is "
+            "resolved the next run checks the copies again"
+        )
     if what:
         shown = "; ".join(report.failures[:5])
         advice = "; ".join(after)

@@ -46,11 +46,18 @@ class DryRunCluster:
     def __init__(self, real: ClusterBackend) -> None:
         self.config = real.config
         self._real = real
+        # Zones this dry run would have created: there is nothing on the server to ask.
+        self.pretended: set[str] = set()
 
     def read_zone(self, zone: str) -> list[Rr] | None:
         return self._real.read_zone(zone)
 
     def create_zone(self, zone: str, records: list[Rr], ns_ttl: int) -> bool:
+        # A zone already there is what the real run finds: "exists", so that the plan
+        # compares it as the run does (a conflict, not "switched").
+        if self._real.read_zone(zone):  # the database clusters hold a zone as its rows
+            return False
+        self.pretended.add(zone)
         return True
 
     def replace_apex_ns(self, zone: str, nameservers: list[str], ttl: int) -> None:
@@ -195,21 +202,29 @@ class Stages:
         free.flush(w.name)
         return store.Outcome(w, {"stage": "created", "error": None, "blocked": None})
 
+    def free_difference(self, domain: str, kept: list[Rr]) -> str | None:
+        """How the free cluster's copy of ``domain`` differs from ``kept`` (a zone's
+        records as ``zone_content`` hands them over), asked of every free name server by
+        DNS; None when it serves exactly that. The one comparison of the free copy, made
+        before the switch and again before the paid copy is deleted."""
+        free = self.tools.free
+        backend = self.tools.backend(free.code)
+        if isinstance(backend, DryRunCluster) and domain in backend.pretended:
+            return None  # nothing was created to ask about
+        if free.nameserver_addresses:
+            return served_difference(
+                domain, kept, list(free.nameserver_addresses), self.settings.dns_timeout_seconds
+            )
+        served = backend.read_zone(domain)
+        if served is None:
+            return f"the free cluster {free.code} has no zone {domain}"
+        if not _same(domain, kept, zone_content(served)[0]):
+            return f"the free cluster {free.code} does not hold the records of {domain}"
+        return None
+
     def verify(self, w: store.DomainWork, now: datetime) -> store.Outcome:
         assert w.records is not None
-        kept, _ = zone_content(w.records)
-        free = self.tools.free
-        problem: str | None = None
-        if self.ctx.dry_run:
-            problem = None  # nothing was created to ask about
-        elif free.nameserver_addresses:
-            problem = served_difference(
-                w.name, kept, list(free.nameserver_addresses), self.settings.dns_timeout_seconds
-            )
-        else:
-            served = self.tools.backend(free.code).read_zone(w.name) or []
-            if not _same(w.name, kept, zone_content(served)[0]):
-                problem = f"the free cluster {free.code} does not hold the records of {w.name}"
+        problem = self.free_difference(w.name, zone_content(w.records)[0])
         if problem is None:
             return store.Outcome(
                 w,
@@ -277,23 +292,47 @@ class Stages:
         return store.Outcome(w, values, ticket=(action, details))
 
     def delegate(self, w: store.DomainWork, now: datetime) -> store.Outcome:
-        action = nameserver_action(w.registrar, w.epp_statuses)
-        if action != "switched":
-            return self._delegated(w, now, action)
+        # Only the registrar decides here: a HiChina domain goes to it whatever the
+        # imported EPP statuses say, since they can be stale either way.
+        if nameserver_action(w.registrar, ()) != "switched":
+            return self._delegated(w, now, "external_registrar")
+        if expiry.verification_fresh(w.verified_at, now, self.settings.verify_fresh_minutes):
+            return self._switch(w, now)
+        # The free copy was verified too long ago (a run stopped before the switch):
+        # verify it again, and switch only on that.
+        checked = self.verify(w, now)
+        if checked.values.get("stage") != "verified":
+            self.report.add("switches_held")
+            return checked
+        outcome = self._switch(w, now)
+        outcome.values = {"verified_at": now, "verify_failures": 0} | outcome.values
+        return outcome
+
+    def _switch(self, w: store.DomainWork, now: datetime) -> store.Outcome:
+        """The lock read live, then the switch at the registrar (a HiChina domain)."""
         registrar = self.tools.registrar
-        # Imported EPP statuses can be stale: the registrar's own word, just before acting
-        # (the embedded registrar reads it in the switch's own transaction).
+        # The registrar's own word on the lock, just before acting (the embedded
+        # registrar reads it in the switch's own transaction).
         if registrar.external or self.ctx.dry_run:
             try:
-                locked = registrar.lock_status(w.name) is not None
+                lock = registrar.lock_status(w.name)
             except RegistrarRefused as exc:
                 return self._delegated(w, now, expiry.REGISTRAR_FAILED, str(exc)[:1000])
-            if locked:
-                return self._delegated(w, now, "domain_locked")
-            if self.ctx.dry_run:
-                return self._delegated(w, now, "switched")
+            action = nameserver_action(w.registrar, [lock] if lock else [])
+            if action != "switched" or self.ctx.dry_run:
+                return self._delegated(w, now, action)
+        asked_since = expiry.switch_asked_at(w.switch_task) if registrar.external else None
+        if registrar.external and asked_since is None:
+            # Recorded before the request goes out: if its answer is lost (a timeout, a
+            # killed run), the next run looks for the task it created instead of asking
+            # for a second one.
+            mark = expiry.switch_asked(now)
+            _record(self.ctx, [store.Outcome(w, {"switch_task": mark})], now, self.report)
+            w.switch_task = mark
         try:
-            task_id = registrar.start_switch(w.name, list(self.tools.free.nameservers))
+            task_id = registrar.start_switch(
+                w.name, list(self.tools.free.nameservers), asked_since=asked_since
+            )
         except DomainLocked:
             return self._delegated(w, now, "domain_locked")
         except RegistrarRefused as exc:
@@ -326,9 +365,51 @@ class Stages:
     def delete(self, w: store.DomainWork, now: datetime) -> store.Outcome:
         if not expiry.may_delete_paid(w.stage, w.verified_at is not None):
             raise AssertionError(f"domain {w.name}: no verified free copy, the paid one stays")
-        self.tools.backend(w.paid_cluster).delete_zone(w.name)
+        assert w.records is not None
+        paid = self.tools.backend(w.paid_cluster)
+        moved = zone_content(w.records)[0]
+        current = paid.read_zone(w.name)
+        values: dict[str, Any] = {}
+        copy: str | None = None
+        if current is None:
+            # Gone already (deleted by a run that crashed before recording it): only the
+            # free copy is left to check.
+            expected = moved
+        elif w.resolved == expiry.COPIES_DIFFER:
+            # A person resolved a difference: the paid copy as it is now is what must
+            # not be lost, and the free copy must serve exactly that.
+            expected = zone_content(current)[0]
+            copy = store.zone_copy(w.name, current, now)
+            values["records"] = current
+        else:
+            expected = moved
+            problem = expiry.paid_copy_difference(w.name, moved, zone_content(current)[0])
+            if problem is not None:
+                return self._kept(w, problem)
+        problem = self.free_difference(w.name, expected)
+        if problem is not None:
+            return self._kept(w, problem)
+        paid.delete_zone(w.name)
         self.report.add("paid_zones_deleted")
-        return store.Outcome(w, {"stage": "deleted", "deleted_at": now, "error": None})
+        values |= {"stage": "deleted", "deleted_at": now, "error": None, "blocked": None}
+        return store.Outcome(w, values, zone_text=copy)
+
+    def _kept(self, w: store.DomainWork, problem: str) -> store.Outcome:
+        """The paid copy stays: a ticket names the difference, and the run's report says
+        so; once the ticket is resolved the next run checks again."""
+        message = (
+            f"the paid copy on {w.paid_cluster} is kept: {problem}. Make the free copy on "
+            f"{self.tools.free.code} serve what the paid copy should keep (or correct the "
+            "paid copy), then resolve this ticket: the next run checks again and deletes the "
+            "paid copy only if the free copy serves exactly what the paid copy holds then"
+        )
+        self.report.add("paid_copies_kept")
+        self.report.fail(f"instance {w.instance_id}: domain {w.name}: {message}")
+        return store.Outcome(
+            w,
+            {"blocked": expiry.COPIES_DIFFER, "error": message[:1000]},
+            ticket=(expiry.COPIES_DIFFER, {"problem": message, "paid_cluster": w.paid_cluster}),
+        )
 
 
 class Causes:

@@ -13,10 +13,14 @@ Supported actions:
   an unknown domain is HTTP 400 ``DomainNotExist``;
 - ``SaveBatchTaskForModifyingDomainDns``: ``DomainName.N``, ``DomainNameServer.N``,
   ``AliyunDns``; answers a new ``TaskNo``;
-- ``QueryTaskDetailList``: ``TaskNo``, ``PageNum``, ``PageSize``; each domain's detail
-  answers ``EXECUTING`` for ``pending_polls`` polls, then executes: the domain's
-  servers change (``EXECUTE_SUCCESS``), or ``EXECUTE_FAILURE`` with a ``FailReason``
-  and ``ErrorMsg`` (a locked or unknown domain, or a reason set with ``fail_switch``).
+- ``QueryTaskDetailList``: ``TaskNo`` (required), ``DomainName`` (optional, only that
+  domain's detail), ``PageNum``, ``PageSize``; each domain's detail answers
+  ``EXECUTING`` for ``pending_polls`` polls, then executes: the domain's servers change
+  (``EXECUTE_SUCCESS``), or ``EXECUTE_FAILURE`` with a ``FailReason`` and ``ErrorMsg``
+  (a locked or unknown domain, or a reason set with ``fail_switch``);
+- ``QueryTaskList``: the account's tasks created between ``BeginCreateTime`` and
+  ``EndCreateTime`` (milliseconds since the epoch, both optional), newest first, with
+  ``TaskNo``, ``TaskType`` (``CHG_DNS``), ``TaskStatus`` and ``CreateTime``, by page.
 
 Use from a test or fixture::
 
@@ -28,7 +32,9 @@ Use from a test or fixture::
 
 Faults: ``standin.fault("QueryTaskDetailList", Reply(500, ...), times=1)`` answers the
 next matching request with that reply (``Reply(delay=...)`` hangs, ``Reply(drop=True)``
-hangs up); ``standin.throttle(action)`` answers as the API's flow control does.
+hangs up); ``standin.throttle(action)`` answers as the API's flow control does;
+``standin.lose_answer(action)`` carries the next such request out, then hangs up
+without an answer (an answer lost after the request was applied).
 ``on_switch(domain, servers)`` is called when a switch executes (e.g. to rewrite a
 parent zone's NS records).
 """
@@ -39,6 +45,7 @@ import hashlib
 import hmac
 import itertools
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -69,6 +76,7 @@ _MESSAGES = {
     "MissingAliyunDns": "AliyunDns is mandatory for this action.",
     "MissingDomainNameServer": "DomainNameServer is mandatory when AliyunDns is false.",
     "MissingPageNum": "PageNum and PageSize are mandatory for this action.",
+    "MissingTaskNo": "TaskNo is mandatory for this action.",
 }
 
 
@@ -95,6 +103,7 @@ class _Fault:
     action: str | None
     reply: Reply
     times: int | None
+    applied: bool = False  # the request is carried out, then ``reply`` is sent instead
 
 
 class AliyunDomainStandIn:
@@ -113,7 +122,8 @@ class AliyunDomainStandIn:
         self.pending_polls = pending_polls
         self.on_switch = on_switch
         self.domains: dict[str, StandInDomain] = {}
-        self.tasks: dict[str, list[_Detail]] = {}
+        self.tasks: dict[str, list[_Detail]] = {}  # by TaskNo, in creation order
+        self._created: dict[str, int] = {}  # TaskNo -> creation time, ms since the epoch
         self.actions: list[str] = []  # the action of every well-signed request, in order
         self._fail_reasons: dict[str, str] = {}
         self._faults: list[_Fault] = []
@@ -176,6 +186,12 @@ class AliyunDomainStandIn:
         with self._lock:
             self._faults.append(_Fault(action, reply, times))
 
+    def lose_answer(self, action: str, *, times: int = 1) -> None:
+        """Carry out the next ``times`` requests for ``action``, then hang up without an
+        answer, as a connection lost after the provider applied the request."""
+        with self._lock:
+            self._faults.append(_Fault(action, Reply(drop=True), times, applied=True))
+
     def throttle(self, action: str | None, *, times: int | None = 1) -> None:
         """The API's flow control: HTTP 400 ``Throttling.User``."""
         self.fault(
@@ -195,12 +211,13 @@ class AliyunDomainStandIn:
         with self._lock:
             self.actions.append(action)
             fault = self._take_fault(action)
-        if fault is not None:
-            return fault
+        if fault is not None and not fault.applied:
+            return fault.reply
         handler = {
             "QueryDomainByDomainName": self._query_domain,
             "SaveBatchTaskForModifyingDomainDns": self._save_dns_task,
             "QueryTaskDetailList": self._query_task,
+            "QueryTaskList": self._query_tasks,
         }.get(action)
         if handler is None:
             return self._refuse(
@@ -209,7 +226,8 @@ class AliyunDomainStandIn:
                 f"Specified api is not found, please check your url and method. {action}",
             )
         with self._lock:
-            return handler(query)
+            reply = handler(query)
+        return fault.reply if fault is not None else reply
 
     def _check_request(self, request: SeenRequest, query: dict[str, str]) -> Reply | None:
         version = request.headers.get("x-acs-version") or query.get("Version")
@@ -233,14 +251,14 @@ class AliyunDomainStandIn:
             return self._refuse(400, "SignatureDoesNotMatch")
         return None
 
-    def _take_fault(self, action: str) -> Reply | None:
+    def _take_fault(self, action: str) -> _Fault | None:
         for fault in self._faults:
             if fault.action in (None, action):
                 if fault.times is not None:
                     fault.times -= 1
                     if fault.times <= 0:
                         self._faults.remove(fault)
-                return fault.reply
+                return fault
         return None
 
     def _query_domain(self, query: dict[str, str]) -> Reply:
@@ -276,13 +294,18 @@ class AliyunDomainStandIn:
             return self._refuse(400, "MissingDomainNameServer")
         task_no = str(uuid.uuid4())
         self.tasks[task_no] = [_Detail(n, servers, self.pending_polls) for n in names]
+        self._created[task_no] = int(time.time() * 1000)
         return Reply(200, {"RequestId": self._request_id(), "TaskNo": task_no})
 
     def _query_task(self, query: dict[str, str]) -> Reply:
         if not query.get("PageNum") or not query.get("PageSize"):
             return self._refuse(400, "MissingPageNum")
         task_no = query.get("TaskNo", "")
+        if not task_no:
+            return self._refuse(400, "MissingTaskNo")
         details = self.tasks.get(task_no, [])
+        if query.get("DomainName"):
+            details = [d for d in details if d.domain == query["DomainName"]]
         for detail in details:
             self._advance(detail)
         return Reply(
@@ -298,6 +321,49 @@ class AliyunDomainStandIn:
                 "Data": {"TaskDetail": [self._detail_body(task_no, d) for d in details]},
             },
         )
+
+    def _query_tasks(self, query: dict[str, str]) -> Reply:
+        if not query.get("PageNum") or not query.get("PageSize"):
+            return self._refuse(400, "MissingPageNum")
+        begin = int(query.get("BeginCreateTime") or 0)
+        end = int(query.get("EndCreateTime") or 2**63)
+        page, size = int(query["PageNum"]), int(query["PageSize"])
+        found = [
+            task_no
+            for task_no, created in reversed(self._created.items())
+            if begin <= created <= end
+        ]
+        shown = found[(page - 1) * size : page * size]
+        pages = max(1, -(-len(found) // size))
+        return Reply(
+            200,
+            {
+                "RequestId": self._request_id(),
+                "CurrentPageNum": page,
+                "PageSize": size,
+                "TotalItemNum": len(found),
+                "TotalPageNum": pages,
+                "PrePage": page > 1,
+                "NextPage": page < pages,
+                "Data": {"TaskInfo": [self._task_body(task_no) for task_no in shown]},
+            },
+        )
+
+    def _task_body(self, task_no: str) -> dict[str, Any]:
+        details = self.tasks[task_no]
+        statuses = {d.status for d in details}
+        status = next((s for s in (FAILURE, PENDING, "WAITING_EXECUTE") if s in statuses), SUCCESS)
+        created = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(self._created[task_no] / 1000))
+        return {
+            "TaskNo": task_no,
+            "TaskType": "CHG_DNS",
+            "TaskTypeDescription": "Modify DNS information",
+            "TaskStatus": status,
+            "TaskStatusCode": _STATUS_CODES[status],
+            "TaskNum": len(details),
+            "CreateTime": created,
+            "Clientip": "127.0.0.1",
+        }
 
     def _advance(self, detail: _Detail) -> None:
         """One poll of a detail: pending for a while, then executed once."""

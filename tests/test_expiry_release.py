@@ -377,3 +377,24 @@ def test_export_and_instances_show_give_each_domains_release_stage(
     out = capsys.readouterr().out
     assert "release: deleted, delegation switched" in out
     assert "release: deleted, delegation domain_locked" in out
+
+
+def test_a_verification_is_fresh_for_the_switch_up_to_its_age_limit():
+    """The switch goes ahead on a verification at most the configured minutes old."""
+    from dns_lifecycle.lifecycle.expiry import verification_fresh
+
+    at = RELEASE
+    assert verification_fresh(at, at + timedelta(minutes=10), 10)
+    assert not verification_fresh(at, at + timedelta(minutes=10, microseconds=1), 10)
+    assert not verification_fresh(None, at, 10)
+
+
+def test_a_paid_copy_changed_during_the_drain_is_named():
+    """The difference names the records added to and removed from the paid copy."""
+    from dns_lifecycle.lifecycle.expiry import paid_copy_difference
+    from dns_lifecycle.lifecycle.zonefile import Rr
+
+    moved = [Rr("A", "www", "192.0.2.1", 300)]
+    assert paid_copy_difference("example.cn", moved, list(moved)) is None
+    added = paid_copy_difference("example.cn", moved, [*moved, Rr("A", "new", "192.0.2.2", 300)])
+    assert added is not None and "added new A 192.0.2.2" in added and "removed nothing" in added

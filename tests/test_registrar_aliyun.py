@@ -165,6 +165,31 @@ def test_a_switch_already_in_place_starts_no_task_and_is_done(standin):
     assert standin.actions == ["QueryDomainByDomainName"]
 
 
+def test_a_switch_asked_again_after_a_lost_answer_answers_the_task_it_created(standin):
+    """The answer of SaveBatchTaskForModifyingDomainDns was lost after the provider
+    applied it: asked again since then, the switch answers that task's TaskNo."""
+    standin.pending_polls = 1
+    standin.lose_answer("SaveBatchTaskForModifyingDomainDns")
+    registrar = _registrar(standin)
+    asked = datetime.now(UTC)
+    with pytest.raises(RegistrarUnavailable):
+        registrar.start_switch("open.example.cn", FREE_NS)
+    [created] = standin.tasks
+    assert registrar.start_switch("open.example.cn", FREE_NS, asked_since=asked) == created
+    assert list(standin.tasks) == [created]
+
+
+def test_a_switch_asked_again_with_no_task_there_starts_one(standin):
+    """Asked again when the lost request never arrived (or another domain's task is
+    all there is), the switch starts its task."""
+    registrar = _registrar(standin)
+    asked = datetime.now(UTC)
+    standin.add_domain("other.example.cn", PAID_NS)
+    registrar.start_switch("other.example.cn", FREE_NS)
+    task_id = registrar.start_switch("open.example.cn", FREE_NS, asked_since=asked)
+    assert len(standin.tasks) == 2 and standin.tasks[task_id][0].domain == "open.example.cn"
+
+
 def test_an_unknown_task_is_refused(standin):
     """A TaskNo the provider has no detail for is RegistrarRefused naming it."""
     with pytest.raises(RegistrarRefused, match="knows no task T-404"):

@@ -98,6 +98,9 @@ class Settings(BaseSettings):
     drain_hours: float = Field(default=48.0, ge=0)
     manual_drain_days: float = Field(default=14.0, ge=0)
     verify_attempts: int = Field(default=3, ge=1, le=100)
+    # The registrar switch goes ahead only on a verification of the free copy at most
+    # this old; an older one (a run stopped between the two) is made again first.
+    verify_fresh_minutes: float = Field(default=10.0, ge=0)
     # Domains released at once; calls that write to one PowerDNS server still go one at
     # a time (its SQLite backend takes one writer and has no busy timeout).
     release_workers: int = Field(default=4, ge=1, le=32)

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from typing import Literal, get_args
 
 from dns_lifecycle.lifecycle.durations import DAY
-from dns_lifecycle.lifecycle.zonefile import Rr
+from dns_lifecycle.lifecycle.zonefile import Rr, normalise
 
 # The state an instance expires from, and the state it waits for release in.
 ACTIVE = "active"
@@ -87,6 +87,9 @@ FREE_ZONE_CONFLICT = "free_zone_conflict"
 ZONE_UNWRITABLE = "zone_unwritable"
 FREE_ZONE_UNVERIFIED = "free_zone_unverified"
 REGISTRAR_FAILED = "registrar_failed"
+# At the end of a drain the free copy no longer serves what was moved, or the paid copy
+# no longer holds it: the paid copy is kept until a person resolves this.
+COPIES_DIFFER = "copies_differ"
 # Tickets about a domain's delegation: closed once DNS shows the free name servers.
 DELEGATION_TICKETS = ("domain_locked", "external_registrar", REGISTRAR_FAILED)
 
@@ -151,6 +154,31 @@ def drain_after_seen(current: datetime | None, seen_at: datetime, drain_hours: f
     return seen if current is None else min(current, seen)
 
 
+# A switch asked of an outside registrar is recorded, as ``switch_task``, before the
+# request goes out; its task id replaces the mark once the answer arrives. A mark left
+# behind (an answer lost, a run killed) says since when to look for that request's task.
+SWITCH_ASKED = "asked-at:"
+
+
+def switch_asked(at: datetime) -> str:
+    """The mark of a switch asked for at ``at`` whose task id is not known yet."""
+    return SWITCH_ASKED + at.isoformat()
+
+
+def switch_asked_at(switch_task: str | None) -> datetime | None:
+    """When the switch that ``switch_task`` marks was first asked for; None when it is
+    no mark (no switch asked for, or a task id)."""
+    if switch_task is None or not switch_task.startswith(SWITCH_ASKED):
+        return None
+    return datetime.fromisoformat(switch_task[len(SWITCH_ASKED) :])
+
+
+def verification_fresh(verified_at: datetime | None, now: datetime, fresh_minutes: float) -> bool:
+    """Whether a verification of the free copy made at ``verified_at`` is recent enough
+    to switch the delegation on at ``now``: at most ``fresh_minutes`` old."""
+    return verified_at is not None and now - verified_at <= timedelta(minutes=fresh_minutes)
+
+
 def verify_ticket_due(failures: int, attempts: int) -> bool:
     """After this many failed verifications in a row, a person is asked to look."""
     return failures >= attempts
@@ -169,6 +197,27 @@ def zone_content(records: list[Rr]) -> tuple[list[Rr], int]:
     kept = [r for r in records if r.type.upper() != "SOA" and not is_apex_ns(r.type, r.host)]
     ns_ttl = min((r.ttl for r in records if is_apex_ns(r.type, r.host)), default=DEFAULT_NS_TTL)
     return kept, ns_ttl
+
+
+def paid_copy_difference(domain: str, moved: list[Rr], current: list[Rr]) -> str | None:
+    """How the paid copy of ``domain`` as it is now (``current``) differs from what was
+    moved (``moved``), both as ``zone_content`` gives them; None when equal. A record
+    added there during the drain would be lost with it, and one removed there may be a
+    change the free copy lacks."""
+    was = {normalise(r, domain) for r in moved}
+    now = {normalise(r, domain) for r in current}
+    if was == now:
+        return None
+
+    def listed(records: set[Rr]) -> str:
+        shown = [f"{r.host} {r.type} {r.value} (TTL {r.ttl})" for r in sorted(records)[:3]]
+        more = len(records) - len(shown)
+        return "; ".join(shown) + (f" and {more} more" if more > 0 else "") or "nothing"
+
+    return (
+        f"the paid copy of {domain} changed since it was moved: added {listed(now - was)}, "
+        f"removed {listed(was - now)}"
+    )
 
 
 def describe_stage(stage: dict) -> str:

@@ -146,6 +146,8 @@ class DomainWork:
     verified_at: datetime | None
     delegated_at: datetime | None
     drain_until: datetime | None
+    # The reason of the last ticket that stopped this domain, once a person resolved it.
+    resolved: str | None = None
 
 
 def domain_work(session: Session, instance_ids: list[str]) -> list[DomainWork]:
@@ -186,6 +188,7 @@ def domain_work(session: Session, instance_ids: list[str]) -> list[DomainWork]:
             verified_at=r.verified_at,
             delegated_at=r.delegated_at,
             drain_until=r.drain_until,
+            resolved=None if is_blocked else r.blocked,
         )
         for r, name, registrar, epp, cluster, is_blocked in rows
     ]

@@ -8,7 +8,8 @@ One Protocol, three backends, chosen by ``registrar_backend``:
   ``{registrar_url}/domains/{name}``);
 - ``aliyun`` (:mod:`.aliyun`): the provider's Domain API (version 2018-01-29) through
   its official SDK: the lock from QueryDomainByDomainName, the switch as a task of
-  SaveBatchTaskForModifyingDomainDns, followed with QueryTaskDetailList.
+  SaveBatchTaskForModifyingDomainDns, followed with QueryTaskDetailList; a switch asked
+  for again after a lost answer first looks for its task with QueryTaskList.
 
 A switch is a task: :meth:`Registrar.start_switch` returns an opaque id that the caller
 records before it asks :meth:`Registrar.switch_state` how the change stands. Backends
@@ -31,6 +32,7 @@ backend raises, for a change that did not happen (all in ``core/errors.py``):
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Protocol
 
 from dns_lifecycle.core.errors import RegistrarRefused
@@ -65,9 +67,15 @@ class Registrar(Protocol):
         domain, bad credentials...)."""
         ...
 
-    def start_switch(self, domain: str, nameservers: list[str]) -> str:
+    def start_switch(
+        self, domain: str, nameservers: list[str], *, asked_since: datetime | None = None
+    ) -> str:
         """Ask for ``domain``'s name servers to become ``nameservers``; returns an opaque
         task id to record before polling. Safe to call again for the same change.
+
+        ``asked_since``: the change may have been asked for since then without its answer
+        arriving (a timeout, a crash). A registrar that queues tasks first looks for the
+        task that request created, and answers its id instead of starting another.
 
         Raises ``DomainLocked``, ``RegistrarRefused`` or ``RegistrarUnavailable``."""
         ...

@@ -16,6 +16,12 @@ Three actions, signed with the access key ``DNSL_ALIYUN_ACCESS_KEY_ID`` /
     The task's detail for the domain: ``TaskStatus`` ``EXECUTE_SUCCESS`` is done,
     ``EXECUTE_FAILURE`` is failed with the detail's ``FailReason`` or ``ErrorMsg``, and
     ``WAITING_EXECUTE`` / ``EXECUTING`` are pending.
+``QueryTaskList`` (BeginCreateTime, PageNum, PageSize)
+    Asked only when a switch is asked for again after its answer was lost (the caller
+    gives ``asked_since``): the account's tasks created since then (less
+    ``CLOCK_SLACK``), each ``CHG_DNS`` one asked with QueryTaskDetailList for the
+    domain's detail; a task holding the domain and not failed is the one the lost
+    request created, and its TaskNo is answered instead of a second task.
 
 The SDK's errors become the project's: a timeout, no connection, an unreadable answer,
 an HTTP 5xx or throttling (``Throttling*``, HTTP 429) is ``RegistrarUnavailable``; any
@@ -25,6 +31,7 @@ carries the access key secret. Nothing is retried here: the next run does that.
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from typing import Any
 
 from alibabacloud_domain20180129 import models as api
@@ -53,6 +60,14 @@ LOCKED_STATUS = "clientUpdateProhibited"
 EXECUTE_SUCCESS = "EXECUTE_SUCCESS"
 EXECUTE_FAILURE = "EXECUTE_FAILURE"
 
+# The task type of a name-server change, as QueryTaskList names it.
+CHG_DNS = "CHG_DNS"
+# How far before a lost request its task is looked for: the provider's clock and ours
+# may disagree.
+CLOCK_SLACK = timedelta(minutes=5)
+# Tasks read per page, and the most pages looked through before a person is asked.
+_PAGE_SIZE = 100
+_MAX_PAGES = 50
 # Task ids of switches that needed no task (the servers were already in place).
 IN_PLACE_PREFIX = "in-place:"
 # Characters of the provider's message quoted in an error (the ledger keeps 1000).
@@ -91,14 +106,21 @@ class AliyunRegistrar:
         """``clientUpdateProhibited`` when the domain's update lock is open, else None."""
         return _lock(self._query_domain(domain))
 
-    def start_switch(self, domain: str, nameservers: list[str]) -> str:
-        """Start a SaveBatchTaskForModifyingDomainDns task; its TaskNo is the id."""
+    def start_switch(
+        self, domain: str, nameservers: list[str], *, asked_since: datetime | None = None
+    ) -> str:
+        """Start a SaveBatchTaskForModifyingDomainDns task; its TaskNo is the id. After a
+        lost answer (``asked_since``), the task that request created, if there is one."""
         body = self._query_domain(domain)
         lock = _lock(body)
         if lock is not None:
             raise DomainLocked(domain, lock, nameservers)
         if _same_servers(_dns_list(body), nameservers):
             return IN_PLACE_PREFIX + domain
+        if asked_since is not None:
+            found = self._task_since(domain, asked_since)
+            if found is not None:
+                return found
         request = api.SaveBatchTaskForModifyingDomainDnsRequest(
             domain_name=[domain], domain_name_server=list(nameservers), aliyun_dns=False, lang="en"
         )
@@ -120,17 +142,8 @@ class AliyunRegistrar:
         """The task's detail from QueryTaskDetailList (see the module docstring)."""
         if task_id.startswith(IN_PLACE_PREFIX):
             return SwitchState(done=True)
-        request = api.QueryTaskDetailListRequest(
-            task_no=task_id, page_num=1, page_size=100, lang="en"
-        )
-        answer = self._call(
-            "QueryTaskDetailList",
-            f"task {task_id}",
-            lambda: self._client.query_task_detail_list(request),
-        )
-        data = answer.get("Data")
-        details = data.get("TaskDetail") if isinstance(data, dict) else None
-        if not isinstance(details, list) or not details:
+        details = self._details(task_id)
+        if not details:
             raise RegistrarRefused(
                 f"the Domain API at {self._endpoint} knows no task {task_id}: check the task "
                 "in the registrar's console, then start the change again"
@@ -144,6 +157,52 @@ class AliyunRegistrar:
 
     def close(self) -> None:
         """Nothing to release: the SDK keeps its connection pool per process."""
+
+    def _details(self, task_no: str, domain: str | None = None) -> list[dict[str, Any]]:
+        """The details of task ``task_no`` (only ``domain``'s, when given)."""
+        request = api.QueryTaskDetailListRequest(
+            task_no=task_no, domain_name=domain, page_num=1, page_size=_PAGE_SIZE, lang="en"
+        )
+        answer = self._call(
+            "QueryTaskDetailList",
+            f"task {task_no}",
+            lambda: self._client.query_task_detail_list(request),
+        )
+        data = answer.get("Data")
+        details = data.get("TaskDetail") if isinstance(data, dict) else None
+        return [d for d in details if isinstance(d, dict)] if isinstance(details, list) else []
+
+    def _task_since(self, domain: str, since: datetime) -> str | None:
+        """The TaskNo of a name-server change of ``domain`` created since ``since`` that
+        has not failed, or None (then no request of it arrived, or it failed)."""
+        begin = int((since - CLOCK_SLACK).timestamp() * 1000)
+        folded = domain.strip().rstrip(".").casefold()
+        for page in range(1, _MAX_PAGES + 1):
+            request = api.QueryTaskListRequest(
+                begin_create_time=begin, page_num=page, page_size=_PAGE_SIZE, lang="en"
+            )
+            answer = self._call(
+                "QueryTaskList",
+                domain,
+                lambda request=request: self._client.query_task_list(request),
+            )
+            data = answer.get("Data")
+            tasks = data.get("TaskInfo") if isinstance(data, dict) else None
+            for task in tasks if isinstance(tasks, list) else []:
+                task_no = task.get("TaskNo") if isinstance(task, dict) else None
+                if not isinstance(task_no, str) or not task_no or task.get("TaskType") != CHG_DNS:
+                    continue
+                for detail in self._details(task_no, domain):
+                    name = str(detail.get("DomainName") or "").strip().rstrip(".").casefold()
+                    if name == folded and detail.get("TaskStatus") != EXECUTE_FAILURE:
+                        return task_no
+            if not answer.get("NextPage"):
+                return None
+        raise RegistrarRefused(
+            f"the Domain API at {self._endpoint} lists more than {_MAX_PAGES * _PAGE_SIZE} "
+            f"tasks since the name-server change of {domain} was asked for, whose answer "
+            "was lost: find its task in the registrar's console, then resolve this ticket"
+        )
 
     def _query_domain(self, domain: str) -> dict[str, Any]:
         request = api.QueryDomainByDomainNameRequest(domain_name=domain, lang="en")

@@ -7,6 +7,8 @@ transaction of its own, so it answers ``done`` as soon as it is asked.
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from sqlalchemy import select, update
 
 from dns_lifecycle.channels.registrar import SwitchState, done_at_once
@@ -38,8 +40,11 @@ class DatabaseRegistrar:
             raise _unknown(domain)
         return lock_of(statuses)
 
-    def start_switch(self, domain: str, nameservers: list[str]) -> str:
-        """Write ``nameservers`` as the domain's delegation and commit; refuse a locked one."""
+    def start_switch(
+        self, domain: str, nameservers: list[str], *, asked_since: datetime | None = None
+    ) -> str:
+        """Write ``nameservers`` as the domain's delegation and commit; refuse a locked one.
+        Nothing is queued, so ``asked_since`` needs no look-up."""
         # Table statements, not ORM ones: a release day switches thousands of domains.
         with self._db.session() as session:
             row = session.execute(

@@ -19,6 +19,7 @@ with the token masked. ``name`` is the domain's A-label, percent-encoded.
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -65,8 +66,12 @@ class HttpRegistrar:
             )
         return lock_of(statuses)
 
-    def start_switch(self, domain: str, nameservers: list[str]) -> str:
-        """PUT the name servers; the registrar decides whether the domain is locked."""
+    def start_switch(
+        self, domain: str, nameservers: list[str], *, asked_since: datetime | None = None
+    ) -> str:
+        """PUT the name servers; the registrar decides whether the domain is locked. The
+        PUT is applied when answered and sets the same servers again: ``asked_since``
+        needs no look-up."""
         self._call(
             "PUT",
             f"/domains/{_path(domain)}/nameservers",
