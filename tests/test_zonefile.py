@@ -324,7 +324,7 @@ txt          IN TXT "one" "two"
         Rr("AAAA", "@", "2001:db8::1", 300),
         Rr("CNAME", "www", "example.com.", 60),
         Rr("MX", "mail.sub", "10 mx1.sub.example.com.", 120),
-        Rr("TXT", "txt.sub", "onetwo", 3600),
+        Rr("TXT", "txt.sub", '"one" "two"', 3600, quoted=True),
     ]
 
 
