@@ -17,7 +17,7 @@ from datetime import datetime
 from typing import Any
 
 from dns_lifecycle.channels.clusters import ClusterBackend, ClusterConfig, cluster_backend
-from dns_lifecycle.channels.clusters.verify import served_difference
+from dns_lifecycle.channels.clusters.verify import free_copy_difference, held_difference
 from dns_lifecycle.channels.registrar import registrar_for
 from dns_lifecycle.core.errors import (
     ClusterRefused,
@@ -29,7 +29,7 @@ from dns_lifecycle.core.workers import CONTEXT
 from dns_lifecycle.lifecycle import expiry
 from dns_lifecycle.lifecycle.expiry import STAGES, next_action, zone_content
 from dns_lifecycle.lifecycle.nameservers import nameserver_action
-from dns_lifecycle.lifecycle.zonefile import Rr, normalise
+from dns_lifecycle.lifecycle.zonefile import Rr
 from dns_lifecycle.store import release as store
 from flows.common import RunContext, StepReport
 
@@ -109,11 +109,6 @@ class Tools:
         self.registrar.close()
 
 
-def _same(domain: str, a: list[Rr], b: list[Rr]) -> bool:
-    # As sets: a DNS server serves a repeated value once.
-    return {normalise(r, domain) for r in a} == {normalise(r, domain) for r in b}
-
-
 class Stages:
     """One method per stage action; each makes its outside calls and returns the
     ``Outcome`` to record (a raised error leaves the domain where it is)."""
@@ -135,7 +130,10 @@ class Stages:
         )
 
     def read(self, w: store.DomainWork, now: datetime) -> store.Outcome:
-        records = self.tools.backend(w.paid_cluster).read_zone(w.name)
+        try:
+            records = self.tools.backend(w.paid_cluster).read_zone(w.name)
+        except ZoneFileError as exc:
+            return self._blocked(w, expiry.ZONE_UNWRITABLE, str(exc))
         if records is None:
             return self._blocked(
                 w,
@@ -164,34 +162,36 @@ class Stages:
         if created:
             self.report.add("records_moved", len(kept))
         else:
+            # A zone there before the release is ours only when it is exactly what this
+            # release creates, apex NS included: on a cluster shared by every released
+            # zone, other name servers there would take the domain over.
             there = free.read_zone(w.name) or []
-            there_kept, _ = zone_content(there)
-            if not _same(w.name, kept, there_kept):
+            config = free.config
+            ns = config.nameservers if config.live else None
+            difference = held_difference(w.name, w.records, there, ns)
+            if difference is not None:
                 return self._blocked(
                     w,
                     expiry.FREE_ZONE_CONFLICT,
-                    f"the free cluster {free.config.code} already has a zone {w.name} with "
-                    "other records: delete that zone there (or make it equal), then resolve "
-                    "this ticket",
+                    f"the free cluster {config.code} already has a zone {w.name} that is not "
+                    f"this release's: {difference}. Delete that zone there (or make it "
+                    "equal), then resolve this ticket",
                 )
         free.flush(w.name)
         return store.Outcome(w, {"stage": "created", "error": None, "blocked": None})
 
     def verify(self, w: store.DomainWork, now: datetime) -> store.Outcome:
         assert w.records is not None
-        kept, _ = zone_content(w.records)
         free = self.tools.free
         problem: str | None = None
-        if self.ctx.dry_run:
-            problem = None  # nothing was created to ask about
-        elif free.nameserver_addresses:
-            problem = served_difference(
-                w.name, kept, list(free.nameserver_addresses), self.settings.dns_timeout_seconds
+        if not self.ctx.dry_run:  # a dry run created nothing to ask about
+            problem = free_copy_difference(
+                w.name,
+                w.records,
+                free,
+                timeout=self.settings.dns_timeout_seconds,
+                backend=self.tools.backend(free.code),
             )
-        else:
-            served = self.tools.backend(free.code).read_zone(w.name) or []
-            if not _same(w.name, kept, zone_content(served)[0]):
-                problem = f"the free cluster {free.code} does not hold the records of {w.name}"
         if problem is None:
             return store.Outcome(
                 w,

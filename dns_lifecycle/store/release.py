@@ -178,7 +178,7 @@ def domain_work(session: Session, instance_ids: list[str]) -> list[DomainWork]:
             epp_statuses=list(epp),
             paid_cluster=cluster,
             stage=r.stage,
-            records=None if r.records is None else [Rr(*x) for x in r.records],
+            records=None if r.records is None else [Rr.of_row(x) for x in r.records],
             delegation=r.delegation,
             switch_task=r.switch_task,
             verify_failures=r.verify_failures,
@@ -233,7 +233,7 @@ def record_outcomes(session: Session, outcomes: list[Outcome], now: datetime) ->
     for o in recorded:
         values = dict(o.values)
         if values.get("records") is not None:
-            values["records"] = [[r.type, r.host, r.value, r.ttl] for r in values["records"]]
+            values["records"] = [r.row() for r in values["records"]]
         updates[tuple(sorted(values))].append(
             {"at_id": o.work.domain_id, "at_stage": o.work.stage}
             | {f"b_{k}": v for k, v in values.items()}
