@@ -450,6 +450,7 @@ def _record(
     with ctx.db.session() as session:
         recorded = store.record_outcomes(session, outcomes, now)
         report.add("tickets_opened", session.info.pop("tickets_opened", 0))
+        report.add("tickets_not_reopened", session.info.pop("tickets_not_reopened", 0))
         session.commit()
     return recorded
 

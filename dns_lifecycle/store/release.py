@@ -22,11 +22,13 @@ from sqlmodel import Session, col
 from dns_lifecycle.core.errors import LifecycleError, NotFound, shortened
 from dns_lifecycle.lifecycle.expiry import (
     DELEGATION_TICKETS,
+    STOPPING_TICKETS,
     drain_after_seen,
     instance_released,
     is_release_due,
     release_due_until,
     stage_passed,
+    ticket_reopens,
 )
 from dns_lifecycle.lifecycle.notices import Released as ReleasedNotice
 from dns_lifecycle.lifecycle.notices import iso
@@ -295,9 +297,40 @@ def record_outcomes(session: Session, outcomes: list[Outcome], now: datetime) ->
         for o in recorded
         if o.ticket is not None
     ]
+    tickets = _reopening(session, tickets)
     opened = insert_ignoring_duplicates(session, TICKETS, tickets, "open_key")
     session.info["tickets_opened"] = session.info.get("tickets_opened", 0) + len(opened)
     return recorded
+
+
+def _reopening(session: Session, tickets: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The ``tickets`` to open: not those whose problem is the one the domain's last
+    resolved ticket of that reason was resolved with (``ticket_reopens``)."""
+    stopping = {t["domain_id"] for t in tickets if t["reason"] in STOPPING_TICKETS}
+    if not stopping:
+        return tickets
+    last: dict[tuple[int, str], dict] = {}
+    for domain_id, reason, details in session.execute(
+        select(TICKETS.c.domain_id, TICKETS.c.reason, TICKETS.c.details)
+        .where(
+            TICKETS.c.domain_id.in_(sorted(stopping)),
+            TICKETS.c.reason.in_(STOPPING_TICKETS),
+            TICKETS.c.state == "resolved",
+        )
+        .order_by(TICKETS.c.resolved_at, TICKETS.c.id)
+    ):
+        last[(domain_id, reason)] = details  # the latest resolved one wins
+    kept = [
+        t
+        for t in tickets
+        if ticket_reopens(
+            t["reason"], t["details"].get("problem"), last.get((t["domain_id"], t["reason"]))
+        )
+    ]
+    session.info["tickets_not_reopened"] = (
+        session.info.get("tickets_not_reopened", 0) + len(tickets) - len(kept)
+    )
+    return kept
 
 
 # --- the instance ---------------------------------------------------------------------
