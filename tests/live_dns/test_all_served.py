@@ -125,7 +125,10 @@ def test_the_comparison_tells_split_strings_from_joined_ones(pdns_free):
     """A free copy serving "abc" where "a" "b" "c" was served differs."""
     zone = f"{unique('joined')}.cn"
     paid_zone(pdns_free, zone, [rrset(f"t.{zone}.", "TXT", 300, ['"abc"'])], FREE_NS)
-    records = [Rr("TXT", "t", '"a" "b" "c"', 300, quoted=True)]
+    records = [
+        Rr("TXT", "t", '"a" "b" "c"', 300, quoted=True),
+        Rr("NS", "@", "ns1.paid.example.", 7200),
+    ]
     problem = free_copy_difference(zone, records, _free_config(pdns_free), timeout=1)
     assert problem is not None and '"a" "b" "c"' in problem
 
