@@ -97,7 +97,7 @@ def held_difference(
     cluster: apex NS implied, disabled records and comments not kept."""
     if nameservers is None:
         records = [replace(r, comments=()) for r in records if not r.disabled]
-    if nameservers is not None:
+    else:
         apex = sorted(
             {
                 normalise(r, zone).value
