@@ -18,7 +18,7 @@ from typing import Any
 
 from dns_lifecycle.channels.clusters import ClusterBackend, ClusterConfig, cluster_backend
 from dns_lifecycle.channels.clusters.breaker import Breaker
-from dns_lifecycle.channels.clusters.verify import served_difference
+from dns_lifecycle.channels.clusters.verify import free_copy_difference, held_difference
 from dns_lifecycle.channels.registrar import registrar_for
 from dns_lifecycle.core.errors import (
     ClusterError,
@@ -31,7 +31,7 @@ from dns_lifecycle.core.workers import CONTEXT
 from dns_lifecycle.lifecycle import expiry
 from dns_lifecycle.lifecycle.expiry import STAGES, next_action, zone_content
 from dns_lifecycle.lifecycle.nameservers import nameserver_action
-from dns_lifecycle.lifecycle.zonefile import Rr, normalise
+from dns_lifecycle.lifecycle.zonefile import Rr
 from dns_lifecycle.store import release as store
 from flows.common import RunContext, StepReport
 
@@ -134,11 +134,6 @@ class Tools:
         self.registrar.close()
 
 
-def _same(domain: str, a: list[Rr], b: list[Rr]) -> bool:
-    # As sets: a DNS server serves a repeated value once.
-    return {normalise(r, domain) for r in a} == {normalise(r, domain) for r in b}
-
-
 class Stages:
     """One method per stage action; each makes its outside calls and returns the
     ``Outcome`` to record (a raised error leaves the domain where it is)."""
@@ -160,7 +155,10 @@ class Stages:
         )
 
     def read(self, w: store.DomainWork, now: datetime) -> store.Outcome:
-        records = self.tools.backend(w.paid_cluster).read_zone(w.name)
+        try:
+            records = self.tools.backend(w.paid_cluster).read_zone(w.name)
+        except ZoneFileError as exc:
+            return self._blocked(w, expiry.ZONE_UNWRITABLE, str(exc))
         if records is None:
             return self._blocked(
                 w,
@@ -189,42 +187,41 @@ class Stages:
         if created:
             self.report.add("records_moved", len(kept))
         else:
+            # A zone there before the release is ours only when it is exactly what this
+            # release creates, apex NS included: on a cluster shared by every released
+            # zone, other name servers there would take the domain over.
             there = free.read_zone(w.name) or []
-            there_kept, _ = zone_content(there)
-            if not _same(w.name, kept, there_kept):
+            config = free.config
+            ns = config.nameservers if config.live else None
+            difference = held_difference(w.name, w.records, there, ns)
+            if difference is not None:
                 return self._blocked(
                     w,
                     expiry.FREE_ZONE_CONFLICT,
-                    f"the free cluster {free.config.code} already has a zone {w.name} with "
-                    "other records: delete that zone there (or make it equal), then resolve "
-                    "this ticket",
+                    f"the free cluster {config.code} already has a zone {w.name} that is not "
+                    f"this release's: {difference}. Delete that zone there (or make it "
+                    "equal), then resolve this ticket",
                 )
         free.flush(w.name)
         return store.Outcome(w, {"stage": "created", "error": None, "blocked": None})
 
-    def free_difference(self, domain: str, kept: list[Rr]) -> str | None:
-        """How the free cluster's copy of ``domain`` differs from ``kept`` (a zone's
-        records as ``zone_content`` hands them over), asked of every free name server by
-        DNS; None when it serves exactly that. The one comparison of the free copy, made
-        before the switch and again before the paid copy is deleted."""
+    def free_difference(self, domain: str, records: list[Rr]) -> str | None:
+        """How the free cluster's copy of ``domain`` differs from ``records`` (the zone as
+        the paid cluster's ``read_zone`` gave it), asked of every free name server by DNS
+        (``free_copy_difference``); None when it serves exactly that. The one comparison
+        of the free copy, made before the switch and again before the paid copy is
+        deleted."""
         free = self.tools.free
         backend = self.tools.backend(free.code)
         if isinstance(backend, DryRunCluster) and domain in backend.pretended:
             return None  # nothing was created to ask about
-        if free.nameserver_addresses:
-            return served_difference(
-                domain, kept, list(free.nameserver_addresses), self.settings.dns_timeout_seconds
-            )
-        served = backend.read_zone(domain)
-        if served is None:
-            return f"the free cluster {free.code} has no zone {domain}"
-        if not _same(domain, kept, zone_content(served)[0]):
-            return f"the free cluster {free.code} does not hold the records of {domain}"
-        return None
+        return free_copy_difference(
+            domain, records, free, timeout=self.settings.dns_timeout_seconds, backend=backend
+        )
 
     def verify(self, w: store.DomainWork, now: datetime) -> store.Outcome:
         assert w.records is not None
-        problem = self.free_difference(w.name, zone_content(w.records)[0])
+        problem = self.free_difference(w.name, w.records)
         if problem is None:
             return store.Outcome(
                 w,
@@ -374,15 +371,15 @@ class Stages:
         if current is None:
             # Gone already (deleted by a run that crashed before recording it): only the
             # free copy is left to check.
-            expected = moved
+            expected = w.records
         elif w.resolved == expiry.COPIES_DIFFER:
             # A person resolved a difference: the paid copy as it is now is what must
             # not be lost, and the free copy must serve exactly that.
-            expected = zone_content(current)[0]
+            expected = current
             copy = store.zone_copy(w.name, current, now)
             values["records"] = current
         else:
-            expected = moved
+            expected = w.records
             problem = expiry.paid_copy_difference(w.name, moved, zone_content(current)[0])
             if problem is not None:
                 return self._kept(w, problem)
@@ -588,6 +585,7 @@ def _record(
     with ctx.db.session() as session:
         recorded = store.record_outcomes(session, outcomes, now)
         report.add("tickets_opened", session.info.pop("tickets_opened", 0))
+        report.add("tickets_not_reopened", session.info.pop("tickets_not_reopened", 0))
         session.commit()
     return recorded
 

@@ -168,6 +168,13 @@ def test_the_largest_id_a_row_can_have_is_looked_up(cli):
     assert f"ticket {2**31 - 1} does not exist" in _one_line(err)
 
 
+def test_retrying_an_unknown_ticket_is_refused_in_one_line(cli):
+    """`tickets retry` of an id that does not exist: exit 2, one line naming it."""
+    code, out, err = cli("tickets", "retry", "424242")
+    assert code == 2 and out == ""
+    assert "ticket 424242 does not exist" in _one_line(err)
+
+
 @pytest.mark.parametrize("periods", ["1_0", " 10", "+10", "10 ", "\u0661\u0660", "-1"])
 def test_a_whole_number_not_written_in_plain_digits_is_refused(cli, periods):
     """`--periods 1_0` is not read as 10: only the digits 0-9 make a number, nothing is

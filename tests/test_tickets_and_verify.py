@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import select
 
 from dns_lifecycle.core.errors import Refused
-from dns_lifecycle.store.tickets import resolve_ticket
+from dns_lifecycle.store.tickets import resolve_ticket, retry_ticket
 from flows.common import open_run
 from flows.release import release_due
 from flows.verify import verify_open_tickets
@@ -105,6 +105,17 @@ def test_resolving_by_hand_closes_once(db, settings):
         s.commit()
     with pytest.raises(Refused, match="already resolved"), db.session() as s:
         resolve_ticket(s, ticket_id, RELEASE)
+
+
+def test_retry_is_refused_for_a_ticket_that_does_not_stop_a_release(db, settings):
+    """`tickets retry` of a delegation ticket says there is nothing to retry."""
+    _released(db, settings)
+    with db.session() as s:
+        ticket_id = s.execute(select(Ticket.id)).scalars().first()
+        resolve_ticket(s, ticket_id, RELEASE)
+        s.commit()
+    with pytest.raises(Refused, match="does not stop a release"), db.session() as s:
+        retry_ticket(s, ticket_id, RELEASE)
 
 
 def test_verify_closes_tickets_whose_delegation_now_points_at_the_free_cluster(

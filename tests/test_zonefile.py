@@ -324,7 +324,7 @@ txt          IN TXT "one" "two"
         Rr("AAAA", "@", "2001:db8::1", 300),
         Rr("CNAME", "www", "example.com.", 60),
         Rr("MX", "mail.sub", "10 mx1.sub.example.com.", 120),
-        Rr("TXT", "txt.sub", "onetwo", 3600),
+        Rr("TXT", "txt.sub", '"one" "two"', 3600, quoted=True),
     ]
 
 
@@ -414,3 +414,24 @@ def test_check_record_gives_the_record_as_the_zone_file_holds_it():
     checked = check_record(Rr("CNAME", "WWW", "Shop.Example.COM", 600), "example.com")
     assert checked == Rr("CNAME", "www", "shop.example.com.example.com.", 600)
     assert checked == normalise(Rr("CNAME", "www", "shop.example.com", 600), "example.com")
+
+
+def test_txt_strings_read_from_a_server_come_back_one_by_one():
+    """TXT strings "a" "b" "c" and "" "x" as served stay apart through the zone file."""
+    served = [
+        from_presentation(f"t.{DOMAIN}.", "TXT", 300, value, DOMAIN)
+        for value in ('"a" "b" "c"', '"" "x"', '"abc"', '"\\200"')
+    ]
+    assert [r.quoted for r in served] == [True, True, False, True]
+    text = zone_file(DOMAIN, served)
+    assert '"a" "b" "c"' in text and '"" "x"' in text and '"\\200"' in text
+    assert same_records(parse_zone_file(text, DOMAIN), served, domain=DOMAIN)
+
+
+def test_disabled_records_and_comments_are_comment_lines_of_the_copy():
+    """A disabled record and a set's comment are kept, as comments, out of the records."""
+    rr = Rr("A", "d", "192.0.2.2", 300, disabled=True, comments=(("ops", "old\nweb"),))
+    text = zone_file(DOMAIN, [rr, Rr("A", "www", "192.0.2.1", 300)])
+    assert "; d 300 IN A 192.0.2.2" in text
+    assert '; d A "ops": "old\\nweb"' in text
+    assert parse_zone_file(text, DOMAIN) == [Rr("A", "www", "192.0.2.1", 300)]

@@ -434,6 +434,20 @@ def cmd_tickets_resolve(args, settings: Settings) -> int:
     return 0
 
 
+def cmd_tickets_retry(args, settings: Settings) -> int:
+    from dns_lifecycle.store.tickets import retry_ticket
+    from flows.common import wall_clock
+
+    with _session(settings) as session:
+        ticket = retry_ticket(session, args.id, wall_clock())
+        session.commit()
+    print(
+        f"ticket {ticket.id}: the next release run retries and opens a ticket again if "
+        "the problem is still there"
+    )
+    return 0
+
+
 def cmd_instances_show(args, settings: Settings) -> int:
     from dns_lifecycle.lifecycle.expiry import describe_stage
     from dns_lifecycle.store.queries import instance_details
@@ -652,6 +666,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p = tickets_sub.add_parser("resolve", help="close a ticket once its action is done")
     p.set_defaults(handler=cmd_tickets_resolve)
+    p.add_argument("id", type=_whole_number(1, MAX_ROW_ID), metavar="ID")
+    p = tickets_sub.add_parser(
+        "retry",
+        help="after a resolved release ticket: open it again if the next run fails the same way",
+    )
+    p.set_defaults(handler=cmd_tickets_retry)
     p.add_argument("id", type=_whole_number(1, MAX_ROW_ID), metavar="ID")
 
     instances = sub.add_parser("instances", help="look at one instance")

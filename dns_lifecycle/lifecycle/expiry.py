@@ -92,6 +92,26 @@ REGISTRAR_FAILED = "registrar_failed"
 COPIES_DIFFER = "copies_differ"
 # Tickets about a domain's delegation: closed once DNS shows the free name servers.
 DELEGATION_TICKETS = ("domain_locked", "external_registrar", REGISTRAR_FAILED)
+# Tickets that stop a domain's release, each with the problem that caused it.
+STOPPING_TICKETS = (
+    FREE_ZONE_CONFLICT,
+    ZONE_UNWRITABLE,
+    FREE_ZONE_UNVERIFIED,
+    "free_zone_refused",
+    "paid_zone_missing",
+)
+
+
+def ticket_reopens(reason: str, problem: str | None, last_resolved: dict | None) -> bool:
+    """Whether a release that stops a domain again for ``reason`` with ``problem`` opens
+    a ticket, given the details of the domain's last resolved ticket for that reason.
+
+    Not while the problem is the one that ticket was resolved with: a person saw it, and
+    asking again every run would only repeat it. A changed problem opens one at once;
+    the same one again only after ``dns-lifecycle tickets retry`` on that ticket."""
+    if reason not in STOPPING_TICKETS or last_resolved is None:
+        return True
+    return bool(last_resolved.get("retried_at")) or last_resolved.get("problem") != problem
 
 
 def stage_passed(stage: str, milestone: str) -> bool:

@@ -8,9 +8,18 @@ A record (``Rr``) is kept as it is stored:
 
 - ``host`` relative to the domain: ``@`` for the apex, ``www``, ``a.b``, ``*``;
 - ``value`` in presentation format for every type (``1.2.3.4``, ``10 mail.example.com.``,
-  ``10 5 5060 sip.example.com.``, ``0 issue "letsencrypt.org"``), except TXT, whose
-  value is the text itself, unquoted: any characters, any length. A name in a value
-  without a trailing dot is relative to the domain, as in a master file.
+  ``10 5 5060 sip.example.com.``, ``0 issue "letsencrypt.org"``), except TXT (and SPF),
+  whose value is the text itself, unquoted: any characters, any length, held as
+  character-strings of 255 bytes. A TXT record whose strings are cut otherwise (``"a"
+  "b"``, ``"" "x"``, a DKIM key cut at 200 bytes) or are not UTF-8 has ``quoted`` set and
+  its value in presentation format (quoted strings, decimal escapes): DNS serves the
+  strings one by one, so they are kept one by one. A name in a value without a trailing
+  dot is relative to the domain, as in a master file.
+- ``disabled`` and ``comments``: a record the server holds but does not serve, and the
+  comments of its record set, as PowerDNS keeps them. The zone-file copy keeps them as
+  comment lines; nothing compares them but the copy on another PowerDNS.
+
+PowerDNS's ``ALIAS`` (private type 65401, a name) is a type here like any other.
 
 Normalisation (``normalise``), the same on both sides of every comparison: type in
 capitals; host in lower case (IDN labels as A-labels); value rewritten by dnspython
@@ -26,16 +35,20 @@ drops a CNAME that shares its host with other data. The reader here keeps every 
 from __future__ import annotations
 
 import functools
+import json
+import re
 from collections import Counter
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime
+from typing import Any
 
 import dns.exception
 import dns.name
 import dns.rdata
 import dns.rdataclass
 import dns.rdatatype
+import dns.rdtypes.nsbase
 import dns.tokenizer
 import dns.ttl
 
@@ -53,8 +66,19 @@ __all__ = [
     "zone_file",
 ]
 
+
+class ALIAS(dns.rdtypes.nsbase.UncompressedNS):
+    """PowerDNS's ALIAS: a name whose addresses the server looks up and serves as its own;
+    asked for by its type (65401), it answers with the name."""
+
+
+ALIAS_TYPE = 65401
+dns.rdata.register_type(ALIAS, ALIAS_TYPE, "ALIAS")
+
 # Types whose rdata holds text strings rather than a presentation-format value.
 _TEXT_TYPES = frozenset({dns.rdatatype.TXT, dns.rdatatype.SPF})
+# Types whose parameters PowerDNS reads only unquoted (RFC 9460 allows either).
+_SVCB_TYPES = frozenset({dns.rdatatype.SVCB, dns.rdatatype.HTTPS})
 # Types whose only case-insensitive parts are domain names (RFC 4034 section 6.2):
 # their canonical text can be lower-cased as a whole.
 _NAME_TYPES = frozenset(
@@ -68,6 +92,7 @@ _NAME_TYPES = frozenset(
         dns.rdatatype.KX,
         dns.rdatatype.AFSDB,
         dns.rdatatype.RT,
+        dns.rdatatype.RdataType.make(ALIAS_TYPE),
     }
 )
 # One character-string of a TXT record holds at most 255 bytes (RFC 1035 3.3).
@@ -83,21 +108,45 @@ class Rr:
     host: str
     value: str
     ttl: int
+    quoted: bool = False  # TXT/SPF: ``value`` is its strings in presentation format
+    disabled: bool = False  # held by the server, not served
+    comments: tuple[tuple[str, str], ...] = ()  # its record set's (account, text)
+
+    def row(self) -> list[Any]:
+        """The record as a JSON row: type, host, value, TTL, then what is not the default."""
+        row: list[Any] = [self.type, self.host, self.value, self.ttl]
+        if self.quoted or self.disabled or self.comments:
+            row += [self.quoted, self.disabled, [list(c) for c in self.comments]]
+        return row
+
+    @classmethod
+    def of_row(cls, row: Sequence[Any]) -> Rr:
+        """The record of a JSON row written by ``row``."""
+        rtype, host, value, ttl, *rest = row
+        quoted, disabled, comments = (rest + [False, False, []])[:3]
+        return cls(
+            rtype, host, value, ttl, bool(quoted), bool(disabled), tuple(map(tuple, comments))
+        )
 
 
 def zone_file(domain: str, records: Iterable[Rr], *, generated_at: datetime | None = None) -> str:
-    """The master file of ``domain`` holding ``records``, one per line, in a stable order.
+    """The master file of ``domain`` holding ``records``, one per line, in a stable order;
+    disabled records and record-set comments follow as comment lines.
 
     Raises ``ZoneFileError`` naming the record when one cannot be written (an invalid
     value, a host outside the domain): a copy that silently missed it would be worse.
     """
     origin = _origin(domain)
     lines: list[tuple[dns.name.Name, str, str, int]] = []
+    disabled: list[tuple[dns.name.Name, str, str, int]] = []
+    comments: set[tuple[dns.name.Name, str, str, str]] = set()
     for rr in records:
         owner, rdata, ttl = _parse_or_refuse(rr, origin, "be written to a zone file")
         # TXT as quoted, escaped strings; every other type in its canonical text.
         text = rdata.to_text() if rdata.rdtype in _TEXT_TYPES else _value(rdata)
-        lines.append((owner, dns.rdatatype.to_text(rdata.rdtype), text, ttl))
+        rtype = _type_text(rdata.rdtype)
+        (disabled if rr.disabled else lines).append((owner, rtype, text, ttl))
+        comments.update((owner, rtype, account, content) for account, content in rr.comments)
     # DNSSEC canonical order of owners (the apex first), then type, value and TTL.
     lines.sort()
     origin_text = _show(origin)
@@ -109,14 +158,31 @@ def zone_file(domain: str, records: Iterable[Rr], *, generated_at: datetime | No
         f"$ORIGIN {origin_text}",
         f"$TTL {min((ttl for *_, ttl in lines), default=_DEFAULT_TTL)}",
     ]
+    body = _aligned(lines, origin, "")
+    if disabled:
+        body += ["; Disabled records: held by the paid server, not served."]
+        body += _aligned(sorted(disabled), origin, "; ")
+    if comments:
+        # JSON strings: a comment holds any text, newlines included, on one line.
+        body += ["; Record-set comments (account: text):"]
+        body += [
+            f"; {_relative(owner, origin)} {rtype} {json.dumps(account, ensure_ascii=False)}: "
+            f"{json.dumps(content, ensure_ascii=False)}"
+            for owner, rtype, account, content in sorted(comments)
+        ]
+    return "\n".join(header + body) + "\n"
+
+
+def _aligned(
+    lines: list[tuple[dns.name.Name, str, str, int]], origin: dns.name.Name, prefix: str
+) -> list[str]:
     hosts = [_relative(owner, origin) for owner, *_ in lines]
     host_width = max(map(len, hosts), default=1)
     ttl_width = max((len(str(ttl)) for *_, ttl in lines), default=1)
-    body = [
-        f"{host.ljust(host_width)} {str(ttl).ljust(ttl_width)} IN {rtype} {rdata}"
+    return [
+        f"{prefix}{host.ljust(host_width)} {str(ttl).ljust(ttl_width)} IN {rtype} {rdata}"
         for host, (_, rtype, rdata, ttl) in zip(hosts, lines, strict=True)
     ]
-    return "\n".join(header + body) + "\n"
 
 
 def check_record(rr: Rr, domain: str) -> Rr:
@@ -129,7 +195,7 @@ def check_record(rr: Rr, domain: str) -> Rr:
     """
     origin = _origin(domain)
     owner, rdata, ttl = _parse(rr, origin)
-    return _from_rdata(owner, ttl, rdata, origin)
+    return _kept(rr, _from_rdata(owner, ttl, rdata, origin))
 
 
 def parse_zone_file(text: str, domain: str) -> list[Rr]:
@@ -226,18 +292,23 @@ def normalise(rr: Rr, domain: str | None = None) -> Rr:
     origin = _origin(domain) if domain is not None else None
     try:
         ttl = _ttl(rr.ttl)
-        rdata = _rdata(rr.type, rr.value, origin)
+        rdata = _rdata(rr.type, rr.value, rr.quoted, origin)
         if origin is not None:
-            return _from_rdata(_owner(rr.host, origin), ttl, rdata, origin)
-        return Rr(
-            type=dns.rdatatype.to_text(rdata.rdtype),
-            host=_host_without_origin(rr.host),
-            value=_value(rdata),
-            ttl=ttl,
+            return _kept(rr, _from_rdata(_owner(rr.host, origin), ttl, rdata, origin))
+        value, quoted = _text_of(rdata)
+        return _kept(
+            rr,
+            Rr(
+                type=_type_text(rdata.rdtype),
+                host=_host_without_origin(rr.host),
+                value=value,
+                ttl=ttl,
+                quoted=quoted,
+            ),
         )
     except (dns.exception.DNSException, ValueError, UnicodeError, TypeError):
         host = rr.host.strip().lower() or "@"
-        return Rr(type=rr.type.strip().upper(), host=host, value=rr.value, ttl=rr.ttl)
+        return replace(rr, type=rr.type.strip().upper(), host=host)
 
 
 def same_records(a: Iterable[Rr], b: Iterable[Rr], *, domain: str | None = None) -> bool:
@@ -257,14 +328,22 @@ def presentation(rr: Rr, domain: str) -> tuple[str, str, str]:
     Raises ``ZoneFileError`` naming the record when it cannot be written.
     """
     owner, rtype, rdata = served_form(rr, domain)
-    return owner, rtype, rdata.to_text()
+    text = rdata.to_text()
+    if rdata.rdtype in _SVCB_TYPES:
+        # PowerDNS refuses a quoted parameter value ('alpn="h2,h3"', HTTP 422) that it
+        # serves unquoted: values that need no quotes are written without them.
+        text = _QUOTED_PARAM.sub(r"=\1", text)
+    return owner, rtype, text
+
+
+_QUOTED_PARAM = re.compile(r'="([A-Za-z0-9._,:/+=-]*)"')
 
 
 def served_form(rr: Rr, domain: str) -> tuple[str, str, dns.rdata.Rdata]:
     """``rr`` as ``presentation`` gives it, with its value as rdata (names absolute):
     what a name server's answer holds. Raises ``ZoneFileError`` like ``presentation``."""
     owner, rdata, _ = _parse_or_refuse(rr, _origin(domain), "be served")
-    return owner.to_text(), dns.rdatatype.to_text(rdata.rdtype), rdata
+    return owner.to_text(), _type_text(rdata.rdtype), rdata
 
 
 def from_presentation(owner: str, rtype: str, ttl: int, value: str, domain: str) -> Rr:
@@ -283,10 +362,10 @@ def from_presentation(owner: str, rtype: str, ttl: int, value: str, domain: str)
         rr = _from_rdata(name, _ttl(ttl), rdata, origin)
         # Parsing this record again (for its zone-file copy, its creation elsewhere, its
         # verification) would give back this very owner and rdata when its value is the
-        # rdata's own text: always but for TXT (split into strings anew) and for names
-        # written in capitals (lowered).
+        # rdata's own text: always but for TXT (whose value is its text or its strings)
+        # and for names written in capitals (lowered).
         if rdtype not in _TEXT_TYPES and (rdtype not in _NAME_TYPES or rr.value == rdata.to_text()):
-            _remember((rr.type, rr.host, rr.value, origin), (name, rdata))
+            _remember((rr.type, rr.host, rr.value, rr.quoted, origin), (name, rdata))
         return rr
     except (dns.exception.DNSException, ValueError, UnicodeError) as exc:
         raise ZoneFileError(
@@ -315,7 +394,7 @@ def _parse(rr: Rr, origin: dns.name.Name) -> tuple[dns.name.Name, dns.rdata.Rdat
         ttl = _ttl(rr.ttl)
     except ValueError as exc:
         raise ValueError(_reason(exc)) from None
-    owner, rdata = _parse_data(rr.type, rr.host, rr.value, origin)
+    owner, rdata = _parse_data(rr.type, rr.host, rr.value, rr.quoted, origin)
     return owner, rdata, ttl
 
 
@@ -337,27 +416,26 @@ def _parse_or_refuse(
 # rdata are immutable, so recent parses are kept (the whole memory is dropped when full:
 # a release goes through its zones once). Keyed by the record's type, host and value and
 # the zone's origin.
-_PARSED: dict[tuple[str, str, str, dns.name.Name], tuple[dns.name.Name, dns.rdata.Rdata]] = {}
+_Key = tuple[str, str, str, bool, dns.name.Name]
+_PARSED: dict[_Key, tuple[dns.name.Name, dns.rdata.Rdata]] = {}
 _PARSED_MAX = 16384
 
 
 def _parse_data(
-    rtype: str, host: str, value: str, origin: dns.name.Name
+    rtype: str, host: str, value: str, quoted: bool, origin: dns.name.Name
 ) -> tuple[dns.name.Name, dns.rdata.Rdata]:
-    key = (rtype, host, value, origin)
+    key = (rtype, host, value, quoted, origin)
     parsed = _PARSED.get(key)
     if parsed is None:
         try:
-            parsed = _owner(host, origin), _rdata(rtype, value, origin)
+            parsed = _owner(host, origin), _rdata(rtype, value, quoted, origin)
         except (dns.exception.DNSException, ValueError, UnicodeError) as exc:
             raise ValueError(_reason(exc)) from None
         _remember(key, parsed)
     return parsed
 
 
-def _remember(
-    key: tuple[str, str, str, dns.name.Name], parsed: tuple[dns.name.Name, dns.rdata.Rdata]
-) -> None:
+def _remember(key: _Key, parsed: tuple[dns.name.Name, dns.rdata.Rdata]) -> None:
     if len(_PARSED) >= _PARSED_MAX:
         _PARSED.clear()
     _PARSED[key] = parsed
@@ -389,31 +467,60 @@ def _ttl(ttl: int) -> int:
     return ttl
 
 
-def _rdata(rtype: str, value: str, origin: dns.name.Name | None) -> dns.rdata.Rdata:
+def _rdata(rtype: str, value: str, quoted: bool, origin: dns.name.Name | None) -> dns.rdata.Rdata:
     rdtype = dns.rdatatype.from_text(rtype.strip())
-    if rdtype in _TEXT_TYPES:
-        data = value.encode("utf-8")
-        strings = [data[i : i + _MAX_STRING] for i in range(0, len(data), _MAX_STRING)] or [b""]
+    if rdtype in _TEXT_TYPES and not quoted:
         return dns.rdata.get_rdata_class(dns.rdataclass.IN, rdtype)(
-            dns.rdataclass.IN, rdtype, strings
+            dns.rdataclass.IN, rdtype, _split(value.encode("utf-8"))
         )
     return dns.rdata.from_text(dns.rdataclass.IN, rdtype, value, origin=origin, relativize=False)
 
 
-def _value(rdata: dns.rdata.Rdata) -> str:
+def _split(data: bytes) -> list[bytes]:
+    return [data[i : i + _MAX_STRING] for i in range(0, len(data), _MAX_STRING)] or [b""]
+
+
+def _text_of(rdata: dns.rdata.Rdata) -> tuple[str, bool]:
+    """The value of ``rdata`` and whether it is quoted: a TXT record is its text unless
+    its strings are not that text cut every 255 bytes, or not UTF-8."""
     if rdata.rdtype in _TEXT_TYPES:
-        return b"".join(rdata.strings).decode("utf-8")  # type: ignore[attr-defined]
+        strings = list(rdata.strings)  # type: ignore[attr-defined]
+        data = b"".join(strings)
+        if strings == _split(data):
+            try:
+                return data.decode("utf-8"), False
+            except UnicodeDecodeError:
+                pass
+        return rdata.to_text(), True
+    return _value(rdata), False
+
+
+def _value(rdata: dns.rdata.Rdata) -> str:
     text = rdata.to_text()
     return text.lower() if rdata.rdtype in _NAME_TYPES else text
 
 
 def _from_rdata(owner: dns.name.Name, ttl: int, rdata: dns.rdata.Rdata, origin) -> Rr:
+    value, quoted = _text_of(rdata)
     return Rr(
-        type=dns.rdatatype.to_text(rdata.rdtype),
+        type=_type_text(rdata.rdtype),
         host=_relative(owner.canonicalize(), origin),
-        value=_value(rdata),
+        value=value,
         ttl=ttl,
+        quoted=quoted,
     )
+
+
+def _kept(source: Rr, rr: Rr) -> Rr:
+    """``rr`` with what ``source`` holds beyond its data (disabled, comments)."""
+    if not (source.disabled or source.comments):
+        return rr
+    return replace(rr, disabled=source.disabled, comments=source.comments)
+
+
+def _type_text(rdtype: dns.rdatatype.RdataType) -> str:
+    # As a plain number: dnspython names a registered type (ALIAS) only when given one.
+    return dns.rdatatype.to_text(int(rdtype))  # type: ignore[arg-type]
 
 
 def _is_class(text: str) -> bool:

@@ -22,11 +22,13 @@ from sqlmodel import Session, col
 from dns_lifecycle.core.errors import LifecycleError, NotFound, shortened
 from dns_lifecycle.lifecycle.expiry import (
     DELEGATION_TICKETS,
+    STOPPING_TICKETS,
     drain_after_seen,
     instance_released,
     is_release_due,
     release_due_until,
     stage_passed,
+    ticket_reopens,
 )
 from dns_lifecycle.lifecycle.notices import Released as ReleasedNotice
 from dns_lifecycle.lifecycle.notices import iso
@@ -180,7 +182,7 @@ def domain_work(session: Session, instance_ids: list[str]) -> list[DomainWork]:
             epp_statuses=list(epp),
             paid_cluster=cluster,
             stage=r.stage,
-            records=None if r.records is None else [Rr(*x) for x in r.records],
+            records=None if r.records is None else [Rr.of_row(x) for x in r.records],
             delegation=r.delegation,
             switch_task=r.switch_task,
             verify_failures=r.verify_failures,
@@ -236,7 +238,7 @@ def record_outcomes(session: Session, outcomes: list[Outcome], now: datetime) ->
     for o in recorded:
         values = dict(o.values)
         if values.get("records") is not None:
-            values["records"] = [[r.type, r.host, r.value, r.ttl] for r in values["records"]]
+            values["records"] = [r.row() for r in values["records"]]
         updates[tuple(sorted(values))].append(
             {"at_id": o.work.domain_id, "at_stage": o.work.stage}
             | {f"b_{k}": v for k, v in values.items()}
@@ -298,9 +300,40 @@ def record_outcomes(session: Session, outcomes: list[Outcome], now: datetime) ->
         for o in recorded
         if o.ticket is not None
     ]
+    tickets = _reopening(session, tickets)
     opened = insert_ignoring_duplicates(session, TICKETS, tickets, "open_key")
     session.info["tickets_opened"] = session.info.get("tickets_opened", 0) + len(opened)
     return recorded
+
+
+def _reopening(session: Session, tickets: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The ``tickets`` to open: not those whose problem is the one the domain's last
+    resolved ticket of that reason was resolved with (``ticket_reopens``)."""
+    stopping = {t["domain_id"] for t in tickets if t["reason"] in STOPPING_TICKETS}
+    if not stopping:
+        return tickets
+    last: dict[tuple[int, str], dict] = {}
+    for domain_id, reason, details in session.execute(
+        select(TICKETS.c.domain_id, TICKETS.c.reason, TICKETS.c.details)
+        .where(
+            TICKETS.c.domain_id.in_(sorted(stopping)),
+            TICKETS.c.reason.in_(STOPPING_TICKETS),
+            TICKETS.c.state == "resolved",
+        )
+        .order_by(TICKETS.c.resolved_at, TICKETS.c.id)
+    ):
+        last[(domain_id, reason)] = details  # the latest resolved one wins
+    kept = [
+        t
+        for t in tickets
+        if ticket_reopens(
+            t["reason"], t["details"].get("problem"), last.get((t["domain_id"], t["reason"]))
+        )
+    ]
+    session.info["tickets_not_reopened"] = (
+        session.info.get("tickets_not_reopened", 0) + len(tickets) - len(kept)
+    )
+    return kept
 
 
 # --- the instance ---------------------------------------------------------------------

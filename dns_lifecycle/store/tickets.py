@@ -12,6 +12,7 @@ from sqlalchemy import and_, or_, select, update
 from sqlmodel import Session, col
 
 from dns_lifecycle.core.errors import NotFound, Refused
+from dns_lifecycle.lifecycle.expiry import STOPPING_TICKETS
 from dns_lifecycle.lifecycle.notices import TicketResolved
 from dns_lifecycle.store import referenced, stored_id, table_of
 from dns_lifecycle.store.notifications import insert_notices
@@ -83,6 +84,30 @@ def resolve_ticket(session: Session, ticket_id: int, now: datetime) -> Ticket:
     if ticket.state != "open":
         raise Refused(f"ticket {ticket_id} is already {ticket.state}: nothing to do")
     ticket.state, ticket.open_key, ticket.resolved_at = "resolved", None, now
+    session.add(ticket)
+    session.flush()
+    return ticket
+
+
+def retry_ticket(session: Session, ticket_id: int, now: datetime) -> Ticket:
+    """Let a resolved ticket that stopped a domain's release open again: the next run
+    that stops the domain for the same problem opens a new ticket (``ticket_reopens``)."""
+    ticket = session.get(Ticket, ticket_id, with_for_update=_locks(session))
+    if ticket is None:
+        raise NotFound(
+            f"ticket {ticket_id} does not exist: `dns-lifecycle tickets list` shows the ids"
+        )
+    if ticket.reason not in STOPPING_TICKETS:
+        raise Refused(
+            f"ticket {ticket_id} is a {ticket.reason} ticket, which does not stop a release: "
+            "nothing to retry"
+        )
+    if ticket.state != "resolved":
+        raise Refused(
+            f"ticket {ticket_id} is still {ticket.state}: resolve it once its action is done "
+            f"(`dns-lifecycle tickets resolve {ticket_id}`); the next run retries"
+        )
+    ticket.details = {**ticket.details, "retried_at": now.isoformat()}
     session.add(ticket)
     session.flush()
     return ticket

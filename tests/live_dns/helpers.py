@@ -10,6 +10,7 @@ import dns.flags
 import dns.message
 import dns.name
 import dns.query
+import dns.rcode
 import dns.rdatatype
 import httpx
 
@@ -96,3 +97,61 @@ def by_set(records) -> dict:
     for rtype, host, value, ttl in records:
         grouped[(host, rtype)].append((value, ttl))
     return grouped
+
+
+def rrset(owner: str, rtype: str, ttl: int, contents, disabled=(), comments=()) -> dict:
+    """One rrset of the PowerDNS API: ``disabled`` are the contents it holds unserved."""
+    return {
+        "name": owner,
+        "type": rtype,
+        "ttl": ttl,
+        "records": [{"content": c, "disabled": c in disabled} for c in contents],
+        "comments": [{"account": a, "content": c} for a, c in comments],
+    }
+
+
+def paid_zone(server: PowerDns, zone: str, rrsets: list[dict], nameservers=None) -> None:
+    """Create ``zone`` on ``server`` through its API, as its operator would (every
+    record type, disabled records, comments), apex NS ``nameservers`` (TTL 7200)."""
+    apex = zone.rstrip(".") + "."
+    ns = nameservers or ["ns1.paid.dns-hosting.example.", "ns2.paid.dns-hosting.example."]
+    body = {
+        "name": apex,
+        "kind": "Native",
+        "nameservers": [],
+        "rrsets": [rrset(apex, "NS", 7200, ns), *rrsets],
+    }
+    response = api(server, "POST", "/zones", json=body)
+    assert response.status_code == 201, response.text
+    api(server, "PUT", "/cache/flush", params={"domain": apex})
+
+
+def ask(server: PowerDns, qname: str, qtype: str) -> dns.message.Message:
+    q = dns.message.make_query(qname, qtype)
+    q.flags &= ~dns.flags.RD
+    response, _ = dns.query.udp_with_fallback(q, server.address, port=server.dns_port, timeout=2)
+    return response
+
+
+def answer(server: PowerDns, qname: str, qtype: str) -> tuple:
+    """All that ``server`` answers to one question, section by section, each set as its
+    text lines (TXT string by string); the SOA as its owner alone (servers write their
+    own serials)."""
+    response = ask(server, qname, qtype)
+
+    def section(rrsets) -> tuple:
+        lines = []
+        for s in rrsets:
+            if s.rdtype == dns.rdatatype.SOA:
+                lines.append(f"{s.name} SOA")
+            else:
+                lines += s.to_text().splitlines()
+        return tuple(sorted(lines))
+
+    return (
+        dns.rcode.to_text(response.rcode()),
+        bool(response.flags & dns.flags.AA),
+        section(response.answer),
+        section(response.authority),
+        section(response.additional),
+    )

@@ -69,8 +69,9 @@ class ClusterBackend(Protocol):
     config: ClusterConfig
 
     def read_zone(self, zone: str) -> list[Rr] | None:
-        """Every record the cluster serves for ``zone`` except SOA; None when it has no
-        such zone."""
+        """Every record the cluster holds for ``zone`` except SOA (disabled ones and
+        record-set comments included, where it keeps them); None when it has no such zone.
+        Raises ``ZoneFileError`` naming the records it holds that cannot be read."""
         ...
 
     def create_zone(self, zone: str, records: list[Rr], ns_ttl: int) -> bool:

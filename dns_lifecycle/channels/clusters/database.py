@@ -1,7 +1,9 @@
 """The embedded cluster: a zone is its domain's ``record`` rows with the cluster's code.
 
 Each call is its own short transaction on the project's database. The apex NS records
-are implied by the cluster's name servers, so they are neither stored nor read.
+are implied by the cluster's name servers, so they are neither stored nor read. A row
+holds a record's type, host, text and TTL: disabled records and record-set comments
+are not kept here, and a TXT record whose strings its text cannot give back is refused.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from sqlmodel import col
 
 from dns_lifecycle.channels.clusters import ClusterConfig
 from dns_lifecycle.core.db import Database
+from dns_lifecycle.core.errors import ZoneFileError
 from dns_lifecycle.lifecycle.zonefile import Rr
 from models import Domain, Record
 
@@ -41,6 +44,14 @@ class DatabaseCluster:
         return [Rr(*r) for r in rows]
 
     def create_zone(self, zone: str, records: list[Rr], ns_ttl: int) -> bool:
+        quoted = next((r for r in records if r.quoted and not r.disabled), None)
+        if quoted is not None:
+            raise ZoneFileError(
+                f"domain {zone}: the {quoted.type} record of {quoted.host} holds the strings "
+                f"{quoted.value[:60]}, which cluster {self.config.code} (a database cluster) "
+                "cannot keep apart: move the zone to a powerdns cluster, then resolve this ticket"
+            )
+        records = [r for r in records if not r.disabled]
         with self.db.session() as session:
             domain_id = self._domain_id(session, zone)
             if domain_id is None:

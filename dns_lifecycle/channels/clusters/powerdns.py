@@ -23,6 +23,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import defaultdict
+from dataclasses import replace
 from typing import Any
 from urllib.parse import quote
 
@@ -64,16 +65,24 @@ def rrsets(zone: str, records: list[Rr], nameservers: list[str], ns_ttl: int) ->
 
     A DNS rrset has one TTL and no repeated value: repeated values are served once, and
     values of one host and type with different TTLs are refused as ``ZoneFileError``.
+    Disabled records and the set's comments go as they came.
     """
     sets: dict[tuple[str, str], dict[str, Any]] = {}
     ttls: dict[tuple[str, str], set[int]] = defaultdict(set)
     for rr in records:
         owner, rtype, content = presentation(rr, zone)
         key = (owner, rtype)
-        entry = sets.setdefault(key, {"name": owner, "type": rtype, "ttl": rr.ttl, "records": []})
+        entry = sets.setdefault(
+            key, {"name": owner, "type": rtype, "ttl": rr.ttl, "records": [], "comments": []}
+        )
         ttls[key].add(rr.ttl)
-        if {"content": content, "disabled": False} not in entry["records"]:
-            entry["records"].append({"content": content, "disabled": False})
+        record = {"content": content, "disabled": rr.disabled}
+        if record not in entry["records"]:
+            entry["records"].append(record)
+        for account, text in rr.comments:
+            comment = {"account": account, "content": text}
+            if comment not in entry["comments"]:
+                entry["comments"].append(comment)
     for (owner, rtype), seen in ttls.items():
         if len(seen) > 1:
             raise ZoneFileError(
@@ -132,16 +141,33 @@ class PowerDnsCluster:
         if response is None:
             return None
         records: list[Rr] = []
+        unreadable: list[str] = []
         for rrset in response.json().get("rrsets", []):
             if rrset["type"] == "SOA":
                 continue
+            comments = tuple(
+                sorted(
+                    (c.get("account", ""), c.get("content", "")) for c in rrset.get("comments", [])
+                )
+            )
             for r in rrset.get("records", []):
-                if not r.get("disabled"):
-                    records.append(
-                        from_presentation(
-                            rrset["name"], rrset["type"], rrset["ttl"], r["content"], zone
-                        )
+                try:
+                    rr = from_presentation(
+                        rrset["name"], rrset["type"], rrset["ttl"], r["content"], zone
                     )
+                except ZoneFileError as exc:
+                    unreadable.append(str(exc))
+                    continue
+                disabled = bool(r.get("disabled"))
+                records.append(replace(rr, disabled=disabled, comments=comments))
+        if unreadable:
+            # Every record that cannot move, named at once: one ticket, not one per fix.
+            more = f" (and {len(unreadable) - 3} more)" if len(unreadable) > 3 else ""
+            raise ZoneFileError(
+                "; ".join(unreadable[:3])
+                + more
+                + ": correct or remove it on the paid cluster, then resolve this ticket"
+            )
         return records
 
     def create_zone(self, zone: str, records: list[Rr], ns_ttl: int) -> bool:
