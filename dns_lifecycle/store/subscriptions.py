@@ -277,7 +277,15 @@ def upgrade(
     grace_days: int,
 ) -> Order:
     """Move to a higher edition, paying the difference for the paid time until the
-    expiry (see :func:`plan_upgrade`), or refuse."""
+    expiry (see :func:`plan_upgrade`), or refuse.
+
+    The upgrade takes effect at ``now``, the clock: it is judged and priced at the later
+    of ``as_of`` and ``now``, so an ``as_of`` given a little in the past neither accepts an
+    instance that has expired since nor charges for time already used.
+    """
+    # An earlier as_of would price a period that has ended, or pass an instance that
+    # expired between that moment and the clock.
+    as_of = max(as_of, now)
     instance = lock_instance(session, instance_id)
     target = session.get(Edition, edition_code)
     if target is None:
