@@ -172,9 +172,7 @@ def test_the_upgrade_flow_refuses_a_past_moment_and_its_form_says_why(flow_env):
     assert "dry run" not in help_text["description"]
 
 
-def test_the_cli_refuses_to_upgrade_within_the_slack_before_an_expiry_just_passed(  # noqa: F811
-    cli, settings
-):
+def test_the_cli_refuses_to_upgrade_within_the_slack_after_an_expiry(cli, settings):  # noqa: F811
     """An instance whose expiry passed a minute ago, upgraded --as-of four minutes ago
     (inside the slack, before the expiry): judged at the clock, refused in one line,
     nothing charged."""
