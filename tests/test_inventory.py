@@ -291,6 +291,7 @@ RECORD = "instances[0].domains[0].records[0]"
         ("editions[0].yearly_price", "1.005", "not a valid amount"),
         ("editions[0].rank", True, "whole number"),
         ("editions[1].rank", 1, "also the rank"),
+        ("editions[1].yearly_price", "50.00", "prices may not fall as rank rises"),
         ("clusters[1].kind", "cheap", "not one of"),
         ("clusters[1].nameservers", [], "empty"),
         ("accounts[0].timezone", "Mars/Olympus", "IANA"),
@@ -851,8 +852,31 @@ def test_editions_may_trade_ranks(db):
     load(db, sample())
     doc = {"editions": sample()["editions"][:2]}
     doc["editions"][0]["rank"], doc["editions"][1]["rank"] = 2, 1
+    # Their prices follow them: a higher rank never costs less.
+    for price in ("monthly_price", "yearly_price"):
+        doc["editions"][0][price], doc["editions"][1][price] = (
+            doc["editions"][1][price],
+            doc["editions"][0][price],
+        )
     load(db, doc)
     assert [e["code"] for e in export(db)["editions"]][:2] == ["enterprise-standard", "personal"]
+
+
+def test_an_edition_cheaper_than_a_stored_lower_one_is_refused(db):
+    """A new edition ranked above a stored one but with a lower monthly price is refused
+    at its path, naming the stored edition; nothing is imported."""
+    load(db, sample())
+    doc = {
+        "editions": [
+            {"code": "cheap-top", "rank": 4, "monthly_price": "100.00", "yearly_price": "3000.00"}
+        ]
+    }
+    exc = rejection(db, doc)
+    assert paths(exc) == ["editions[0].monthly_price"]
+    assert "less than the 200.00 of the stored edition 'enterprise-ultimate'" in message_at(
+        exc, "editions[0].monthly_price"
+    )
+    assert len(export(db)["editions"]) == 3
 
 
 def test_an_account_balance_left_out_is_kept(db):

@@ -645,3 +645,26 @@ def test_a_backfill_does_not_tell_a_failure_the_account_was_told_on_a_later_day(
         )
         order = s.execute(select(Order)).scalar_one()
     assert days == ["20270127", "20270128"] and order.state == "failed"
+
+
+def test_an_upgrade_to_a_higher_but_cheaper_stored_edition_is_refused(db):
+    """A database holding a higher-ranked edition that costs less (stored before the
+    import checked prices): the upgrade is refused in one line, nothing charged."""
+    from models import Edition
+
+    _setup(db, balance=Decimal("500.00"), auto_renew=False)
+    with db.session() as s:
+        s.add(
+            Edition(
+                code="cheap-top",
+                rank=99,
+                monthly_price=Decimal("1.00"),
+                yearly_price=Decimal("10.00"),
+            )
+        )
+        s.commit()
+    before = _state(db)
+    with pytest.raises(Refused, match="ranks higher but costs ¥1.00") as exc, db.session() as s:
+        _upgrade(s, "cheap-top")
+    assert "\n" not in str(exc.value)
+    assert _state(db) == before

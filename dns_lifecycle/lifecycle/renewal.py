@@ -241,6 +241,15 @@ def plan_upgrade(
             "upgrades to a higher edition are allowed; a downgrade takes effect only as a "
             "new instance"
         )
+    if new_price < cur_price:
+        # Ranks and prices come from the catalogue; the import refuses a price that falls
+        # as rank rises, but a database may hold such editions from before.
+        raise Refused(
+            f"instance {instance_id} cannot move from {cur_code} to {new_code}: {new_code} "
+            f"ranks higher but costs ¥{new_price} a {billing_cycle.removesuffix('ly')} period, "
+            f"less than ¥{cur_price} for {cur_code}; an upgrade never pays back: correct the "
+            "editions' prices (re-import them rising with rank), then upgrade"
+        )
     # An upgrade keeps the expiry: some paid time must be left to charge for.
     require_paid_through(instance_id, expires_at, as_of, zone, renew_first(instance_id))
     start, end, whole_after = period_containing(

@@ -331,6 +331,8 @@ class StoredState:
     """What the database holds that the checks and the writes need."""
 
     edition_ranks: dict[str, int]
+    # (monthly, yearly) price of each stored edition.
+    edition_prices: dict[str, tuple[Decimal, Decimal]]
     cluster_kinds: dict[str, str]
     account_ids: set[str]
     account_zones: dict[str, str]
@@ -346,7 +348,18 @@ class StoredState:
 
     @classmethod
     def load(cls, session: Session, declared: _Declared) -> StoredState:
-        edition_ranks = dict(session.execute(select(col(Edition.code), col(Edition.rank))).all())
+        edition_ranks: dict[str, int] = {}
+        edition_prices: dict[str, tuple[Decimal, Decimal]] = {}
+        for code, rank, monthly, yearly in session.execute(
+            select(
+                col(Edition.code),
+                col(Edition.rank),
+                col(Edition.monthly_price),
+                col(Edition.yearly_price),
+            )
+        ):
+            edition_ranks[code] = rank
+            edition_prices[code] = (monthly, yearly)
         cluster_kinds = dict(session.execute(select(col(Cluster.code), col(Cluster.kind))).all())
         account_zones: dict[str, str] = {}
         for chunk in chunks(sorted(declared.accounts | declared.account_refs)):
@@ -398,6 +411,7 @@ class StoredState:
                 instances_of.setdefault(account_id, []).append((instance_id, expires_at, anchor))
         return cls(
             edition_ranks,
+            edition_prices,
             cluster_kinds,
             account_ids,
             account_zones,
@@ -507,7 +521,38 @@ class _Walk:
                 seen_ranks[rank] = path
             if len(self.errors) == before:
                 rows.append(row)
+        self._prices_rise_with_rank(rows, seen_ranks)
         return rows
+
+    def _prices_rise_with_rank(self, rows: list[dict[str, Any]], paths: dict[int, str]) -> None:
+        """Refuse a file edition whose monthly or yearly price falls as rank rises, next
+        to the editions of the file and the stored ones it leaves as they are: an upgrade
+        goes up in rank, and never pays back."""
+        declared = {row["code"] for row in rows}
+        ladder: list[tuple[int, str, Decimal, Decimal, str | None]] = [
+            (r["rank"], r["code"], r["monthly_price"], r["yearly_price"], paths[r["rank"]])
+            for r in rows
+        ]
+        ladder += [
+            (rank, code, *self.stored.edition_prices[code], None)
+            for code, rank in self.stored.edition_ranks.items()
+            if code not in declared and code not in self.declared.editions
+        ]
+        ladder.sort()
+        for lower, higher in zip(ladder, ladder[1:], strict=False):
+            blamed, other = (higher, lower) if higher[4] is not None else (lower, higher)
+            if blamed[4] is None:
+                continue  # both stored: not this file's doing
+            for index, name in ((2, "monthly_price"), (3, "yearly_price")):
+                if higher[index] < lower[index]:
+                    where = "" if other[4] is not None else "stored "
+                    self.bad(
+                        f"{blamed[4]}.{name}",
+                        f"{values.show(higher[1])} (rank {higher[0]}) costs {higher[index]}, "
+                        f"less than the {lower[index]} of the {where}edition "
+                        f"{values.show(lower[1])} (rank {lower[0]}) below it: prices may not "
+                        "fall as rank rises; raise this price or change the ranks",
+                    )
 
     def clusters(self, section: Any) -> list[dict[str, Any]]:
         rows: list[dict[str, Any]] = []
