@@ -119,6 +119,18 @@ def test_failed_payment_is_retried_next_day_and_succeeds_after_top_up(db):
         )  # 28 Feb 00:00 local
 
 
+def test_a_run_ahead_of_the_clock_charges_no_auto_renewal_not_yet_due(db, settings):
+    """A real run 280 s ahead of the clock, 100 s before the auto-renewal's lead time
+    begins by the clock: no order, no charge, no notice."""
+    _setup(db)
+    before = _state(db)
+    now = EXPIRY - timedelta(days=7, seconds=100)
+    with open_run(None, False, None, settings=settings) as ctx:
+        ctx.as_of, ctx.clock = now + timedelta(seconds=280), lambda: now
+        renew_due(ctx)
+    assert _state(db) == before
+
+
 def test_dry_run_auto_renewal_changes_nothing(db, settings):
     """A dry run plans the order and writes nothing."""
     _setup(db)
