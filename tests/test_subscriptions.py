@@ -318,7 +318,7 @@ def test_manual_renewal_racing_auto_renewal_extends_once_per_order(db):
             try:
                 barrier.wait()
                 with db.session() as s:
-                    renew(s, **_manual(inst, 1, "m"))
+                    renew(s, **_manual(inst, 1, f"m-{inst}"))
                     s.commit()
             except BaseException as exc:  # pragma: no cover - reported below
                 errors.append(exc)
@@ -464,7 +464,8 @@ def test_a_request_key_reused_for_another_edition_is_refused(db):
         s.commit()
     with (
         pytest.raises(
-            Refused, match=r"already used by order \d+ \(an upgrade to enterprise-standard"
+            Refused,
+            match=r"already used by order \d+ \(an upgrade of instance inst-1 to enterprise-st",
         ),
         db.session() as s,
     ):
@@ -680,3 +681,134 @@ def test_an_upgrade_to_a_higher_but_cheaper_stored_edition_is_refused(db):
         _upgrade(s, "cheap-top")
     assert "\n" not in str(exc.value)
     assert _state(db) == before
+
+
+def _two_instances(db):
+    with db.session() as s:
+        make_account(s, "acct-1", balance=Decimal("500.00"))
+        for inst in ("ka", "kb"):
+            make_instance(s, inst, expires_at=EXPIRY, anchor_day=31)
+        s.commit()
+
+
+def _orders(db) -> int:
+    with db.session() as s:
+        return s.execute(select(func.count()).select_from(Order)).scalar_one()
+
+
+def test_a_request_key_reused_for_another_instance_is_refused(db):
+    """`renew ka` then `renew kb` with one request key: the second is refused, naming
+    the order of ka; one order, one charge."""
+    _two_instances(db)
+    with db.session() as s:
+        first = renew(s, **_manual("ka", 1, "K"))
+        s.commit()
+    with (
+        pytest.raises(
+            Refused,
+            match=rf"'K' was already used by order {first.id} \(a renewal of instance ka by 1 "
+            r"period\(s\)\); this request asks for a renewal of instance kb",
+        ),
+        db.session() as s,
+    ):
+        renew(s, **_manual("kb", 1, "K"))
+    assert _orders(db) == 1
+    with db.session() as s:
+        assert s.get(Account, "acct-1").balance == Decimal("490.10")
+
+
+def test_a_renewal_key_reused_for_an_upgrade_is_refused(db):
+    """`renew ka` then `upgrade ka` with one request key: the upgrade is refused, the
+    edition unchanged."""
+    _two_instances(db)
+    with db.session() as s:
+        renew(s, **_manual("ka", 1, "K"))
+        s.commit()
+    with pytest.raises(Refused, match="a renewal of instance ka by 1"), db.session() as s:
+        upgrade(
+            s,
+            instance_id="ka",
+            edition_code="enterprise-standard",
+            request_key="K",
+            as_of=AS_OF,
+            now=AS_OF,
+            grace_days=7,
+        )
+    assert _orders(db) == 1
+    with db.session() as s:
+        assert s.get(Instance, "ka").edition_code == "personal"
+
+
+def test_a_top_up_key_reused_for_a_renewal_is_refused(db):
+    """A key that a top-up used names that top-up: a renewal with it is refused."""
+    from dns_lifecycle.store.top_ups import top_up
+
+    _two_instances(db)
+    with db.session() as s:
+        made = top_up(s, account_id="acct-1", amount=Decimal("5.00"), request_key="K", now=AS_OF)
+        s.commit()
+    with (
+        pytest.raises(Refused, match=rf"already used by top-up {made.top_up.id} \(a top-up"),
+        db.session() as s,
+    ):
+        renew(s, **_manual("ka", 1, "K"))
+    assert _orders(db) == 0
+
+
+def test_a_renewal_key_reused_for_a_top_up_is_refused(db):
+    """A key that a renewal used names its order: a top-up with it adds nothing."""
+    from dns_lifecycle.store.top_ups import top_up
+
+    _two_instances(db)
+    with db.session() as s:
+        order = renew(s, **_manual("ka", 1, "K"))
+        s.commit()
+    with pytest.raises(Refused, match=rf"already used by order {order.id}"), db.session() as s:
+        top_up(s, account_id="acct-1", amount=Decimal("5.00"), request_key="K", now=AS_OF)
+    with db.session() as s:
+        assert s.get(Account, "acct-1").balance == Decimal("490.10")
+
+
+def test_an_auto_renew_switch_key_reused_the_other_way_is_refused(db):
+    """Switching off, then on with the same key: the second is another request, refused
+    rather than done without its notice."""
+    _two_instances(db)
+    args = dict(instance_id="ka", request_key="S", as_of=AS_OF, now=AS_OF, grace_days=7)
+    with db.session() as s:
+        assert set_auto_renew(s, on=True, **args)
+        s.commit()
+    with (
+        pytest.raises(Refused, match="switching auto-renewal on for instance ka"),
+        db.session() as s,
+    ):
+        set_auto_renew(s, on=False, **args)
+    with db.session() as s:
+        assert s.get(Instance, "ka").auto_renew
+
+
+def test_one_key_for_two_instances_at_once_makes_one_order(db):
+    """`renew ka` and `renew kb` with one key, concurrently: one is paid, the other is
+    refused, and the balance is charged once."""
+    _two_instances(db)
+    barrier = threading.Barrier(2)
+    outcomes: list[object] = []
+
+    def request(inst):
+        try:
+            barrier.wait()
+            with db.session() as s:
+                renew(s, **_manual(inst, 1, "K"))
+                s.commit()
+            outcomes.append("paid")
+        except Refused as exc:
+            outcomes.append(exc)
+
+    threads = [threading.Thread(target=request, args=(i,)) for i in ("ka", "kb")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert sorted(map(type, outcomes), key=str) == sorted([str, Refused], key=str)
+    assert _orders(db) == 1
+    with db.session() as s:
+        assert s.get(Account, "acct-1").balance == Decimal("490.10")

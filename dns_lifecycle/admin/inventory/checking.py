@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import calendar
 import contextlib
+import itertools
 from collections.abc import Iterable
 from dataclasses import astuple, dataclass, field
 from datetime import UTC, datetime
@@ -423,6 +424,16 @@ class StoredState:
         )
 
 
+class _Rung(NamedTuple):
+    """An edition on the ladder of ranks: its (monthly, yearly) prices, and its path in
+    the file (None for a stored edition the file leaves as it is)."""
+
+    rank: int
+    code: str
+    prices: tuple[Decimal, Decimal]
+    path: str | None
+
+
 def anchor_misfit(expires_at: datetime, anchor: int, zone: str) -> int | None:
     """The local day of ``expires_at`` in ``zone`` when ``anchor`` does not fit it, else
     None. A subscription anchored on the 31st expires on the 30th (or 28th) in shorter
@@ -529,29 +540,30 @@ class _Walk:
         to the editions of the file and the stored ones it leaves as they are: an upgrade
         goes up in rank, and never pays back."""
         declared = {row["code"] for row in rows}
-        ladder: list[tuple[int, str, Decimal, Decimal, str | None]] = [
-            (r["rank"], r["code"], r["monthly_price"], r["yearly_price"], paths[r["rank"]])
+        ladder = [
+            _Rung(r["rank"], r["code"], (r["monthly_price"], r["yearly_price"]), paths[r["rank"]])
             for r in rows
         ]
         ladder += [
-            (rank, code, *self.stored.edition_prices[code], None)
+            _Rung(rank, code, self.stored.edition_prices[code], None)
             for code, rank in self.stored.edition_ranks.items()
             if code not in declared and code not in self.declared.editions
         ]
-        ladder.sort()
-        for lower, higher in zip(ladder, ladder[1:], strict=False):
-            blamed, other = (higher, lower) if higher[4] is not None else (lower, higher)
-            if blamed[4] is None:
+        ladder.sort(key=lambda rung: rung.rank)
+        for lower, higher in itertools.pairwise(ladder):
+            blamed, other = (higher, lower) if higher.path is not None else (lower, higher)
+            if blamed.path is None:
                 continue  # both stored: not this file's doing
-            for index, name in ((2, "monthly_price"), (3, "yearly_price")):
-                if higher[index] < lower[index]:
-                    where = "" if other[4] is not None else "stored "
+            for index, name in enumerate(("monthly_price", "yearly_price")):
+                if higher.prices[index] < lower.prices[index]:
+                    where = "" if other.path is not None else "stored "
                     self.bad(
-                        f"{blamed[4]}.{name}",
-                        f"{values.show(higher[1])} (rank {higher[0]}) costs {higher[index]}, "
-                        f"less than the {lower[index]} of the {where}edition "
-                        f"{values.show(lower[1])} (rank {lower[0]}) below it: prices may not "
-                        "fall as rank rises; raise this price or change the ranks",
+                        f"{blamed.path}.{name}",
+                        f"{values.show(higher.code)} (rank {higher.rank}) costs "
+                        f"{higher.prices[index]}, less than the {lower.prices[index]} of the "
+                        f"{where}edition {values.show(lower.code)} (rank {lower.rank}) below "
+                        "it: prices may not fall as rank rises; raise this price or change "
+                        "the ranks",
                     )
 
     def clusters(self, section: Any) -> list[dict[str, Any]]:
