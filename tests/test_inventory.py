@@ -317,6 +317,8 @@ RECORD = "instances[0].domains[0].records[0]"
         ("instances[0].account", "acct-nobody", "unknown account"),
         ("instances[0].cluster", "free", "free cluster"),
         ("instances[0].anchor_day", 15, "does not fit"),
+        ("instances[0].anchor_time", "02:30", "does not fit expires_at (00:00:00 in"),
+        ("instances[0].anchor_time", "00:00+08:00", "has an offset"),
         ("instances[0].expires_at", "2027-01-31", "naive"),
         ("instances[0].expires_at", 1700000000, "ISO 8601"),
         ("instances[0].released_at", "2027-02-08T00:00:00+00:00", "only a released instance"),
@@ -877,6 +879,20 @@ def test_an_edition_cheaper_than_a_stored_lower_one_is_refused(db):
         exc, "editions[0].monthly_price"
     )
     assert len(export(db)["editions"]) == 3
+
+
+def test_an_anchor_time_skipped_on_the_expiry_day_imports_and_exports_back(db):
+    """New York, expiring 14 Mar 2027 03:30 EDT (02:30 skipped that day), anchored at
+    02:30: accepted, stored, and exported as given."""
+    doc = sample()
+    instance = next(i for i in doc["instances"] if i["account"] == "acct-alice")
+    instance.update(expires_at="2027-03-14T07:30:00+00:00", anchor_day=14, anchor_time="02:30:00")
+    load(db, doc)
+    exported = next(i for i in export(db)["instances"] if i["id"] == instance["id"])
+    assert (exported["expires_at"], exported["anchor_time"]) == (
+        "2027-03-14T07:30:00+00:00",
+        "02:30:00",
+    )
 
 
 def test_an_account_balance_left_out_is_kept(db):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import func, select
@@ -812,3 +813,49 @@ def test_one_key_for_two_instances_at_once_makes_one_order(db):
     assert _orders(db) == 1
     with db.session() as s:
         assert s.get(Account, "acct-1").balance == Decimal("490.10")
+
+
+NY = ZoneInfo("America/New_York")
+# 14 Feb 2027 02:30 EST; 02:30 on 14 March is skipped (02:00 -> 03:00).
+NY_EXPIRY = datetime(2027, 2, 14, 2, 30, tzinfo=NY).astimezone(UTC)
+NY_APRIL = datetime(2027, 4, 14, 2, 30, tzinfo=NY).astimezone(UTC)
+
+
+def _new_york(db):
+    with db.session() as s:
+        make_account(s, "acct-ny", timezone="America/New_York")
+        for inst in ("ny-1", "ny-2"):
+            make_instance(s, inst, account="acct-ny", expires_at=NY_EXPIRY, auto_renew=True)
+        s.commit()
+
+
+def test_renewing_through_a_dst_gap_one_month_twice_equals_two_months(db):
+    """New York, 02:30 EST: renewing by one month twice (through the skipped 02:30 of 14
+    March) ends on 14 April 02:30 EDT, as renewing by two months does."""
+    _new_york(db)
+    as_of = NY_EXPIRY - timedelta(days=1)
+    with db.session() as s:
+        renew(s, **_manual("ny-1", 1, "a", as_of))
+        s.commit()
+    with db.session() as s:
+        march = s.get(Instance, "ny-1").expires_at
+        renew(s, **_manual("ny-1", 1, "b", as_of))
+        renew(s, **_manual("ny-2", 2, "c", as_of))
+        s.commit()
+    with db.session() as s:
+        ends = {i: s.get(Instance, i).expires_at for i in ("ny-1", "ny-2")}
+    assert march.astimezone(NY).strftime("%H:%M %Z") == "03:30 EDT"
+    assert ends == {"ny-1": NY_APRIL, "ny-2": NY_APRIL}
+
+
+def test_auto_renewal_through_a_dst_gap_returns_to_the_anchor_time(db):
+    """Auto-renewed through the skipped 02:30 of 14 March, the next auto-renewal ends on
+    14 April 02:30 EDT, not 03:30."""
+    _new_york(db)
+    for _ in range(2):
+        with db.session() as s:
+            expiry = s.get(Instance, "ny-1").expires_at
+            auto_renew_batch(s, ["ny-1"], as_of=expiry - timedelta(days=1), now=AS_OF, lead_days=7)
+            s.commit()
+    with db.session() as s:
+        assert s.get(Instance, "ny-1").expires_at == NY_APRIL

@@ -219,6 +219,7 @@ def renew(
         periods,
         zone=zone,
         instance_id=instance.id,
+        anchor_time=instance.anchor_time,
     )
     require_paid_through(instance.id, period.end, as_of, zone)
     payment = pay_from_balance(account.balance, amount)
@@ -244,7 +245,7 @@ def renew(
         order_id=order.id,
     )
     account.balance = payment.balance_after
-    instance.expires_at = period.end
+    instance.expires_at, instance.anchor_time = period.end, period.anchor_time
     instance.state = "active"
     session.add_all([account, instance])
     notice = Renewed.to(
@@ -311,6 +312,7 @@ def upgrade(
         target=(target.code, target.rank, edition_price(target, cycle)),
         as_of=as_of,
         grace_days=grace_days,
+        anchor_time=instance.anchor_time,
     )
     payment = pay_from_balance(account.balance, plan.amount)
     if not payment.paid:
@@ -488,6 +490,7 @@ def auto_renew_batch(
             instance.anchor_day,
             zone=account.timezone,
             instance_id=instance.id,
+            anchor_time=instance.anchor_time,
         )
         payment = pay_from_balance(balances[account.id], amount, automatic=True)
         order = orders.get(key)
@@ -538,7 +541,7 @@ def auto_renew_batch(
         balances[account.id] = payment.balance_after
         if payment.paid:
             order.state, order.paid_at, order.reason = "paid", now, None
-            instance.expires_at = period.end
+            instance.expires_at, instance.anchor_time = period.end, period.anchor_time
             notices += Renewed.to(
                 to,
                 as_of=as_of,
