@@ -190,6 +190,26 @@ def test_a_run_ahead_of_the_clock_expires_nothing_before_its_expiry(db, settings
         assert s.execute(select(func.count()).select_from(Notification)).scalar_one() == 0
 
 
+def test_a_run_ahead_of_the_clock_sends_the_last_warning_before_release(db, settings):
+    """A real run 280 s ahead of the clock, 185 s before release by the clock: the last
+    warning is sent, not skipped as overtaken by a release that has not come."""
+    with db.session() as s:
+        make_instance(s, "inst-1", expires_at=EXPIRY, state="expired")
+        s.commit()
+    from dns_lifecycle.store.notifications import PendingFilter
+    from flows.delivery import deliver_pending
+
+    def warn_and_deliver(ctx):
+        expire_due(ctx)
+        deliver_pending(ctx, PendingFilter(kinds=("release_warning",)))
+
+    now = RELEASE - timedelta(seconds=185)
+    run_ahead_of_the_clock(settings, warn_and_deliver, now, timedelta(seconds=280))
+    with db.session() as s:
+        states = {(n.kind, n.state) for n in s.execute(select(Notification)).scalars()}
+    assert states == {("release_warning", "sent")}
+
+
 def test_release_moves_records_switches_hichina_and_tickets_the_rest(db, settings):
     """All three name-server branches and both lock codes, end to end."""
     _expired_instance(db)
