@@ -19,10 +19,12 @@ NOTICE_KINDS = ("order_created", "renewed", "renewal_failed")
 
 
 def renew_due(ctx: RunContext, instance_ids: list[str] | None = None) -> StepReport:
-    """Create and pay the auto-renewal orders due as of ``ctx.as_of``."""
+    """Create and pay the auto-renewal orders due as of ``ctx.as_of`` (in a real run, not
+    after the clock: a charge is never made early)."""
     report = StepReport(step=STEP, as_of=ctx.as_of, dry_run=ctx.dry_run)
     lead = ctx.settings.renewal_lead_days
-    query = auto_renewal_due(ctx.as_of, lead, instance_ids)
+    as_of = ctx.acting_as_of(report)
+    query = auto_renewal_due(as_of, lead, instance_ids)
     progress = BatchProgress.counting(STEP, ctx.db, [query], ctx.shard)
     for rows in scan_batches(ctx.db, query, batch_size=ctx.batch_size, shard=ctx.shard):
         progress.advance(len(rows))
@@ -30,7 +32,7 @@ def renew_due(ctx: RunContext, instance_ids: list[str] | None = None) -> StepRep
             outcome = auto_renew_batch(
                 session,
                 [r.id for r in rows],
-                as_of=ctx.as_of,
+                as_of=as_of,
                 now=ctx.clock(),
                 lead_days=lead,
             )

@@ -118,6 +118,24 @@ class RunContext:
     clock: Callable[[], datetime]
     shard: Shard | None = None
 
+    def acting_as_of(self, report: Tally | None = None) -> datetime:
+        """The moment an irreversible act (a charge, an expiry, a release) is decided at:
+        ``as_of``, but never after the clock in a real run. A real run may start up to
+        :data:`FUTURE_SLACK` ahead of the clock; what falls due in between is left to the
+        next run (``report`` says so). A dry run plans at ``as_of``, whatever it is."""
+        if self.dry_run:
+            return self.as_of
+        now = self.clock()
+        if self.as_of <= now:
+            return self.as_of
+        if report is not None:
+            report.note(
+                f"acted as of {now.isoformat(timespec='seconds')}, the clock: as_of "
+                f"{self.as_of.isoformat(timespec='seconds')} has not come yet, so what falls "
+                "due by then is left to the next run"
+            )
+        return now
+
 
 # The dry run of the daily flow shares one sandbox across its steps, so each step's
 # plan starts from what the steps before it would have done.

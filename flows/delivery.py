@@ -130,7 +130,10 @@ def _claim(
             filt=filt,
         )
         rows = load_outgoing(session, ids)
-        stale = skip_overtaken(session, ids, as_of=ctx.as_of, grace_days=ctx.settings.grace_days)
+        # Skipping is final: only what has been overtaken by the clock, not by the slack.
+        stale = skip_overtaken(
+            session, ids, as_of=ctx.acting_as_of(), grace_days=ctx.settings.grace_days
+        )
         session.commit()
     if not rows:
         return None

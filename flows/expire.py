@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
@@ -25,10 +27,12 @@ NOTICE_KINDS = ("expired", "release_warning")
 
 
 def expire_due(ctx: RunContext, instance_ids: list[str] | None = None) -> StepReport:
-    """Mark active instances past expiry as expired and queue the notices."""
+    """Mark active instances past expiry as expired and queue the notices (in a real run,
+    as of no later than the clock: an instance is never expired early)."""
     report = StepReport(step=STEP, as_of=ctx.as_of, dry_run=ctx.dry_run)
     grace = ctx.settings.grace_days
-    due = past_expiry(ctx.as_of, instance_ids)
+    as_of = ctx.acting_as_of(report)
+    due = past_expiry(as_of, instance_ids)
     progress = BatchProgress.counting(STEP, ctx.db, [due], ctx.shard)
     for rows in scan_batches(ctx.db, due, batch_size=ctx.batch_size, shard=ctx.shard):
         progress.advance(len(rows))
@@ -44,21 +48,19 @@ def expire_due(ctx: RunContext, instance_ids: list[str] | None = None) -> StepRe
             ]
         )
         with ctx.db.session() as session:
-            expired, queued = expire(
-                session, rows, as_of=ctx.as_of, now=ctx.clock(), grace_days=grace
-            )
+            expired, queued = expire(session, rows, as_of=as_of, now=ctx.clock(), grace_days=grace)
             report.add("instances_expired", len(expired))
             report.add("notices_queued", queued)
             session.commit()
-    _warn_before_release(ctx, report, instance_ids)
+    _warn_before_release(ctx, report, instance_ids, as_of)
     return report
 
 
 def _warn_before_release(
-    ctx: RunContext, report: StepReport, instance_ids: list[str] | None
+    ctx: RunContext, report: StepReport, instance_ids: list[str] | None, as_of: datetime
 ) -> None:
     grace = ctx.settings.grace_days
-    due = release_warning_due(ctx.as_of, grace, instance_ids)
+    due = release_warning_due(as_of, grace, instance_ids)
     for rows in scan_batches(ctx.db, due, batch_size=ctx.batch_size, shard=ctx.shard):
         report.add("release_warnings", len(rows))
         report.planned(
@@ -73,7 +75,7 @@ def _warn_before_release(
         )
         with ctx.db.session() as session:
             queued = queue_release_warnings(
-                session, rows, as_of=ctx.as_of, now=ctx.clock(), grace_days=grace
+                session, rows, as_of=as_of, now=ctx.clock(), grace_days=grace
             )
             report.add("notices_queued", queued)
             session.commit()

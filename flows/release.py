@@ -10,6 +10,8 @@ finish the drain: the paid copy is deleted once its drain is over.
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
@@ -38,10 +40,12 @@ def advance(pool: ReleasePool, instance_ids: list[str], report: StepReport, caus
 
 def release_due(ctx: RunContext, instance_ids: list[str] | None = None) -> StepReport:
     """Release every instance expired for the whole grace period, stage by stage, and
-    finish the drain of instances released earlier."""
+    finish the drain of instances released earlier. A real run releases nothing whose
+    grace period has not ended by the clock."""
     report = StepReport(step=STEP, as_of=ctx.as_of, dry_run=ctx.dry_run)
     grace = ctx.settings.grace_days
-    expired = store.expired_due(ctx.as_of, grace, instance_ids)
+    as_of = ctx.acting_as_of(report)
+    expired = store.expired_due(as_of, grace, instance_ids)
     progress = BatchProgress.counting(STEP, ctx.db, [expired], ctx.shard)
     pool: ReleasePool | None = None  # opened with the first batch, closed at the end
     causes = Causes()  # a cluster's fault is said once for the step, not per batch
@@ -54,7 +58,7 @@ def release_due(ctx: RunContext, instance_ids: list[str] | None = None) -> StepR
                 store.begin_release(session, ids, ctx.clock())
                 session.commit()
             advance(pool, ids, report, causes)
-            _finish(ctx, ids, report)
+            _finish(ctx, ids, report, as_of)
         draining = store.released_unfinished(instance_ids)
         for rows in scan_batches(ctx.db, draining, batch_size=ctx.batch_size, shard=ctx.shard):
             pool = pool or ReleasePool(ctx, Tools(ctx))
@@ -68,31 +72,31 @@ def release_due(ctx: RunContext, instance_ids: list[str] | None = None) -> StepR
     return report
 
 
-def _finish(ctx: RunContext, instance_ids: list[str], report: StepReport) -> None:
+def _finish(ctx: RunContext, instance_ids: list[str], report: StepReport, as_of: datetime) -> None:
     """Release the instances whose domains all passed the delegation, in one
     transaction; if that fails, one by one, so that an instance's fault names it and
     keeps no other from its release."""
     try:
-        released = _finish_in_one(ctx, instance_ids)
+        released = _finish_in_one(ctx, instance_ids, as_of)
     except Exception as exc:
         if len(instance_ids) == 1:
             report.add("release_failures")
             report.fail(f"instance {instance_ids[0]}: {type(exc).__name__}: {exc}")
         else:
             for instance_id in instance_ids:
-                _finish(ctx, [instance_id], report)
+                _finish(ctx, [instance_id], report, as_of)
         return
     if released:
         report.add("instances_released", released)
 
 
-def _finish_in_one(ctx: RunContext, instance_ids: list[str]) -> int:
+def _finish_in_one(ctx: RunContext, instance_ids: list[str], as_of: datetime) -> int:
     settings = ctx.settings
     with ctx.db.session() as session:
         released = store.finish_instances(
             session,
             instance_ids,
-            as_of=ctx.as_of,
+            as_of=as_of,
             grace_days=settings.grace_days,
             now=ctx.clock(),
             change_by=lambda at: expiry.change_by(at, settings.manual_drain_days),

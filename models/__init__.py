@@ -9,6 +9,7 @@ from models.instance import Instance
 from models.notification import Notification
 from models.order import Order
 from models.record import Record
+from models.request import Request
 from models.ticket import Ticket
 from models.top_up import TopUp
 from models.zone_snapshot import ZoneSnapshot
@@ -23,6 +24,7 @@ __all__ = [
     "Notification",
     "Order",
     "Record",
+    "Request",
     "Ticket",
     "TopUp",
     "ZoneSnapshot",

@@ -1,8 +1,8 @@
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, time
 
-from sqlalchemy import Index
+from sqlalchemy import Index, Time
 from sqlmodel import Field, SQLModel
 
 from models.types import BillingCycle, InstanceState, UTCDateTime, word
@@ -16,6 +16,12 @@ class InstanceBase(SQLModel):
     expires_at: datetime = Field(sa_type=UTCDateTime)
     anchor_day: int = Field(
         ge=1, le=31, description="Day of month the subscription renews on (kept across renewals)."
+    )
+    anchor_time: time | None = Field(
+        default=None,
+        sa_type=Time,
+        description="Local time of day the subscription renews at, kept only while a "
+        "daylight-saving gap has moved the expiry off it (None: the expiry's own).",
     )
     auto_renew: bool = False
     state: InstanceState = word(8, default="active")

@@ -40,6 +40,10 @@ CLUSTER_BACKENDS: tuple[ClusterBackendName, ...] = get_args(ClusterBackendName)
 OrderKind = Literal["auto_renewal", "manual_renewal", "upgrade"]
 ORDER_KINDS: tuple[OrderKind, ...] = get_args(OrderKind)
 
+# What a request key was given for: one namespace across orders, switches and top-ups.
+RequestAction = Literal["manual_renewal", "upgrade", "auto_renew", "top_up"]
+REQUEST_ACTIONS: tuple[RequestAction, ...] = get_args(RequestAction)
+
 OrderState = Literal["pending", "paid", "failed"]
 ORDER_STATES: tuple[OrderState, ...] = get_args(OrderState)
 

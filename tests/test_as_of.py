@@ -170,3 +170,26 @@ def test_the_upgrade_flow_refuses_a_past_moment_and_its_form_says_why(flow_env):
     help_text = parameter_schema(upgrade_instance).model_dump()["properties"]["as_of"]
     assert "takes effect now" in help_text["description"]
     assert "dry run" not in help_text["description"]
+
+
+def test_the_cli_refuses_to_upgrade_within_the_slack_after_an_expiry(cli, settings):  # noqa: F811
+    """An instance whose expiry passed a minute ago, upgraded --as-of four minutes ago
+    (inside the slack, before the expiry): judged at the clock, refused in one line,
+    nothing charged."""
+    from dns_lifecycle.core.db import Database
+    from models import Instance
+    from tests.test_cli import SAMPLE
+
+    cli("import", str(SAMPLE))
+    now = wall_clock()
+    db = Database(settings)
+    with db.session() as s:
+        s.get(Instance, "inst-a01").expires_at = now - timedelta(seconds=60)
+        s.commit()
+    db.dispose()
+    before = cli("export", "--json")[1]
+    argv = ("upgrade", "inst-a01", "--edition", "enterprise-ultimate")
+    code, out, err = cli(*argv, "--as-of", (now - timedelta(seconds=240)).isoformat())
+    assert code == 2 and out == ""
+    assert err.count("\n") == 1 and "renew it first" in err
+    assert cli("export", "--json")[1] == before

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -16,6 +16,7 @@ from dns_lifecycle.lifecycle.calendar import (
     period_containing,
     period_start,
 )
+from dns_lifecycle.lifecycle.renewal import renewal_period
 
 # Zones with the shapes that matter: no DST, northern and southern DST, a 30-minute DST,
 # "negative" DST (Dublin), DST at midnight (Santiago), a whole skipped day (Apia, 2011).
@@ -203,3 +204,56 @@ def test_a_moment_at_or_after_the_expiry_is_in_no_paid_period():
     expiry = shanghai(2027, 3, 31)
     with pytest.raises(ValueError, match="no paid period contains it"):
         period_containing(expiry, expiry, "monthly", 31, zone="Asia/Shanghai")
+
+
+def test_a_time_moved_by_a_gap_returns_to_the_anchor_time_the_next_period():
+    """New York, 14 Feb 2027 02:30 EST: one month twice (through 14 Mar, when 02:30 is
+    skipped) ends on 14 Apr 02:30 EDT, where two months at once end."""
+    start, zone = new_york(2027, 2, 14, 2, 30), "America/New_York"
+    march = renewal_period(start, "monthly", 14, zone=zone, instance_id="i")
+    assert local(march.end, zone).strftime("%H:%M %Z") == "03:30 EDT"
+    assert march.anchor_time == time(2, 30)
+    april = renewal_period(
+        march.end, "monthly", 14, zone=zone, instance_id="i", anchor_time=march.anchor_time
+    )
+    at_once = renewal_period(start, "monthly", 14, 2, zone=zone, instance_id="i")
+    assert april.end == at_once.end == new_york(2027, 4, 14, 2, 30)
+    assert april.anchor_time is None
+
+
+@settings(deadline=None)
+@given(
+    start=moments,
+    zone=st.sampled_from(ZONES),
+    anchor=st.integers(min_value=1, max_value=31),
+    cycle=st.sampled_from(["monthly", "yearly"]),
+    periods=st.integers(min_value=2, max_value=10),
+)
+def test_renewing_one_period_at_a_time_ends_where_renewing_all_at_once_does(
+    start, zone, anchor, cycle, periods
+):
+    """Whatever daylight-saving gaps lie between, n renewals of one period (each keeping
+    the anchor time it returns) end at the expiry one renewal of n periods gives."""
+    start = add_months(start, 0, anchor, zone)  # onto the anchor, as renewals leave it
+    expiry, anchor_time = start, None
+    for _ in range(periods):
+        step = renewal_period(
+            expiry, cycle, anchor, zone=zone, instance_id="i", anchor_time=anchor_time
+        )
+        expiry, anchor_time = step.end, step.anchor_time
+    assert expiry == renewal_period(start, cycle, anchor, periods, zone=zone, instance_id="i").end
+
+
+def test_the_period_of_a_moved_expiry_starts_at_the_anchor_time():
+    """An expiry moved to 03:30 by the gap, anchored at 02:30: its period started at
+    02:30 a month before, so an upgrade prices the period the customer bought."""
+    zone = "America/New_York"
+    start, end, after = period_containing(
+        new_york(2027, 3, 1),
+        new_york(2027, 3, 14, 3, 30),
+        "monthly",
+        14,
+        zone=zone,
+        anchor_time=time(2, 30),
+    )
+    assert (start, end, after) == (new_york(2027, 2, 14, 2, 30), new_york(2027, 3, 14, 3, 30), 0)

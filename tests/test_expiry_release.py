@@ -20,7 +20,7 @@ from dns_lifecycle.lifecycle.nameservers import nameserver_action
 from flows.common import open_run
 from flows.expire import expire_due
 from flows.release import release_due
-from models import Domain, Instance, Notification, Record, Ticket, ZoneSnapshot
+from models import Domain, DomainRelease, Instance, Notification, Record, Ticket, ZoneSnapshot
 from tests.factories import make_instance
 
 EXPIRY = datetime(2026, 3, 1, 4, 0, tzinfo=UTC)  # past: real runs never evaluate the future
@@ -154,6 +154,60 @@ def test_release_is_not_due_a_minute_early(db, settings):
     run(settings, release_due, RELEASE - timedelta(minutes=1))
     with db.session() as s:
         assert s.get(Instance, "inst-1").state == "expired"
+
+
+def run_ahead_of_the_clock(settings, step, clock_at, ahead):
+    """``step`` in a real run whose as_of lies ``ahead`` of the clock, which reads
+    ``clock_at`` (the slack a real run is allowed)."""
+    with open_run(clock_at, False, None, settings=settings) as ctx:
+        ctx.as_of, ctx.clock = clock_at + ahead, lambda: clock_at
+        return step(ctx)
+
+
+def test_a_run_ahead_of_the_clock_releases_nothing_whose_grace_has_not_ended(db, settings):
+    """A real run 280 s ahead of the clock, 185 s before the grace period ends by the
+    clock: the instance stays expired, no release begins and no notice is queued."""
+    _expired_instance(db)
+    now = RELEASE - timedelta(seconds=185)
+    report = run_ahead_of_the_clock(settings, release_due, now, timedelta(seconds=280))
+    with db.session() as s:
+        assert s.get(Instance, "inst-1").state == "expired"
+        assert s.execute(select(func.count()).select_from(DomainRelease)).scalar_one() == 0
+        assert s.execute(select(func.count()).select_from(Notification)).scalar_one() == 0
+    assert "has not come yet" in report.notes[0]
+
+
+def test_a_run_ahead_of_the_clock_expires_nothing_before_its_expiry(db, settings):
+    """A real run 280 s ahead of the clock, 100 s before an expiry by the clock: the
+    instance stays active and nobody is told it expired."""
+    with db.session() as s:
+        make_instance(s, "inst-1", expires_at=EXPIRY)
+        s.commit()
+    now = EXPIRY - timedelta(seconds=100)
+    run_ahead_of_the_clock(settings, expire_due, now, timedelta(seconds=280))
+    with db.session() as s:
+        assert s.get(Instance, "inst-1").state == "active"
+        assert s.execute(select(func.count()).select_from(Notification)).scalar_one() == 0
+
+
+def test_a_run_ahead_of_the_clock_sends_the_last_warning_before_release(db, settings):
+    """A real run 280 s ahead of the clock, 185 s before release by the clock: the last
+    warning is sent, not skipped as overtaken by a release that has not come."""
+    with db.session() as s:
+        make_instance(s, "inst-1", expires_at=EXPIRY, state="expired")
+        s.commit()
+    from dns_lifecycle.store.notifications import PendingFilter
+    from flows.delivery import deliver_pending
+
+    def warn_and_deliver(ctx):
+        expire_due(ctx)
+        deliver_pending(ctx, PendingFilter(kinds=("release_warning",)))
+
+    now = RELEASE - timedelta(seconds=185)
+    run_ahead_of_the_clock(settings, warn_and_deliver, now, timedelta(seconds=280))
+    with db.session() as s:
+        states = {(n.kind, n.state) for n in s.execute(select(Notification)).scalars()}
+    assert states == {("release_warning", "sent")}
 
 
 def test_release_moves_records_switches_hichina_and_tickets_the_rest(db, settings):

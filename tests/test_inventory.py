@@ -291,6 +291,7 @@ RECORD = "instances[0].domains[0].records[0]"
         ("editions[0].yearly_price", "1.005", "not a valid amount"),
         ("editions[0].rank", True, "whole number"),
         ("editions[1].rank", 1, "also the rank"),
+        ("editions[1].yearly_price", "50.00", "prices may not fall as rank rises"),
         ("clusters[1].kind", "cheap", "not one of"),
         ("clusters[1].nameservers", [], "empty"),
         ("accounts[0].timezone", "Mars/Olympus", "IANA"),
@@ -316,6 +317,8 @@ RECORD = "instances[0].domains[0].records[0]"
         ("instances[0].account", "acct-nobody", "unknown account"),
         ("instances[0].cluster", "free", "free cluster"),
         ("instances[0].anchor_day", 15, "does not fit"),
+        ("instances[0].anchor_time", "02:30", "does not fit expires_at (00:00:00 in"),
+        ("instances[0].anchor_time", "00:00+08:00", "has an offset"),
         ("instances[0].expires_at", "2027-01-31", "naive"),
         ("instances[0].expires_at", 1700000000, "ISO 8601"),
         ("instances[0].released_at", "2027-02-08T00:00:00+00:00", "only a released instance"),
@@ -851,8 +854,45 @@ def test_editions_may_trade_ranks(db):
     load(db, sample())
     doc = {"editions": sample()["editions"][:2]}
     doc["editions"][0]["rank"], doc["editions"][1]["rank"] = 2, 1
+    # Their prices follow them: a higher rank never costs less.
+    for price in ("monthly_price", "yearly_price"):
+        doc["editions"][0][price], doc["editions"][1][price] = (
+            doc["editions"][1][price],
+            doc["editions"][0][price],
+        )
     load(db, doc)
     assert [e["code"] for e in export(db)["editions"]][:2] == ["enterprise-standard", "personal"]
+
+
+def test_an_edition_cheaper_than_a_stored_lower_one_is_refused(db):
+    """A new edition ranked above a stored one but with a lower monthly price is refused
+    at its path, naming the stored edition; nothing is imported."""
+    load(db, sample())
+    doc = {
+        "editions": [
+            {"code": "cheap-top", "rank": 4, "monthly_price": "100.00", "yearly_price": "3000.00"}
+        ]
+    }
+    exc = rejection(db, doc)
+    assert paths(exc) == ["editions[0].monthly_price"]
+    assert "less than the 200.00 of the stored edition 'enterprise-ultimate'" in message_at(
+        exc, "editions[0].monthly_price"
+    )
+    assert len(export(db)["editions"]) == 3
+
+
+def test_an_anchor_time_skipped_on_the_expiry_day_imports_and_exports_back(db):
+    """New York, expiring 14 Mar 2027 03:30 EDT (02:30 skipped that day), anchored at
+    02:30: accepted, stored, and exported as given."""
+    doc = sample()
+    instance = next(i for i in doc["instances"] if i["account"] == "acct-alice")
+    instance.update(expires_at="2027-03-14T07:30:00+00:00", anchor_day=14, anchor_time="02:30:00")
+    load(db, doc)
+    exported = next(i for i in export(db)["instances"] if i["id"] == instance["id"])
+    assert (exported["expires_at"], exported["anchor_time"]) == (
+        "2027-03-14T07:30:00+00:00",
+        "02:30:00",
+    )
 
 
 def test_an_account_balance_left_out_is_kept(db):

@@ -159,6 +159,15 @@ def test_downgrade_is_refused():
         _upgrade(STANDARD, PERSONAL)
 
 
+def test_a_higher_edition_with_a_lower_price_is_refused_in_one_line():
+    """A higher-ranked edition that costs less (a catalogue from before the import
+    checked prices) is a refusal, not a ValueError from the pricing."""
+    cheap_top = ("cheap-top", 9, Decimal("1.00"))
+    with pytest.raises(Refused, match="ranks higher but costs ¥1.00 a month") as exc:
+        _upgrade(STANDARD, cheap_top)
+    assert "\n" not in str(exc.value)
+
+
 def test_same_edition_is_refused():
     """Rule 4: moving to the same edition is refused."""
     with pytest.raises(Refused, match="already on edition personal"):

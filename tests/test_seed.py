@@ -290,6 +290,10 @@ def test_factories_build_a_valid_instance(db):
 FLEET_7_300_SQLITE = "bb69d915f0ca0a2a7cb8f7b74108a404dffa013be4187b22a1e3f12ef109bc09"
 
 
+# Columns added after the digest was pinned, which a seed leaves empty.
+LATER_COLUMNS = {"instance": ("anchor_time",)}
+
+
 def secondary_indexes(db) -> set[str]:
     """Names of the indexes of the fleet's tables that no constraint owns."""
     tables = ", ".join(f"'{t}'" for t in FLEET_TABLES)
@@ -316,8 +320,11 @@ def test_the_fleet_of_a_seed_has_not_changed(db):
     digest = hashlib.sha256()
     with db.engine.connect() as conn:
         for table in FLEET_TABLES:
-            for row in conn.exec_driver_sql(f"SELECT * FROM {table} ORDER BY rowid"):
-                digest.update(repr(tuple(row)).encode())
+            result = conn.exec_driver_sql(f"SELECT * FROM {table} ORDER BY rowid")
+            later = [i for i, c in enumerate(result.keys()) if c in LATER_COLUMNS.get(table, ())]
+            for row in result:
+                assert all(row[i] is None for i in later)
+                digest.update(repr(tuple(v for i, v in enumerate(row) if i not in later)).encode())
     assert digest.hexdigest() == FLEET_7_300_SQLITE
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import func, select
@@ -117,6 +118,18 @@ def test_failed_payment_is_retried_next_day_and_succeeds_after_top_up(db):
         assert s.get(Instance, "inst-1").expires_at == datetime(
             2027, 2, 27, 16, tzinfo=UTC
         )  # 28 Feb 00:00 local
+
+
+def test_a_run_ahead_of_the_clock_charges_no_auto_renewal_not_yet_due(db, settings):
+    """A real run 280 s ahead of the clock, 100 s before the auto-renewal's lead time
+    begins by the clock: no order, no charge, no notice."""
+    _setup(db)
+    before = _state(db)
+    now = EXPIRY - timedelta(days=7, seconds=100)
+    with open_run(None, False, None, settings=settings) as ctx:
+        ctx.as_of, ctx.clock = now + timedelta(seconds=280), lambda: now
+        renew_due(ctx)
+    assert _state(db) == before
 
 
 def test_dry_run_auto_renewal_changes_nothing(db, settings):
@@ -306,7 +319,7 @@ def test_manual_renewal_racing_auto_renewal_extends_once_per_order(db):
             try:
                 barrier.wait()
                 with db.session() as s:
-                    renew(s, **_manual(inst, 1, "m"))
+                    renew(s, **_manual(inst, 1, f"m-{inst}"))
                     s.commit()
             except BaseException as exc:  # pragma: no cover - reported below
                 errors.append(exc)
@@ -452,7 +465,8 @@ def test_a_request_key_reused_for_another_edition_is_refused(db):
         s.commit()
     with (
         pytest.raises(
-            Refused, match=r"already used by order \d+ \(an upgrade to enterprise-standard"
+            Refused,
+            match=r"already used by order \d+ \(an upgrade of instance inst-1 to enterprise-st",
         ),
         db.session() as s,
     ):
@@ -645,3 +659,203 @@ def test_a_backfill_does_not_tell_a_failure_the_account_was_told_on_a_later_day(
         )
         order = s.execute(select(Order)).scalar_one()
     assert days == ["20270127", "20270128"] and order.state == "failed"
+
+
+def test_an_upgrade_to_a_higher_but_cheaper_stored_edition_is_refused(db):
+    """A database holding a higher-ranked edition that costs less (stored before the
+    import checked prices): the upgrade is refused in one line, nothing charged."""
+    from models import Edition
+
+    _setup(db, balance=Decimal("500.00"), auto_renew=False)
+    with db.session() as s:
+        s.add(
+            Edition(
+                code="cheap-top",
+                rank=99,
+                monthly_price=Decimal("1.00"),
+                yearly_price=Decimal("10.00"),
+            )
+        )
+        s.commit()
+    before = _state(db)
+    with pytest.raises(Refused, match="ranks higher but costs ¥1.00") as exc, db.session() as s:
+        _upgrade(s, "cheap-top")
+    assert "\n" not in str(exc.value)
+    assert _state(db) == before
+
+
+def _two_instances(db):
+    with db.session() as s:
+        make_account(s, "acct-1", balance=Decimal("500.00"))
+        for inst in ("ka", "kb"):
+            make_instance(s, inst, expires_at=EXPIRY, anchor_day=31)
+        s.commit()
+
+
+def _orders(db) -> int:
+    with db.session() as s:
+        return s.execute(select(func.count()).select_from(Order)).scalar_one()
+
+
+def test_a_request_key_reused_for_another_instance_is_refused(db):
+    """`renew ka` then `renew kb` with one request key: the second is refused, naming
+    the order of ka; one order, one charge."""
+    _two_instances(db)
+    with db.session() as s:
+        first = renew(s, **_manual("ka", 1, "K"))
+        s.commit()
+    with (
+        pytest.raises(
+            Refused,
+            match=rf"'K' was already used by order {first.id} \(a renewal of instance ka by 1 "
+            r"period\(s\)\); this request asks for a renewal of instance kb",
+        ),
+        db.session() as s,
+    ):
+        renew(s, **_manual("kb", 1, "K"))
+    assert _orders(db) == 1
+    with db.session() as s:
+        assert s.get(Account, "acct-1").balance == Decimal("490.10")
+
+
+def test_a_renewal_key_reused_for_an_upgrade_is_refused(db):
+    """`renew ka` then `upgrade ka` with one request key: the upgrade is refused, the
+    edition unchanged."""
+    _two_instances(db)
+    with db.session() as s:
+        renew(s, **_manual("ka", 1, "K"))
+        s.commit()
+    with pytest.raises(Refused, match="a renewal of instance ka by 1"), db.session() as s:
+        upgrade(
+            s,
+            instance_id="ka",
+            edition_code="enterprise-standard",
+            request_key="K",
+            as_of=AS_OF,
+            now=AS_OF,
+            grace_days=7,
+        )
+    assert _orders(db) == 1
+    with db.session() as s:
+        assert s.get(Instance, "ka").edition_code == "personal"
+
+
+def test_a_top_up_key_reused_for_a_renewal_is_refused(db):
+    """A key that a top-up used names that top-up: a renewal with it is refused."""
+    from dns_lifecycle.store.top_ups import top_up
+
+    _two_instances(db)
+    with db.session() as s:
+        made = top_up(s, account_id="acct-1", amount=Decimal("5.00"), request_key="K", now=AS_OF)
+        s.commit()
+    with (
+        pytest.raises(Refused, match=rf"already used by top-up {made.top_up.id} \(a top-up"),
+        db.session() as s,
+    ):
+        renew(s, **_manual("ka", 1, "K"))
+    assert _orders(db) == 0
+
+
+def test_a_renewal_key_reused_for_a_top_up_is_refused(db):
+    """A key that a renewal used names its order: a top-up with it adds nothing."""
+    from dns_lifecycle.store.top_ups import top_up
+
+    _two_instances(db)
+    with db.session() as s:
+        order = renew(s, **_manual("ka", 1, "K"))
+        s.commit()
+    with pytest.raises(Refused, match=rf"already used by order {order.id}"), db.session() as s:
+        top_up(s, account_id="acct-1", amount=Decimal("5.00"), request_key="K", now=AS_OF)
+    with db.session() as s:
+        assert s.get(Account, "acct-1").balance == Decimal("490.10")
+
+
+def test_an_auto_renew_switch_key_reused_the_other_way_is_refused(db):
+    """Switching off, then on with the same key: the second is another request, refused
+    rather than done without its notice."""
+    _two_instances(db)
+    args = dict(instance_id="ka", request_key="S", as_of=AS_OF, now=AS_OF, grace_days=7)
+    with db.session() as s:
+        assert set_auto_renew(s, on=True, **args)
+        s.commit()
+    with (
+        pytest.raises(Refused, match="switching auto-renewal on for instance ka"),
+        db.session() as s,
+    ):
+        set_auto_renew(s, on=False, **args)
+    with db.session() as s:
+        assert s.get(Instance, "ka").auto_renew
+
+
+def test_one_key_for_two_instances_at_once_makes_one_order(db):
+    """`renew ka` and `renew kb` with one key, concurrently: one is paid, the other is
+    refused, and the balance is charged once."""
+    _two_instances(db)
+    barrier = threading.Barrier(2)
+    outcomes: list[object] = []
+
+    def request(inst):
+        try:
+            barrier.wait()
+            with db.session() as s:
+                renew(s, **_manual(inst, 1, "K"))
+                s.commit()
+            outcomes.append("paid")
+        except Refused as exc:
+            outcomes.append(exc)
+
+    threads = [threading.Thread(target=request, args=(i,)) for i in ("ka", "kb")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert sorted(map(type, outcomes), key=str) == sorted([str, Refused], key=str)
+    assert _orders(db) == 1
+    with db.session() as s:
+        assert s.get(Account, "acct-1").balance == Decimal("490.10")
+
+
+NY = ZoneInfo("America/New_York")
+# 14 Feb 2027 02:30 EST; 02:30 on 14 March is skipped (02:00 -> 03:00).
+NY_EXPIRY = datetime(2027, 2, 14, 2, 30, tzinfo=NY).astimezone(UTC)
+NY_APRIL = datetime(2027, 4, 14, 2, 30, tzinfo=NY).astimezone(UTC)
+
+
+def _new_york(db):
+    with db.session() as s:
+        make_account(s, "acct-ny", timezone="America/New_York")
+        for inst in ("ny-1", "ny-2"):
+            make_instance(s, inst, account="acct-ny", expires_at=NY_EXPIRY, auto_renew=True)
+        s.commit()
+
+
+def test_renewing_through_a_dst_gap_one_month_twice_equals_two_months(db):
+    """New York, 02:30 EST: renewing by one month twice (through the skipped 02:30 of 14
+    March) ends on 14 April 02:30 EDT, as renewing by two months does."""
+    _new_york(db)
+    as_of = NY_EXPIRY - timedelta(days=1)
+    with db.session() as s:
+        renew(s, **_manual("ny-1", 1, "a", as_of))
+        s.commit()
+    with db.session() as s:
+        march = s.get(Instance, "ny-1").expires_at
+        renew(s, **_manual("ny-1", 1, "b", as_of))
+        renew(s, **_manual("ny-2", 2, "c", as_of))
+        s.commit()
+    with db.session() as s:
+        ends = {i: s.get(Instance, i).expires_at for i in ("ny-1", "ny-2")}
+    assert march.astimezone(NY).strftime("%H:%M %Z") == "03:30 EDT"
+    assert ends == {"ny-1": NY_APRIL, "ny-2": NY_APRIL}
+
+
+def test_auto_renewal_through_a_dst_gap_returns_to_the_anchor_time(db):
+    """Auto-renewed through the skipped 02:30 of 14 March, the next auto-renewal ends on
+    14 April 02:30 EDT, not 03:30."""
+    _new_york(db)
+    for _ in range(2):
+        with db.session() as s:
+            expiry = s.get(Instance, "ny-1").expires_at
+            auto_renew_batch(s, ["ny-1"], as_of=expiry - timedelta(days=1), now=AS_OF, lead_days=7)
+            s.commit()
+    with db.session() as s:
+        assert s.get(Instance, "ny-1").expires_at == NY_APRIL

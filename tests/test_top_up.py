@@ -179,3 +179,70 @@ def test_a_full_balance_is_said_to_be_full():
     with pytest.raises(Refused, match="is already the most a balance holds") as refused:
         top_up_balance("ny", MONEY_MAX, Decimal("0.01"))
     assert "at most" not in str(refused.value)
+
+
+def _race_top_up_and_renewal(db, key: str, top_up_account: str, instance: str) -> list[str]:
+    """A top-up and a renewal with one request key, started together; returns what was
+    done (the other was refused)."""
+    from dns_lifecycle.store.subscriptions import renew
+
+    barrier = threading.Barrier(2)
+    done: list[str] = []
+    refused: list[str] = []
+
+    def request(name, act):
+        try:
+            barrier.wait()
+            with db.session() as s:
+                act(s)
+                s.commit()
+            done.append(name)
+        except Refused:
+            refused.append(name)
+
+    def add(s):
+        top_up(s, account_id=top_up_account, amount=Decimal("5.00"), request_key=key, now=NOW)
+
+    def extend(s):
+        renew(
+            s,
+            instance_id=instance,
+            periods=1,
+            request_key=key,
+            as_of=NOW,
+            now=NOW,
+            grace_days=7,
+        )
+
+    threads = [
+        threading.Thread(target=request, args=("top-up", add)),
+        threading.Thread(target=request, args=("renewal", extend)),
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert len(done) == 1 and len(refused) == 1, (done, refused)
+    return done
+
+
+def test_a_top_up_and_a_renewal_with_one_key_at_once_do_one_of_them(db):
+    """A top-up of one account and a renewal of another account's instance, with one
+    request key, at once (no lock they share): one is done, the other refused and
+    changes nothing."""
+    from tests.factories import make_instance
+
+    expiry = datetime(2027, 1, 30, 16, tzinfo=UTC)
+    for attempt in range(5):
+        a, b = f"a{attempt}", f"b{attempt}"
+        with db.session() as s:
+            make_account(s, a, balance=Decimal("100.00"))
+            make_account(s, b, balance=Decimal("100.00"))
+            make_instance(s, f"i{attempt}", account=b, expires_at=expiry)
+            s.commit()
+        done = _race_top_up_and_renewal(db, f"K{attempt}", a, f"i{attempt}")
+        balances = (_balance(db, a), _balance(db, b))
+        if done == ["top-up"]:
+            assert balances == (Decimal("105.00"), Decimal("100.00"))
+        else:
+            assert balances == (Decimal("100.00"), Decimal("90.10"))

@@ -19,7 +19,7 @@ Everything here is a pure function of its arguments: no clock, no database.
 
 from __future__ import annotations
 
-from datetime import MAXYEAR, MINYEAR, UTC, datetime, tzinfo
+from datetime import MAXYEAR, MINYEAR, UTC, datetime, time, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from models.types import BILLING_CYCLES, BillingCycle
@@ -68,14 +68,22 @@ def local_day(moment: datetime, zone: str | tzinfo) -> int:
     return moment.astimezone(zone_of(zone)).day
 
 
-def add_months(moment: datetime, months: int, anchor_day: int, zone: str | tzinfo) -> datetime:
+def add_months(
+    moment: datetime,
+    months: int,
+    anchor_day: int,
+    zone: str | tzinfo,
+    anchor_time: time | None = None,
+) -> datetime:
     """``moment`` moved by ``months`` calendar months of ``zone`` onto the anchor day, in UTC.
 
     ``moment`` is read as a local date and time in ``zone``. The result is in local
     month ``month + months`` (``months`` may be negative), on local day
-    ``min(anchor_day, days in that month)``, at the same local time of day. The day of
-    ``moment`` itself is not used: the anchor decides, so 28 Feb + 1 month with anchor
-    31 is 31 Mar.
+    ``min(anchor_day, days in that month)``, at the local time of day ``anchor_time``
+    (by default that of ``moment``). Neither the day nor the time of ``moment`` decides
+    when an anchor is given: 28 Feb + 1 month with anchor 31 is 31 Mar, and an expiry
+    moved from 02:30 to 03:30 by a daylight-saving gap, anchored at 02:30, renews to
+    02:30 again.
 
     Daylight-saving changes, as a wall clock handles them:
 
@@ -86,14 +94,22 @@ def add_months(moment: datetime, months: int, anchor_day: int, zone: str | tzinf
       two instants (``fold=0``, still on the offset before the change).
 
     Either way the result is exactly one instant, returned in UTC. A time moved forward
-    by a jump stays moved: the next period counts from the moved time, as it is the
-    expiry the customer was told.
+    by a jump is moved for that expiry only: the next period counts from the anchor
+    time (:func:`anchor_time_to_keep` says when an instance must store it), so renewing
+    twice by one period ends where renewing once by two does.
     """
     _require_aware(moment, "moment")
     _require_anchor(anchor_day)
     _require_int(months, "months")
     tz = zone_of(zone)
     local = moment.astimezone(tz)
+    if anchor_time is not None:
+        local = local.replace(
+            hour=anchor_time.hour,
+            minute=anchor_time.minute,
+            second=anchor_time.second,
+            microsecond=anchor_time.microsecond,
+        )
     # Count months from year 0 so that negative steps and year changes need no cases.
     year, month_index = divmod(local.year * 12 + (local.month - 1) + months, 12)
     # One year of slack each way: the local date may sit a day off the UTC one.
@@ -109,6 +125,25 @@ def add_months(moment: datetime, months: int, anchor_day: int, zone: str | tzinf
     # fold=0 reads a repeated time on the earlier offset, and a skipped time on the
     # offset before the jump, which lands the instant after the jump by its length.
     return wall.replace(tzinfo=tz).astimezone(UTC)
+
+
+def anchor_time_to_keep(expires_at: datetime, anchor_time: time, zone: str | tzinfo) -> time | None:
+    """What an instance stores as its anchor time once it expires at ``expires_at``,
+    counted onto ``anchor_time``: None when the expiry shows that local time itself, the
+    anchor time when a daylight-saving gap moved the expiry off it (so that the next
+    period returns to it)."""
+    _require_aware(expires_at, "expires_at")
+    shown = expires_at.astimezone(zone_of(zone)).time()
+    return None if shown == anchor_time.replace(tzinfo=None) else anchor_time
+
+
+def local_time_of_day(expires_at: datetime, anchor_time: time | None, zone: str | tzinfo) -> time:
+    """The local time of day a subscription renews at: its stored anchor time, or else
+    that of its expiry in ``zone``."""
+    if anchor_time is not None:
+        return anchor_time
+    _require_aware(expires_at, "expires_at")
+    return expires_at.astimezone(zone_of(zone)).time()
 
 
 def period_months(billing_cycle: str) -> int:
@@ -129,9 +164,11 @@ def next_expiry(
     periods: int = 1,
     *,
     zone: str | tzinfo,
+    anchor_time: time | None = None,
 ) -> datetime:
     """The expiry after renewing for ``periods`` billing periods (one by default), counted
-    on the calendar of ``zone``, the account's time zone.
+    on the calendar of ``zone``, the account's time zone, at the local time of day
+    ``anchor_time`` (by default that of ``expires_at``).
 
     Renewal always extends from the current expiry, never from "now": an instance
     renewed early loses no time and one renewed in its grace period gains none.
@@ -139,15 +176,22 @@ def next_expiry(
     _require_int(periods, "periods")
     if periods < 1:
         raise ValueError(f"periods {periods!r} must be at least 1: a renewal buys whole periods")
-    return add_months(expires_at, period_months(billing_cycle) * periods, anchor_day, zone)
+    return add_months(
+        expires_at, period_months(billing_cycle) * periods, anchor_day, zone, anchor_time
+    )
 
 
 def period_start(
-    expires_at: datetime, billing_cycle: str, anchor_day: int, *, zone: str | tzinfo
+    expires_at: datetime,
+    billing_cycle: str,
+    anchor_day: int,
+    *,
+    zone: str | tzinfo,
+    anchor_time: time | None = None,
 ) -> datetime:
     """The start of the period that ends at ``expires_at``: one billing period back on
-    the calendar of ``zone``."""
-    return add_months(expires_at, -period_months(billing_cycle), anchor_day, zone)
+    the calendar of ``zone``, at ``anchor_time`` (by default that of ``expires_at``)."""
+    return add_months(expires_at, -period_months(billing_cycle), anchor_day, zone, anchor_time)
 
 
 def period_containing(
@@ -157,14 +201,16 @@ def period_containing(
     anchor_day: int,
     *,
     zone: str | tzinfo,
+    anchor_time: time | None = None,
 ) -> tuple[datetime, datetime, int]:
     """The paid billing period that contains ``moment``, and how many whole periods
     follow it up to ``expires_at``: ``(start, end, whole_periods_after)``.
 
     The periods are counted back from ``expires_at`` on the calendar of ``zone``, one
     billing period at a time onto the anchor day, as renewals count them forward: the
-    k-th period back starts ``k`` periods before the expiry (:func:`add_months`). A
-    period holds its start, not its end. ``moment`` must be before ``expires_at``.
+    k-th period back starts ``k`` periods before the expiry (:func:`add_months`), at
+    ``anchor_time`` (by default that of ``expires_at``). A period holds its start, not
+    its end. ``moment`` must be before ``expires_at``.
     """
     _require_aware(moment, "moment")
     _require_aware(expires_at, "expires_at")
@@ -177,7 +223,7 @@ def period_containing(
     tz = zone_of(zone)
 
     def start(k: int) -> datetime:
-        return add_months(expires_at, -k * step, anchor_day, tz)
+        return add_months(expires_at, -k * step, anchor_day, tz, anchor_time)
 
     # A first guess from the local months between the two, then a step or two to the
     # period that holds ``moment``: start(k) <= moment < start(k - 1).

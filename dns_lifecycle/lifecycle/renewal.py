@@ -7,13 +7,15 @@ ask these functions what to do, and write the answer in one transaction.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, tzinfo
+from datetime import datetime, time, tzinfo
 from decimal import Decimal
 
 from dns_lifecycle.core.errors import Refused
 from dns_lifecycle.lifecycle.calendar import (
     LAST_YEAR,
     BeyondTheCalendar,
+    anchor_time_to_keep,
+    local_time_of_day,
     next_expiry,
     period_containing,
     zone_of,
@@ -41,6 +43,9 @@ def auto_renewal_window(as_of: datetime, lead_days: int) -> tuple[datetime, date
 class Period:
     start: datetime
     end: datetime
+    # The anchor time the instance stores once it expires at ``end`` (see
+    # ``calendar.anchor_time_to_keep``); only a renewal's period sets it.
+    anchor_time: time | None = None
 
 
 def renewal_period(
@@ -51,12 +56,18 @@ def renewal_period(
     *,
     zone: str | tzinfo,
     instance_id: str,
+    anchor_time: time | None = None,
 ) -> Period:
     """The period a renewal buys: from the current expiry, ``periods`` cycles on, counted
-    on the calendar of the account's time zone ``zone``. A period that would end after
-    the last year an expiry can hold is refused, naming the instance ``instance_id``."""
+    on the calendar of the account's time zone ``zone``, onto the anchor day and the
+    anchor time (``anchor_time``, by default the expiry's local time). A period that
+    would end after the last year an expiry can hold is refused, naming the instance
+    ``instance_id``."""
+    anchor_time = local_time_of_day(expires_at, anchor_time, zone)
     try:
-        end = next_expiry(expires_at, billing_cycle, anchor_day, periods, zone=zone)
+        end = next_expiry(
+            expires_at, billing_cycle, anchor_day, periods, zone=zone, anchor_time=anchor_time
+        )
     except BeyondTheCalendar:
         unit = "months" if billing_cycle == "monthly" else "years"
         raise Refused(
@@ -65,7 +76,7 @@ def renewal_period(
             f"{LAST_YEAR}, the last an expiry can reach; renew it by fewer periods, or not "
             "at all"
         ) from None
-    return Period(expires_at, end)
+    return Period(expires_at, end, anchor_time_to_keep(end, anchor_time, zone))
 
 
 def local_time(moment: datetime, zone: str | tzinfo) -> str:
@@ -201,6 +212,7 @@ def plan_upgrade(
     target: tuple[str, int, Decimal],
     as_of: datetime,
     grace_days: int,
+    anchor_time: time | None = None,
 ) -> Upgrade:
     """Price an upgrade (edition code, rank, price of one period for the cycle), or refuse.
 
@@ -241,10 +253,19 @@ def plan_upgrade(
             "upgrades to a higher edition are allowed; a downgrade takes effect only as a "
             "new instance"
         )
+    if new_price < cur_price:
+        # Ranks and prices come from the catalogue; the import refuses a price that falls
+        # as rank rises, but a database may hold such editions from before.
+        raise Refused(
+            f"instance {instance_id} cannot move from {cur_code} to {new_code}: {new_code} "
+            f"ranks higher but costs ¥{new_price} a {billing_cycle.removesuffix('ly')} period, "
+            f"less than ¥{cur_price} for {cur_code}; an upgrade never pays back: correct the "
+            "editions' prices (re-import them rising with rank), then upgrade"
+        )
     # An upgrade keeps the expiry: some paid time must be left to charge for.
     require_paid_through(instance_id, expires_at, as_of, zone, renew_first(instance_id))
     start, end, whole_after = period_containing(
-        as_of, expires_at, billing_cycle, anchor_day, zone=zone
+        as_of, expires_at, billing_cycle, anchor_day, zone=zone, anchor_time=anchor_time
     )
     amount = upgrade_amount(cur_price, new_price, start, end, as_of, whole_after)
     return Upgrade(amount, Period(start, expires_at))

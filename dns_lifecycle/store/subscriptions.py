@@ -51,7 +51,9 @@ from dns_lifecycle.lifecycle.renewal import (
 )
 from dns_lifecycle.store import referenced, table_of
 from dns_lifecycle.store.notifications import insert_ignoring_duplicates, insert_notices
+from dns_lifecycle.store.requests import earlier_request, hold_request
 from models import Account, Edition, Instance, Notification, Order
+from models.types import RequestAction
 
 ORDERS = table_of(Order)
 
@@ -102,17 +104,16 @@ def addressee(instance: Instance, account: Account) -> Addressee:
     )
 
 
-def _earlier_order(session: Session, key: str) -> Order | None:
-    return session.execute(select(Order).where(col(Order.key) == key)).scalar_one_or_none()
-
-
-def _key_reused(request_key: str, order: Order, made: str, asked: str) -> Refused:
-    """The refusal for a request key that an earlier, different request already used."""
-    return Refused(
-        f"request key {request_key!r} was already used by order {order.id} ({made} of "
-        f"instance {order.instance_id}); this request asks for {asked}: give a new request "
-        "key for a new request, or the same parameters to repeat that one"
-    )
+def _earlier_order(
+    session: Session, request_key: str, action: RequestAction, instance_id: str, params: str
+) -> Order | None:
+    """The order an earlier, identical request made with ``request_key``, or None for a
+    new key; a key held by any other request is refused."""
+    held = earlier_request(session, request_key, action, instance_id, params)
+    if held is None:
+        return None
+    assert held.order_id is not None  # renewals and upgrades hold their order
+    return session.get(Order, held.order_id)
 
 
 def _create_order(session: Session, values: dict[str, Any]) -> Order | None:
@@ -185,28 +186,17 @@ def renew(
     An expired instance (still inside its grace period as of ``as_of``) becomes active
     again; one past its grace period, released or not, is refused, and so is any
     renewal that would leave it expiring by ``as_of``. ``request_key`` makes a retried
-    request a no-op; the same key with another number of periods is refused.
+    request a no-op; the same key with another instance, action or number of periods is
+    refused (see ``store.requests``).
     """
     instance = lock_instance(session, instance_id)
     account = lock_accounts(session, [instance.account_id])[instance.account_id]
     zone = account.timezone
     check_periods(instance.id, periods, instance.billing_cycle)
     key = manual_renewal_key(instance.id, request_key)
-    existing = _earlier_order(session, key)
+    asked = f"periods={periods}"
+    existing = _earlier_order(session, request_key, "manual_renewal", instance.id, asked)
     if existing is not None:
-        # The same request again is already done; the period it bought tells how many
-        # periods it asked for.
-        asked = renewal_period(
-            existing.period_start,
-            instance.billing_cycle,
-            instance.anchor_day,
-            periods,
-            zone=zone,
-            instance_id=instance.id,
-        )
-        if asked.end != existing.period_end:
-            made = f"a renewal to {local_time(existing.period_end, zone)}"
-            raise _key_reused(request_key, existing, made, f"{periods} period(s)")
         return existing
     check_renewable(
         instance.id,
@@ -229,6 +219,7 @@ def renew(
         periods,
         zone=zone,
         instance_id=instance.id,
+        anchor_time=instance.anchor_time,
     )
     require_paid_through(instance.id, period.end, as_of, zone)
     payment = pay_from_balance(account.balance, amount)
@@ -244,8 +235,17 @@ def renew(
         edition_code=instance.edition_code,
         now=now,
     )
+    hold_request(
+        session,
+        key=request_key,
+        action="manual_renewal",
+        subject=instance.id,
+        params=asked,
+        now=now,
+        order_id=order.id,
+    )
     account.balance = payment.balance_after
-    instance.expires_at = period.end
+    instance.expires_at, instance.anchor_time = period.end, period.anchor_time
     instance.state = "active"
     session.add_all([account, instance])
     notice = Renewed.to(
@@ -277,7 +277,15 @@ def upgrade(
     grace_days: int,
 ) -> Order:
     """Move to a higher edition, paying the difference for the paid time until the
-    expiry (see :func:`plan_upgrade`), or refuse."""
+    expiry (see :func:`plan_upgrade`), or refuse.
+
+    The upgrade takes effect at ``now``, the clock: it is judged and priced at the later
+    of ``as_of`` and ``now``, so an ``as_of`` given a little in the past neither accepts an
+    instance that has expired since nor charges for time already used.
+    """
+    # An earlier as_of would price a period that has ended, or pass an instance that
+    # expired between that moment and the clock.
+    as_of = max(as_of, now)
     instance = lock_instance(session, instance_id)
     target = session.get(Edition, edition_code)
     if target is None:
@@ -286,11 +294,9 @@ def upgrade(
         )
         raise NotFound(f"edition {shortened(edition_code)!r} does not exist: choose one of {codes}")
     key = upgrade_key(instance.id, request_key)
-    existing = _earlier_order(session, key)
+    asked = f"edition={target.code}"
+    existing = _earlier_order(session, request_key, "upgrade", instance.id, asked)
     if existing is not None:
-        if existing.kind != "upgrade" or existing.edition_code != target.code:
-            made = f"an upgrade to {existing.edition_code}"
-            raise _key_reused(request_key, existing, made, f"edition {target.code}")
         return existing
     account = lock_accounts(session, [instance.account_id])[instance.account_id]
     current = referenced(session, Edition, instance.edition_code)
@@ -306,6 +312,7 @@ def upgrade(
         target=(target.code, target.rank, edition_price(target, cycle)),
         as_of=as_of,
         grace_days=grace_days,
+        anchor_time=instance.anchor_time,
     )
     payment = pay_from_balance(account.balance, plan.amount)
     if not payment.paid:
@@ -319,6 +326,15 @@ def upgrade(
         amount=plan.amount,
         edition_code=target.code,
         now=now,
+    )
+    hold_request(
+        session,
+        key=request_key,
+        action="upgrade",
+        subject=instance.id,
+        params=asked,
+        now=now,
+        order_id=order.id,
     )
     account.balance = payment.balance_after
     instance.edition_code = target.code
@@ -380,8 +396,19 @@ def set_auto_renew(
             "auto-renewal only renews before expiry; renew it by hand "
             f"(`dns-lifecycle renew {instance.id}`), then switch auto-renewal on"
         )
+    asked = f"auto_renew={'on' if on else 'off'}"
+    if earlier_request(session, request_key, "auto_renew", instance.id, asked) is not None:
+        return False
     if instance.auto_renew == on:
         return False
+    hold_request(
+        session,
+        key=request_key,
+        action="auto_renew",
+        subject=instance.id,
+        params=asked,
+        now=now,
+    )
     instance.auto_renew = on
     session.add(instance)
     account = referenced(session, Account, instance.account_id)
@@ -463,6 +490,7 @@ def auto_renew_batch(
             instance.anchor_day,
             zone=account.timezone,
             instance_id=instance.id,
+            anchor_time=instance.anchor_time,
         )
         payment = pay_from_balance(balances[account.id], amount, automatic=True)
         order = orders.get(key)
@@ -513,7 +541,7 @@ def auto_renew_batch(
         balances[account.id] = payment.balance_after
         if payment.paid:
             order.state, order.paid_at, order.reason = "paid", now, None
-            instance.expires_at = period.end
+            instance.expires_at, instance.anchor_time = period.end, period.anchor_time
             notices += Renewed.to(
                 to,
                 as_of=as_of,

@@ -2,9 +2,9 @@
 
 A top-up is one unit of work inside the caller's transaction: the account is locked,
 the request key looked up, and the row and the new balance written together. The key
-is unique in the table, whatever the account: a repeated request finds its top-up and
-adds nothing; the same key with another account or amount is refused. Nothing here
-commits.
+is unique among all requests (``store.requests``), whatever the account or action: a
+repeated request finds its top-up and adds nothing; the same key with another account
+or amount, or one a renewal or an upgrade used, is refused. Nothing here commits.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from dns_lifecycle.core.errors import LifecycleError, NotFound, Refused
 from dns_lifecycle.lifecycle.balance import top_up_balance
 from dns_lifecycle.store import table_of
 from dns_lifecycle.store.notifications import insert_ignoring_duplicates
+from dns_lifecycle.store.requests import earlier_request, hold_request
 from dns_lifecycle.store.subscriptions import lock_accounts
 from models import TopUp
 
@@ -67,9 +68,12 @@ def top_up(
             f"account {account_id!r} does not exist: check the id "
             "(`dns-lifecycle export` lists every account)"
         )
-    earlier = _by_key(session, request_key)
-    if earlier is not None:
-        _earlier(request_key, earlier, account_id, amount)
+    asked = _params(amount)
+    held = earlier_request(session, request_key, "top_up", account.id, asked)
+    if held is not None:
+        assert held.top_up_id is not None  # a top-up holds its row
+        earlier = session.get(TopUp, held.top_up_id)
+        assert earlier is not None
         return TopUpOutcome(earlier, account.balance, repeated=True)
     after = top_up_balance(account.id, account.balance, amount)
     row = {"key": request_key, "account_id": account.id, "amount": amount, "created_at": now}
@@ -81,9 +85,25 @@ def top_up(
             raise LifecycleError(f"top-up {request_key!r} vanished while being added")
         _earlier(request_key, earlier, account_id, amount)
         return TopUpOutcome(earlier, account.balance, repeated=True)
+    made = _by_key(session, request_key)
+    assert made is not None  # inserted above, in this transaction
+    hold_request(
+        session,
+        key=request_key,
+        action="top_up",
+        subject=account.id,
+        params=asked,
+        now=now,
+        top_up_id=made.id,
+    )
     account.balance = after
     session.add(account)
     session.flush()
-    made = _by_key(session, request_key)
-    assert made is not None  # inserted above, in this transaction
     return TopUpOutcome(made, after, repeated=False)
+
+
+def _params(amount: Decimal) -> str:
+    """The amount as a request's parameter: whole cents as ``5.00``, so that 5 and 5.00
+    are one request; anything finer as given (it is refused anyway)."""
+    cents = amount.quantize(Decimal("0.01"))
+    return f"amount={cents if cents == amount else amount}"

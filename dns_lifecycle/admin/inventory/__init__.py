@@ -24,7 +24,8 @@ The document (every top-level key is optional)::
      "clusters":  [{"code", "kind", "nameservers"}],
      "accounts":  [{"id", "name", "email", "phone", "locale", "timezone", "balance"?}],
      "instances": [{"id", "account", "edition", "billing_cycle", "expires_at",
-                    "auto_renew", "state", "cluster", "anchor_day"?, "released_at"?,
+                    "auto_renew", "state", "cluster", "anchor_day"?, "anchor_time"?,
+                    "released_at"?,
                     "domains"?: [{"name", "registrar", "epp_statuses"?, "nameservers"?,
                                   "records"?: [{"type", "host", "value", "ttl",
                                                 "cluster"?}]}]}]}

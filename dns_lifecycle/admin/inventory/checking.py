@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import calendar
 import contextlib
+import itertools
 from collections.abc import Iterable
 from dataclasses import astuple, dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, time
 from decimal import Decimal
 from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
@@ -331,6 +332,8 @@ class StoredState:
     """What the database holds that the checks and the writes need."""
 
     edition_ranks: dict[str, int]
+    # (monthly, yearly) price of each stored edition.
+    edition_prices: dict[str, tuple[Decimal, Decimal]]
     cluster_kinds: dict[str, str]
     account_ids: set[str]
     account_zones: dict[str, str]
@@ -340,13 +343,24 @@ class StoredState:
     users_of_freed: dict[str, int]
     # Of each account the document moves to another time zone: its stored instances
     # (id, expiry, anchor day).
-    instances_of: dict[str, list[tuple[str, datetime, int]]]
+    instances_of: dict[str, list[tuple[str, datetime, int, time | None]]]
     # What the lifecycle did, that a file older than it must not undo (``Lifecycle``).
     lifecycle: Lifecycle
 
     @classmethod
     def load(cls, session: Session, declared: _Declared) -> StoredState:
-        edition_ranks = dict(session.execute(select(col(Edition.code), col(Edition.rank))).all())
+        edition_ranks: dict[str, int] = {}
+        edition_prices: dict[str, tuple[Decimal, Decimal]] = {}
+        for code, rank, monthly, yearly in session.execute(
+            select(
+                col(Edition.code),
+                col(Edition.rank),
+                col(Edition.monthly_price),
+                col(Edition.yearly_price),
+            )
+        ):
+            edition_ranks[code] = rank
+            edition_prices[code] = (monthly, yearly)
         cluster_kinds = dict(session.execute(select(col(Cluster.code), col(Cluster.kind))).all())
         account_zones: dict[str, str] = {}
         for chunk in chunks(sorted(declared.accounts | declared.account_refs)):
@@ -383,21 +397,25 @@ class StoredState:
             for account_id, zone in declared.account_zones.items()
             if account_id in account_zones and zone != account_zones[account_id]
         )
-        instances_of: dict[str, list[tuple[str, datetime, int]]] = {}
+        instances_of: dict[str, list[tuple[str, datetime, int, time | None]]] = {}
         for chunk in chunks(moved):
-            for instance_id, account_id, expires_at, anchor in session.execute(
+            for instance_id, account_id, expires_at, anchor, at in session.execute(
                 select(
                     col(Instance.id),
                     col(Instance.account_id),
                     col(Instance.expires_at),
                     col(Instance.anchor_day),
+                    col(Instance.anchor_time),
                 )
                 .where(col(Instance.account_id).in_(chunk))
                 .order_by(col(Instance.id))
             ):
-                instances_of.setdefault(account_id, []).append((instance_id, expires_at, anchor))
+                instances_of.setdefault(account_id, []).append(
+                    (instance_id, expires_at, anchor, at)
+                )
         return cls(
             edition_ranks,
+            edition_prices,
             cluster_kinds,
             account_ids,
             account_zones,
@@ -407,6 +425,34 @@ class StoredState:
             instances_of,
             lifecycle,
         )
+
+
+class _Rung(NamedTuple):
+    """An edition on the ladder of ranks: its (monthly, yearly) prices, and its path in
+    the file (None for a stored edition the file leaves as it is)."""
+
+    rank: int
+    code: str
+    prices: tuple[Decimal, Decimal]
+    path: str | None
+
+
+def anchor_time_misfit(expires_at: datetime, anchor_time: time | None, zone: str) -> str | None:
+    """The local time of ``expires_at`` in ``zone`` when ``anchor_time`` does not fit it,
+    else None. An anchor time fits the expiry that shows it, and one that a
+    daylight-saving gap skipped on the expiry's day, moving the expiry forward by the
+    jump (see ``lifecycle.calendar.add_months``)."""
+    if anchor_time is None:
+        return None
+    tz = ZoneInfo(zone)
+    local = expires_at.astimezone(tz)
+    if local.time() == anchor_time:
+        return None
+    wall = datetime.combine(local.date(), anchor_time, tzinfo=tz)
+    skipped = wall.astimezone(UTC).astimezone(tz).time() != anchor_time
+    if skipped and wall.astimezone(UTC) == expires_at:
+        return None
+    return local.time().isoformat()
 
 
 def anchor_misfit(expires_at: datetime, anchor: int, zone: str) -> int | None:
@@ -507,7 +553,39 @@ class _Walk:
                 seen_ranks[rank] = path
             if len(self.errors) == before:
                 rows.append(row)
+        self._prices_rise_with_rank(rows, seen_ranks)
         return rows
+
+    def _prices_rise_with_rank(self, rows: list[dict[str, Any]], paths: dict[int, str]) -> None:
+        """Refuse a file edition whose monthly or yearly price falls as rank rises, next
+        to the editions of the file and the stored ones it leaves as they are: an upgrade
+        goes up in rank, and never pays back."""
+        declared = {row["code"] for row in rows}
+        ladder = [
+            _Rung(r["rank"], r["code"], (r["monthly_price"], r["yearly_price"]), paths[r["rank"]])
+            for r in rows
+        ]
+        ladder += [
+            _Rung(rank, code, self.stored.edition_prices[code], None)
+            for code, rank in self.stored.edition_ranks.items()
+            if code not in declared and code not in self.declared.editions
+        ]
+        ladder.sort(key=lambda rung: rung.rank)
+        for lower, higher in itertools.pairwise(ladder):
+            blamed, other = (higher, lower) if higher.path is not None else (lower, higher)
+            if blamed.path is None:
+                continue  # both stored: not this file's doing
+            for index, name in enumerate(("monthly_price", "yearly_price")):
+                if higher.prices[index] < lower.prices[index]:
+                    where = "" if other.path is not None else "stored "
+                    self.bad(
+                        f"{blamed.path}.{name}",
+                        f"{values.show(higher.code)} (rank {higher.rank}) costs "
+                        f"{higher.prices[index]}, less than the {lower.prices[index]} of the "
+                        f"{where}edition {values.show(lower.code)} (rank {lower.rank}) below "
+                        "it: prices may not fall as rank rises; raise this price or change "
+                        "the ranks",
+                    )
 
     def clusters(self, section: Any) -> list[dict[str, Any]]:
         rows: list[dict[str, Any]] = []
@@ -617,7 +695,7 @@ class _Walk:
         zone = row["timezone"]
         if self.stored.account_zones.get(row["id"], zone) == zone:
             return
-        for instance_id, expires_at, anchor in self.stored.instances_of.get(row["id"], []):
+        for instance_id, expires_at, anchor, at in self.stored.instances_of.get(row["id"], []):
             if instance_id in self.declared.instances:
                 continue
             if (day := anchor_misfit(expires_at, anchor, zone)) is not None:
@@ -627,6 +705,15 @@ class _Walk:
                     f"{values.show(instance_id)}: its anchor_day {anchor} does not fit its "
                     f"expires_at (day {day} in {zone}); list that instance in this file with "
                     "an anchor_day and expires_at that fit the new zone, or keep the zone",
+                )
+            elif (shown := anchor_time_misfit(expires_at, at, zone)) is not None:
+                assert at is not None  # only a stored anchor time can misfit
+                self.bad(
+                    f"{path}.timezone",
+                    f"{values.show(zone)} does not fit the stored instance "
+                    f"{values.show(instance_id)}: its anchor_time {at.isoformat()} does not "
+                    f"fit its expires_at ({shown} in {zone}); list that instance in this file "
+                    "with an expires_at that fits the new zone, or keep the zone",
                 )
 
     def instances(
@@ -927,6 +1014,15 @@ class _Walk:
                 f"{path}.anchor_day",
                 f"{anchor} does not fit expires_at (day {day} in {zone}): it must be {day}, or "
                 "larger only when expiry falls on the last day of the month",
+            )
+        # Left out, it is the expiry's own time: written so, not kept from before.
+        at: time | None = row.setdefault("anchor_time", None)
+        if at is not None and (shown := anchor_time_misfit(row["expires_at"], at, zone)):
+            self.bad(
+                f"{path}.anchor_time",
+                f"{values.show(at.isoformat())} does not fit expires_at ({shown} in {zone}): "
+                "it differs from the expiry's local time only where a daylight-saving gap "
+                "skipped it on that day; give that time or leave anchor_time out",
             )
 
     def domains(

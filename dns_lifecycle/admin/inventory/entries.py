@@ -190,10 +190,12 @@ InstanceEntry = _derive(
         "state": "state",
         "cluster": "cluster_code",
         "anchor_day": "anchor_day",
+        "anchor_time": "anchor_time",
         "released_at": "released_at",
     },
-    optional=("anchor_day", "released_at"),
+    optional=("anchor_day", "anchor_time", "released_at"),
     checks={
+        "anchor_time": (BeforeValidator(values.time_of_day),),
         "id": (AfterValidator(values.ident),),
         "account": (AfterValidator(values.ident),),
         "edition": (AfterValidator(values.ident),),

@@ -158,6 +158,8 @@ def _export_instances(session: Session) -> Iterator[dict[str, Any]]:
                 "cluster": r.cluster_code,
                 "anchor_day": r.anchor_day,
             }
+            if r.anchor_time is not None:
+                entry["anchor_time"] = r.anchor_time.isoformat()
             if r.released_at is not None:
                 entry["released_at"] = _when(r.released_at)
             entry["domains"] = [

@@ -13,7 +13,7 @@ import functools
 import re
 import unicodedata
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, time
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -236,6 +236,24 @@ def moment(value: Any) -> datetime:
         raise ValueError(f"{show(value)} is out of range") from None
     if not 1970 <= parsed.year <= 9998:
         raise ValueError(f"{show(value)} is out of range (years 1970 to 9998)")
+    return parsed
+
+
+def time_of_day(value: Any) -> time:
+    """A local time of day, ``HH:MM`` or ``HH:MM:SS`` (with fractions), without offset."""
+    if not isinstance(value, str):
+        raise ValueError(f"expected a local time of day such as '02:30', got {show(value)}")
+    if _unsafe(value) or len(value) > 32:
+        raise ValueError(f"{show(value)} is not a local time of day")
+    try:
+        parsed = time.fromisoformat(value)
+    except ValueError:
+        raise ValueError(f"{show(value)} is not a local time of day, e.g. '02:30'") from None
+    if parsed.tzinfo is not None:
+        raise ValueError(
+            f"{show(value)} has an offset: an anchor time is read in the account's zone; "
+            "leave the offset out"
+        )
     return parsed
 
 
