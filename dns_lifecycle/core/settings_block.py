@@ -21,10 +21,11 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
 from prefect.blocks.core import Block
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic.json_schema import SkipJsonSchema
 from pydantic_settings import EnvSettingsSource, SettingsError
 
 from dns_lifecycle.core.errors import LifecycleError
@@ -48,6 +49,11 @@ class SettingsInvalid(LifecycleError):
     """A setting whose value cannot be used: the run does nothing."""
 
 
+# A field left empty in the block: not set there. Left out of the form's schema, so the
+# form shows each field as its own type, not as a choice between it and null.
+Unset: TypeAlias = SkipJsonSchema[None]
+
+
 def _field(title: str, description: str) -> Any:
     # Empty (None) in the block means "not set here": the environment or the default.
     return Field(default=None, title=title, description=description)
@@ -69,7 +75,7 @@ class DatabaseGroup(_Group):
     """Where the project keeps its state."""
 
     model_config = ConfigDict(title="Database")
-    database_url: SecretStr | None = _field(
+    database_url: SecretStr | Unset = _field(
         "Database URL",
         "SQLAlchemy URL of the project's database, e.g. "
         "postgresql://dns:PASSWORD@db.example.com/dns_lifecycle (it carries a password).",
@@ -80,11 +86,11 @@ class FilesGroup(_Group):
     """Folders on the worker."""
 
     model_config = ConfigDict(title="Files")
-    outbox_dir: str | None = _field(
+    outbox_dir: str | Unset = _field(
         "Outbox folder",
         "Where the file backends write .eml files and JSON lines of SMS.",
     )
-    templates_dir: str | None = _field(
+    templates_dir: str | Unset = _field(
         "Email templates folder",
         "Folder of the email templates; empty: the templates shipped with the project.",
     )
@@ -94,23 +100,23 @@ class RulesGroup(_Group):
     """The numbers the business rules leave open."""
 
     model_config = ConfigDict(title="Lifecycle rules")
-    reminder_offsets_days: list[int] | None = _field(
+    reminder_offsets_days: list[int] | Unset = _field(
         "Reminder days before expiry",
         "Days before expiry a reminder is sent, distinct whole days >= 1; default 30, 7, 3, 1.",
     )
-    renewal_lead_days: int | None = _field(
+    renewal_lead_days: int | Unset = _field(
         "Auto-renewal lead (days)",
         "Days before expiry an auto-renewing instance is renewed (1-60); default 7.",
     )
-    grace_days: int | None = _field(
+    grace_days: int | Unset = _field(
         "Grace period (days)",
         "Days an expired instance keeps resolving before its release (1-60); default 7.",
     )
-    batch_size: int | None = _field(
+    batch_size: int | Unset = _field(
         "Batch size",
         "Instances handled per batch (1-50,000); default 1,000.",
     )
-    failure_threshold: float | None = _field(
+    failure_threshold: float | Unset = _field(
         "Failure threshold",
         "A delivery run ends Failed when more than this share of its deliveries failed "
         "(0-1); default 0.05.",
@@ -121,29 +127,29 @@ class EmailGroup(_Group):
     """How notices go out by email."""
 
     model_config = ConfigDict(title="Email")
-    email_backend: EmailBackend | None = _field(
+    email_backend: EmailBackend | Unset = _field(
         "Email backend",
         "smtp sends through the server below; file writes .eml files to the outbox; "
         "memory keeps them in the process (tests). Default: file.",
     )
-    email_from: str | None = _field(
+    email_from: str | Unset = _field(
         "Sender", "From address of every notice, e.g. DNS Hosting <no-reply@example.com>."
     )
-    smtp_host: str | None = _field("SMTP server", "Host name or address of the SMTP server.")
-    smtp_port: int | None = _field("SMTP port", "TCP port of the SMTP server (1-65535); 25.")
-    smtp_security: SmtpSecurity | None = _field(
+    smtp_host: str | Unset = _field("SMTP server", "Host name or address of the SMTP server.")
+    smtp_port: int | Unset = _field("SMTP port", "TCP port of the SMTP server (1-65535); 25.")
+    smtp_security: SmtpSecurity | Unset = _field(
         "SMTP security", "none, starttls (usually port 587) or tls (usually port 465)."
     )
-    smtp_username: str | None = _field("SMTP user", "User name to log in with; empty: none.")
-    smtp_password: SecretStr | None = _field("SMTP password", "Password of the SMTP user.")
-    smtp_timeout_seconds: float | None = _field(
+    smtp_username: str | Unset = _field("SMTP user", "User name to log in with; empty: none.")
+    smtp_password: SecretStr | Unset = _field("SMTP password", "Password of the SMTP user.")
+    smtp_timeout_seconds: float | Unset = _field(
         "SMTP timeout (seconds)", "How long to wait for the SMTP server; default 30."
     )
-    smtp_connections: int | None = _field(
+    smtp_connections: int | Unset = _field(
         "SMTP connections",
         "Connections to the SMTP server at once, across all processes (1-64); default 4.",
     )
-    delivery_processes: int | None = _field(
+    delivery_processes: int | Unset = _field(
         "Delivery processes",
         "Processes that render and send (0: one per core; 1: in the run's own); default 0.",
     )
@@ -153,20 +159,20 @@ class SmsGroup(_Group):
     """How notices go out by SMS."""
 
     model_config = ConfigDict(title="SMS")
-    sms_backend: SmsBackend | None = _field(
+    sms_backend: SmsBackend | Unset = _field(
         "SMS backend",
         "aliyun sends through Alibaba Cloud SMS; file writes JSON lines to the outbox; "
         "memory keeps them in the process (tests). Default: file.",
     )
-    sms_sign_name: str | None = _field("SMS signature", "Signature name approved for the SMS.")
-    sms_template_prefix: str | None = _field(
+    sms_sign_name: str | Unset = _field("SMS signature", "Signature name approved for the SMS.")
+    sms_template_prefix: str | Unset = _field(
         "SMS template prefix",
         "The template code of a notice kind is this prefix + the kind in capitals.",
     )
-    aliyun_endpoint: str | None = _field(
+    aliyun_endpoint: str | Unset = _field(
         "SMS API endpoint", "Host of the SMS API; default dysmsapi.aliyuncs.com."
     )
-    sms_timeout_seconds: float | None = _field(
+    sms_timeout_seconds: float | Unset = _field(
         "SMS timeout (seconds)", "How long to wait for the SMS API; default 10."
     )
 
@@ -175,11 +181,11 @@ class AliyunGroup(_Group):
     """The Alibaba Cloud access key, for SMS and for the Domain API."""
 
     model_config = ConfigDict(title="Alibaba Cloud access key")
-    aliyun_access_key_id: str | None = _field("Access key ID", "AccessKey ID of the account.")
-    aliyun_access_key_secret: SecretStr | None = _field(
+    aliyun_access_key_id: str | Unset = _field("Access key ID", "AccessKey ID of the account.")
+    aliyun_access_key_secret: SecretStr | Unset = _field(
         "Access key secret", "AccessKey secret of the account."
     )
-    aliyun_protocol: AliyunProtocol | None = _field(
+    aliyun_protocol: AliyunProtocol | Unset = _field(
         "Protocol", "https, or http for a stand-in on a private network; default https."
     )
 
@@ -188,19 +194,19 @@ class RegistrarGroup(_Group):
     """Where delegations are changed."""
 
     model_config = ConfigDict(title="Registrar")
-    registrar_backend: RegistrarBackend | None = _field(
+    registrar_backend: RegistrarBackend | Unset = _field(
         "Registrar backend",
         "database records delegations in the project's database; http calls a registrar's "
         "HTTP API; aliyun the Alibaba Cloud Domain API. Default: database.",
     )
-    registrar_url: str | None = _field("Registrar API URL", "Base URL of the http registrar.")
-    registrar_token: SecretStr | None = _field(
+    registrar_url: str | Unset = _field("Registrar API URL", "Base URL of the http registrar.")
+    registrar_token: SecretStr | Unset = _field(
         "Registrar API token", "Bearer token of the http registrar."
     )
-    registrar_aliyun_endpoint: str | None = _field(
+    registrar_aliyun_endpoint: str | Unset = _field(
         "Domain API endpoint", "host or host:port of the Alibaba Cloud Domain API."
     )
-    registrar_timeout_seconds: float | None = _field(
+    registrar_timeout_seconds: float | Unset = _field(
         "Registrar timeout (seconds)", "How long to wait for the registrar; default 10."
     )
 
@@ -209,29 +215,29 @@ class ClustersGroup(_Group):
     """The live DNS clusters and the release of a domain from them."""
 
     model_config = ConfigDict(title="DNS clusters and release")
-    cluster_api_keys: dict[str, SecretStr] | None = _field(
+    cluster_api_keys: dict[str, SecretStr] | Unset = _field(
         "Cluster API keys",
         'API key of each PowerDNS cluster by its code, e.g. {"paid-1": "KEY"}.',
     )
-    cluster_timeout_seconds: float | None = _field(
+    cluster_timeout_seconds: float | Unset = _field(
         "Cluster timeout (seconds)", "How long to wait for a cluster's API; default 10."
     )
-    drain_hours: float | None = _field(
+    drain_hours: float | Unset = _field(
         "Drain (hours)",
         "How long the paid copy keeps answering after the switch; default 48.",
     )
-    manual_drain_days: float | None = _field(
+    manual_drain_days: float | Unset = _field(
         "Ticketed drain (days)",
         "The latest a ticketed domain's drain starts after its release; default 14.",
     )
-    verify_attempts: int | None = _field(
+    verify_attempts: int | Unset = _field(
         "Verification attempts",
         "Failed checks of the free copy before a person is asked to look (1-100); default 3.",
     )
-    release_workers: int | None = _field(
+    release_workers: int | Unset = _field(
         "Release threads", "Domains released at once per process (1-32); default 4."
     )
-    release_processes: int | None = _field(
+    release_processes: int | Unset = _field(
         "Release processes", "Processes that release domains (0: one per core); default 0."
     )
 
@@ -240,19 +246,19 @@ class TicketsGroup(_Group):
     """Where tasks for a person are filed."""
 
     model_config = ConfigDict(title="Tickets")
-    ticket_sink: TicketSink | None = _field(
+    ticket_sink: TicketSink | Unset = _field(
         "Ticket sink",
         "database keeps tickets in the project's database only; webhook also posts them "
         "to the URL below. Default: database.",
     )
-    ticket_webhook_url: str | None = _field("Webhook URL", "URL the tickets are posted to.")
-    ticket_webhook_token: SecretStr | None = _field(
+    ticket_webhook_url: str | Unset = _field("Webhook URL", "URL the tickets are posted to.")
+    ticket_webhook_token: SecretStr | Unset = _field(
         "Webhook token", "Bearer token sent with each ticket."
     )
-    ticket_webhook_timeout_seconds: float | None = _field(
+    ticket_webhook_timeout_seconds: float | Unset = _field(
         "Webhook timeout (seconds)", "How long to wait for the webhook; default 10."
     )
-    ticket_webhook_attempts: int | None = _field(
+    ticket_webhook_attempts: int | Unset = _field(
         "Webhook attempts", "Tries per ticket before the run gives up on it (1-10); default 3."
     )
 
@@ -261,11 +267,11 @@ class DelegationGroup(_Group):
     """Checks of where a domain is delegated."""
 
     model_config = ConfigDict(title="Delegation checks")
-    dns_resolvers: list[str] | None = _field(
+    dns_resolvers: list[str] | Unset = _field(
         "DNS resolvers",
         "Resolvers asked, as host or host:port; none: the check is skipped and says so.",
     )
-    dns_timeout_seconds: float | None = _field(
+    dns_timeout_seconds: float | Unset = _field(
         "DNS timeout (seconds)", "How long to wait for a resolver; default 3."
     )
 
@@ -274,7 +280,7 @@ class CustomerGroup(_Group):
     """What customers see in their notices."""
 
     model_config = ConfigDict(title="Customer notices")
-    console_url: str | None = _field(
+    console_url: str | Unset = _field(
         "Console link",
         "Console page of an instance, with {instance_id}, e.g. "
         "https://dns.console.example.com/instances/{instance_id}; empty: no link.",
