@@ -142,8 +142,10 @@ def publish_settings(loaded: LoadedSettings) -> None:
     from prefect.artifacts import create_table_artifact
 
     document = f"block {loaded.document!r}" if loaded.document else "no settings block"
+    # The UI renders each cell as Markdown, where a mask of asterisks becomes a rule.
+    rows = [{k: v.replace("*", "\\*") for k, v in row.items()} for row in settings_table(loaded)]
     create_table_artifact(
-        settings_table(loaded),
+        rows,
         key="settings",
         description=f"Settings of this run ({document}; secrets masked)",
     )

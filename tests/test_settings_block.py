@@ -33,6 +33,7 @@ from dns_lifecycle.core.settings_block import (
     SettingsInvalid,
     load_settings,
     save_block,
+    save_in_effect,
 )
 from flows.daily import daily_lifecycle
 from flows.expire import expire_instances
@@ -189,7 +190,7 @@ def test_each_run_publishes_its_settings_with_their_sources_and_secrets_masked(
     assert set(rows) == set(Settings.model_fields)
     assert rows["smtp_host"]["value"] == "mx.example.com"
     assert rows["smtp_host"]["source"] == f"block {name}"
-    assert rows["smtp_password"]["value"] == MASK
+    assert rows["smtp_password"]["value"] == MASK.replace("*", "\\*")  # Markdown-escaped
     assert rows["email_backend"]["source"] == "env"  # flow_env sets it
     assert rows["grace_days"]["source"] == "default"
 
@@ -218,6 +219,24 @@ def test_save_block_writes_the_settings_in_effect_into_the_document(
     loaded = load_settings()
     assert loaded.settings.smtp_host == "relay.example.com"
     assert loaded.sources["smtp_host"] == f"block {name}"
+    assert loaded.sources["grace_days"] == f"block {name}"  # a default, written too
+
+
+def test_save_block_leaves_a_path_that_only_has_its_local_default_empty(
+    prefect_harness, monkeypatch
+):
+    """The database URL and the folders go into the document only when set: a default
+    that is a path on this machine would be wrong on a worker."""
+    name = _name()
+    for variable in ("DATABASE_URL", "DNSL_DATABASE_URL", "DNSL_TEMPLATES_DIR"):
+        monkeypatch.delenv(variable, raising=False)
+    monkeypatch.setenv("DNSL_OUTBOX_DIR", "/srv/dns-lifecycle/outbox")
+    save_in_effect(name)
+    monkeypatch.delenv("DNSL_OUTBOX_DIR")
+    monkeypatch.setenv("DNSL_SETTINGS_BLOCK", name)
+    sources = load_settings().sources
+    assert sources["outbox_dir"] == f"block {name}"
+    assert sources["database_url"] == sources["templates_dir"] == "default"
 
 
 def test_save_block_refuses_a_name_prefect_would_not_take(prefect_harness, capsys):

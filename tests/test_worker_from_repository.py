@@ -17,6 +17,7 @@ import shutil
 import subprocess
 import sys
 import urllib.request
+import zipfile
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -184,3 +185,23 @@ def test_the_daily_deployment_runs_on_a_worker_with_only_prefect_and_the_block(
         assert "Completed" in ran.stdout, ran.stdout + ran.stderr + log[-4000:]
         assert [r.rcpt_tos for r in smtp.received] == [["acct-1@example.com"]], log[-4000:]
         assert smtp.received[0].login == SMTP_LOGIN[0]
+
+
+def test_the_wheel_carries_the_templates_and_the_migrations(tmp_path):
+    """A wheel built from the repository holds every template and migration under
+    dns_lifecycle/bundled/, where an installed package reads them."""
+    _run(
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(tmp_path), "."],
+        cwd=REPO_ROOT,
+        timeout=300,
+    )
+    (wheel,) = tmp_path.glob("dns_lifecycle-*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        names = set(archive.namelist())
+    for folder in ("templates", "migrations"):
+        files = [
+            p.relative_to(REPO_ROOT).as_posix()
+            for p in (REPO_ROOT / folder).rglob("*")
+            if p.is_file() and "__pycache__" not in p.parts
+        ]
+        assert files and {f"dns_lifecycle/bundled/{f}" for f in files} <= names, folder

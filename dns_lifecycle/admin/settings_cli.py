@@ -34,7 +34,9 @@ def add_settings_commands(sub: Any) -> None:
         help="write the settings in effect into a settings block document",
         description="Register the dns-lifecycle-settings block type with the Prefect API "
         "and write the settings now in effect (environment, an existing document, "
-        "defaults) into the block document NAME, replacing what it held.",
+        "defaults) into the block document NAME, replacing what it held. The database "
+        "URL and the folders are left empty when they only have their default here, so "
+        "that each worker keeps its own.",
     )
     save.add_argument("name", metavar="NAME", help="the block document, e.g. default")
     save.set_defaults(handler=cmd_settings_save_block, needs_database=False)
@@ -57,7 +59,7 @@ def cmd_settings_show(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_settings_save_block(args: argparse.Namespace, settings: Settings) -> int:
     from prefect.settings import PREFECT_API_URL
 
-    from dns_lifecycle.core.settings_block import load_settings, save_block
+    from dns_lifecycle.core.settings_block import save_in_effect
 
     name = args.name
     if not name or not set(name) <= _NAME_CHARACTERS:
@@ -70,7 +72,6 @@ def cmd_settings_save_block(args: argparse.Namespace, settings: Settings) -> int
             "no Prefect API to save the block to: set PREFECT_API_URL to your server, e.g. "
             "http://127.0.0.1:4200/api"
         )
-    loaded = load_settings()
-    save_block(name, loaded.settings)
+    save_in_effect(name)
     print(f"saved the settings in effect into block document {name!r} (dns-lifecycle-settings)")
     return 0

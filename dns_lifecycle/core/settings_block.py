@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeAlias
@@ -497,10 +498,18 @@ def settings_table(loaded: LoadedSettings) -> list[dict[str, str]]:
 # ---------------------------------------------------------------- writing
 
 
-def block_document(settings: Settings) -> DnsLifecycleSettings:
-    """A block holding every value of ``settings``, ready to save."""
+# Settings whose default is a path on the machine that computes it (a file under the
+# checkout): saved into a block only when set, so each worker keeps its own default.
+MACHINE_LOCAL = frozenset({"database_url", "outbox_dir", "templates_dir"})
+
+
+def block_document(settings: Settings, leave_empty: Iterable[str] = ()) -> DnsLifecycleSettings:
+    """A block holding every value of ``settings`` but those in ``leave_empty``."""
+    skipped = set(leave_empty)
     sections: dict[str, dict[str, Any]] = {key: {} for key in GROUPS}
     for name in Settings.model_fields:
+        if name in skipped:
+            continue
         value = getattr(settings, name)
         if isinstance(value, Path):
             value = str(value)
@@ -515,10 +524,20 @@ def register_block_type() -> None:
     DnsLifecycleSettings.register_type_and_schema()
 
 
-def save_block(name: str, settings: Settings) -> None:
-    """Write ``settings`` into the block document ``name``, replacing what it held."""
+def save_block(name: str, settings: Settings, leave_empty: Iterable[str] = ()) -> None:
+    """Write ``settings`` into the block document ``name``, replacing what it held;
+    the fields in ``leave_empty`` are left empty (their default applies)."""
     register_block_type()
-    block_document(settings).save(name, overwrite=True)
+    block_document(settings, leave_empty).save(name, overwrite=True)
+
+
+def save_in_effect(name: str) -> LoadedSettings:
+    """Write the settings now in effect into document ``name``: every one, but a
+    machine-local path that only has its default here."""
+    loaded = load_settings()
+    defaults = {f for f in MACHINE_LOCAL if loaded.sources[f] == "default"}
+    save_block(name, loaded.settings, leave_empty=defaults)
+    return loaded
 
 
 __all__ = [
@@ -532,5 +551,6 @@ __all__ = [
     "load_settings",
     "register_block_type",
     "save_block",
+    "save_in_effect",
     "settings_table",
 ]
