@@ -172,7 +172,8 @@ def test_the_daily_deployment_runs_on_a_worker_with_only_prefect_and_the_block(
             release_processes=1,
         )
         with temporary_settings(updates={PREFECT_API_URL: production["api"]}):
-            save_block("default", settings)
+            # The templates folder stays empty: the worker finds its own.
+            save_block("default", settings, leave_empty={"templates_dir"})
         ran = subprocess.run(
             [sys.executable, "-m", "prefect", "deployment", "run", "daily-lifecycle/daily"]
             + ["--param", f"as_of={AS_OF.isoformat()}", "--watch", "--watch-timeout", "600"],

@@ -13,6 +13,10 @@ order, the first that gives a field winning:
 Every value, wherever it came from, is checked by ``Settings`` itself: a bad value
 saved in the block fails the run at its start with one line naming the document and
 the field. A field left empty in the block falls through to the default.
+
+The SMTP fields are the block's own rather than a reference to prefect-email's
+``EmailServerCredentials``: that block has no timeout or connection limit, names the
+security modes differently, and would be a second document to keep and rotate apart.
 """
 
 from __future__ import annotations
