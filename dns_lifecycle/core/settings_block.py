@@ -82,8 +82,8 @@ class DatabaseGroup(_Group):
     model_config = ConfigDict(title="Database")
     database_url: SecretStr | Unset = _field(
         "Database URL",
-        "SQLAlchemy URL of the project's database, e.g. "
-        "postgresql://dns:PASSWORD@db.example.com/dns_lifecycle (it carries a password).",
+        "SQLAlchemy URL of the project's database, e.g. `postgresql://USER:PASSWORD@HOST/DB` "
+        "(a secret: it carries the password); empty: SQLite under var/.",
     )
 
 
@@ -138,7 +138,7 @@ class EmailGroup(_Group):
         "memory keeps them in the process (tests). Default: file.",
     )
     email_from: str | Unset = _field(
-        "Sender", "From address of every notice, e.g. DNS Hosting <no-reply@example.com>."
+        "Sender", "From address of every notice, e.g. `DNS Hosting <no-reply@example.com>`."
     )
     smtp_host: str | Unset = _field("SMTP server", "Host name or address of the SMTP server.")
     smtp_port: int | Unset = _field("SMTP port", "TCP port of the SMTP server (1-65535); 25.")
