@@ -18,6 +18,7 @@ from prefect.states import Failed
 from pydantic.fields import FieldInfo
 
 from dns_lifecycle.core.errors import LifecycleError
+from flows.common import settings_of_run
 
 F = TypeVar("F", bound=Callable[..., Any])
 P = ParamSpec("P")
@@ -50,10 +51,12 @@ def lifecycle_flow(name: str) -> Callable[[Callable[P, R]], Flow[P, R]]:
         @functools.wraps(fn)
         def run(*args: Any, **kwargs: Any) -> Any:
             try:
-                return fn(*args, **kwargs)
+                # Bad settings fail the run here, before it does anything.
+                with settings_of_run():
+                    return fn(*args, **kwargs)
             except LifecycleError as exc:
                 # Expected: a refusal, a step over its failure threshold, a database
-                # that is not ready. Its message says what to do; a traceback would
+                # that is not ready, a bad setting. Its message says what to do; a traceback would
                 # only bury it. The error (with any report of what was done) is the
                 # state's data: see report_of.
                 message = " ".join(str(exc).split())

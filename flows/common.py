@@ -1,8 +1,9 @@
 """What every flow shares: its run context, its report, and reading ``as_of``.
 
-A flow is an entry point: it reads the settings from the environment once, reads the
-wall clock once (when no ``as_of`` is given), and hands both down. Nothing below a
-flow reads either.
+A flow is an entry point: it reads the settings once at its start (the settings block,
+the environment, the defaults: see dns_lifecycle.core.settings_block), reads the wall
+clock once (when no ``as_of`` is given), and hands both down. Nothing below a flow reads
+either.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from pydantic import BaseModel, Field
 from dns_lifecycle.core.db import Database, check_ready
 from dns_lifecycle.core.errors import InputError
 from dns_lifecycle.core.settings import Settings
+from dns_lifecycle.core.settings_block import LoadedSettings, load_settings, settings_table
 from dns_lifecycle.lifecycle.sharding import Shard
 
 T = TypeVar("T")
@@ -144,6 +146,46 @@ _SHARED_DRY_RUN: ContextVar[Database | None] = ContextVar("shared_dry_run", defa
 _SHARD: ContextVar[Shard | None] = ContextVar("shard", default=None)
 
 
+# The settings a top-level run read at its start; its steps (subflows) use the same.
+_RUN_SETTINGS: ContextVar[Settings | None] = ContextVar("run_settings", default=None)
+
+
+def run_settings() -> Settings:
+    """The settings of the run in progress, or when there is none, the settings now."""
+    return _RUN_SETTINGS.get() or load_settings().settings
+
+
+def publish_settings(loaded: LoadedSettings) -> None:
+    """The ``settings`` artifact: every setting's value (secrets masked) and source."""
+    from prefect.artifacts import create_table_artifact
+
+    document = f"block {loaded.document!r}" if loaded.document else "no settings block"
+    # The UI renders each cell as Markdown, where a mask of asterisks becomes a rule.
+    rows = [{k: v.replace("*", "\\*") for k, v in row.items()} for row in settings_table(loaded)]
+    create_table_artifact(
+        rows,
+        key="settings",
+        description=f"Settings of this run ({document}; secrets masked)",
+    )
+
+
+@contextmanager
+def settings_of_run() -> Iterator[Settings]:
+    """The settings of a run, read at its start and published once as its ``settings``
+    artifact; inside a run that has them already (a step of the daily run), those."""
+    current = _RUN_SETTINGS.get()
+    if current is not None:
+        yield current
+        return
+    loaded = load_settings()
+    publish_settings(loaded)
+    token = _RUN_SETTINGS.set(loaded.settings)
+    try:
+        yield loaded.settings
+    finally:
+        _RUN_SETTINGS.reset(token)
+
+
 @contextmanager
 def open_run(
     as_of: datetime | date | str | None,
@@ -153,7 +195,7 @@ def open_run(
 ) -> Iterator[RunContext]:
     """The context of one run. A dry run gets a sandbox database: the real code runs,
     its channels only count, and everything it wrote is rolled back at the end."""
-    settings = settings or Settings()
+    settings = settings or run_settings()
     shared = _SHARED_DRY_RUN.get() if dry_run else None
     if shared is None:
         # An unreachable or unmigrated database is one line that says what to do, not
@@ -189,7 +231,7 @@ def sharded(shard: Shard | None) -> Iterator[None]:
 @contextmanager
 def shared_dry_run(settings: Settings | None = None) -> Iterator[None]:
     """Let every dry run opened inside share one sandbox, rolled back at the end."""
-    db = Database.sandbox(settings or Settings())
+    db = Database.sandbox(settings or run_settings())
     token = _SHARED_DRY_RUN.set(db)
     try:
         yield

@@ -12,12 +12,18 @@ from prefect.deployments import run_deployment
 from pydantic import BaseModel, Field
 
 from dns_lifecycle.core.errors import StepsFailed
-from dns_lifecycle.core.settings import Settings
 from dns_lifecycle.lifecycle.sharding import Shard
 from flows.artifacts import daily_markdown
 from flows.auto_renew import auto_renew
 from flows.base import lifecycle_flow, report_of
-from flows.common import StepReport, run_as_of, sharded, shared_dry_run, wall_clock
+from flows.common import (
+    StepReport,
+    run_as_of,
+    run_settings,
+    sharded,
+    shared_dry_run,
+    wall_clock,
+)
 from flows.delivery import warm_up as warm_up_delivery
 from flows.expire import expire_instances
 from flows.params import AsOf, BatchSize, DryRun
@@ -107,7 +113,7 @@ def _run_day(
     moment: datetime, dry_run: bool, batch_size: int | None, part: Shard | None
 ) -> DailyReport:
     if not dry_run:
-        warm_up_delivery(Settings())
+        warm_up_delivery(run_settings())
     reports, failed = [], []
     with sharded(part), shared_dry_run() if dry_run else nullcontext():
         for step in STEPS:

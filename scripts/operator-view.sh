@@ -68,7 +68,20 @@ python -c "import urllib.request; urllib.request.urlopen('$PREFECT_API_URL/healt
   || { echo "the Prefect server did not start; see $STATE/server.log" >&2; stop; exit 1; }
 
 prefect --no-prompt work-pool create dns-lifecycle --type process --overwrite >/dev/null
-prefect --no-prompt deploy --all >"$STATE/deploy.log" 2>&1 \
+# The worker here runs every flow from this checkout: deploy with prefect.yaml's local
+# pull step instead of the production one (which clones the repository).
+python - "$STATE/prefect.local.yaml" <<'PY'
+import sys
+
+import yaml
+
+with open("prefect.yaml") as f:
+    config = yaml.safe_load(f)
+config["pull"] = config["definitions"]["pull_steps"]["local"]
+with open(sys.argv[1], "w") as f:
+    yaml.safe_dump(config, f, sort_keys=False)
+PY
+prefect --no-prompt deploy --all --prefect-file "$STATE/prefect.local.yaml" >"$STATE/deploy.log" 2>&1 \
   || { cat "$STATE/deploy.log" >&2; stop; exit 1; }
 echo "deployed every deployment of prefect.yaml (log: $STATE/deploy.log)"
 python -m dns_lifecycle.admin.alerts 2>&1 | tee -a "$STATE/deploy.log" \

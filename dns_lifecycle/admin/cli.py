@@ -18,6 +18,7 @@ from typing import Any, NoReturn
 from pydantic import ValidationError
 from pydantic_settings import SettingsError
 
+from dns_lifecycle.admin.settings_cli import add_settings_commands
 from dns_lifecycle.core.errors import InputError, LifecycleError, shortened
 from dns_lifecycle.core.settings import REPO_ROOT, Settings
 from dns_lifecycle.lifecycle.renewal import MAX_PERIODS
@@ -695,6 +696,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("preview-emails", cmd_preview, "render every notice into an HTML gallery")
     p.set_defaults(needs_database=False)
     p.add_argument("dir", type=_a_path("folder", "preview"), metavar="DIR")
+
+    add_settings_commands(sub)
     return parser
 
 

@@ -16,9 +16,9 @@ from sqlalchemy.engine import make_url
 from sqlmodel import Session, create_engine
 
 from dns_lifecycle.core.errors import DatabaseNotReady
-from dns_lifecycle.core.settings import REPO_ROOT, Settings
+from dns_lifecycle.core.settings import Settings, shipped
 
-MIGRATIONS_DIR = REPO_ROOT / "migrations"
+MIGRATIONS_DIR = shipped("migrations")
 
 
 def normalise_url(url: str) -> str:

@@ -17,7 +17,24 @@ from dns_lifecycle.core.addresses import parse_address
 from dns_lifecycle.core.links import check_console_url
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+PACKAGE_DIR = Path(__file__).resolve().parents[1]
 
+
+def shipped(name: str) -> Path:
+    """A folder of the repository that the code reads (templates, migrations): the
+    checkout's, or where there is none (an installed wheel) the copy the package carries."""
+    in_checkout = REPO_ROOT / name
+    return in_checkout if in_checkout.is_dir() else PACKAGE_DIR / "bundled" / name
+
+
+# The choices of the settings that pick a backend or a mode, shared with the settings
+# block's form (dns_lifecycle.core.settings_block).
+EmailBackend = Literal["file", "memory", "smtp"]
+SmtpSecurity = Literal["none", "starttls", "tls"]
+SmsBackend = Literal["file", "memory", "aliyun"]
+AliyunProtocol = Literal["https", "http"]
+RegistrarBackend = Literal["database", "http", "aliyun"]
+TicketSink = Literal["database", "webhook"]
 
 # Days an expired instance keeps resolving before its release: DNSL_GRACE_DAYS by default.
 GRACE_DAYS = 7
@@ -35,7 +52,7 @@ class Settings(BaseSettings):
         default=REPO_ROOT / "var" / "outbox",
         description="Where the file backends write .eml files and JSON lines.",
     )
-    templates_dir: Path = Field(default=REPO_ROOT / "templates" / "emails")
+    templates_dir: Path = Field(default=shipped("templates") / "emails")
 
     # Business rules (lifecycle.md): the numbers it leaves open, with its defaults.
     reminder_offsets_days: list[int] = Field(default=[30, 7, 3, 1])
@@ -45,11 +62,11 @@ class Settings(BaseSettings):
     batch_size: int = Field(default=1000, ge=1, le=50_000)
 
     # Email.
-    email_backend: Literal["file", "memory", "smtp"] = "file"
+    email_backend: EmailBackend = "file"
     email_from: str = "DNS Hosting <no-reply@dns-lifecycle.local>"
     smtp_host: str = "127.0.0.1"
-    smtp_port: int = 25
-    smtp_security: Literal["none", "starttls", "tls"] = "none"
+    smtp_port: int = Field(default=25, ge=1, le=65535)
+    smtp_security: SmtpSecurity = "none"
     smtp_username: str | None = None
     smtp_password: SecretStr | None = None
     smtp_timeout_seconds: float = Field(default=30.0, gt=0)
@@ -60,7 +77,7 @@ class Settings(BaseSettings):
     delivery_processes: int = Field(default=0, ge=0, le=64)
 
     # SMS.
-    sms_backend: Literal["file", "memory", "aliyun"] = "file"
+    sms_backend: SmsBackend = "file"
     sms_sign_name: str = "DNSHosting"
     sms_template_prefix: str = Field(
         default="SMS_DNSL_",
@@ -69,14 +86,14 @@ class Settings(BaseSettings):
     aliyun_access_key_id: str | None = None
     aliyun_access_key_secret: SecretStr | None = None
     aliyun_endpoint: str = "dysmsapi.aliyuncs.com"
-    aliyun_protocol: Literal["https", "http"] = "https"
+    aliyun_protocol: AliyunProtocol = "https"
     sms_timeout_seconds: float = Field(default=10.0, gt=0)
 
     # Registrar gateway: `database` records delegations in the project's own database
     # (the embedded default); `http` calls a registrar's plain HTTP API; `aliyun` the
     # provider's Domain API, signed with the aliyun_* access key above and spoken over
     # aliyun_protocol.
-    registrar_backend: Literal["database", "http", "aliyun"] = "database"
+    registrar_backend: RegistrarBackend = "database"
     registrar_url: str = "http://127.0.0.1:8053"
     registrar_token: SecretStr | None = None
     registrar_aliyun_endpoint: str = Field(
@@ -109,7 +126,7 @@ class Settings(BaseSettings):
     release_processes: int = Field(default=0, ge=0, le=64)
 
     # Manual-action tickets: always stored in the database; `webhook` also POSTs them.
-    ticket_sink: Literal["database", "webhook"] = "database"
+    ticket_sink: TicketSink = "database"
     ticket_webhook_url: str | None = None
     ticket_webhook_token: SecretStr | None = None
     ticket_webhook_timeout_seconds: float = Field(default=10.0, gt=0)

@@ -236,3 +236,56 @@ def test_a_failed_daily_run_alerts_through_the_declared_automation(operator_view
     alert = ours()[0]
     assert "Failed" in alert["subject"]
     assert "3 of 40 deliveries failed" in alert["body"]
+
+
+def test_the_settings_block_form_and_a_runs_settings_artifact(operator_view):
+    """`settings save-block default` makes a grouped form of titled fields in the UI,
+    the SMTP password masked; the next run's `settings` artifact lists each setting with
+    its source, secrets masked."""
+    from playwright.sync_api import sync_playwright
+
+    api, env = operator_view["api"], operator_view["env"]
+    password = "ui-Pa55-w0rd-3Kd"
+    env = {**env, "PREFECT_API_URL": api, "DNSL_SMTP_PASSWORD": password}
+    saved = subprocess.run(
+        [sys.executable, "-m", "dns_lifecycle.admin.cli", "settings", "save-block", "default"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert saved.returncode == 0, saved.stdout + saved.stderr
+    document = _api(f"{api}/block_types/slug/dns-lifecycle-settings/block_documents/name/default")
+    ran = subprocess.run(
+        [sys.executable, "-m", "prefect", "deployment", "run", "expire-instances/rerun"]
+        + ["--param", f"as_of={AS_OF}", "--param", "dry_run=true"]
+        + ["--watch", "--watch-timeout", "240"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert "Completed" in ran.stdout, ran.stdout + ran.stderr
+    (artifact,) = _api(
+        f"{api}/artifacts/latest/filter", {"artifacts": {"key": {"any_": ["settings"]}}}
+    )
+
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1400})
+        page.goto(f"{operator_view['ui']}/blocks/block/{document['id']}/edit")
+        page.get_by_text("SMTP password").first.wait_for(timeout=60_000)
+        form = page.inner_text("body")
+        page.screenshot(path=str(SCREENSHOTS / "settings-block-form.png"), full_page=True)
+
+        page.goto(f"{operator_view['ui']}/artifacts/artifact/{artifact['latest_id']}")
+        page.get_by_text("block default").first.wait_for(timeout=60_000)
+        table = page.inner_text("body")
+        page.screenshot(path=str(SCREENSHOTS / "settings-artifact.png"), full_page=True)
+        browser.close()
+    for section in ("Database", "Email", "Lifecycle rules", "Registrar", "Tickets"):
+        assert section in form
+    assert "Reminder days before expiry" in form and password not in form
+    assert "smtp_password" in table and "**********" in table and password not in table
+    assert "block default" in table and "SMTP password" not in table  # names, not titles

@@ -1,5 +1,7 @@
 """Secrets never leave in what a failing run writes: logs (Prefect's and the standard
-library's), console output, artifacts, report failures, ledger errors and exceptions.
+library's), console output, artifacts, report failures, ledger errors and exceptions;
+nor where the settings are shown: the `settings` artifact, `settings show`, the error of
+a bad settings block.
 
 Every server here fails, and each fails in a way that would carry a secret out if
 the code let it: an SMTP server that quotes the AUTH exchange in its 535 reply, an SMS
@@ -11,7 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import logging
+import uuid
 from datetime import timedelta
 
 import pytest
@@ -23,17 +27,29 @@ from prefect.client.schemas.filters import (
     LogFilterFlowRunId,
 )
 from prefect.logging.handlers import APILogHandler
+from pydantic import SecretStr
 from sqlmodel import select
 
+from dns_lifecycle.admin.cli import main
 from dns_lifecycle.admin.inventory import export_state
 from dns_lifecycle.channels.email import EmailMessage
 from dns_lifecycle.channels.email.smtp import SmtpEmailBackend
 from dns_lifecycle.core.secrets import MASK
 from dns_lifecycle.core.settings import Settings
+from dns_lifecycle.core.settings_block import (
+    AliyunGroup,
+    ClustersGroup,
+    DnsLifecycleSettings,
+    EmailGroup,
+    RegistrarGroup,
+    RulesGroup,
+    TicketsGroup,
+)
 from flows.artifacts import summary_markdown
 from flows.base import report_of
 from flows.common import StepReport, open_run
 from flows.delivery import deliver_pending
+from flows.expire import expire_instances
 from flows.release import release_due, release_instances
 from flows.reminders import plan_reminders, send_renewal_reminders
 from models import Domain, Notification, Ticket
@@ -47,7 +63,8 @@ SMTP_PASSWORD = "smtp-Pa55-wOrd-7Qx"
 SMS_SECRET = "sms-Secret-K3y-9Zr"
 WEBHOOK_TOKEN = "hook-T0ken-4Lm"
 REGISTRAR_TOKEN = "reg-T0ken-8Vb"
-SECRETS = [SMTP_PASSWORD, SMS_SECRET, WEBHOOK_TOKEN, REGISTRAR_TOKEN]
+CLUSTER_KEY = "pdns-K3y-2Wq"
+SECRETS = [SMTP_PASSWORD, SMS_SECRET, WEBHOOK_TOKEN, REGISTRAR_TOKEN, CLUSTER_KEY]
 # The forms a secret travels in: as is, and inside SMTP AUTH PLAIN / LOGIN (LOGIN sends
 # the user's base64 next to the password's).
 ENCODED = [
@@ -212,3 +229,51 @@ def test_an_smtp_server_that_quotes_the_auth_exchange_never_shows_the_password(m
     assert result.outcome == "transient" and result.error is not None
     assert "535" in result.error and MASK in result.error  # the server did quote it
     _assert_clean("the error", result.error)
+
+
+def test_secrets_kept_in_the_settings_block_are_masked_wherever_settings_are_shown(
+    db, flow_env, monkeypatch, capsys
+):
+    """The `settings` artifact, logs, the one-line error of a bad block, an export and
+    `settings show` hold none of the secrets a settings block keeps."""
+    name = f"secrets-{uuid.uuid4().hex[:8]}"
+    monkeypatch.setenv("DNSL_SETTINGS_BLOCK", name)
+    secrets = {
+        "email": EmailGroup(smtp_username=SMTP_USER, smtp_password=SecretStr(SMTP_PASSWORD)),
+        "aliyun": AliyunGroup(aliyun_access_key_secret=SecretStr(SMS_SECRET)),
+        "registrar": RegistrarGroup(registrar_token=SecretStr(REGISTRAR_TOKEN)),
+        "tickets": TicketsGroup(ticket_webhook_token=SecretStr(WEBHOOK_TOKEN)),
+        "clusters": ClustersGroup(cluster_api_keys={"paid-1": SecretStr(CLUSTER_KEY)}),
+    }
+    DnsLifecycleSettings(**secrets).save(name)
+    good = expire_instances(as_of=AS_OF, return_state=True)
+    assert good.is_completed()
+    # The same secrets beside a bad value: the run fails at its start.
+    DnsLifecycleSettings(**secrets, rules=RulesGroup(grace_days=0)).save(name, overwrite=True)
+    bad = expire_instances(as_of=AS_OF, return_state=True)
+    assert bad.is_failed() and "Lifecycle rules › Grace period" in (bad.message or "")
+    _assert_clean("a bad block's error", bad.message or "")
+
+    DnsLifecycleSettings(**secrets).save(name, overwrite=True)
+    assert main(["settings", "show"]) == 0
+    assert main(["settings", "show", "--json"]) == 0
+    shown = capsys.readouterr().out
+    assert f"block {name}" in shown and MASK in shown
+    _assert_clean("settings show", shown)
+    with db.session() as s:
+        _assert_clean("an export", json.dumps(export_state(s), default=str))
+
+    APILogHandler().flush()
+    run_ids = [s.state_details.flow_run_id for s in (good, bad)]
+    with get_client(sync_client=True) as client:
+        artifacts = client.read_artifacts(
+            artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=run_ids))
+        )
+        logs = client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=run_ids)))
+    settings_artifacts = [a for a in artifacts if a.key == "settings"]
+    data = settings_artifacts[0].data
+    rows = json.loads(data) if isinstance(data, str) else data
+    masked = MASK.replace("*", "\\*")  # Markdown-escaped for the UI
+    assert {r["setting"]: r["value"] for r in rows}["smtp_password"] == masked
+    _assert_clean("the settings artifact", " ".join(str(a.data) for a in settings_artifacts))
+    _assert_clean("a Prefect log", " ".join(log.message for log in logs))
