@@ -33,7 +33,19 @@ class _NoTracebackForExpectedFailures(logging.Filter):
         return not (record.exc_info and isinstance(record.exc_info[1], LifecycleError))
 
 
+class _NoTracebackInTaskFailures(logging.Filter):
+    """A task that fails with one of the project's expected errors is logged by
+    Prefect with its traceback ("Task run failed with exception"). Its message says what
+    to do: keep the line, drop the traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and isinstance(record.exc_info[1], LifecycleError):
+            record.exc_info, record.exc_text = None, None
+        return True
+
+
 logging.getLogger("prefect.flow_runs").addFilter(_NoTracebackForExpectedFailures())
+logging.getLogger("prefect.task_runs").addFilter(_NoTracebackInTaskFailures())
 
 
 def report_of(state: State[Any]) -> Any:

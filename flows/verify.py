@@ -30,12 +30,15 @@ def verify_open_tickets(ctx: RunContext, instance_ids: list[str] | None = None) 
     report = StepReport(step=STEP, as_of=ctx.as_of, dry_run=ctx.dry_run)
     settings = ctx.settings
     with ctx.db.session() as session:
-        target = _normalise(free_cluster(session).nameservers)
         open_tickets = [
             (ticket_id, name)
             for ticket_id, name, instance_id in open_delegation_tickets(session, instance_ids)
             if ctx.shard is None or ctx.shard.owns(instance_id)
         ]
+        if not open_tickets:
+            # Nothing to check: no free cluster is needed (a fresh database has none).
+            return report
+        target = _normalise(free_cluster(session).nameservers)
     names = sorted({name for _, name in open_tickets})
     if not settings.dns_resolvers:
         report.add("domains_unchecked_no_resolvers", len(names))

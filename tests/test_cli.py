@@ -436,3 +436,17 @@ def test_the_default_prefect_home_is_made_with_its_parents(tmp_path, monkeypatch
     home = tmp_path / "checkout" / "var" / "prefect"
     assert home.is_dir()
     assert os.environ["PREFECT_HOME"] == str(home)
+
+
+def test_the_summary_marks_a_failed_step_instead_of_nothing_to_do(settings):
+    """A step that failed without counts reads 'failed', not 'nothing to do'."""
+    from dns_lifecycle.admin.cli import render_summary
+
+    summary = {
+        "dry_run": True,
+        "as_of": "2026-12-01T00:00:00Z",
+        "steps": [{"step": "verify-delegations", "duration_seconds": 0.1, "counts": {}}],
+        "failed_steps": ["verify-delegations: no free cluster is configured"],
+    }
+    text = render_summary(summary, settings)
+    assert "failed: see below" in text and "nothing to do" not in text

@@ -51,6 +51,15 @@ def test_a_database_never_migrated_says_to_run_db_upgrade(cli, tmp_path):
     assert "run `dns-lifecycle db upgrade`" in _one_line(err)
 
 
+def test_a_database_that_does_not_exist_names_db_upgrade_and_the_demo(cli, tmp_path):
+    """A missing SQLite file is refused with both ways to create it."""
+    url = f"sqlite:///{tmp_path / 'absent.db'}"
+    code, _, err = cli("orders", "list", DATABASE_URL=url)
+    line = _one_line(err)
+    assert code == 2
+    assert "does not exist yet" in line and "./scripts/demo.sh" in line
+
+
 def test_a_database_an_older_revision_says_to_run_db_upgrade(cli, settings):
     """A schema behind the code's migrations is refused, not queried."""
     from sqlalchemy import create_engine, text

@@ -127,3 +127,21 @@ def test_failed_releases_alone_are_named_without_deliveries():
     assert text.startswith("release-instances: 3 releases failed: instance inst-1: domain a.cn")
     assert "deliveries" not in text and "delivery" not in text
     assert "A failed release is taken up by the next run at its recorded stage" in text
+
+
+def test_a_task_failing_with_an_expected_error_logs_no_traceback(db, flow_env, monkeypatch, caplog):
+    """A step's task that raises one of the project's errors is logged in one line, its
+    traceback left out."""
+    from dns_lifecycle.core.errors import LifecycleError
+    from flows import verify
+
+    def refuse(ctx, instance_ids=None):
+        raise LifecycleError("no free cluster is configured")
+
+    caplog.set_level(logging.INFO)
+    monkeypatch.setattr(verify, "verify_open_tickets", refuse)
+    state = verify.verify_delegations(as_of=AS_OF, dry_run=True, return_state=True)
+    assert state.is_failed()
+    assert "no free cluster is configured" in caplog.text
+    assert "Traceback" not in caplog.text
+    assert not any(r.exc_info for r in caplog.records)

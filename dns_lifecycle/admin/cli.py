@@ -256,11 +256,14 @@ def cmd_run(args, settings: Settings) -> int:
 def render_summary(summary: dict[str, Any], settings: Settings) -> str:
     kind = "dry run (nothing changed, nothing sent)" if summary["dry_run"] else "run"
     lines = [f"daily-lifecycle {kind} as of {summary['as_of']}"]
+    failed = {f.split(":", 1)[0] for f in summary.get("failed_steps", [])}
     for step in summary["steps"]:
         lines.append(f"  {step['step']} ({step['duration_seconds']:.2f} s)")
         for name, n in sorted(step["counts"].items()):
             lines.append(f"    {name:<32} {n:>10,}")
-        if not step["counts"]:
+        if step["step"] in failed:
+            lines.append("    failed: see below")
+        elif not step["counts"]:
             lines.append("    nothing to do")
     outboxes = []
     if settings.email_backend == "file":

@@ -99,7 +99,9 @@ def check_ready(settings: Settings) -> None:
         path = Path(url.split("///", 1)[-1])
         if not path.exists():
             raise DatabaseNotReady(
-                f"database {shown} does not exist yet: run `dns-lifecycle db upgrade` to create it"
+                f"database {shown} does not exist yet: run `dns-lifecycle db upgrade` to "
+                "create it, or `./scripts/demo.sh` to create one with a sample fleet and "
+                "run the day once"
             )
     try:
         engine = make_engine(url)
