@@ -450,3 +450,30 @@ def test_the_summary_marks_a_failed_step_instead_of_nothing_to_do(settings):
     }
     text = render_summary(summary, settings)
     assert "failed: see below" in text and "nothing to do" not in text
+
+
+def _all_parsers(parser):
+    """``parser`` and every subcommand's parser below it."""
+    import argparse
+
+    yield parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                yield from _all_parsers(sub)
+
+
+def test_no_parser_accepts_an_abbreviated_option():
+    """Every parser and subparser takes options only as written in full."""
+    from dns_lifecycle.admin.cli import build_parser
+
+    parsers = list(_all_parsers(build_parser()))
+    assert len(parsers) > 10
+    assert [p.prog for p in parsers if p.allow_abbrev] == []
+
+
+def test_renew_refuses_an_abbreviated_periods_option(cli):
+    """`renew ID --period 1` is refused in one line, not read as `--periods 1`."""
+    code, _, err = cli("renew", "inst-0000001", "--period", "1")
+    assert code == 2
+    assert "unrecognized arguments: --period" in err

@@ -796,7 +796,14 @@ def _request_key(text: str) -> str:
 
 
 class _Parser(argparse.ArgumentParser):
-    """Refuses bad arguments in one line, as every other refusal of the command does."""
+    """Refuses bad arguments in one line, as every other refusal of the command does,
+    and takes options only as written in full: with abbreviations, `renew --period 1`
+    would be read as `--periods 1`, and a future option could change what an old
+    abbreviation means. Subcommands' parsers are of this class too."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs["allow_abbrev"] = False
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
