@@ -229,8 +229,10 @@ def cmd_run(args, settings: Settings) -> int:
     from flows.common import run_as_of, wall_clock
     from flows.daily import DailyReport, daily_lifecycle
 
-    # A bad or future date fails before Prefect starts.
+    # A bad or future date, or a channel that cannot send, fails before Prefect starts.
     as_of = run_as_of(args.as_of, args.dry_run, wall_clock)
+    if not args.dry_run:
+        _check_channels(settings)
     # This process waits for the run itself: heartbeats (which let a server notice a
     # crashed worker) would only add a second to each step.
     with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
@@ -278,7 +280,19 @@ def render_summary(summary: dict[str, Any], settings: Settings) -> str:
 def _on_demand(settings: Settings, as_of: datetime | None = None):
     from flows.common import open_run
 
+    _check_channels(settings)
     return open_run(as_of, False, None, settings=settings)
+
+
+def _check_channels(settings: Settings) -> None:
+    """Build the email and SMS backends once, so that unusable settings (an outbox
+    folder that cannot be written, a missing key) are refused in one line before
+    anything changes, not once per message after."""
+    from dns_lifecycle.channels.email import email_backend
+    from dns_lifecycle.channels.sms import sms_backend
+
+    email_backend(settings)
+    sms_backend(settings)
 
 
 def _print_change(report, as_json: bool) -> None:
