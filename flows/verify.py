@@ -8,10 +8,12 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from dns_lifecycle.channels.dns_lookup import delegated_nameservers
+from dns_lifecycle.store.notifications import PendingFilter
 from dns_lifecycle.store.release import free_cluster, open_delegation_tickets
-from dns_lifecycle.store.tickets import close_delegation_ticket
+from dns_lifecycle.store.tickets import close_delegation_ticket, resolve_ticket_by_hand
 from flows.base import lifecycle_flow
-from flows.common import RunContext, StepReport
+from flows.common import RunContext, StepReport, timed
+from flows.delivery import deliver_pending
 from flows.params import AsOf, BatchSize, DryRun, InstanceIds
 from flows.step import run_step
 
@@ -68,6 +70,20 @@ def verify_open_tickets(ctx: RunContext, instance_ids: list[str] | None = None) 
             )
             session.commit()
         report.add("tickets_resolved" if closed else "tickets_already_resolved")
+    return report
+
+
+def resolve_ticket_now(ctx: RunContext, ticket_id: int) -> StepReport:
+    """Close a ticket whose action a person has done, then deliver the notice it
+    queued (a ticket that asked the account to change name servers tells it)."""
+    report = StepReport(step="resolve-ticket", as_of=ctx.as_of, dry_run=False)
+    with timed(report):
+        with ctx.db.session() as session:
+            ticket = resolve_ticket_by_hand(session, ticket_id, ctx.clock())
+            session.commit()
+        report.add("tickets_resolved")
+        filt = PendingFilter(kinds=NOTICE_KINDS, instance_ids=(ticket.instance_id,))
+        report.absorb(deliver_pending(ctx, filt))
     return report
 
 

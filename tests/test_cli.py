@@ -477,3 +477,42 @@ def test_renew_refuses_an_abbreviated_periods_option(cli):
     code, _, err = cli("renew", "inst-0000001", "--period", "1")
     assert code == 2
     assert "unrecognized arguments: --period" in err
+
+
+def test_tickets_resolve_tells_the_account(cli, db):
+    """`tickets resolve ID` of a manual-action ticket closes it and sends the account
+    its 'ticket resolved' notice by email and SMS."""
+    from datetime import UTC, datetime
+
+    from sqlalchemy import select
+
+    from dns_lifecycle.channels.email import memory as email_memory
+    from dns_lifecycle.channels.sms import memory as sms_memory
+    from models import Domain, Ticket
+    from tests.factories import make_instance
+
+    with db.session() as s:
+        make_instance(
+            s,
+            "inst-t",
+            expires_at=datetime(2026, 3, 1, tzinfo=UTC),
+            state="released",
+            domains=[{"name": "locked.cn", "records": []}],
+        )
+        domain_id = s.execute(select(Domain.id)).scalar_one()
+        s.add(
+            Ticket(
+                domain_id=domain_id,
+                instance_id="inst-t",
+                reason="domain_locked",
+                open_key=f"{domain_id}:domain_locked",
+                created_at=datetime(2026, 3, 8, tzinfo=UTC),
+            )
+        )
+        s.commit()
+        ticket_id = s.execute(select(Ticket.id)).scalar_one()
+    code, out, _ = cli("tickets", "resolve", str(ticket_id))
+    assert code == 0
+    assert out.strip() == f"ticket {ticket_id} resolved; the account was told"
+    assert [m.key for m in email_memory.outbox] == [f"ticket_resolved:{ticket_id}:email"]
+    assert len(sms_memory.outbox) == 1

@@ -107,6 +107,29 @@ def test_resolving_by_hand_closes_once(db, settings):
         resolve_ticket(s, ticket_id, RELEASE)
 
 
+def test_resolving_by_hand_tells_the_account_without_claiming_name_servers(db, settings):
+    """A manual-action ticket closed by hand queues one 'ticket resolved' notice per
+    channel, worded as done by hand and naming no name servers; a second resolve adds
+    none."""
+    from dns_lifecycle.store.tickets import resolve_ticket_by_hand
+
+    _released(db, settings)
+    with db.session() as s:
+        ticket_id = s.execute(select(Ticket.id).order_by(Ticket.id)).scalars().first()
+        resolve_ticket_by_hand(s, ticket_id, RELEASE)
+        s.commit()
+    with pytest.raises(Refused, match="already resolved"), db.session() as s:
+        resolve_ticket_by_hand(s, ticket_id, RELEASE)
+    with db.session() as s:
+        told = s.execute(
+            select(Notification.channel, Notification.context).where(
+                Notification.kind == "ticket_resolved"
+            )
+        ).all()
+    assert sorted(channel for channel, _ in told) == ["email", "sms"]
+    assert all(c["by_hand"] and c["nameservers"] == [] for _, c in told)
+
+
 def test_verify_closes_tickets_whose_delegation_now_points_at_the_free_cluster(
     db, tmp_path, database_url
 ):

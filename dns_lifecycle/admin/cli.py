@@ -439,13 +439,14 @@ def _ticket_row(ticket, domain_name: str) -> dict[str, Any]:
 
 
 def cmd_tickets_resolve(args, settings: Settings) -> int:
-    from dns_lifecycle.store.tickets import resolve_ticket
-    from flows.common import wall_clock
+    from flows.verify import resolve_ticket_now
 
-    with _session(settings) as session:
-        ticket = resolve_ticket(session, args.id, wall_clock())
-        session.commit()
-    print(f"ticket {ticket.id} resolved")
+    with _on_demand(settings) as ctx:
+        report = resolve_ticket_now(ctx, args.id)
+    told = report.counts.get("email_sent", 0) + report.counts.get("sms_sent", 0)
+    print(f"ticket {args.id} resolved" + ("; the account was told" if told else ""))
+    for failure in report.failures:
+        print(f"  ! {failure}")
     return 0
 
 
