@@ -44,6 +44,11 @@ def verify_open_tickets(ctx: RunContext, instance_ids: list[str] | None = None) 
     names = sorted({name for _, name in open_tickets})
     if not settings.dns_resolvers:
         report.add("domains_unchecked_no_resolvers", len(names))
+        report.note(
+            f"{len(names)} domain(s) with an open ticket not checked: no DNS resolver is "
+            "configured; set DNSL_DNS_RESOLVERS to the resolvers to ask, e.g. "
+            "'[\"127.0.0.1:53\"]'"
+        )
         return report
 
     def lookup(name: str):

@@ -452,6 +452,26 @@ def test_the_summary_marks_a_failed_step_instead_of_nothing_to_do(settings):
     assert "failed: see below" in text and "nothing to do" not in text
 
 
+def test_the_summary_shows_each_steps_notes(settings):
+    """A step's notes (what to set, what was left to another run) are printed under it."""
+    from dns_lifecycle.admin.cli import render_summary
+
+    note = "2 domain(s) with an open ticket not checked: set DNSL_DNS_RESOLVERS"
+    summary = {
+        "dry_run": False,
+        "as_of": "2026-12-01T00:00:00Z",
+        "steps": [
+            {
+                "step": "verify-delegations",
+                "duration_seconds": 0.1,
+                "counts": {"domains_unchecked_no_resolvers": 2},
+                "notes": [note],
+            }
+        ],
+    }
+    assert f"    note: {note}" in render_summary(summary, settings).splitlines()
+
+
 def _all_parsers(parser):
     """``parser`` and every subcommand's parser below it."""
     import argparse

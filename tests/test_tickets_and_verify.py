@@ -130,6 +130,16 @@ def test_resolving_by_hand_tells_the_account_without_claiming_name_servers(db, s
     assert all(c["by_hand"] and c["nameservers"] == [] for _, c in told)
 
 
+def test_verify_without_resolvers_says_which_setting_to_set(db, settings):
+    """With open tickets and no resolver configured, verify-delegations counts the
+    domains unchecked and its note names DNSL_DNS_RESOLVERS."""
+    _released(db, settings)
+    with open_run(RELEASE, False, None, settings=settings) as ctx:
+        report = verify_open_tickets(ctx)
+    assert report.counts == {"domains_unchecked_no_resolvers": 2}
+    assert len(report.notes) == 1 and "set DNSL_DNS_RESOLVERS" in report.notes[0]
+
+
 def test_verify_closes_tickets_whose_delegation_now_points_at_the_free_cluster(
     db, tmp_path, database_url
 ):

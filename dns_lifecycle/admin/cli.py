@@ -267,6 +267,7 @@ def render_summary(summary: dict[str, Any], settings: Settings) -> str:
             lines.append("    failed: see below")
         elif not step["counts"]:
             lines.append("    nothing to do")
+        lines.extend(f"    note: {note}" for note in step.get("notes", []))
     outboxes = []
     if settings.email_backend == "file":
         outboxes.append(f"emails in {settings.outbox_dir / 'email'}")
