@@ -452,7 +452,7 @@ def cmd_tickets_resolve(args, settings: Settings) -> int:
 
 
 def cmd_instances_show(args, settings: Settings) -> int:
-    from dns_lifecycle.lifecycle.expiry import describe_stage
+    from dns_lifecycle.lifecycle.expiry import DELEGATION_TICKETS, describe_stage
     from dns_lifecycle.store.queries import instance_details
 
     with _session(settings) as session:
@@ -480,7 +480,15 @@ def cmd_instances_show(args, settings: Settings) -> int:
         locks = ", ".join(d.epp_statuses) or "no EPP status"
         print(f"  domain {d.name} at {d.registrar} ({locks}); NS {', '.join(d.nameservers)}")
         if (stage := details.stages.get(d.name)) is not None:
-            print(f"    release: {describe_stage(stage)}")
+            waiting = next(
+                (
+                    t.id
+                    for t in details.tickets
+                    if t.domain_id == d.id and t.state == "open" and t.reason in DELEGATION_TICKETS
+                ),
+                None,
+            )
+            print(f"    release: {describe_stage(stage, waiting)}")
     for o in details.orders:
         reason = f" ({o.reason})" if o.reason else ""
         print(
