@@ -78,6 +78,16 @@ def verify_open_tickets(ctx: RunContext, instance_ids: list[str] | None = None) 
     return report
 
 
+def verify_now(ctx: RunContext) -> StepReport:
+    """The verify-delegations step of ``ctx``'s run outside Prefect (the CLI's
+    ``verify-delegations``): check, close what is fixed, deliver the notices."""
+    report = StepReport(step=STEP, as_of=ctx.as_of, dry_run=ctx.dry_run)
+    with timed(report):
+        report.merge(verify_open_tickets(ctx))
+        report.absorb(deliver_pending(ctx, PendingFilter(kinds=NOTICE_KINDS)))
+    return report
+
+
 def resolve_ticket_now(ctx: RunContext, ticket_id: int) -> StepReport:
     """Close a ticket whose action a person has done, then deliver the notice it
     queued (a ticket that asked the account to change name servers tells it)."""

@@ -3,6 +3,7 @@ them automatically once DNS shows the free cluster's name servers."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -166,6 +167,31 @@ def test_verify_closes_tickets_whose_delegation_now_points_at_the_free_cluster(
     assert ns == FREE_NS
     assert report.counts["tickets_resolved"] == 1
     assert "tickets_resolved" not in again.counts
+
+
+def test_the_verify_delegations_command_closes_fixed_tickets_and_tells_the_account(
+    db, settings, monkeypatch, capsys
+):
+    """`dns-lifecycle verify-delegations` runs that step alone: the ticket of a domain
+    DNS shows on the free name servers closes and its account gets the notice."""
+    from dns_lifecycle.admin.cli import main
+    from dns_lifecycle.channels.email import memory as email_memory
+
+    _released(db, settings)
+    with DnsServer({"locked.cn": FREE_NS, "elsewhere.com": ["dns1.registrar-servers.com"]}) as dns:
+        for name, value in {
+            "DATABASE_URL": settings.database_url,
+            "DNSL_OUTBOX_DIR": str(settings.outbox_dir),
+            "DNSL_EMAIL_BACKEND": "memory",
+            "DNSL_SMS_BACKEND": "memory",
+            "DNSL_DNS_RESOLVERS": f'["{dns.address}"]',
+        }.items():
+            monkeypatch.setenv(name, value)
+        code = main(["verify-delegations", "--json"])
+    summary = json.loads(capsys.readouterr().out)
+    assert code == 0
+    assert summary["steps"][0]["counts"]["tickets_resolved"] == 1
+    assert [m.key.split(":")[0] for m in email_memory.outbox] == ["ticket_resolved"]
 
 
 def test_verify_without_resolvers_skips_and_says_so(db, settings):

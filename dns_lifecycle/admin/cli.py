@@ -255,9 +255,34 @@ def cmd_run(args, settings: Settings) -> int:
     return 1
 
 
+def cmd_verify_delegations(args, settings: Settings) -> int:
+    from flows.common import open_run, run_as_of, wall_clock
+    from flows.verify import verify_now
+
+    as_of = run_as_of(args.as_of, args.dry_run, wall_clock)
+    if not args.dry_run:
+        _check_channels(settings)
+    with open_run(as_of, args.dry_run, None, settings=settings) as ctx:
+        report = verify_now(ctx)
+    step = report.model_dump(mode="json")
+    summary = {
+        "flow": "verify-delegations",
+        "as_of": step["as_of"],
+        "dry_run": args.dry_run,
+        "steps": [step],
+    }
+    if args.json:
+        print(_json(summary))
+    else:
+        print(render_summary(summary, settings))
+    for failure in report.failures:
+        print(f"dns-lifecycle: {failure}", file=sys.stderr)
+    return 1 if report.failures else 0
+
+
 def render_summary(summary: dict[str, Any], settings: Settings) -> str:
     kind = "dry run (nothing changed, nothing sent)" if summary["dry_run"] else "run"
-    lines = [f"daily-lifecycle {kind} as of {summary['as_of']}"]
+    lines = [f"{summary.get('flow', 'daily-lifecycle')} {kind} as of {summary['as_of']}"]
     failed = {f.split(":", 1)[0] for f in summary.get("failed_steps", [])}
     for step in summary["steps"]:
         lines.append(f"  {step['step']} ({step['duration_seconds']:.2f} s)")
@@ -586,6 +611,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--as-of", metavar="DATE", help="centre the fleet's expiries on DATE")
 
     p = add("run", cmd_run, "run the daily lifecycle once, through Prefect")
+    p.add_argument("--as-of", metavar="DATE", help="YYYY-MM-DD (00:00 UTC) or ISO datetime")
+    p.add_argument("--dry-run", action="store_true", help="plan only: change and send nothing")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+
+    p = add(
+        "verify-delegations",
+        cmd_verify_delegations,
+        "only the daily run's verify-delegations step: close the tickets of domains that "
+        "DNS shows delegated to the free cluster, and tell their accounts",
+    )
     p.add_argument("--as-of", metavar="DATE", help="YYYY-MM-DD (00:00 UTC) or ISO datetime")
     p.add_argument("--dry-run", action="store_true", help="plan only: change and send nothing")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
