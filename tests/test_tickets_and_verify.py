@@ -97,6 +97,28 @@ def test_webhook_down_leaves_tickets_pending_for_the_next_run(db, tmp_path, data
     assert [t.sink_state for t in tickets] == ["sent", "sent"]
 
 
+def test_a_release_that_deleted_the_paid_copy_promises_no_date_in_its_notice(db, settings):
+    """With the database backend the paid copy goes with the release: the released
+    notice's ticketed domains say so and carry no 'change by' date."""
+    _released(db, settings)
+    with db.session() as s:
+        [context] = (
+            s.execute(
+                select(Notification.context).where(
+                    Notification.kind == "released", Notification.channel == "email"
+                )
+            )
+            .scalars()
+            .all()
+        )
+    assert [
+        (d["name"], d.get("paid_copy_deleted"), d.get("change_by")) for d in context["domains"]
+    ] == [
+        ("elsewhere.com", True, None),
+        ("locked.cn", True, None),
+    ]
+
+
 def test_resolving_by_hand_closes_once(db, settings):
     """`tickets resolve` closes an open ticket; a second time is refused clearly."""
     _released(db, settings)

@@ -399,6 +399,9 @@ class ReleasedDomain(BaseModel):
     registrar: str
     # For a domain its owner must re-delegate: by when, before the paid copy goes.
     change_by: Moment | None = Field(default=None, exclude_if=lambda v: v is None)
+    # The paid copy went with the release (a cluster with no DNS caches to wait for,
+    # the database backend): the old name servers answer no more, there is no date.
+    paid_copy_deleted: bool = Field(default=False, exclude_if=lambda v: not v)
 
     @field_validator("action")
     @classmethod
