@@ -145,3 +145,22 @@ def test_a_task_failing_with_an_expected_error_logs_no_traceback(db, flow_env, m
     assert "no free cluster is configured" in caplog.text
     assert "Traceback" not in caplog.text
     assert not any(r.exc_info for r in caplog.records)
+
+
+def test_a_run_started_by_hand_is_tagged_manual_and_its_steps_are_not(db, flow_env):
+    """A daily run started from the command line (not by a schedule) carries the tag
+    'manual', never 'scheduled'; its step runs are left as they are."""
+    from prefect import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterParentFlowRunId
+
+    state = daily_lifecycle(as_of=AS_OF, dry_run=True, return_state=True)
+    run_id = state.state_details.flow_run_id
+    with get_client(sync_client=True) as client:
+        tags = client.read_flow_run(run_id).tags
+        steps = client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(
+                parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[run_id])
+            )
+        )
+    assert "manual" in tags and "scheduled" not in tags
+    assert steps and all("manual" not in s.tags for s in steps)
