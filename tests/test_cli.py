@@ -536,18 +536,3 @@ def test_tickets_resolve_tells_the_account(cli, db):
     assert out.strip() == f"ticket {ticket_id} resolved; the account was told"
     assert [m.key for m in email_memory.outbox] == [f"ticket_resolved:{ticket_id}:email"]
     assert len(sms_memory.outbox) == 1
-
-
-def test_the_daily_artifact_marks_a_failed_step_instead_of_nothing_to_do():
-    """In the daily-lifecycle-summary artifact a step that failed without counts reads
-    'failed', not 'nothing to do'."""
-    from datetime import UTC, datetime
-
-    from flows.artifacts import daily_markdown
-    from flows.common import StepReport
-
-    moment = datetime(2026, 12, 1, tzinfo=UTC)
-    step = StepReport(step="verify-delegations", as_of=moment, dry_run=True)
-    text = daily_markdown(moment, True, [step], ["verify-delegations: no free cluster"])
-    assert "| verify-delegations | failed (see Failures) | 0 |" in text
-    assert "nothing to do" not in text

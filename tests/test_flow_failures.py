@@ -164,3 +164,18 @@ def test_a_run_started_by_hand_is_tagged_manual_and_its_steps_are_not(db, flow_e
         )
     assert "manual" in tags and "scheduled" not in tags
     assert steps and all("manual" not in s.tags for s in steps)
+
+
+def test_the_daily_artifact_marks_a_failed_step_instead_of_nothing_to_do():
+    """In the daily-lifecycle-summary artifact a step that failed without counts reads
+    'failed', not 'nothing to do'."""
+    from datetime import UTC, datetime
+
+    from flows.artifacts import daily_markdown
+    from flows.common import StepReport
+
+    moment = datetime(2026, 12, 1, tzinfo=UTC)
+    step = StepReport(step="verify-delegations", as_of=moment, dry_run=True)
+    text = daily_markdown(moment, True, [step], ["verify-delegations: no free cluster"])
+    assert "| verify-delegations | failed (see Failures) | 0 |" in text
+    assert "nothing to do" not in text
