@@ -80,6 +80,18 @@ def test_a_run_with_an_outbox_that_cannot_be_made_is_refused_before_it_starts(cl
     assert "DNSL_OUTBOX_DIR" in _one_line(err) and out == ""
 
 
+def test_a_renewal_with_an_outbox_that_cannot_be_made_is_refused_and_charges_nothing(cli, tmp_path):
+    """`renew` with DNSL_OUTBOX_DIR under a file exits 2 in one line before any order is
+    made: the renewal's notice could not be sent."""
+    cli("import", str(SAMPLE))
+    (tmp_path / "afile").write_text("not a folder\n")
+    outbox = str(tmp_path / "afile" / "outbox")
+    code, _, err = cli("renew", "inst-a01", DNSL_OUTBOX_DIR=outbox)
+    assert code == 2
+    assert "DNSL_OUTBOX_DIR" in _one_line(err)
+    assert cli("orders", "list", "--json")[1].strip() == "[]"
+
+
 def test_a_database_an_older_revision_says_to_run_db_upgrade(cli, settings):
     """A schema behind the code's migrations is refused, not queried."""
     from sqlalchemy import create_engine, text
