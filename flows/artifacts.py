@@ -62,10 +62,13 @@ def daily_markdown(
         "| step | action | count |",
         "| --- | --- | ---: |",
     ]
+    failed_steps = {f.split(":", 1)[0] for f in failed}
     for step in steps:
         for name, n in sorted(step.counts.items()):
             lines.append(f"| {step.step} | {name} | {n:,} |")
-        if not step.counts:
+        if step.step in failed_steps:
+            lines.append(f"| {step.step} | failed (see Failures) | 0 |")
+        elif not step.counts:
             lines.append(f"| {step.step} | nothing to do | 0 |")
     failures = failed + [f"{s.step}: {f}" for s in steps for f in s.failures]
     if failures:

@@ -12,8 +12,9 @@ import logging
 from collections.abc import Callable
 from typing import Any, ParamSpec, TypeVar, get_args, get_type_hints
 
-from prefect import Flow, flow, get_run_logger
+from prefect import Flow, flow, get_client, get_run_logger
 from prefect.client.schemas.objects import State
+from prefect.context import FlowRunContext
 from prefect.states import Failed
 from pydantic.fields import FieldInfo
 
@@ -34,7 +35,47 @@ class _NoTracebackForExpectedFailures(logging.Filter):
         return not (record.exc_info and isinstance(record.exc_info[1], LifecycleError))
 
 
+class _NoTracebackInTaskFailures(logging.Filter):
+    """A task that fails with one of the project's expected errors is logged by
+    Prefect with its traceback ("Task run failed with exception"). Its message says what
+    to do: keep the line, drop the traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and isinstance(record.exc_info[1], LifecycleError):
+            record.exc_info, record.exc_text = None, None
+        return True
+
+
 logging.getLogger("prefect.flow_runs").addFilter(_NoTracebackForExpectedFailures())
+logging.getLogger("prefect.task_runs").addFilter(_NoTracebackInTaskFailures())
+
+
+# What started a run, as its tags say. Prefect's scheduler tags each run it creates
+# "auto-scheduled"; a deployment's own tags go on every run of it, however started, so
+# they cannot say this. Each top-level run adds one of these at its start.
+SCHEDULED, MANUAL = "scheduled", "manual"
+AUTO_SCHEDULED = "auto-scheduled"
+
+
+def started_by(tags: list[str]) -> str:
+    """The tag that says what started a top-level run with ``tags``: the scheduler, or a
+    person (a Custom run, `prefect deployment run`, `dns-lifecycle run`)."""
+    return SCHEDULED if AUTO_SCHEDULED in tags else MANUAL
+
+
+def _tag_what_started_the_run() -> None:
+    context = FlowRunContext.get()
+    run = context.flow_run if context else None
+    if run is None or run.parent_task_run_id is not None:
+        return  # a subflow or a shard run: the run that started it is tagged
+    tag = started_by(list(run.tags))
+    if tag in run.tags:
+        return
+    try:
+        with get_client(sync_client=True) as client:
+            client.update_flow_run(run.id, tags=[*run.tags, tag])
+    except Exception as exc:  # a missing tag is no reason to stop the lifecycle
+        get_run_logger().warning(f"could not tag this run {tag!r}: {exc}")
 
 
 def report_of(state: State[Any]) -> Any:
@@ -50,6 +91,7 @@ def lifecycle_flow(name: str) -> Callable[[Callable[P, R]], Flow[P, R]]:
     def decorate(fn: Callable[P, R]) -> Flow[P, R]:
         @functools.wraps(fn)
         def run(*args: Any, **kwargs: Any) -> Any:
+            _tag_what_started_the_run()
             try:
                 # Bad settings fail the run here, before it does anything.
                 with settings_of_run():

@@ -121,8 +121,11 @@ def _run_day(
             # the run still ends Failed, naming every step that failed.
             state = step(as_of=moment, dry_run=dry_run, batch_size=batch_size, return_state=True)
             done = report_of(state)
-            if isinstance(done, StepReport):  # a failed step may still report its counts
-                reports.append(done)
+            if not isinstance(done, StepReport):
+                # A step that failed before reporting anything is still listed, so the
+                # summary names every step; failed_steps says why it failed.
+                done = StepReport(step=step.name, as_of=moment, dry_run=dry_run)
+            reports.append(done)
             if not state.is_completed():
                 failed.append(f"{step.name}: {state.message}")
     label = f"{part.index + 1} of {part.count}" if part else None

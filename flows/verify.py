@@ -8,10 +8,12 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from dns_lifecycle.channels.dns_lookup import delegated_nameservers
+from dns_lifecycle.store.notifications import PendingFilter
 from dns_lifecycle.store.release import free_cluster, open_delegation_tickets
-from dns_lifecycle.store.tickets import close_delegation_ticket
+from dns_lifecycle.store.tickets import close_delegation_ticket, resolve_ticket_by_hand
 from flows.base import lifecycle_flow
-from flows.common import RunContext, StepReport
+from flows.common import RunContext, StepReport, timed
+from flows.delivery import deliver_pending
 from flows.params import AsOf, BatchSize, DryRun, InstanceIds
 from flows.step import run_step
 
@@ -30,15 +32,23 @@ def verify_open_tickets(ctx: RunContext, instance_ids: list[str] | None = None) 
     report = StepReport(step=STEP, as_of=ctx.as_of, dry_run=ctx.dry_run)
     settings = ctx.settings
     with ctx.db.session() as session:
-        target = _normalise(free_cluster(session).nameservers)
         open_tickets = [
             (ticket_id, name)
             for ticket_id, name, instance_id in open_delegation_tickets(session, instance_ids)
             if ctx.shard is None or ctx.shard.owns(instance_id)
         ]
+        if not open_tickets:
+            # Nothing to check: no free cluster is needed (a fresh database has none).
+            return report
+        target = _normalise(free_cluster(session).nameservers)
     names = sorted({name for _, name in open_tickets})
     if not settings.dns_resolvers:
         report.add("domains_unchecked_no_resolvers", len(names))
+        report.note(
+            f"{len(names)} domain(s) with an open ticket not checked: no DNS resolver is "
+            "configured; set DNSL_DNS_RESOLVERS to the resolvers to ask, e.g. "
+            "'[\"127.0.0.1:53\"]'"
+        )
         return report
 
     def lookup(name: str):
@@ -65,6 +75,30 @@ def verify_open_tickets(ctx: RunContext, instance_ids: list[str] | None = None) 
             )
             session.commit()
         report.add("tickets_resolved" if closed else "tickets_already_resolved")
+    return report
+
+
+def verify_now(ctx: RunContext) -> StepReport:
+    """The verify-delegations step of ``ctx``'s run outside Prefect (the CLI's
+    ``verify-delegations``): check, close what is fixed, deliver the notices."""
+    report = StepReport(step=STEP, as_of=ctx.as_of, dry_run=ctx.dry_run)
+    with timed(report):
+        report.merge(verify_open_tickets(ctx))
+        report.absorb(deliver_pending(ctx, PendingFilter(kinds=NOTICE_KINDS)))
+    return report
+
+
+def resolve_ticket_now(ctx: RunContext, ticket_id: int) -> StepReport:
+    """Close a ticket whose action a person has done, then deliver the notice it
+    queued (a ticket that asked the account to change name servers tells it)."""
+    report = StepReport(step="resolve-ticket", as_of=ctx.as_of, dry_run=False)
+    with timed(report):
+        with ctx.db.session() as session:
+            ticket = resolve_ticket_by_hand(session, ticket_id, ctx.clock())
+            session.commit()
+        report.add("tickets_resolved")
+        filt = PendingFilter(kinds=NOTICE_KINDS, instance_ids=(ticket.instance_id,))
+        report.absorb(deliver_pending(ctx, filt))
     return report
 
 

@@ -2,7 +2,8 @@
 # A paid and a free PowerDNS Authoritative server on loopback, as plain processes, for
 # trying release against real DNS: each with its own SQLite database, DNS port and API.
 #
-#   scripts/dns-clusters.sh start     start both (prints the DNSL_CLUSTER_API_KEYS to export)
+#   scripts/dns-clusters.sh start     start both; stdout is the line that exports their API
+#                                     keys: eval "$(scripts/dns-clusters.sh start)"
 #   scripts/dns-clusters.sh stop      stop both
 #   scripts/dns-clusters.sh status    which are running
 #
@@ -26,7 +27,7 @@ start_one() {  # name dns-address api-port primary-name-server
   mkdir -p "$folder"
   folder="$(cd "$folder" && pwd)"
   if [ -f "$folder/pid" ] && kill -0 "$(cat "$folder/pid")" 2>/dev/null; then
-    echo "$name: already running (pid $(cat "$folder/pid"))"
+    echo "$name: already running (pid $(cat "$folder/pid"))" >&2
     return
   fi
   [ -s "$folder/api-key" ] || python3 -c 'import secrets; print(secrets.token_hex(16))' > "$folder/api-key"
@@ -56,10 +57,10 @@ req = urllib.request.Request(f"http://127.0.0.1:{sys.argv[1]}/api/v1/servers/loc
                              headers={"X-API-Key": sys.argv[2]})
 urllib.request.urlopen(req, timeout=1)
 PY
-    kill -0 "$(cat "$folder/pid")" 2>/dev/null || { echo "$name: pdns_server exited:"; tail -20 "$folder/pdns.log"; exit 1; }
+    kill -0 "$(cat "$folder/pid")" 2>/dev/null || { echo "$name: pdns_server exited:" >&2; tail -20 "$folder/pdns.log" >&2; exit 1; }
     sleep 0.1
   done
-  echo "$name: DNS on $2, API on http://127.0.0.1:$api_port (pid $(cat "$folder/pid"))"
+  echo "$name: DNS on $2, API on http://127.0.0.1:$api_port (pid $(cat "$folder/pid"))" >&2
 }
 
 stop_one() {
@@ -74,11 +75,11 @@ stop_one() {
 
 case "${1:-}" in
   start)
-    [ -x "$PDNS" ] || { echo "pdns_server not found: apt-get install pdns-server pdns-backend-sqlite3"; exit 2; }
+    [ -x "$PDNS" ] || { echo "pdns_server not found: apt-get install pdns-server pdns-backend-sqlite3" >&2; exit 2; }
     # The primary name servers of scripts/live-clusters.sample.json's clusters.
     start_one paid-1 "$PAID_DNS" "$PAID_API_PORT" ns1.paid-dns.example.
     start_one free "$FREE_DNS" "$FREE_API_PORT" ns1.free-dns.example.
-    echo
+    # Talk goes to stderr; stdout is only this line, for eval "$(... start)".
     echo "export DNSL_CLUSTER_API_KEYS='{\"paid-1\": \"$(cat "$DIR/paid-1/api-key")\", \"free\": \"$(cat "$DIR/free/api-key")\"}'"
     ;;
   stop)

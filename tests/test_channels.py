@@ -48,6 +48,19 @@ def test_the_sms_backend_is_the_one_the_settings_name(name, backend, tmp_path):
     assert isinstance(sms_backend(settings), backend)
 
 
+@pytest.mark.parametrize("build", [email_backend, sms_backend])
+def test_a_file_backend_refuses_an_outbox_it_cannot_make_when_built(build, tmp_path):
+    """A file backend whose outbox folder cannot be made refuses when it is built, in
+    one line naming DNSL_OUTBOX_DIR, instead of failing on each message."""
+    from dns_lifecycle.core.errors import InputError
+
+    (tmp_path / "afile").write_text("not a folder\n")
+    settings = Settings(outbox_dir=tmp_path / "afile" / "outbox")
+    with pytest.raises(InputError, match="DNSL_OUTBOX_DIR") as refused:
+        build(settings)
+    assert "\n" not in str(refused.value)
+
+
 def test_a_dry_run_counts_every_message_as_sent_and_sends_nothing(tmp_path):
     """Whatever backend the settings name, a dry run's reports each message sent and
     none reaches that backend."""

@@ -436,3 +436,103 @@ def test_the_default_prefect_home_is_made_with_its_parents(tmp_path, monkeypatch
     home = tmp_path / "checkout" / "var" / "prefect"
     assert home.is_dir()
     assert os.environ["PREFECT_HOME"] == str(home)
+
+
+def test_the_summary_marks_a_failed_step_instead_of_nothing_to_do(settings):
+    """A step that failed without counts reads 'failed', not 'nothing to do'."""
+    from dns_lifecycle.admin.cli import render_summary
+
+    summary = {
+        "dry_run": True,
+        "as_of": "2026-12-01T00:00:00Z",
+        "steps": [{"step": "verify-delegations", "duration_seconds": 0.1, "counts": {}}],
+        "failed_steps": ["verify-delegations: no free cluster is configured"],
+    }
+    text = render_summary(summary, settings)
+    assert "failed: see below" in text and "nothing to do" not in text
+
+
+def test_the_summary_shows_each_steps_notes(settings):
+    """A step's notes (what to set, what was left to another run) are printed under it."""
+    from dns_lifecycle.admin.cli import render_summary
+
+    note = "2 domain(s) with an open ticket not checked: set DNSL_DNS_RESOLVERS"
+    summary = {
+        "dry_run": False,
+        "as_of": "2026-12-01T00:00:00Z",
+        "steps": [
+            {
+                "step": "verify-delegations",
+                "duration_seconds": 0.1,
+                "counts": {"domains_unchecked_no_resolvers": 2},
+                "notes": [note],
+            }
+        ],
+    }
+    assert f"    note: {note}" in render_summary(summary, settings).splitlines()
+
+
+def _all_parsers(parser):
+    """``parser`` and every subcommand's parser below it."""
+    import argparse
+
+    yield parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                yield from _all_parsers(sub)
+
+
+def test_no_parser_accepts_an_abbreviated_option():
+    """Every parser and subparser takes options only as written in full."""
+    from dns_lifecycle.admin.cli import build_parser
+
+    parsers = list(_all_parsers(build_parser()))
+    assert len(parsers) > 10
+    assert [p.prog for p in parsers if p.allow_abbrev] == []
+
+
+def test_renew_refuses_an_abbreviated_periods_option(cli):
+    """`renew ID --period 1` is refused in one line, not read as `--periods 1`."""
+    code, _, err = cli("renew", "inst-0000001", "--period", "1")
+    assert code == 2
+    assert "unrecognized arguments: --period" in err
+
+
+def test_tickets_resolve_tells_the_account(cli, db):
+    """`tickets resolve ID` of a manual-action ticket closes it and sends the account
+    its 'ticket resolved' notice by email and SMS."""
+    from datetime import UTC, datetime
+
+    from sqlalchemy import select
+
+    from dns_lifecycle.channels.email import memory as email_memory
+    from dns_lifecycle.channels.sms import memory as sms_memory
+    from models import Domain, Ticket
+    from tests.factories import make_instance
+
+    with db.session() as s:
+        make_instance(
+            s,
+            "inst-t",
+            expires_at=datetime(2026, 3, 1, tzinfo=UTC),
+            state="released",
+            domains=[{"name": "locked.cn", "records": []}],
+        )
+        domain_id = s.execute(select(Domain.id)).scalar_one()
+        s.add(
+            Ticket(
+                domain_id=domain_id,
+                instance_id="inst-t",
+                reason="domain_locked",
+                open_key=f"{domain_id}:domain_locked",
+                created_at=datetime(2026, 3, 8, tzinfo=UTC),
+            )
+        )
+        s.commit()
+        ticket_id = s.execute(select(Ticket.id)).scalar_one()
+    code, out, _ = cli("tickets", "resolve", str(ticket_id))
+    assert code == 0
+    assert out.strip() == f"ticket {ticket_id} resolved; the account was told"
+    assert [m.key for m in email_memory.outbox] == [f"ticket_resolved:{ticket_id}:email"]
+    assert len(sms_memory.outbox) == 1

@@ -51,6 +51,47 @@ def test_a_database_never_migrated_says_to_run_db_upgrade(cli, tmp_path):
     assert "run `dns-lifecycle db upgrade`" in _one_line(err)
 
 
+def test_a_database_that_does_not_exist_names_db_upgrade_and_the_demo(cli, tmp_path):
+    """A missing SQLite file is refused with both ways to create it."""
+    url = f"sqlite:///{tmp_path / 'absent.db'}"
+    code, _, err = cli("orders", "list", DATABASE_URL=url)
+    line = _one_line(err)
+    assert code == 2
+    assert "does not exist yet" in line and "./scripts/demo.sh" in line
+
+
+@pytest.mark.parametrize("where", ["afile/db.sqlite", "."])
+def test_db_upgrade_of_a_database_that_cannot_be_made_is_refused_in_one_line(cli, tmp_path, where):
+    """`db upgrade` where no database file can be made (its folder under a file, or the
+    path a folder) exits 2 in one line naming DATABASE_URL."""
+    (tmp_path / "afile").write_text("not a folder\n")
+    url = f"sqlite:///{(tmp_path / where).resolve()}"
+    code, _, err = cli("db", "upgrade", DATABASE_URL=url)
+    assert code == 2
+    assert "DATABASE_URL" in _one_line(err)
+
+
+def test_a_run_with_an_outbox_that_cannot_be_made_is_refused_before_it_starts(cli, tmp_path):
+    """`run` with DNSL_OUTBOX_DIR under a file exits 2 in one line, before Prefect or
+    any step starts."""
+    (tmp_path / "afile").write_text("not a folder\n")
+    code, out, err = cli("run", DNSL_OUTBOX_DIR=str(tmp_path / "afile" / "outbox"))
+    assert code == 2
+    assert "DNSL_OUTBOX_DIR" in _one_line(err) and out == ""
+
+
+def test_a_renewal_with_an_outbox_that_cannot_be_made_is_refused_and_charges_nothing(cli, tmp_path):
+    """`renew` with DNSL_OUTBOX_DIR under a file exits 2 in one line before any order is
+    made: the renewal's notice could not be sent."""
+    cli("import", str(SAMPLE))
+    (tmp_path / "afile").write_text("not a folder\n")
+    outbox = str(tmp_path / "afile" / "outbox")
+    code, _, err = cli("renew", "inst-a01", DNSL_OUTBOX_DIR=outbox)
+    assert code == 2
+    assert "DNSL_OUTBOX_DIR" in _one_line(err)
+    assert cli("orders", "list", "--json")[1].strip() == "[]"
+
+
 def test_a_database_an_older_revision_says_to_run_db_upgrade(cli, settings):
     """A schema behind the code's migrations is refused, not queried."""
     from sqlalchemy import create_engine, text

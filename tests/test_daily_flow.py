@@ -112,3 +112,33 @@ def test_a_pending_notice_of_every_kind_is_delivered_by_the_next_daily_run(db, f
     last = report.steps[-1]
     assert last.step == "deliver-pending-notices"
     assert last.counts["email_sent"] >= 2  # at least upgraded and auto_renew_changed
+
+
+def test_a_fresh_database_runs_every_step_with_nothing_to_do(db, flow_env):
+    """On an empty database (no free cluster yet) a dry run completes, every step listed
+    and none with anything to do."""
+    from flows.daily import STEPS
+
+    state = daily_lifecycle(as_of=AS_OF, dry_run=True, return_state=True)
+    assert state.is_completed(), state.message
+    report = state.result()
+    assert [s.step for s in report.steps] == [step.name for step in STEPS]
+    assert all(s.counts == {} for s in report.steps)
+
+
+def test_a_step_that_fails_before_reporting_is_still_listed(db, flow_env, monkeypatch):
+    """A step that fails without a report of its own still appears among the steps,
+    and the run names why it failed."""
+    from dns_lifecycle.core.errors import LifecycleError
+    from flows import verify
+    from flows.base import report_of
+
+    def refuse(ctx, instance_ids=None):
+        raise LifecycleError("no free cluster is configured")
+
+    monkeypatch.setattr(verify, "verify_open_tickets", refuse)
+    state = daily_lifecycle(as_of=AS_OF, dry_run=True, return_state=True)
+    report = report_of(state)
+    assert not state.is_completed()
+    assert "verify-delegations" in [s.step for s in report.steps]
+    assert report.failed_steps == ["verify-delegations: no free cluster is configured"]

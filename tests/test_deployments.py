@@ -76,3 +76,24 @@ def test_an_empty_form_validates_as_prefect_validates_it(deployment):
     params = {k: v for k, v in required.items() if k in schema.get("required", [])}
     defaults = {k: None for k, p in schema["properties"].items() if p.get("default", 0) is None}
     flow.validate_parameters({**defaults, **params})
+
+
+@pytest.mark.parametrize("deployment", DEPLOYMENTS, ids=lambda d: f"{d['entrypoint']}:{d['name']}")
+def test_no_deployment_tags_its_runs_as_started_one_way(deployment):
+    """A deployment's tags go on every run of it, scheduled or started by hand: none of
+    them says what started the run (the run tags itself)."""
+    from flows.base import MANUAL, SCHEDULED
+
+    assert not {SCHEDULED, MANUAL} & set(deployment.get("tags", []))
+
+
+@pytest.mark.parametrize(
+    ("tags", "started"),
+    [(["auto-scheduled", "lifecycle"], "scheduled"), (["lifecycle"], "manual"), ([], "manual")],
+)
+def test_a_run_is_tagged_by_what_started_it(tags, started):
+    """A run Prefect's scheduler made (tagged auto-scheduled) is 'scheduled'; any other
+    top-level run is 'manual'."""
+    from flows.base import started_by
+
+    assert started_by(tags) == started

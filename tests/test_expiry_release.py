@@ -452,3 +452,20 @@ def test_a_paid_copy_changed_during_the_drain_is_named():
     assert paid_copy_difference("example.cn", moved, list(moved)) is None
     added = paid_copy_difference("example.cn", moved, [*moved, Rr("A", "new", "192.0.2.2", 300)])
     assert added is not None and "added new A 192.0.2.2" in added and "removed nothing" in added
+
+
+def test_a_ticketed_domain_whose_owner_has_not_acted_is_not_shown_draining():
+    """A domain whose delegation ticket is open reads as waiting for its owner, with the
+    latest moment its paid copy is kept, not as draining."""
+    from dns_lifecycle.lifecycle.expiry import describe_stage
+
+    stage = {
+        "stage": "draining",
+        "delegation": "domain_locked",
+        "drain_until": "2026-03-24T04:00:00+00:00",
+    }
+    assert describe_stage(stage, open_ticket=7) == (
+        "waiting for the owner to change the name servers (ticket 7, domain_locked), "
+        "paid copy kept until 2026-03-24T04:00:00+00:00 at the latest"
+    )
+    assert describe_stage(stage).startswith("draining")  # once the ticket is closed

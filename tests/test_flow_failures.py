@@ -127,3 +127,55 @@ def test_failed_releases_alone_are_named_without_deliveries():
     assert text.startswith("release-instances: 3 releases failed: instance inst-1: domain a.cn")
     assert "deliveries" not in text and "delivery" not in text
     assert "A failed release is taken up by the next run at its recorded stage" in text
+
+
+def test_a_task_failing_with_an_expected_error_logs_no_traceback(db, flow_env, monkeypatch, caplog):
+    """A step's task that raises one of the project's errors is logged in one line, its
+    traceback left out."""
+    from dns_lifecycle.core.errors import LifecycleError
+    from flows import verify
+
+    def refuse(ctx, instance_ids=None):
+        raise LifecycleError("no free cluster is configured")
+
+    caplog.set_level(logging.INFO)
+    monkeypatch.setattr(verify, "verify_open_tickets", refuse)
+    state = verify.verify_delegations(as_of=AS_OF, dry_run=True, return_state=True)
+    assert state.is_failed()
+    assert "no free cluster is configured" in caplog.text
+    assert "Traceback" not in caplog.text
+    assert not any(r.exc_info for r in caplog.records)
+
+
+def test_a_run_started_by_hand_is_tagged_manual_and_its_steps_are_not(db, flow_env):
+    """A daily run started from the command line (not by a schedule) carries the tag
+    'manual', never 'scheduled'; its step runs are left as they are."""
+    from prefect import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterParentFlowRunId
+
+    state = daily_lifecycle(as_of=AS_OF, dry_run=True, return_state=True)
+    run_id = state.state_details.flow_run_id
+    with get_client(sync_client=True) as client:
+        tags = client.read_flow_run(run_id).tags
+        steps = client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(
+                parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[run_id])
+            )
+        )
+    assert "manual" in tags and "scheduled" not in tags
+    assert steps and all("manual" not in s.tags for s in steps)
+
+
+def test_the_daily_artifact_marks_a_failed_step_instead_of_nothing_to_do():
+    """In the daily-lifecycle-summary artifact a step that failed without counts reads
+    'failed', not 'nothing to do'."""
+    from datetime import UTC, datetime
+
+    from flows.artifacts import daily_markdown
+    from flows.common import StepReport
+
+    moment = datetime(2026, 12, 1, tzinfo=UTC)
+    step = StepReport(step="verify-delegations", as_of=moment, dry_run=True)
+    text = daily_markdown(moment, True, [step], ["verify-delegations: no free cluster"])
+    assert "| verify-delegations | failed (see Failures) | 0 |" in text
+    assert "nothing to do" not in text

@@ -207,6 +207,29 @@ def test_unknown_domain_action_raises(renderer):
         renderer.email("released", context)
 
 
+@pytest.mark.parametrize(
+    ("locale", "says"), [("en-US", "no longer answer"), ("zh-CN", "已停止解析")]
+)
+def test_a_released_domain_whose_paid_copy_went_with_the_release_gets_no_date(
+    renderer, locale, says
+):
+    """A ticketed domain whose paid copy was deleted with the release (the database
+    backend) is told that the old name servers no longer answer, with no date."""
+    context = sample_context("released", locale)
+    context["domains"] = [
+        {
+            "name": "a.cn",
+            "action": "domain_locked",
+            "registrar": "hichina",
+            "paid_copy_deleted": True,
+        }
+    ]
+    email = renderer.email("released", context)
+    for part in (email.text, email.html):
+        assert says in part
+        assert "soon after that date" not in part and "该日期之后" not in part
+
+
 def test_unknown_kind_raises_listing_the_kinds(renderer):
     """An unknown notice kind is named, with the kinds there are."""
     with pytest.raises(InputError, match=r"'birthday'.*reminder, order_created"):

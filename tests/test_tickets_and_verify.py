@@ -3,6 +3,7 @@ them automatically once DNS shows the free cluster's name servers."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -96,6 +97,28 @@ def test_webhook_down_leaves_tickets_pending_for_the_next_run(db, tmp_path, data
     assert [t.sink_state for t in tickets] == ["sent", "sent"]
 
 
+def test_a_release_that_deleted_the_paid_copy_promises_no_date_in_its_notice(db, settings):
+    """With the database backend the paid copy goes with the release: the released
+    notice's ticketed domains say so and carry no 'change by' date."""
+    _released(db, settings)
+    with db.session() as s:
+        [context] = (
+            s.execute(
+                select(Notification.context).where(
+                    Notification.kind == "released", Notification.channel == "email"
+                )
+            )
+            .scalars()
+            .all()
+        )
+    assert [
+        (d["name"], d.get("paid_copy_deleted"), d.get("change_by")) for d in context["domains"]
+    ] == [
+        ("elsewhere.com", True, None),
+        ("locked.cn", True, None),
+    ]
+
+
 def test_resolving_by_hand_closes_once(db, settings):
     """`tickets resolve` closes an open ticket; a second time is refused clearly."""
     _released(db, settings)
@@ -116,6 +139,39 @@ def test_retry_is_refused_for_a_ticket_that_does_not_stop_a_release(db, settings
         s.commit()
     with pytest.raises(Refused, match="does not stop a release"), db.session() as s:
         retry_ticket(s, ticket_id, RELEASE)
+
+
+def test_resolving_by_hand_tells_the_account_without_claiming_name_servers(db, settings):
+    """A manual-action ticket closed by hand queues one 'ticket resolved' notice per
+    channel, worded as done by hand and naming no name servers; a second resolve adds
+    none."""
+    from dns_lifecycle.store.tickets import resolve_ticket_by_hand
+
+    _released(db, settings)
+    with db.session() as s:
+        ticket_id = s.execute(select(Ticket.id).order_by(Ticket.id)).scalars().first()
+        resolve_ticket_by_hand(s, ticket_id, RELEASE)
+        s.commit()
+    with pytest.raises(Refused, match="already resolved"), db.session() as s:
+        resolve_ticket_by_hand(s, ticket_id, RELEASE)
+    with db.session() as s:
+        told = s.execute(
+            select(Notification.channel, Notification.context).where(
+                Notification.kind == "ticket_resolved"
+            )
+        ).all()
+    assert sorted(channel for channel, _ in told) == ["email", "sms"]
+    assert all(c["by_hand"] and c["nameservers"] == [] for _, c in told)
+
+
+def test_verify_without_resolvers_says_which_setting_to_set(db, settings):
+    """With open tickets and no resolver configured, verify-delegations counts the
+    domains unchecked and its note names DNSL_DNS_RESOLVERS."""
+    _released(db, settings)
+    with open_run(RELEASE, False, None, settings=settings) as ctx:
+        report = verify_open_tickets(ctx)
+    assert report.counts == {"domains_unchecked_no_resolvers": 2}
+    assert len(report.notes) == 1 and "set DNSL_DNS_RESOLVERS" in report.notes[0]
 
 
 def test_verify_closes_tickets_whose_delegation_now_points_at_the_free_cluster(
@@ -144,6 +200,31 @@ def test_verify_closes_tickets_whose_delegation_now_points_at_the_free_cluster(
     assert ns == FREE_NS
     assert report.counts["tickets_resolved"] == 1
     assert "tickets_resolved" not in again.counts
+
+
+def test_the_verify_delegations_command_closes_fixed_tickets_and_tells_the_account(
+    db, settings, monkeypatch, capsys
+):
+    """`dns-lifecycle verify-delegations` runs that step alone: the ticket of a domain
+    DNS shows on the free name servers closes and its account gets the notice."""
+    from dns_lifecycle.admin.cli import main
+    from dns_lifecycle.channels.email import memory as email_memory
+
+    _released(db, settings)
+    with DnsServer({"locked.cn": FREE_NS, "elsewhere.com": ["dns1.registrar-servers.com"]}) as dns:
+        for name, value in {
+            "DATABASE_URL": settings.database_url,
+            "DNSL_OUTBOX_DIR": str(settings.outbox_dir),
+            "DNSL_EMAIL_BACKEND": "memory",
+            "DNSL_SMS_BACKEND": "memory",
+            "DNSL_DNS_RESOLVERS": f'["{dns.address}"]',
+        }.items():
+            monkeypatch.setenv(name, value)
+        code = main(["verify-delegations", "--json"])
+    summary = json.loads(capsys.readouterr().out)
+    assert code == 0
+    assert summary["steps"][0]["counts"]["tickets_resolved"] == 1
+    assert [m.key.split(":")[0] for m in email_memory.outbox] == ["ticket_resolved"]
 
 
 def test_verify_without_resolvers_skips_and_says_so(db, settings):

@@ -231,8 +231,10 @@ def cmd_run(args, settings: Settings) -> int:
     from flows.common import run_as_of, wall_clock
     from flows.daily import DailyReport, daily_lifecycle
 
-    # A bad or future date fails before Prefect starts.
+    # A bad or future date, or a channel that cannot send, fails before Prefect starts.
     as_of = run_as_of(args.as_of, args.dry_run, wall_clock)
+    if not args.dry_run:
+        _check_channels(settings)
     # This process waits for the run itself: heartbeats (which let a server notice a
     # crashed worker) would only add a second to each step.
     # The temporary API ends with this process, SIGKILL included (see prefect_api).
@@ -256,15 +258,44 @@ def cmd_run(args, settings: Settings) -> int:
     return 1
 
 
+def cmd_verify_delegations(args, settings: Settings) -> int:
+    from flows.common import open_run, run_as_of, wall_clock
+    from flows.verify import verify_now
+
+    as_of = run_as_of(args.as_of, args.dry_run, wall_clock)
+    if not args.dry_run:
+        _check_channels(settings)
+    with open_run(as_of, args.dry_run, None, settings=settings) as ctx:
+        report = verify_now(ctx)
+    step = report.model_dump(mode="json")
+    summary = {
+        "flow": "verify-delegations",
+        "as_of": step["as_of"],
+        "dry_run": args.dry_run,
+        "steps": [step],
+    }
+    if args.json:
+        print(_json(summary))
+    else:
+        print(render_summary(summary, settings))
+    for failure in report.failures:
+        print(f"dns-lifecycle: {failure}", file=sys.stderr)
+    return 1 if report.failures else 0
+
+
 def render_summary(summary: dict[str, Any], settings: Settings) -> str:
     kind = "dry run (nothing changed, nothing sent)" if summary["dry_run"] else "run"
-    lines = [f"daily-lifecycle {kind} as of {summary['as_of']}"]
+    lines = [f"{summary.get('flow', 'daily-lifecycle')} {kind} as of {summary['as_of']}"]
+    failed = {f.split(":", 1)[0] for f in summary.get("failed_steps", [])}
     for step in summary["steps"]:
         lines.append(f"  {step['step']} ({step['duration_seconds']:.2f} s)")
         for name, n in sorted(step["counts"].items()):
             lines.append(f"    {name:<32} {n:>10,}")
-        if not step["counts"]:
+        if step["step"] in failed:
+            lines.append("    failed: see below")
+        elif not step["counts"]:
             lines.append("    nothing to do")
+        lines.extend(f"    note: {note}" for note in step.get("notes", []))
     outboxes = []
     if settings.email_backend == "file":
         outboxes.append(f"emails in {settings.outbox_dir / 'email'}")
@@ -275,10 +306,25 @@ def render_summary(summary: dict[str, Any], settings: Settings) -> str:
     return "\n".join(lines)
 
 
-def _on_demand(settings: Settings, as_of: datetime | None = None):
+def _on_demand(settings: Settings, as_of: datetime | None = None, *, tells: bool = True):
+    """The run of one on-demand change; ``tells``: the change sends a notice, so the
+    channels are checked first."""
     from flows.common import open_run
 
+    if tells:
+        _check_channels(settings)
     return open_run(as_of, False, None, settings=settings)
+
+
+def _check_channels(settings: Settings) -> None:
+    """Build the email and SMS backends once, so that unusable settings (an outbox
+    folder that cannot be written, a missing key) are refused in one line before
+    anything changes, not once per message after."""
+    from dns_lifecycle.channels.email import email_backend
+    from dns_lifecycle.channels.sms import sms_backend
+
+    email_backend(settings)
+    sms_backend(settings)
 
 
 def _print_change(report, as_json: bool) -> None:
@@ -343,7 +389,7 @@ def cmd_auto_renew(args, settings: Settings) -> int:
 def cmd_top_up(args, settings: Settings) -> int:
     from flows.on_demand import top_up_now
 
-    with _on_demand(settings) as ctx:
+    with _on_demand(settings, tells=False) as ctx:  # a top-up sends no notice
         report = top_up_now(ctx, args.account, args.amount, args.request_key)
     [row] = report.plan
     if args.json:
@@ -425,13 +471,14 @@ def _ticket_row(ticket, domain_name: str) -> dict[str, Any]:
 
 
 def cmd_tickets_resolve(args, settings: Settings) -> int:
-    from dns_lifecycle.store.tickets import resolve_ticket
-    from flows.common import wall_clock
+    from flows.verify import resolve_ticket_now
 
-    with _session(settings) as session:
-        ticket = resolve_ticket(session, args.id, wall_clock())
-        session.commit()
-    print(f"ticket {ticket.id} resolved")
+    with _on_demand(settings) as ctx:
+        report = resolve_ticket_now(ctx, args.id)
+    told = report.counts.get("email_sent", 0) + report.counts.get("sms_sent", 0)
+    print(f"ticket {args.id} resolved" + ("; the account was told" if told else ""))
+    for failure in report.failures:
+        print(f"  ! {failure}")
     return 0
 
 
@@ -450,7 +497,7 @@ def cmd_tickets_retry(args, settings: Settings) -> int:
 
 
 def cmd_instances_show(args, settings: Settings) -> int:
-    from dns_lifecycle.lifecycle.expiry import describe_stage
+    from dns_lifecycle.lifecycle.expiry import DELEGATION_TICKETS, describe_stage
     from dns_lifecycle.store.queries import instance_details
 
     with _session(settings) as session:
@@ -478,7 +525,15 @@ def cmd_instances_show(args, settings: Settings) -> int:
         locks = ", ".join(d.epp_statuses) or "no EPP status"
         print(f"  domain {d.name} at {d.registrar} ({locks}); NS {', '.join(d.nameservers)}")
         if (stage := details.stages.get(d.name)) is not None:
-            print(f"    release: {describe_stage(stage)}")
+            waiting = next(
+                (
+                    t.id
+                    for t in details.tickets
+                    if t.domain_id == d.id and t.state == "open" and t.reason in DELEGATION_TICKETS
+                ),
+                None,
+            )
+            print(f"    release: {describe_stage(stage, waiting)}")
     for o in details.orders:
         reason = f" ({o.reason})" if o.reason else ""
         print(
@@ -576,6 +631,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--as-of", metavar="DATE", help="centre the fleet's expiries on DATE")
 
     p = add("run", cmd_run, "run the daily lifecycle once, through Prefect")
+    p.add_argument("--as-of", metavar="DATE", help="YYYY-MM-DD (00:00 UTC) or ISO datetime")
+    p.add_argument("--dry-run", action="store_true", help="plan only: change and send nothing")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+
+    p = add(
+        "verify-delegations",
+        cmd_verify_delegations,
+        "only the daily run's verify-delegations step: close the tickets of domains that "
+        "DNS shows delegated to the free cluster, and tell their accounts",
+    )
     p.add_argument("--as-of", metavar="DATE", help="YYYY-MM-DD (00:00 UTC) or ISO datetime")
     p.add_argument("--dry-run", action="store_true", help="plan only: change and send nothing")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
@@ -818,7 +883,14 @@ def _request_key(text: str) -> str:
 
 
 class _Parser(argparse.ArgumentParser):
-    """Refuses bad arguments in one line, as every other refusal of the command does."""
+    """Refuses bad arguments in one line, as every other refusal of the command does,
+    and takes options only as written in full: with abbreviations, `renew --period 1`
+    would be read as `--periods 1`, and a future option could change what an old
+    abbreviation means. Subcommands' parsers are of this class too."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs["allow_abbrev"] = False
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")

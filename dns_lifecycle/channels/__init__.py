@@ -24,9 +24,13 @@ Besides: ``registrar`` (name-server delegation), ``dns_lookup`` and ``render``.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal, Protocol
+
+from dns_lifecycle.core.errors import InputError
 
 Outcome = Literal["sent", "transient", "permanent"]
 
@@ -54,3 +58,22 @@ class CountingBackend:
         self, batch: Sequence[Keyed], on_result: ResultSink | None = None
     ) -> list[DeliveryResult]:
         return [DeliveryResult(item.key, "sent") for item in batch]
+
+
+def outbox_folder(folder: Path) -> Path:
+    """``folder`` (under ``DNSL_OUTBOX_DIR``), made if missing, for a backend that writes
+    files; ``InputError`` when it cannot be made or written, so that the backend refuses
+    when it is built, not once per message."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(
+            f"cannot make the outbox folder {folder}: {exc.strerror or exc}; set "
+            "DNSL_OUTBOX_DIR to a folder you may write"
+        ) from None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise InputError(
+            f"cannot write in the outbox folder {folder}: permission denied; set "
+            "DNSL_OUTBOX_DIR to a folder you may write"
+        )
+    return folder

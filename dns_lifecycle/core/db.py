@@ -76,9 +76,42 @@ def alembic_config(url: str) -> Config:
 
 
 def upgrade(settings: Settings, revision: str = "head") -> None:
-    """Bring the schema to ``revision`` (``dns-lifecycle db upgrade``)."""
-    _make_sqlite_folder(settings.database_url)
-    command.upgrade(alembic_config(settings.database_url), revision)
+    """Bring the schema to ``revision`` (``dns-lifecycle db upgrade``).
+
+    A database that cannot be created or reached raises ``DatabaseNotReady`` naming it
+    and the setting to fix."""
+    url = settings.database_url
+    shown = safe_url(url)
+    try:
+        _make_sqlite_folder(url)
+    except OSError as exc:
+        raise DatabaseNotReady(
+            f"cannot create the folder of the database {shown}: {exc.strerror or exc}; "
+            "give DATABASE_URL a path in a folder that exists or can be made"
+        ) from None
+    try:
+        command.upgrade(alembic_config(url), revision)
+    except (sa_exc.ArgumentError, sa_exc.NoSuchModuleError):
+        raise DatabaseNotReady(_not_a_url(shown)) from None
+    except sa_exc.DBAPIError as exc:
+        raise DatabaseNotReady(_cannot_use(shown, exc)) from None
+
+
+def _not_a_url(shown: str) -> str:
+    return (
+        f"DATABASE_URL {shown} is not a database URL this project can use: give "
+        "sqlite:///PATH or postgresql://USER@HOST:PORT/DB"
+    )
+
+
+def _cannot_use(shown: str, exc: sa_exc.DBAPIError) -> str:
+    reason = str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
+    fix = (
+        "that DATABASE_URL names a file you may write, in a folder you may write"
+        if shown.startswith("sqlite")
+        else "DATABASE_URL and that the server is running and the database exists"
+    )
+    return f"cannot use the database {shown}: {reason}; check {fix}"
 
 
 def safe_url(url: str) -> str:
@@ -99,24 +132,19 @@ def check_ready(settings: Settings) -> None:
         path = Path(url.split("///", 1)[-1])
         if not path.exists():
             raise DatabaseNotReady(
-                f"database {shown} does not exist yet: run `dns-lifecycle db upgrade` to create it"
+                f"database {shown} does not exist yet: run `dns-lifecycle db upgrade` to "
+                "create it, or `./scripts/demo.sh` to create one with a sample fleet and "
+                "run the day once"
             )
     try:
         engine = make_engine(url)
     except (sa_exc.ArgumentError, sa_exc.NoSuchModuleError):
-        raise DatabaseNotReady(
-            f"DATABASE_URL {shown} is not a database URL this project can use: give "
-            "sqlite:///PATH or postgresql://USER@HOST:PORT/DB"
-        ) from None
+        raise DatabaseNotReady(_not_a_url(shown)) from None
     try:
         with engine.connect() as conn:
             current = set(MigrationContext.configure(conn).get_current_heads())
     except sa_exc.DBAPIError as exc:
-        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
-        raise DatabaseNotReady(
-            f"cannot use the database {shown}: {reason}; check DATABASE_URL and that "
-            "the server is running and the database exists"
-        ) from None
+        raise DatabaseNotReady(_cannot_use(shown, exc)) from None
     finally:
         engine.dispose()
     wanted = set(ScriptDirectory.from_config(alembic_config(url)).get_heads())

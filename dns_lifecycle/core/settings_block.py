@@ -227,6 +227,11 @@ class ClustersGroup(_Group):
     cluster_timeout_seconds: float | Unset = _field(
         "Cluster timeout (seconds)", "How long to wait for a cluster's API; default 10."
     )
+    cluster_breaker_timeouts: int | Unset = _field(
+        "Unanswered calls before a server is left alone",
+        "Calls in a row a cluster's server leaves unanswered before the run makes no more "
+        "calls to it (1-1000); default 5.",
+    )
     drain_hours: float | Unset = _field(
         "Drain (hours)",
         "How long the paid copy keeps answering after the switch; default 48.",
@@ -238,6 +243,11 @@ class ClustersGroup(_Group):
     verify_attempts: int | Unset = _field(
         "Verification attempts",
         "Failed checks of the free copy before a person is asked to look (1-100); default 3.",
+    )
+    verify_fresh_minutes: float | Unset = _field(
+        "Fresh verification (minutes)",
+        "The registrar switch goes ahead only on a check of the free copy at most this old; "
+        "an older one is made again first. Default 10.",
     )
     release_workers: int | Unset = _field(
         "Release threads", "Domains released at once per process (1-32); default 4."

@@ -240,13 +240,25 @@ def paid_copy_difference(domain: str, moved: list[Rr], current: list[Rr]) -> str
     )
 
 
-def describe_stage(stage: dict) -> str:
-    """One line saying where a domain's release stands (``store.release.release_stages``)."""
-    text = stage["stage"]
-    if stage.get("delegation"):
-        text += f", delegation {stage['delegation']}"
-    if stage.get("drain_until") and stage["stage"] != "deleted":
-        text += f", paid copy kept until {stage['drain_until']}"
+def describe_stage(stage: dict, open_ticket: int | None = None) -> str:
+    """One line saying where a domain's release stands (``store.release.release_stages``).
+
+    ``open_ticket``: the domain's open delegation ticket. While it is open the owner has
+    not changed the name servers as far as DNS shows, so the paid copy is not draining:
+    it waits, until ``drain_until`` at the latest."""
+    if open_ticket is not None and stage["stage"] in ("delegated", "draining"):
+        text = (
+            f"waiting for the owner to change the name servers (ticket {open_ticket}, "
+            f"{stage['delegation']})"
+        )
+        if stage.get("drain_until"):
+            text += f", paid copy kept until {stage['drain_until']} at the latest"
+    else:
+        text = stage["stage"]
+        if stage.get("delegation"):
+            text += f", delegation {stage['delegation']}"
+        if stage.get("drain_until") and stage["stage"] != "deleted":
+            text += f", paid copy kept until {stage['drain_until']}"
     if stage.get("blocked"):
         text += f", waiting for the ticket {stage['blocked']} to be resolved"
     if stage.get("error"):

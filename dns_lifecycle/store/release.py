@@ -409,7 +409,12 @@ def finish_instances(
         for r, name, registrar in stages[instance.id]:
             entry: dict[str, Any] = {"name": name, "action": r.delegation, "registrar": registrar}
             if r.delegation != "switched" and r.delegated_at is not None:
-                entry["change_by"] = iso(change_by(r.delegated_at))
+                # What the release did for this backend: a paid copy whose drain ended
+                # as it began (no caches to wait for) is gone, and no date is promised.
+                if r.stage == "deleted" or (r.drain_until is not None and r.drain_until <= now):
+                    entry["paid_copy_deleted"] = True
+                else:
+                    entry["change_by"] = iso(change_by(r.delegated_at))
             result.domains.append(entry)
         instance.state = "released"
         instance.released_at = now

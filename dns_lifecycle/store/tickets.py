@@ -12,7 +12,7 @@ from sqlalchemy import and_, or_, select, update
 from sqlmodel import Session, col
 
 from dns_lifecycle.core.errors import NotFound, Refused
-from dns_lifecycle.lifecycle.expiry import STOPPING_TICKETS
+from dns_lifecycle.lifecycle.expiry import DELEGATION_TICKETS, STOPPING_TICKETS
 from dns_lifecycle.lifecycle.notices import TicketResolved
 from dns_lifecycle.store import referenced, stored_id, table_of
 from dns_lifecycle.store.notifications import insert_notices
@@ -142,3 +142,22 @@ def close_delegation_ticket(
     )
     insert_notices(session, notice.rows(now))
     return True
+
+
+def resolve_ticket_by_hand(session: Session, ticket_id: int, now: datetime) -> Ticket:
+    """Close an open ticket whose action a person has done (``tickets resolve``); a
+    ticket that asked the account for a change of name servers tells the account."""
+    ticket = resolve_ticket(session, ticket_id, now)
+    if ticket.reason in DELEGATION_TICKETS:
+        domain = referenced(session, Domain, ticket.domain_id)
+        instance = referenced(session, Instance, ticket.instance_id)
+        account = referenced(session, Account, instance.account_id)
+        notice = TicketResolved.to(
+            addressee(instance, account),
+            ticket_id=ticket.id,
+            domain=domain.name,
+            nameservers=[],
+            by_hand=True,
+        )
+        insert_notices(session, notice.rows(now))
+    return ticket

@@ -453,6 +453,17 @@ def test_a_record_value_the_zone_file_cannot_hold_is_refused_at_import(lite_db, 
     assert "not a valid CAA value" in message and '0 issue "letsencrypt.org"' in message
 
 
+@pytest.mark.parametrize("value", ["::ffff:1.2.3.4", "::FFFF:0102:0304", "0::ffff:1.2.3.4"])
+def test_an_ipv4_mapped_aaaa_is_refused_at_import_naming_the_a_record(lite_db, value):
+    """An AAAA of an IPv4-mapped address (which PowerDNS refuses) is refused in one line
+    at its path, saying to give it as an A record."""
+    exc = refusal(lite_db, with_records(("AAAA", "@", value)))
+    [(path, message)] = exc.errors
+    assert path == f"{RECORDS}[0].value"
+    assert "IPv4-mapped" in message and "A record with the value '1.2.3.4'" in message
+    assert "\n" not in message
+
+
 _VALUE_PARTS = st.sampled_from(
     ["0", "10", "5060", "issue", '"a"', '"b"', "a.example.", "mail", "-x-", ".", "1.2.3.4",
      "::1", "x" * 64, '"', "\\", ";", "(", "@"]

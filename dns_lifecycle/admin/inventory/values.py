@@ -10,6 +10,7 @@ field (a record's value depends on its type and domain).
 from __future__ import annotations
 
 import functools
+import ipaddress
 import re
 import unicodedata
 from collections.abc import Callable
@@ -479,4 +480,11 @@ def record_value(rtype: str, host_name: str, value: str, zone: str) -> tuple[str
                     f"{show(value)} is not a valid {rtype} value: it is not a host name "
                     f"({exc}); {fix}"
                 ) from None
+    if rtype == "AAAA" and (mapped := ipaddress.IPv6Address(canonical.value).ipv4_mapped):
+        # A valid IPv6 address, which PowerDNS refuses in an AAAA record: it would
+        # fail the domain's release on a live cluster.
+        raise ValueError(
+            f"{show(value)} is an IPv4-mapped address, which DNS servers refuse in an AAAA "
+            f"record; give it as an A record with the value '{mapped}'"
+        )
     return (canonical.value if rtype in _ADDRESS_TYPES else value), canonical

@@ -47,6 +47,8 @@ def email_backend(settings: Settings, *, dry_run: bool = False) -> EmailBackend:
         from dns_lifecycle.channels.email.smtp import SmtpEmailBackend
 
         return SmtpEmailBackend(settings)
+    from dns_lifecycle.channels import outbox_folder
     from dns_lifecycle.channels.email.file import FileEmailBackend
 
+    outbox_folder(settings.outbox_dir / "email")
     return FileEmailBackend(settings.outbox_dir, settings.email_from)

@@ -45,6 +45,8 @@ def sms_backend(settings: Settings, *, dry_run: bool = False) -> SmsBackend:
         from dns_lifecycle.channels.sms.aliyun import AliyunSmsBackend
 
         return AliyunSmsBackend(settings)
+    from dns_lifecycle.channels import outbox_folder
     from dns_lifecycle.channels.sms.file import FileSmsBackend
 
+    outbox_folder(settings.outbox_dir)
     return FileSmsBackend(settings.outbox_dir)

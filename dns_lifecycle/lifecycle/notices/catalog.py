@@ -399,6 +399,9 @@ class ReleasedDomain(BaseModel):
     registrar: str
     # For a domain its owner must re-delegate: by when, before the paid copy goes.
     change_by: Moment | None = Field(default=None, exclude_if=lambda v: v is None)
+    # The paid copy went with the release (a cluster with no DNS caches to wait for,
+    # the database backend): the old name servers answer no more, there is no date.
+    paid_copy_deleted: bool = Field(default=False, exclude_if=lambda v: not v)
 
     @field_validator("action")
     @classmethod
@@ -460,7 +463,9 @@ class Released(Notice):
 
 
 class TicketResolved(Notice):
-    """Rule 7: the domain's delegation now points where the ticket asked."""
+    """Rule 7: the domain's delegation now points where the ticket asked (seen in DNS),
+    or a person closed the ticket once its action was done (``by_hand``: no name
+    servers are claimed, none having been checked)."""
 
     kind: ClassVar[str] = "ticket_resolved"
     identity: ClassVar[tuple[str, ...]] = ("ticket_id",)
@@ -468,14 +473,26 @@ class TicketResolved(Notice):
         "domain": "northwind-shop.de",
         "nameservers": FREE_NAMESERVERS,
     }
+    preview_variants: ClassVar[dict[str, dict[str, Any]]] = {
+        "seen-in-dns": {"by_hand": False},
+        "by-hand": {"by_hand": True, "nameservers": []},
+    }
 
     ticket_id: int | None = Field(default=None, exclude=True)
     domain: str
     nameservers: list[str]
+    by_hand: bool = False
 
     def ledger_key(self) -> str:
         assert self.ticket_id is not None
         return ticket_resolved_key(self.ticket_id)
+
+    def context(self) -> dict[str, Any]:
+        # Stored only when set: the rows of tickets closed by DNS stay as they were.
+        stored = super().context()
+        if not self.by_hand:
+            del stored["by_hand"]
+        return stored
 
     def sms_params(self) -> dict[str, SmsParam]:
         return super().sms_params() | {"domain": ("domain", self.domain)}
