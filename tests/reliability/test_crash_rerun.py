@@ -195,9 +195,9 @@ def test_killed_during_a_reminders_batch(settings, db, tmp_path):
         assert set(sms) == {k for k in final if k.endswith(":sms")}
         duplicates = (sum(emails.values()) - len(emails)) + (sum(sms.values()) - len(sms))
         # The email in flight was never accepted (the server dropped it with the
-        # connection); its SMS had been written: one duplicate, within the batch.
-        assert duplicates == 1 <= BATCH
-        assert {k for k, c in sms.items() if c > 1} <= in_flight
+        # connection); its SMS had been written, and the file backend does not write a
+        # key it already holds: no duplicate.
+        assert duplicates == 0
 
 
 @pytest.mark.parametrize("processes", [1, 2], ids=["in the run's process", "2 processes"])
