@@ -123,6 +123,21 @@ def held_by_other_runs(
     return count, until
 
 
+def let_go(session: Session, *, token: str, keep: Iterable[int] = ()) -> int:
+    """End the claims of the run ``token`` on rows still pending, except ``keep`` (rows
+    whose fate is unknown: handed to a sender that ended before answering); returns how
+    many. The next run may send them at once instead of waiting for the lease."""
+    stmt = (
+        update(TABLE)
+        .where(TABLE.c.claim_token == token, TABLE.c.state == "pending")
+        .values(claim_token=None, claimed_until=None)
+    )
+    kept = sorted(set(keep))
+    if kept:
+        stmt = stmt.where(TABLE.c.id.not_in(kept))
+    return rows_changed(session.execute(stmt))
+
+
 @dataclass(frozen=True)
 class Outgoing:
     """A claimed ledger row with the address it goes to."""

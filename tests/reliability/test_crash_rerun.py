@@ -32,6 +32,7 @@ from dns_lifecycle.channels.email import memory as email_memory
 from dns_lifecycle.channels.email.message import message_id_for
 from dns_lifecycle.channels.sms import memory as sms_memory
 from dns_lifecycle.channels.sms.aliyun import out_id
+from dns_lifecycle.core.errors import InputError
 from dns_lifecycle.core.settings import REPO_ROOT
 from flows.auto_renew import renew_due
 from flows.common import open_run, wall_clock
@@ -295,6 +296,24 @@ def test_killed_mid_batch_of_1000_repeats_at_most_the_messages_in_flight(
         sms_repeats = sum(texts.values()) - len(texts)
         assert email_repeats <= 2 * connections
         assert sms_repeats <= 2 * sms_in_flight
+
+
+def test_a_failed_run_lets_go_of_its_notices_at_once(settings, db, tmp_path):
+    """A run that fails on a bad sender holds no notice after it: the corrected rerun
+    straight after sends every one, the SMS included, and finds none held."""
+    reminder_fleet(db, 3)
+    bad = with_settings(
+        settings, email_backend="file", email_from="no sender", outbox_dir=tmp_path / "outbox"
+    )
+    with pytest.raises(InputError, match="DNSL_EMAIL_FROM"):
+        _run(bad, plan_reminders)
+    assert len(ledger(db)) == 6 and not any(r.claim_token for r in ledger(db).values())
+
+    tally = _run(with_settings(bad, email_from=SENDER), plan_reminders)
+
+    assert "held_by_another_run" not in tally.counts
+    assert tally.counts == {"email_sent": 3, "sms_sent": 3}
+    assert {r.state for r in ledger(db).values()} == {"sent"}
 
 
 def test_killed_inside_an_auto_renewal_batch(settings, db, tmp_path):
