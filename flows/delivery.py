@@ -55,7 +55,7 @@ from dns_lifecycle.store.notifications import (
     skip_overtaken,
 )
 from dns_lifecycle.store.outcomes import Recorder, recorder_in_worker
-from flows.common import RunContext, Tally, run_async, wall_clock
+from flows.common import RunContext, Tally, planned_word, run_async, wall_clock
 
 LEASE = timedelta(minutes=15)
 ALL_PENDING = PendingFilter()
@@ -221,7 +221,7 @@ class _HereDelivery:
             raise
         channel_of = {n.key: n.channel for n in batch.notices}
         for result in results:
-            _count(tally, channel_of[result.key], result)
+            _count(tally, channel_of[result.key], result, dry_run=ctx.dry_run)
 
 
 def _count_pool(
@@ -250,8 +250,9 @@ def _count_pool(
     return False
 
 
-def _count(tally: Tally, channel: str, result: DeliveryResult) -> None:
-    tally.add(f"{channel}_{result.outcome}")
+def _count(tally: Tally, channel: str, result: DeliveryResult, *, dry_run: bool = False) -> None:
+    # A dry run's backends only count: what they would send is planned, not sent.
+    tally.add(f"{channel}_{planned_word(result.outcome, dry_run)}")
     if result.outcome != "sent":
         # "key (outcome): why"; a key followed by a colon would end in ":email:",
         # which Prefect's console shows as an emoji.
