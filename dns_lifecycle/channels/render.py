@@ -186,16 +186,17 @@ def _decimal(value: str | Decimal | int) -> Decimal:
     return amount.quantize(Decimal("0.01"))
 
 
-def format_money(value: str | Decimal | int) -> str:
-    """'¥1,180.00'; a negative amount as '-¥5.00'."""
+# How an amount reads, per locale: the symbol before, thousands grouped, two decimals.
+# Both languages write yuan as '¥1,180.00'.
+MONEY_FORMATS: dict[str, str] = {"en-US": "{sign}¥{amount:,.2f}", "zh-CN": "{sign}¥{amount:,.2f}"}
+
+
+def format_money(value: str | Decimal | int, locale: str = "en-US") -> str:
+    """'¥1,180.00'; a negative amount as '-¥5.00'. The one way an amount is shown to
+    an account, in an email and in an SMS alike (``MONEY_FORMATS``)."""
     amount = _decimal(value)
-    sign = "-" if amount < 0 else ""
-    return f"{sign}¥{abs(amount):,.2f}"
-
-
-def plain_amount(value: str | Decimal | int) -> str:
-    """'1180.00': what an SMS provider's amount variable takes."""
-    return f"{_decimal(value):.2f}"
+    shape = MONEY_FORMATS.get(locale, MONEY_FORMATS["en-US"])
+    return shape.format(sign="-" if amount < 0 else "", amount=abs(amount))
 
 
 @lru_cache(maxsize=65536)
@@ -269,6 +270,11 @@ def _f_when(ctx: Context, value: Any) -> str:
     )
 
 
+@pass_context
+def _f_money(ctx: Context, value: Any) -> str:
+    return format_money(value, _ctx_value(ctx, "locale"))
+
+
 def _localized(table: dict[str, dict[str, str]]) -> Callable[..., str]:
     @pass_context
     def name(ctx: Context, code: str) -> str:
@@ -285,7 +291,7 @@ FILTERS: dict[str, Callable[..., Any]] = {
     "localtime": _f_localtime,
     "localdate": _f_localdate,
     "when": _f_when,
-    "money": format_money,
+    "money": _f_money,
     "domain": format_domain,
     "edition_name": _localized(EDITION_NAMES),
     "order_kind_name": _localized(ORDER_KIND_NAMES),
@@ -305,7 +311,7 @@ def sms_params(notice: Notice) -> dict[str, str]:
         "line": one_line,
         "time": lambda moment: format_sms_time(moment, notice.timezone),
         "when": lambda moment: format_when(moment, notice.as_of, notice.timezone, notice.locale),
-        "amount": plain_amount,
+        "amount": lambda value: format_money(value, notice.locale),
         "edition": lambda code: _lookup(EDITION_NAMES, code, notice.locale),
         "order_kind": lambda code: _lookup(ORDER_KIND_NAMES, code, notice.locale),
         "domain": unicode_domain,
