@@ -23,7 +23,8 @@ text the provider sends.
 
 Filters available to templates (locale, time zone and ``as_of`` come from the context):
 ``localtime``, ``localdate``, ``when`` ("in 8 days", "tomorrow", "today", counted on
-local dates from the notice's ``as_of``: ``lifecycle.when``), ``money``, ``domain``,
+local dates from the notice's ``as_of``: ``lifecycle.when``), ``deadline`` (what
+"before …" names: "18:00 today", "18:00 tomorrow", or the date), ``money``, ``domain``,
 ``edition_name``, ``order_kind_name``, ``registrar_name``, ``reason_text``,
 ``join_nameservers``.
 
@@ -171,6 +172,28 @@ def format_when(
     return date if zh else f"on {date}"
 
 
+def format_deadline(
+    value: str | datetime, as_of: str | datetime | None, timezone: str, locale: str
+) -> str:
+    """What "before …" names in a subject: the local time when ``value`` falls today or
+    tomorrow as seen from ``as_of`` ('18:00 today', '今天18:00'), the date when later
+    ('26 Dec 2026'), the date and time when already past. "Before 14 Mar" read on
+    14 March would name a moment already gone."""
+    if as_of is None:
+        raise InputError(
+            "the notice has no 'as_of' to count days from; queue it with the run's as_of"
+        )
+    away = days_away(parse_instant(value), parse_instant(as_of), _zone(timezone))
+    zh = locale == "zh-CN"
+    if away.word == "today":
+        return f"今天{away.local:%H:%M}" if zh else f"{away.local:%H:%M} today"
+    if away.word == "tomorrow":
+        return f"明天{away.local:%H:%M}" if zh else f"{away.local:%H:%M} tomorrow"
+    if away.word == "later":
+        return format_localdate(value, timezone, locale)
+    return format_localtime(value, timezone, locale)
+
+
 def format_sms_time(value: str | datetime, timezone: str) -> str:
     """'2026-12-26 10:00': short, the same in both languages, accepted by SMS providers."""
     return f"{parse_instant(value).astimezone(_zone(timezone)):%Y-%m-%d %H:%M}"
@@ -275,6 +298,13 @@ def _f_money(ctx: Context, value: Any) -> str:
     return format_money(value, _ctx_value(ctx, "locale"))
 
 
+@pass_context
+def _f_deadline(ctx: Context, value: Any) -> str:
+    return format_deadline(
+        value, _ctx_value(ctx, "as_of"), _ctx_value(ctx, "timezone"), _ctx_value(ctx, "locale")
+    )
+
+
 def _localized(table: dict[str, dict[str, str]]) -> Callable[..., str]:
     @pass_context
     def name(ctx: Context, code: str) -> str:
@@ -291,6 +321,7 @@ FILTERS: dict[str, Callable[..., Any]] = {
     "localtime": _f_localtime,
     "localdate": _f_localdate,
     "when": _f_when,
+    "deadline": _f_deadline,
     "money": _f_money,
     "domain": format_domain,
     "edition_name": _localized(EDITION_NAMES),
