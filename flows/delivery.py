@@ -150,7 +150,9 @@ def _claim(
     fresh = [row for row in rows if row.id not in stale]
     return _Batch(
         [
-            OutgoingNotice(r.key, r.channel, r.kind, r.context, r.email, r.phone, r.created_at)
+            OutgoingNotice(
+                r.key, r.channel, r.kind, r.context, r.email, r.phone, r.created_at, ctx.as_of
+            )
             for r in fresh
         ],
         {row.key: row.id for row in fresh},

@@ -1,7 +1,10 @@
 """Turn a notice (kind + context) into the words an account receives.
 
 A notice's context is a JSON-able dict fixed when the notice was decided and stored in
-its ledger row, so a notice re-rendered later says exactly what it said the first time.
+its ledger row, so a notice re-rendered later says exactly what it said the first time;
+except that delivery renders its relative words ("in 5 days", "today") from the moment
+it sends (``at``), when that is later than the moment the notice was decided: a notice
+sent late says the time left when it is read.
 What each kind's context holds, its SMS variables and its SMS template code are the
 notice catalog's (``lifecycle.notices.catalog``): the renderer reads a stored context
 back into its catalog class and shows it.
@@ -354,12 +357,19 @@ def sms_params(notice: Notice) -> dict[str, str]:
 
 
 def check_context(
-    kind: str, context: Mapping[str, Any], queued_at: datetime | None = None
+    kind: str,
+    context: Mapping[str, Any],
+    queued_at: datetime | None = None,
+    at: datetime | None = None,
 ) -> Notice:
     """The catalog's notice for a stored context; ``InputError`` names every key it
     lacks (and any bad value), before a template gets half-way through. A context
-    without ``as_of`` speaks from ``queued_at`` (when its row was created)."""
-    return read_stored(kind, context, queued_at)
+    without ``as_of`` speaks from ``queued_at`` (when its row was created); one sent
+    ``at`` a later moment than its ``as_of`` speaks from ``at``."""
+    notice = read_stored(kind, context, queued_at)
+    if at is not None and (notice.as_of is None or parse_instant(at) > notice.as_of):
+        return notice.model_copy(update={"as_of": parse_instant(at)})
+    return notice
 
 
 _TEXT_BLANK_RUNS = re.compile(r"\n{3,}")
@@ -448,11 +458,17 @@ class Renderer:
         return found
 
     def email(
-        self, kind: str, context: dict, *, queued_at: datetime | None = None
+        self,
+        kind: str,
+        context: dict,
+        *,
+        queued_at: datetime | None = None,
+        at: datetime | None = None,
     ) -> RenderedEmail:
         """Subject, text and HTML of one notice, in the language of ``context['locale']``;
-        ``queued_at``: when its row was created, for a context without ``as_of``."""
-        notice = check_context(kind, context, queued_at)
+        ``queued_at``: when its row was created, for a context without ``as_of``; ``at``:
+        the moment it is sent, that its days left count from if later than ``as_of``."""
+        notice = check_context(kind, context, queued_at, at)
         subject, text, html = self._email_templates(kind, notice.locale)
         values = self._shown(notice)
         with _naming(kind, context):
@@ -464,10 +480,17 @@ class Renderer:
                 html=html.render(values).strip() + "\n",
             )
 
-    def sms(self, kind: str, context: dict, *, queued_at: datetime | None = None) -> RenderedSms:
+    def sms(
+        self,
+        kind: str,
+        context: dict,
+        *,
+        queued_at: datetime | None = None,
+        at: datetime | None = None,
+    ) -> RenderedSms:
         """The SMS wording of one notice and the provider template variables behind it;
-        ``queued_at`` as for :meth:`email`."""
-        notice = check_context(kind, context, queued_at)
+        ``queued_at`` and ``at`` as for :meth:`email`."""
+        notice = check_context(kind, context, queued_at, at)
         template = self._sms_template(kind, notice.locale)
         with _naming(kind, context):
             params = sms_params(notice)
