@@ -149,6 +149,6 @@ def test_the_sms_of_a_short_balance_reminder_names_the_shortfall(db, settings):
         deliver_pending(ctx)
     [sms] = sms_memory.outbox
     assert sms.template_code.endswith("REMINDER_AUTO_SHORT_EN")
-    assert sms.params["balance"] == "2.50" and sms.params["top_up"] == "7.40"
+    assert sms.params["balance"] == "¥2.50" and sms.params["top_up"] == "¥7.40"
     assert "top up at least ¥7.40" in sms.text and "renew by hand" in sms.text
     assert "renews automatically" not in sms.text
