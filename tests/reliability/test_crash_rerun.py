@@ -316,6 +316,29 @@ def test_a_failed_run_lets_go_of_its_notices_at_once(settings, db, tmp_path):
     assert {r.state for r in ledger(db).values()} == {"sent"}
 
 
+def test_a_run_whose_sender_fails_mid_batch_keeps_that_batch_leased(settings, db, monkeypatch):
+    """A sender that fails after handing a batch on (sent or not, unknown) ends the run:
+    that batch keeps its lease, as a killed run's would; the rows never claimed are sent
+    by the rerun at once."""
+    from dns_lifecycle.channels.email.memory import MemoryEmailBackend
+
+    async def lost_connection(self, batch, on_result=None):
+        email_memory.outbox.extend(batch)  # handed over, but no answer came back
+        raise ConnectionResetError("connection reset while sending")
+
+    reminder_fleet(db, 3)
+    monkeypatch.setattr(MemoryEmailBackend, "send", lost_connection)
+    with pytest.raises(ConnectionResetError):
+        _run(settings, plan_reminders)
+    leased = {k for k, r in ledger(db).items() if r.state == "pending" and r.claim_token}
+    assert len(leased) == BATCH  # the first batch: its email and SMS
+
+    monkeypatch.undo()
+    tally = _run(settings, plan_reminders)
+    assert tally.counts["held_by_another_run"] == BATCH
+    assert {k for k, r in ledger(db).items() if r.state != "sent"} == leased
+
+
 def test_killed_inside_an_auto_renewal_batch(settings, db, tmp_path):
     """Killed inside the transaction of the 2nd renewal batch: that batch leaves no
     trace; the rerun orders and charges each instance exactly once."""
