@@ -240,6 +240,12 @@ def shared_dry_run(settings: Settings | None = None) -> Iterator[None]:
         db.dispose()
 
 
+def planned_word(outcome: str, dry_run: bool) -> str:
+    """The word a delivery count carries: a dry run sends nothing, so what it would
+    send is ``planned`` (``email_planned``), never ``sent``."""
+    return "planned" if dry_run and outcome == "sent" else outcome
+
+
 class Tally(BaseModel):
     """Counts per action and channel, and the failures worth showing a person."""
 

@@ -12,6 +12,11 @@ not been recorded yet (about one per SMTP connection and per SMS request in flig
 never the whole batch; each email carries a Message-ID derived from its ledger key so
 a repeat is recognisable. Rows another run holds (claimed, lease not over) are left to
 it, and the run says how many and until when.
+
+A run that ends, completed or failed, lets go of every row it still holds, so that the
+next run sends them at once; it keeps leased only those whose fate it does not know
+(handed to a sender that ended before answering: they may have gone out). Only a
+killed run's claims wait for the lease.
 """
 
 from __future__ import annotations
@@ -45,11 +50,12 @@ from dns_lifecycle.store.notifications import (
     PendingFilter,
     claim_pending,
     held_by_other_runs,
+    let_go,
     load_outgoing,
     skip_overtaken,
 )
 from dns_lifecycle.store.outcomes import Recorder, recorder_in_worker
-from flows.common import RunContext, Tally, run_async, wall_clock
+from flows.common import RunContext, Tally, planned_word, run_async, wall_clock
 
 LEASE = timedelta(minutes=15)
 ALL_PENDING = PendingFilter()
@@ -63,9 +69,11 @@ def deliver_pending(ctx: RunContext, filt: PendingFilter = ALL_PENDING) -> Tally
     between batches. At most two batches are handed out and not finished."""
     tally = Tally()
     token = uuid.uuid4().hex
-    here = _HereDelivery(ctx)
+    unknown: set[int] = set()  # ledger ids given to a sender that ended mid-way
+    here = _HereDelivery(ctx, unknown)
     pool: DeliveryPool | None = None
-    handed: dict[str, str] = {}  # channel by key, handed to the pool, no outcome yet
+    # (channel, ledger id) by key, handed to the pool, no outcome yet
+    handed: dict[str, tuple[str, int]] = {}
     after_id, lease_until = 0, ctx.clock() + LEASE
     try:
         while batch := _claim(ctx, filt, token, after_id, tally, _claim_lock(ctx, pool)):
@@ -79,12 +87,12 @@ def deliver_pending(ctx: RunContext, filt: PendingFilter = ALL_PENDING) -> Tally
                 continue
             pool.submit(batch.notices, batch.ids_by_key, ctx.clock() - wall_clock())
             lease_until = batch.lease_until
-            handed.update((n.key, n.channel) for n in batch.notices)
+            handed.update((n.key, (n.channel, batch.ids_by_key[n.key])) for n in batch.notices)
             # This batch waits its turn in the workers while the one before is finished.
-            if not _count_pool(pool.wait(unfinished=1), handed, lease_until, tally):
+            if not _count_pool(pool.wait(unfinished=1), handed, lease_until, tally, unknown):
                 _release(pool, drop=True)
                 pool = None
-        if pool is not None and not _count_pool(pool.wait(), handed, lease_until, tally):
+        if pool is not None and not _count_pool(pool.wait(), handed, lease_until, tally, unknown):
             _release(pool, drop=True)
             pool = None
     except BaseException:
@@ -93,10 +101,13 @@ def deliver_pending(ctx: RunContext, filt: PendingFilter = ALL_PENDING) -> Tally
             pool.kill()
             _release(pool, drop=True)
             pool = None
+        # What the pool had and did not report may have gone out.
+        unknown.update(row_id for _, row_id in handed.values())
         raise
     finally:
         if pool is not None:
             _release(pool)
+        _let_go(ctx, token, unknown)
     report_held_rows(ctx, filt, token, tally)
     return tally
 
@@ -142,13 +153,32 @@ def _claim(
     fresh = [row for row in rows if row.id not in stale]
     return _Batch(
         [
-            OutgoingNotice(r.key, r.channel, r.kind, r.context, r.email, r.phone, r.created_at)
+            OutgoingNotice(
+                r.key, r.channel, r.kind, r.context, r.email, r.phone, r.created_at, ctx.as_of
+            )
             for r in fresh
         ],
         {row.key: row.id for row in fresh},
         rows[-1].id,
         now + LEASE,
     )
+
+
+def _let_go(ctx: RunContext, token: str, unknown: set[int]) -> None:
+    """Let go of the rows this run still holds (see the module); never raises, so that
+    it cannot hide why the run ended: if it fails, the lease runs out instead."""
+    try:
+        with ctx.db.session() as session:
+            let_go(session, token=token, keep=unknown)
+            session.commit()
+    except Exception as exc:
+        _logger().warning(
+            "could not let go of this run's pending notices (%s: %s); the next run sends "
+            "them once their lease (%s) is over",
+            type(exc).__name__,
+            exc,
+            LEASE,
+        )
 
 
 def _claim_lock(ctx: RunContext, pool: DeliveryPool | None) -> Any:
@@ -161,9 +191,10 @@ def _claim_lock(ctx: RunContext, pool: DeliveryPool | None) -> Any:
 class _HereDelivery:
     """Delivery in the run's own process, its backends made at the first batch."""
 
-    def __init__(self, ctx: RunContext) -> None:
+    def __init__(self, ctx: RunContext, unknown: set[int]) -> None:
         self._ctx = ctx
         self._parts: tuple[Renderer, Any, Any] | None = None
+        self._unknown = unknown  # where to add the rows whose fate is unknown
 
     def deliver(self, batch: _Batch, tally: Tally) -> None:
         ctx = self._ctx
@@ -176,35 +207,42 @@ class _HereDelivery:
             )
         renderer, emails, texts = self._parts
         recorder = Recorder(ctx.db, batch.ids_by_key, ctx.clock)
-        results = run_async(
-            deliver(
-                batch.notices,
-                renderer=renderer,
-                settings=ctx.settings,
-                emails=emails,
-                texts=texts,
-                on_result=recorder.add,
+        try:
+            results = run_async(
+                deliver(
+                    batch.notices,
+                    renderer=renderer,
+                    settings=ctx.settings,
+                    emails=emails,
+                    texts=texts,
+                    on_result=recorder.add,
+                )
             )
-        )
-        recorder.finish(results)
+            recorder.finish(results)
+        except BaseException:
+            # Sending had begun: what has no recorded outcome may have gone out.
+            recorded = recorder.abandon()
+            self._unknown.update(i for k, i in batch.ids_by_key.items() if k not in recorded)
+            raise
         channel_of = {n.key: n.channel for n in batch.notices}
         for result in results:
-            _count(tally, channel_of[result.key], result)
+            _count(tally, channel_of[result.key], result, dry_run=ctx.dry_run)
 
 
 def _count_pool(
     collected: tuple[list[DeliveryResult], str | None],
-    handed: dict[str, str],
+    handed: dict[str, tuple[str, int]],
     lease_until: datetime,
     tally: Tally,
+    unknown: set[int],
 ) -> bool:
     """Count what the pool recorded; False (and a failure in ``tally``) if a worker
-    ended in the middle: what it had not recorded stays leased."""
+    ended in the middle: what it had not recorded stays leased (added to ``unknown``)."""
     results, problem = collected
     for result in results:
-        channel = handed.pop(result.key, None)
-        if channel is not None:  # each outcome is counted once
-            _count(tally, channel, result)
+        given = handed.pop(result.key, None)
+        if given is not None:  # each outcome is counted once
+            _count(tally, given[0], result)
     if not problem:
         return True
     tally.fail(
@@ -212,12 +250,14 @@ def _count_pool(
         f"unknown) and stay leased until {lease_until:%Y-%m-%d %H:%M:%S} UTC; "
         "the first run after that sends them"
     )
+    unknown.update(row_id for _, row_id in handed.values())
     handed.clear()
     return False
 
 
-def _count(tally: Tally, channel: str, result: DeliveryResult) -> None:
-    tally.add(f"{channel}_{result.outcome}")
+def _count(tally: Tally, channel: str, result: DeliveryResult, *, dry_run: bool = False) -> None:
+    # A dry run's backends only count: what they would send is planned, not sent.
+    tally.add(f"{channel}_{planned_word(result.outcome, dry_run)}")
     if result.outcome != "sent":
         # "key (outcome): why"; a key followed by a colon would end in ":email:",
         # which Prefect's console shows as an emoji.

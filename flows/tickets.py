@@ -13,7 +13,7 @@ from dns_lifecycle.channels.tickets import TicketPayload, ticket_sink_for
 from dns_lifecycle.lifecycle.notices.keys import ticket_dedupe_key
 from dns_lifecycle.store import stored_id
 from dns_lifecycle.store.tickets import claim_pending_tickets, record_sink_outcomes
-from flows.common import RunContext, Tally
+from flows.common import RunContext, Tally, planned_word
 
 
 # How long a run holds the tickets it is handing to the sink: longer than every
@@ -63,7 +63,7 @@ def deliver_tickets(ctx: RunContext) -> Tally:
         for (ticket, name, _), payload in zip(rows, payloads, strict=True):
             result = results[payload.dedupe_key]
             outcomes.append((stored_id(ticket), result.outcome, result.error))
-            tally.add(f"tickets_{result.outcome}")
+            tally.add(f"tickets_{planned_word(result.outcome, ctx.dry_run)}")
             if result.outcome != "sent":
                 tally.fail(f"ticket {ticket.id} ({name}) ({result.outcome}): {result.error}")
         with ctx.db.session() as session:

@@ -202,6 +202,20 @@ def test_auto_renew_switch_reports_change_and_no_change(cli):
     assert "already off" in cli("auto-renew", "inst-a01", "--off")[1]
 
 
+def test_auto_renew_switch_says_the_email_is_queued_while_smtp_is_down(cli, monkeypatch):
+    """With the SMTP server down, the switch says the email is queued and the SMS sent,
+    not that the account was told."""
+    cli("import", str(SAMPLE))
+    monkeypatch.setenv("DNSL_EMAIL_BACKEND", "smtp")
+    monkeypatch.setenv("DNSL_SMTP_HOST", "127.0.0.1")
+    monkeypatch.setenv("DNSL_SMTP_PORT", "1")  # nothing listens there
+    monkeypatch.setenv("DNSL_SMTP_TIMEOUT_SECONDS", "2")
+    code, out, _ = cli("auto-renew", "inst-a01", "--off")
+    assert code == 0 and "is now off" in out
+    assert "email queued (not sent yet; the next run sends it), SMS sent" in out
+    assert "was told" not in out
+
+
 def test_orders_tickets_and_instances_show(cli):
     """The listings print what the database holds."""
     cli("import", str(SAMPLE))

@@ -4,6 +4,8 @@ and skipped with a reason when still pending at delivery."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 from hypothesis import given
 from hypothesis import strategies as st
@@ -14,13 +16,13 @@ from dns_lifecycle.channels.sms import memory as sms_memory
 from dns_lifecycle.lifecycle.notices import Addressee, notice_rows
 from dns_lifecycle.lifecycle.reminders import EXPIRY_STAGES, later_than, overtaken
 from dns_lifecycle.store.notifications import insert_notices
-from dns_lifecycle.store.subscriptions import renew
+from dns_lifecycle.store.subscriptions import auto_renew_batch, renew
 from flows.common import open_run
 from flows.delivery import deliver_pending
 from flows.expire import expire_due
 from flows.reminders import plan_reminders
-from models import Notification
-from tests.factories import make_instance
+from models import Account, Notification
+from tests.factories import make_account, make_instance
 
 EXPIRY = datetime(2026, 4, 14, 2, 0, tzinfo=UTC)
 RELEASE = EXPIRY + timedelta(hours=168)
@@ -240,3 +242,62 @@ def test_a_pending_expiry_notice_is_skipped_once_the_release_time_has_come(db, s
     step(settings, RELEASE, deliver_pending)
     assert {st_ for *_, st_, _ in ledger(db)} == {"skipped"}
     assert sent_keys() == []
+
+
+# --- "renewal failed" notices ---------------------------------------------------------------
+
+
+def _failed_auto_renewal(db, as_of):
+    """An auto-renewing instance whose balance does not cover its order, failed at
+    ``as_of``: its "renewal failed" notice is queued, not sent."""
+    with db.session() as s:
+        make_account(s, "acct-1", balance=Decimal("1.00"))
+        make_instance(s, "inst-1", expires_at=EXPIRY, auto_renew=True)
+        s.commit()
+    _auto_renew(db, as_of)
+
+
+def _auto_renew(db, as_of):
+    with db.session() as s:
+        auto_renew_batch(s, ["inst-1"], as_of=as_of, now=as_of, lead_days=7)
+        s.commit()
+
+
+def test_a_pending_renewal_failure_is_skipped_once_the_instance_has_expired(db, settings):
+    """A failure notice still pending at the expiry asks to act before a moment gone:
+    skipped; the expiry notice tells instead."""
+    _failed_auto_renewal(db, EXPIRY - timedelta(days=2))
+    step(settings, EXPIRY + timedelta(hours=1), expire_due, deliver_pending)
+    assert {(k, st_) for k, _, _, st_, _ in ledger(db)} == {
+        ("renewal_failed", "skipped"),
+        ("order_created", "sent"),
+        ("expired", "sent"),
+    }
+    assert not [k for k in sent_keys() if k.startswith("renewal_failed:")]
+
+
+def test_a_pending_renewal_failure_is_skipped_once_a_retry_has_renewed(db, settings):
+    """Paid by a later retry after a top-up: the failure notice is not sent after the
+    renewal notice."""
+    as_of = EXPIRY - timedelta(days=3)
+    _failed_auto_renewal(db, as_of)
+    with db.session() as s:
+        s.get(Account, "acct-1").balance = Decimal("100.00")
+        s.commit()
+    _auto_renew(db, as_of + timedelta(hours=1))
+    step(settings, as_of + timedelta(hours=1), deliver_pending)
+    kinds = {(k, st_) for k, _, _, st_, _ in ledger(db)}
+    assert ("renewal_failed", "skipped") in kinds and ("renewed", "sent") in kinds
+    assert not [k for k in sent_keys() if k.startswith("renewal_failed:")]
+
+
+def test_a_pending_renewal_failure_is_skipped_for_the_next_days_one(db, settings):
+    """Told again the next day while the first day's notice was still pending: only the
+    latest goes out."""
+    _failed_auto_renewal(db, EXPIRY - timedelta(days=3))
+    _auto_renew(db, EXPIRY - timedelta(days=2))
+    step(settings, EXPIRY - timedelta(days=2), deliver_pending)
+    failures = [m.key for m in email_memory.outbox if m.key.startswith("renewal_failed:")]
+    assert len(failures) == 1 and failures[0].endswith(
+        f"{(EXPIRY - timedelta(days=2)).astimezone(ZoneInfo('Asia/Shanghai')):%Y%m%d}:email"
+    )

@@ -94,6 +94,14 @@ def test_a_dry_run_plans_and_changes_nothing(db, flow_env):
     assert _ledger(db) == [] and email_memory.outbox == []
 
 
+def test_a_dry_run_counts_its_notices_as_planned_not_sent(db, flow_env):
+    """A dry run's report says email_planned and sms_planned: it sends nothing."""
+    _fleet(db)
+    report = send_renewal_reminders(as_of=AS_OF, dry_run=True)
+    assert report.counts["email_planned"] == report.counts["sms_planned"] == 2
+    assert not [name for name in report.counts if name.endswith("_sent")]
+
+
 def test_an_auto_renewing_instance_whose_balance_falls_short_is_told_to_top_up(db, settings):
     """Auto-renewal on but the balance short: the reminder names the shortfall and asks
     to top up or renew by hand, instead of saying that nothing needs doing."""
@@ -141,6 +149,6 @@ def test_the_sms_of_a_short_balance_reminder_names_the_shortfall(db, settings):
         deliver_pending(ctx)
     [sms] = sms_memory.outbox
     assert sms.template_code.endswith("REMINDER_AUTO_SHORT_EN")
-    assert sms.params["balance"] == "2.50" and sms.params["top_up"] == "7.40"
+    assert sms.params["balance"] == "¥2.50" and sms.params["top_up"] == "¥7.40"
     assert "top up at least ¥7.40" in sms.text and "renew by hand" in sms.text
     assert "renews automatically" not in sms.text

@@ -104,6 +104,17 @@ def test_money_is_shown_in_yuan_with_two_decimals():
 
 
 @pytest.mark.parametrize("locale", LOCALES)
+@pytest.mark.parametrize("kind", ["reminder", "order_created", "renewed", "renewal_failed"])
+def test_an_amount_reads_the_same_in_the_email_and_the_sms(renderer, kind, locale):
+    """The email and the SMS of a notice show its amount alike: ¥1,180.00."""
+    context = sample_context(kind, locale) | {"amount": "1180.00"}
+    email, sms = renderer.email(kind, context), renderer.sms(kind, context)
+    assert "¥1,180.00" in email.text and "¥1,180.00" in sms.text
+    assert sms.params["amount"] == "¥1,180.00"
+    assert "1180.00" not in sms.text and "元" not in sms.text
+
+
+@pytest.mark.parametrize("locale", LOCALES)
 def test_auto_renew_reminder_says_something_else(renderer, locale):
     """With auto-renewal on the reminder asks for balance, with it off for a renewal."""
     auto = renderer.email("reminder", sample_context("reminder", locale, auto_renew=True))
@@ -132,12 +143,12 @@ def test_short_balance_reminder_sms_names_the_shortfall(renderer, locale):
     context = sample_context("reminder", locale, auto_renew=True)
     context |= {"balance": "86.20", "top_up": "1093.80"}
     text = renderer.sms("reminder", context).text
-    assert "86.20" in text and "1180.00" in text and "1093.80" in text
+    assert "¥86.20" in text and "¥1,180.00" in text and "¥1,093.80" in text
     if locale == "en-US":
-        assert "top up at least ¥1093.80" in text and "renew by hand" in text
+        assert "top up at least ¥1,093.80" in text and "renew by hand" in text
         assert "renews automatically" not in text
     else:
-        assert "充值至少1093.80元" in text and "手动续费" in text
+        assert "充值至少¥1,093.80" in text and "手动续费" in text
         assert "届时将自动续费" not in text
 
 

@@ -190,3 +190,42 @@ def test_a_late_expiry_notice_says_the_days_left_before_release(renderer):
     assert (
         "在2027年1月2日 10:00（Asia/Shanghai）（2天后）之前" in renderer.email("expired", zh).text
     )
+
+
+@pytest.mark.parametrize(
+    ("locale", "as_of", "said"),
+    [
+        ("en-US", "2026-12-25T20:00:00+00:00", "expires today: please renew before 10:00 today"),
+        (
+            "en-US",
+            "2026-12-25T01:00:00+00:00",
+            "expires tomorrow: please renew before 10:00 tomorrow",
+        ),
+        (
+            "en-US",
+            "2026-12-18T02:00:00+00:00",
+            "expires in 8 days: please renew before 26 Dec 2026",
+        ),
+        ("zh-CN", "2026-12-25T20:00:00+00:00", "将于今天到期，请于今天10:00前续费"),
+        ("zh-CN", "2026-12-25T01:00:00+00:00", "将于明天到期，请于明天10:00前续费"),
+    ],
+)
+def test_a_subject_due_today_or_tomorrow_names_the_time_to_renew_before(
+    renderer, locale, as_of, said
+):
+    """A reminder's subject says to renew before the local time when the expiry is
+    today or tomorrow, never before a date that has already begun."""
+    context = _catch_up_reminder(locale, as_of=as_of, offset_days=1, timezone="Asia/Shanghai")
+    assert said in renderer.email("reminder", context).subject
+
+
+def test_an_expired_notice_on_its_release_day_names_the_time_in_its_subject(renderer):
+    """An expiry notice read on the day of release says to renew before that time today."""
+    context = sample_context(
+        "expired",
+        "en-US",
+        release_at=EXPIRY,
+        as_of="2026-12-25T20:00:00+00:00",
+        timezone="Asia/Shanghai",
+    )
+    assert "renew before 10:00 today to keep it" in renderer.email("expired", context).subject

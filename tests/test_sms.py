@@ -443,3 +443,26 @@ def test_file_backend_appends_across_batches(tmp_path):
 
     lines = (tmp_path / "sms.jsonl").read_text(encoding="utf-8").splitlines()
     assert [json.loads(line)["key"] for line in lines] == ["a:sms", "b:sms"]
+
+
+def test_file_backend_writes_a_key_already_in_the_outbox_only_once(tmp_path):
+    """A message whose key a killed run already wrote (unrecorded) is not written again
+    by the next run's backend, and is reported sent."""
+    asyncio.run(FileSmsBackend(tmp_path).send([message("a:sms"), message("b:sms")]))
+    rerun = FileSmsBackend(tmp_path)
+
+    results = asyncio.run(rerun.send([message("a:sms"), message("c:sms")]))
+
+    lines = (tmp_path / "sms.jsonl").read_text(encoding="utf-8").splitlines()
+    assert [json.loads(line)["key"] for line in lines] == ["a:sms", "b:sms", "c:sms"]
+    assert results == [DeliveryResult("a:sms", "sent"), DeliveryResult("c:sms", "sent")]
+
+
+def test_file_backend_puts_a_line_after_a_cut_one_on_its_own_line(tmp_path):
+    """A line cut short by a kill does not swallow the next message's line."""
+    (tmp_path / "sms.jsonl").write_text('{"key": "a:sms", "pho', encoding="utf-8")
+
+    asyncio.run(FileSmsBackend(tmp_path).send([message("a:sms")]))
+
+    lines = (tmp_path / "sms.jsonl").read_text(encoding="utf-8").splitlines()
+    assert json.loads(lines[-1])["key"] == "a:sms" and len(lines) == 2

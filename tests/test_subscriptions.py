@@ -132,6 +132,15 @@ def test_a_run_ahead_of_the_clock_charges_no_auto_renewal_not_yet_due(db, settin
     assert _state(db) == before
 
 
+def test_a_failed_auto_renewal_retried_and_failing_again_is_counted_as_standing(db):
+    """The run that fails an order counts it orders_failed; a later run whose retry fails
+    again counts it orders_still_failed, not as a new failure."""
+    _setup(db, balance=Decimal("5.00"))
+    assert _auto(db).counts == {"orders_failed": 1, "orders_created": 1, "notices_queued": 4}
+    again = _auto(db, AS_OF + timedelta(days=1))
+    assert again.counts["orders_still_failed"] == 1 and "orders_failed" not in again.counts
+
+
 def test_dry_run_auto_renewal_changes_nothing(db, settings):
     """A dry run plans the order and writes nothing."""
     _setup(db)

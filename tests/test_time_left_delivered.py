@@ -98,6 +98,56 @@ def test_a_pending_notice_queued_without_as_of_is_delivered(db, flow_env):
     assert "expires in 5 days" in sms_memory.outbox[0].text
 
 
+def test_a_reminder_delivered_late_says_the_days_left_when_it_is_sent(db, flow_env):
+    """A 7-day reminder that could not go out until two days later says 5 days, in the
+    email and the SMS, counted from the run that sends it."""
+    expiry = AS_OF + timedelta(days=7)
+    with db.session() as s:
+        make_catalog(s)
+        make_account(s, "acct-1")
+        make_instance(s, "inst-1", expires_at=expiry)
+        to = Addressee("acct-1", "Customer acct-1", "en-US", "Asia/Shanghai", "inst-1", "personal")
+        notice = Reminder.to(
+            to,
+            expires_at=expiry,
+            offset_days=7,
+            auto_renew=False,
+            amount=Decimal("118"),
+            as_of=AS_OF,
+        )
+        insert_notices(s, notice.rows(AS_OF))  # decided, not sent (the server was down)
+        s.commit()
+    send_renewal_reminders(as_of=AS_OF + timedelta(days=2))
+    [email], [sms] = email_memory.outbox, sms_memory.outbox
+    assert "expires in 5 days" in email.subject and "expires in 5 days" in email.text
+    assert "expires in 5 days" in sms.text
+    assert "7 days" not in email.subject + email.text + sms.text
+
+
+def test_a_reminder_decided_the_day_before_and_sent_on_the_day_says_today(db, flow_env):
+    """A 1-day reminder decided at 10:00 the day before expiry and sent the next morning
+    says that the instance expires today, not tomorrow."""
+    expiry = AS_OF + timedelta(days=1, hours=8)  # 18:00 in Shanghai the next day
+    with db.session() as s:
+        make_catalog(s)
+        make_account(s, "acct-1")
+        make_instance(s, "inst-1", expires_at=expiry)
+        to = Addressee("acct-1", "Customer acct-1", "en-US", "Asia/Shanghai", "inst-1", "personal")
+        notice = Reminder.to(
+            to,
+            expires_at=expiry,
+            offset_days=1,
+            auto_renew=False,
+            amount=Decimal("118"),
+            as_of=AS_OF,
+        )
+        insert_notices(s, notice.rows(AS_OF))
+        s.commit()
+    send_renewal_reminders(as_of=AS_OF + timedelta(days=1))
+    [email] = email_memory.outbox
+    assert "expires today" in email.subject and "tomorrow" not in email.subject
+
+
 def test_the_upgrade_notice_names_the_new_edition_in_its_footer(db):
     """The footer of the upgrade notice speaks of the edition the instance now has."""
     as_of = datetime(2027, 1, 26, 2, 0, tzinfo=UTC)

@@ -380,10 +380,26 @@ def cmd_auto_renew(args, settings: Settings) -> int:
         report = switch_auto_renew_now(ctx, args.instance, args.on, uuid.uuid4().hex)
     state = "on" if args.on else "off"
     if report.counts.get("switched"):
-        print(f"auto-renewal of {args.instance} is now {state}; the account was told")
+        print(f"auto-renewal of {args.instance} is now {state}; {_notice_outcome(report.counts)}")
     else:
         print(f"auto-renewal of {args.instance} was already {state}: nothing changed")
+    for failure in report.failures:
+        print(f"  ! {failure}")
     return 0
+
+
+def _notice_outcome(counts: dict[str, int]) -> str:
+    """What became of the notice a change queued, per channel: sent, queued (not sent
+    yet: the next run sends it) or failed (refused: not retried)."""
+    said = []
+    for channel, name in (("email", "email"), ("sms", "SMS")):
+        if counts.get(f"{channel}_sent"):
+            said.append(f"{name} sent")
+        elif counts.get(f"{channel}_permanent"):
+            said.append(f"{name} failed (refused, not retried)")
+        else:
+            said.append(f"{name} queued (not sent yet; the next run sends it)")
+    return "the account's notice: " + ", ".join(said)
 
 
 def cmd_top_up(args, settings: Settings) -> int:

@@ -52,6 +52,9 @@ class OutgoingNotice:
     email: str
     phone: str
     created_at: datetime  # what a context without as_of speaks from
+    # The moment of the run that sends it: its days left are counted from there when
+    # that is later than the moment it was decided (it went out late).
+    sent_as_of: datetime | None = None
 
 
 def _render(
@@ -63,10 +66,14 @@ def _render(
     for notice in notices:
         try:
             if notice.channel == "email":
-                r = renderer.email(notice.kind, notice.context, queued_at=notice.created_at)
+                r = renderer.email(
+                    notice.kind, notice.context, queued_at=notice.created_at, at=notice.sent_as_of
+                )
                 emails.append(EmailMessage(notice.key, notice.email, r.subject, r.text, r.html))
             else:
-                s = renderer.sms(notice.kind, notice.context, queued_at=notice.created_at)
+                s = renderer.sms(
+                    notice.kind, notice.context, queued_at=notice.created_at, at=notice.sent_as_of
+                )
                 code = sms_template_code(settings.sms_template_prefix, notice.kind, notice.context)
                 texts.append(SmsMessage(notice.key, notice.phone, code, s.params, s.text))
         except Exception as exc:  # a notice that cannot be rendered needs a person

@@ -1,7 +1,10 @@
 """Turn a notice (kind + context) into the words an account receives.
 
 A notice's context is a JSON-able dict fixed when the notice was decided and stored in
-its ledger row, so a notice re-rendered later says exactly what it said the first time.
+its ledger row, so a notice re-rendered later says exactly what it said the first time;
+except that delivery renders its relative words ("in 5 days", "today") from the moment
+it sends (``at``), when that is later than the moment the notice was decided: a notice
+sent late says the time left when it is read.
 What each kind's context holds, its SMS variables and its SMS template code are the
 notice catalog's (``lifecycle.notices.catalog``): the renderer reads a stored context
 back into its catalog class and shows it.
@@ -23,7 +26,8 @@ text the provider sends.
 
 Filters available to templates (locale, time zone and ``as_of`` come from the context):
 ``localtime``, ``localdate``, ``when`` ("in 8 days", "tomorrow", "today", counted on
-local dates from the notice's ``as_of``: ``lifecycle.when``), ``money``, ``domain``,
+local dates from the notice's ``as_of``: ``lifecycle.when``), ``deadline`` (what
+"before …" names: "18:00 today", "18:00 tomorrow", or the date), ``money``, ``domain``,
 ``edition_name``, ``order_kind_name``, ``registrar_name``, ``reason_text``,
 ``join_nameservers``.
 
@@ -171,6 +175,28 @@ def format_when(
     return date if zh else f"on {date}"
 
 
+def format_deadline(
+    value: str | datetime, as_of: str | datetime | None, timezone: str, locale: str
+) -> str:
+    """What "before …" names in a subject: the local time when ``value`` falls today or
+    tomorrow as seen from ``as_of`` ('18:00 today', '今天18:00'), the date when later
+    ('26 Dec 2026'), the date and time when already past. "Before 14 Mar" read on
+    14 March would name a moment already gone."""
+    if as_of is None:
+        raise InputError(
+            "the notice has no 'as_of' to count days from; queue it with the run's as_of"
+        )
+    away = days_away(parse_instant(value), parse_instant(as_of), _zone(timezone))
+    zh = locale == "zh-CN"
+    if away.word == "today":
+        return f"今天{away.local:%H:%M}" if zh else f"{away.local:%H:%M} today"
+    if away.word == "tomorrow":
+        return f"明天{away.local:%H:%M}" if zh else f"{away.local:%H:%M} tomorrow"
+    if away.word == "later":
+        return format_localdate(value, timezone, locale)
+    return format_localtime(value, timezone, locale)
+
+
 def format_sms_time(value: str | datetime, timezone: str) -> str:
     """'2026-12-26 10:00': short, the same in both languages, accepted by SMS providers."""
     return f"{parse_instant(value).astimezone(_zone(timezone)):%Y-%m-%d %H:%M}"
@@ -186,16 +212,17 @@ def _decimal(value: str | Decimal | int) -> Decimal:
     return amount.quantize(Decimal("0.01"))
 
 
-def format_money(value: str | Decimal | int) -> str:
-    """'¥1,180.00'; a negative amount as '-¥5.00'."""
+# How an amount reads, per locale: the symbol before, thousands grouped, two decimals.
+# Both languages write yuan as '¥1,180.00'.
+MONEY_FORMATS: dict[str, str] = {"en-US": "{sign}¥{amount:,.2f}", "zh-CN": "{sign}¥{amount:,.2f}"}
+
+
+def format_money(value: str | Decimal | int, locale: str = "en-US") -> str:
+    """'¥1,180.00'; a negative amount as '-¥5.00'. The one way an amount is shown to
+    an account, in an email and in an SMS alike (``MONEY_FORMATS``)."""
     amount = _decimal(value)
-    sign = "-" if amount < 0 else ""
-    return f"{sign}¥{abs(amount):,.2f}"
-
-
-def plain_amount(value: str | Decimal | int) -> str:
-    """'1180.00': what an SMS provider's amount variable takes."""
-    return f"{_decimal(value):.2f}"
+    shape = MONEY_FORMATS.get(locale, MONEY_FORMATS["en-US"])
+    return shape.format(sign="-" if amount < 0 else "", amount=abs(amount))
 
 
 @lru_cache(maxsize=65536)
@@ -269,6 +296,18 @@ def _f_when(ctx: Context, value: Any) -> str:
     )
 
 
+@pass_context
+def _f_money(ctx: Context, value: Any) -> str:
+    return format_money(value, _ctx_value(ctx, "locale"))
+
+
+@pass_context
+def _f_deadline(ctx: Context, value: Any) -> str:
+    return format_deadline(
+        value, _ctx_value(ctx, "as_of"), _ctx_value(ctx, "timezone"), _ctx_value(ctx, "locale")
+    )
+
+
 def _localized(table: dict[str, dict[str, str]]) -> Callable[..., str]:
     @pass_context
     def name(ctx: Context, code: str) -> str:
@@ -285,7 +324,8 @@ FILTERS: dict[str, Callable[..., Any]] = {
     "localtime": _f_localtime,
     "localdate": _f_localdate,
     "when": _f_when,
-    "money": format_money,
+    "deadline": _f_deadline,
+    "money": _f_money,
     "domain": format_domain,
     "edition_name": _localized(EDITION_NAMES),
     "order_kind_name": _localized(ORDER_KIND_NAMES),
@@ -305,7 +345,7 @@ def sms_params(notice: Notice) -> dict[str, str]:
         "line": one_line,
         "time": lambda moment: format_sms_time(moment, notice.timezone),
         "when": lambda moment: format_when(moment, notice.as_of, notice.timezone, notice.locale),
-        "amount": plain_amount,
+        "amount": lambda value: format_money(value, notice.locale),
         "edition": lambda code: _lookup(EDITION_NAMES, code, notice.locale),
         "order_kind": lambda code: _lookup(ORDER_KIND_NAMES, code, notice.locale),
         "domain": unicode_domain,
@@ -317,12 +357,19 @@ def sms_params(notice: Notice) -> dict[str, str]:
 
 
 def check_context(
-    kind: str, context: Mapping[str, Any], queued_at: datetime | None = None
+    kind: str,
+    context: Mapping[str, Any],
+    queued_at: datetime | None = None,
+    at: datetime | None = None,
 ) -> Notice:
     """The catalog's notice for a stored context; ``InputError`` names every key it
     lacks (and any bad value), before a template gets half-way through. A context
-    without ``as_of`` speaks from ``queued_at`` (when its row was created)."""
-    return read_stored(kind, context, queued_at)
+    without ``as_of`` speaks from ``queued_at`` (when its row was created); one sent
+    ``at`` a later moment than its ``as_of`` speaks from ``at``."""
+    notice = read_stored(kind, context, queued_at)
+    if at is not None and (notice.as_of is None or parse_instant(at) > notice.as_of):
+        return notice.model_copy(update={"as_of": parse_instant(at)})
+    return notice
 
 
 _TEXT_BLANK_RUNS = re.compile(r"\n{3,}")
@@ -411,11 +458,17 @@ class Renderer:
         return found
 
     def email(
-        self, kind: str, context: dict, *, queued_at: datetime | None = None
+        self,
+        kind: str,
+        context: dict,
+        *,
+        queued_at: datetime | None = None,
+        at: datetime | None = None,
     ) -> RenderedEmail:
         """Subject, text and HTML of one notice, in the language of ``context['locale']``;
-        ``queued_at``: when its row was created, for a context without ``as_of``."""
-        notice = check_context(kind, context, queued_at)
+        ``queued_at``: when its row was created, for a context without ``as_of``; ``at``:
+        the moment it is sent, that its days left count from if later than ``as_of``."""
+        notice = check_context(kind, context, queued_at, at)
         subject, text, html = self._email_templates(kind, notice.locale)
         values = self._shown(notice)
         with _naming(kind, context):
@@ -427,10 +480,17 @@ class Renderer:
                 html=html.render(values).strip() + "\n",
             )
 
-    def sms(self, kind: str, context: dict, *, queued_at: datetime | None = None) -> RenderedSms:
+    def sms(
+        self,
+        kind: str,
+        context: dict,
+        *,
+        queued_at: datetime | None = None,
+        at: datetime | None = None,
+    ) -> RenderedSms:
         """The SMS wording of one notice and the provider template variables behind it;
-        ``queued_at`` as for :meth:`email`."""
-        notice = check_context(kind, context, queued_at)
+        ``queued_at`` and ``at`` as for :meth:`email`."""
+        notice = check_context(kind, context, queued_at, at)
         template = self._sms_template(kind, notice.locale)
         with _naming(kind, context):
             params = sms_params(notice)

@@ -154,3 +154,29 @@ def overtaken(
     if kind in ("expired", "release_warning") and as_of >= release_at:
         return f"the release time {release_at.isoformat()} has passed"
     return None
+
+
+def failure_overtaken(
+    *,
+    told_expiry: datetime,
+    expires_at: datetime,
+    as_of: datetime,
+    day: str,
+    latest_day: str,
+) -> str | None:
+    """Why a "renewal failed" notice must no longer be sent, or None. It asks to top up
+    or renew before ``told_expiry`` (the expiry when it was decided): not once the
+    instance's expiry has moved (``expires_at``: renewed since, and told so), nor once
+    that expiry has come by ``as_of`` (the expiry notice tells instead), nor when the
+    account was told of the same order's failure on a later day (``latest_day``, and
+    ``day`` this one's, as the ledger keys spell them)."""
+    if expires_at != told_expiry:
+        return (
+            f"the instance's expiry moved from {told_expiry.isoformat()} to "
+            f"{expires_at.isoformat()}: renewed since"
+        )
+    if as_of >= told_expiry:
+        return f"the instance expired at {told_expiry.isoformat()}, before this notice went out"
+    if latest_day > day:
+        return f"overtaken: the ledger already holds this order's failure notice of {latest_day}"
+    return None

@@ -21,7 +21,14 @@ from sqlmodel import Session, col
 
 from dns_lifecycle.channels import DeliveryResult
 from dns_lifecycle.lifecycle.expiry import release_at
-from dns_lifecycle.lifecycle.reminders import EXPIRY_STAGES, later_than, overtaken
+from dns_lifecycle.lifecycle.notices import RenewalFailed, parse_instant
+from dns_lifecycle.lifecycle.notices.keys import renewal_failed_order_and_day
+from dns_lifecycle.lifecycle.reminders import (
+    EXPIRY_STAGES,
+    failure_overtaken,
+    later_than,
+    overtaken,
+)
 from dns_lifecycle.store import rows_changed
 from models import Account, Instance, Notification
 
@@ -121,6 +128,21 @@ def held_by_other_runs(
         )
     ).one()
     return count, until
+
+
+def let_go(session: Session, *, token: str, keep: Iterable[int] = ()) -> int:
+    """End the claims of the run ``token`` on rows still pending, except ``keep`` (rows
+    whose fate is unknown: handed to a sender that ended before answering); returns how
+    many. The next run may send them at once instead of waiting for the lease."""
+    stmt = (
+        update(TABLE)
+        .where(TABLE.c.claim_token == token, TABLE.c.state == "pending")
+        .values(claim_token=None, claimed_until=None)
+    )
+    kept = sorted(set(keep))
+    if kept:
+        stmt = stmt.where(TABLE.c.id.not_in(kept))
+    return rows_changed(session.execute(stmt))
 
 
 @dataclass(frozen=True)
@@ -285,10 +307,71 @@ def skip_overtaken(
     session: Session, ids: Sequence[int], *, as_of: datetime, grace_days: int
 ) -> dict[int, str]:
     """Mark the rows among ``ids`` that have been overtaken (see
-    :func:`~dns_lifecycle.lifecycle.reminders.overtaken`) as ``skipped``, with the reason
-    in ``error``, instead of sending them; returns {id: reason}."""
+    :func:`~dns_lifecycle.lifecycle.reminders.overtaken` and
+    :func:`~dns_lifecycle.lifecycle.reminders.failure_overtaken`) as ``skipped``, with
+    the reason in ``error``, instead of sending them; returns {id: reason}."""
     if not ids:
         return {}
+    stale = _expiry_notices_overtaken(session, ids, as_of=as_of, grace_days=grace_days)
+    stale |= _failure_notices_overtaken(session, ids, as_of=as_of)
+    if stale:
+        session.connection().execute(
+            update(TABLE)
+            .where(TABLE.c.id == bindparam("b_id"))
+            .values(
+                state="skipped",
+                error=bindparam("b_error"),
+                sent_at=None,
+                claim_token=None,
+                claimed_until=None,
+            ),
+            [{"b_id": i, "b_error": reason[:1000]} for i, reason in stale.items()],
+        )
+    return stale
+
+
+def _failure_notices_overtaken(
+    session: Session, ids: Sequence[int], *, as_of: datetime
+) -> dict[int, str]:
+    """{id: reason} of the "renewal failed" rows among ``ids`` no longer to be sent."""
+    rows = session.execute(
+        select(TABLE.c.id, TABLE.c.key, TABLE.c.context, col(Instance.expires_at))
+        .join(Instance, col(Instance.id) == TABLE.c.instance_id)
+        .where(TABLE.c.id.in_(list(ids)), TABLE.c.kind == RenewalFailed.kind)
+    ).all()
+    if not rows:
+        return {}
+    latest: dict[str, str] = {}
+    for (key,) in session.execute(
+        select(TABLE.c.key).where(
+            TABLE.c.instance_id.in_(
+                select(TABLE.c.instance_id).where(TABLE.c.id.in_([r.id for r in rows]))
+            ),
+            TABLE.c.kind == RenewalFailed.kind,
+            TABLE.c.state != "skipped",
+        )
+    ):
+        order, day = renewal_failed_order_and_day(key)
+        latest[order] = max(day, latest.get(order, ""))
+    stale: dict[int, str] = {}
+    for r in rows:
+        order, day = renewal_failed_order_and_day(r.key)
+        reason = failure_overtaken(
+            told_expiry=parse_instant(r.context["expires_at"]),
+            expires_at=r.expires_at,
+            as_of=as_of,
+            day=day,
+            latest_day=latest.get(order, day),
+        )
+        if reason is not None:
+            stale[r.id] = reason
+    return stale
+
+
+def _expiry_notices_overtaken(
+    session: Session, ids: Sequence[int], *, as_of: datetime, grace_days: int
+) -> dict[int, str]:
+    """{id: reason} of the rows among ``ids`` about an expiry that are overtaken."""
     rows = session.execute(
         select(
             TABLE.c.id,
@@ -325,17 +408,4 @@ def skip_overtaken(
         )
         if reason is not None:
             stale[r.id] = reason
-    if stale:
-        session.connection().execute(
-            update(TABLE)
-            .where(TABLE.c.id == bindparam("b_id"))
-            .values(
-                state="skipped",
-                error=bindparam("b_error"),
-                sent_at=None,
-                claim_token=None,
-                claimed_until=None,
-            ),
-            [{"b_id": i, "b_error": reason[:1000]} for i, reason in stale.items()],
-        )
     return stale

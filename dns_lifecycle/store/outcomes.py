@@ -82,6 +82,18 @@ class Recorder:
                 self._writer.close()
                 self._writer = None
 
+    def abandon(self) -> set[str]:
+        """After a batch ended in an error: write what has arrived, if the database
+        takes it, and return the keys whose outcome is recorded."""
+        try:
+            if self._error is None:
+                self.record([])
+        finally:
+            if self._writer is not None:
+                self._writer.close()
+                self._writer = None
+        return set(self._recorded)
+
     def _write_queued(self) -> None:
         self._scheduled = False
         queued, self._queued = self._queued, []

@@ -506,7 +506,15 @@ def auto_renew_batch(
                 "reason": payment.reason or "",
             }
         )
-        outcome.add("orders_paid" if payment.paid else "orders_failed")
+        # What this run did: an order failed before and failing again is a standing
+        # failure, not a new one (every run until the expiry retries it).
+        outcome.add(
+            "orders_paid"
+            if payment.paid
+            else "orders_failed"
+            if order is None
+            else "orders_still_failed"
+        )
         if order is None:
             order = _create_order(
                 session,
