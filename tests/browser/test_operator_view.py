@@ -121,7 +121,8 @@ def test_daily_deployment_runs_and_the_page_shows_it_completed_with_its_counts(o
     api, env = operator_view["api"], operator_view["env"]
     deployments = _api(f"{api}/deployments/filter", {})
     names = {d["name"] for d in deployments}
-    assert {"daily", "shard", "rerun", "on-demand"} <= names and len(deployments) == 13
+    assert {"daily", "shard", "rerun-auto-renewal", "renew-an-instance"} <= names
+    assert len(names) == len(deployments) == 13
     daily = next(d for d in deployments if d["name"] == "daily")
     assert daily["schedules"][0]["schedule"]["cron"] == "0 2 * * *"
     assert daily["schedules"][0]["schedule"]["timezone"] == "Asia/Shanghai"
