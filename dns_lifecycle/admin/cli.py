@@ -605,10 +605,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=cmd_tickets_resolve)
     p.add_argument("id", type=_whole_number(1, MAX_ROW_ID), metavar="ID")
 
-    instances = sub.add_parser("instances", help="look at one instance")
+    instances = sub.add_parser("instances", help="list instances, or look at one")
     instances_sub = instances.add_subparsers(
         dest="instances_command", required=True, metavar="ACTION"
     )
+    from dns_lifecycle.admin.instances_cli import add_list_command
+
+    add_list_command(instances_sub)
     p = instances_sub.add_parser("show", help="state, domains, orders, tickets, zone copies")
     p.set_defaults(handler=cmd_instances_show)
     p.add_argument("id", metavar="ID")
