@@ -18,6 +18,7 @@ from prefect.artifacts import (
 from prefect.context import FlowRunContext, TaskRunContext
 
 from dns_lifecycle.core.errors import TooManyFailures
+from dns_lifecycle.lifecycle.outlook import OutlookDay
 from dns_lifecycle.store.scan import count_rows
 from flows.common import PLAN_CAP, StepReport
 
@@ -73,6 +74,56 @@ def daily_markdown(
     notes = [f"{s.step}: {n}" for s in steps for n in s.notes]
     if notes:
         lines += ["", "## Notes", ""] + [f"- {n}" for n in notes]
+    return "\n".join(lines)
+
+
+# The widest bar of the outlook's text chart, in blocks.
+OUTLOOK_BAR = 24
+
+
+def outlook_markdown(
+    as_of, zone: str, days: list[OutlookDay], open_tickets: int, dry_run: bool
+) -> str:
+    """The fleet outlook: a chart the Prefect UI draws (mermaid), and a table with a
+    text bar per day that reads the same in any markdown."""
+    first, last = days[0].day, days[-1].day
+    mode = " (dry run)" if dry_run else ""
+    labels = ", ".join(f'"{d.day:%m-%d}"' for d in days)
+    top = max((d.busy for d in days), default=0)
+    lines = [
+        "# fleet-outlook",
+        "",
+        f"The {len(days)} days {first.isoformat()} to {last.isoformat()} on the {zone} "
+        f"calendar, as of `{as_of.isoformat()}`{mode}. "
+        f"{open_tickets:,} manual-action ticket{'' if open_tickets == 1 else 's'} open now.",
+        "",
+        "```mermaid",
+        "xychart-beta",
+        '    title "Expiries (bars) and releases due (line) per day"',
+        f"    x-axis [{labels}]",
+        '    y-axis "instances"',
+        f"    bar [{', '.join(str(d.expiries) for d in days)}]",
+        f"    line [{', '.join(str(d.releases_due) for d in days)}]",
+        "```",
+        "",
+        "| day | expiries | auto-renewals | accounts short | grace ending | releases due "
+        "| tickets to open | load |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+    ]
+    for d in days:
+        width = round(OUTLOOK_BAR * d.busy / top) if top else 0
+        bar = "█" * max(width, 1 if d.busy else 0)
+        lines.append(
+            f"| {d.day.isoformat()} {d.day:%a} | {d.expiries:,} | {d.auto_renewals:,} "
+            f"| {d.accounts_short:,} | {d.grace_ending:,} | {d.releases_due:,} "
+            f"| {d.tickets_to_open:,} | {bar} |"
+        )
+    lines += [
+        "",
+        "Load: expiries, auto-renewals and grace periods ending that day. An account is "
+        "short when its balance now does not cover its renewals up to that day; a release "
+        "is due where nothing renews by itself (auto-renewal off, or already expired).",
+    ]
     return "\n".join(lines)
 
 

@@ -20,6 +20,7 @@ from flows.base import lifecycle_flow, report_of
 from flows.common import StepReport, run_as_of, sharded, shared_dry_run, wall_clock
 from flows.delivery import warm_up as warm_up_delivery
 from flows.expire import expire_instances
+from flows.outlook import publish_outlook
 from flows.params import AsOf, BatchSize, DryRun
 from flows.pending import deliver_pending_notices
 from flows.release import release_instances
@@ -119,6 +120,8 @@ def _run_day(
                 reports.append(done)
             if not state.is_completed():
                 failed.append(f"{step.name}: {state.message}")
+        if part is None:  # a split run's outlook is its parent's
+            failed += publish_outlook(moment, dry_run)
     label = f"{part.index + 1} of {part.count}" if part else None
     report = DailyReport(
         as_of=moment, dry_run=dry_run, steps=reports, shard=label, failed_steps=failed
@@ -160,6 +163,7 @@ def _fan_out(moment: datetime, dry_run: bool, batch_size: int | None, shards: in
     with ThreadPoolExecutor(max_workers=shards) as pool:
         runs = list(pool.map(one, range(shards)))
     failed = [f"{r.name}: {r.state.message}" for r in runs if not r.state.is_completed()]
+    failed += publish_outlook(moment, dry_run)
     if failed:
         raise StepsFailed("daily-lifecycle shards failed: " + " | ".join(failed))
     return DailyReport(
