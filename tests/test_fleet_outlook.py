@@ -219,3 +219,16 @@ def test_every_daily_run_publishes_the_outlook(db, flow_env):
     assert artifact is not None
     row = next(line for line in str(artifact.data).splitlines() if line.startswith("| 2026-12-03"))
     assert row.startswith("| 2026-12-03 Thu | 1 | 0 | 0 | 0 | 0 | 0 | ")
+
+
+def test_a_dry_runs_outlook_counts_the_fleet_as_its_plan_leaves_it(db, flow_env):
+    """An instance that expired an hour before a dry run is expired in its plan: the
+    dry run's outlook counts no expiry for it, only the end of its grace period."""
+    with db.session() as s:
+        make_instance(s, "inst-1", expires_at=_local(1, 1))
+        s.commit()
+    daily_lifecycle(as_of=AS_OF, dry_run=True)
+    data = str(Artifact.get("fleet-outlook").data)  # type: ignore[union-attr]
+    assert "(dry run)" in data
+    assert "| 2026-12-01 Tue | 0 | 0 | 0 | 0 | 0 | 0 |" in data
+    assert "| 2026-12-08 Tue | 0 | 0 | 0 | 1 | 1 | 0 |" in data
