@@ -78,7 +78,7 @@ def daily_markdown(
 
 
 # The widest bar of the outlook's text chart, in blocks.
-OUTLOOK_BAR = 24
+OUTLOOK_BAR = 12
 
 
 def outlook_markdown(
@@ -88,7 +88,7 @@ def outlook_markdown(
     text bar per day that reads the same in any markdown."""
     first, last = days[0].day, days[-1].day
     mode = " (dry run)" if dry_run else ""
-    labels = ", ".join(f'"{d.day:%m-%d}"' for d in days)
+    labels = ", ".join(f'"{d.day.day}"' for d in days)  # the month is in the title
     top = max((d.busy for d in days), default=0)
     lines = [
         "# fleet-outlook",
@@ -99,30 +99,33 @@ def outlook_markdown(
         "",
         "```mermaid",
         "xychart-beta",
-        '    title "Expiries (bars) and releases due (line) per day"',
+        f'    title "Expiries (bars) and releases due (line), {first:%d %b} to {last:%d %b}"',
         f"    x-axis [{labels}]",
         '    y-axis "instances"',
         f"    bar [{', '.join(str(d.expiries) for d in days)}]",
         f"    line [{', '.join(str(d.releases_due) for d in days)}]",
         "```",
         "",
-        "| day | expiries | auto-renewals | accounts short | grace ending | releases due "
-        "| tickets to open | load |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+        "| day | load | expiries | auto-renewals | short | grace ends | releases | tickets |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for d in days:
         width = round(OUTLOOK_BAR * d.busy / top) if top else 0
         bar = "█" * max(width, 1 if d.busy else 0)
         lines.append(
-            f"| {d.day.isoformat()} {d.day:%a} | {d.expiries:,} | {d.auto_renewals:,} "
-            f"| {d.accounts_short:,} | {d.grace_ending:,} | {d.releases_due:,} "
-            f"| {d.tickets_to_open:,} | {bar} |"
+            f"| {d.day.isoformat()} {d.day:%a} | {bar} | {d.expiries:,} "
+            f"| {d.auto_renewals:,} | {d.accounts_short:,} | {d.grace_ending:,} "
+            f"| {d.releases_due:,} | {d.tickets_to_open:,} |"
         )
     lines += [
         "",
-        "Load: expiries, auto-renewals and grace periods ending that day. An account is "
-        "short when its balance now does not cover its renewals up to that day; a release "
-        "is due where nothing renews by itself (auto-renewal off, or already expired).",
+        "- **load**: expiries, auto-renewal orders and grace periods ending that day;",
+        "- **auto-renewals**: orders falling due; **short**: of their accounts, those whose "
+        "balance now does not cover their renewals up to that day;",
+        "- **grace ends**: instances released that day unless renewed; **releases**: those "
+        "that nothing renews by itself (auto-renewal off, or already expired);",
+        "- **tickets**: manual-action tickets those releases will open (another registrar, "
+        "or a locked domain).",
     ]
     return "\n".join(lines)
 

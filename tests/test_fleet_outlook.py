@@ -204,8 +204,9 @@ def test_the_markdown_has_a_chart_and_a_row_per_day():
     assert "    bar [0, 0, 4, 0, 0, 2, " in md
     rows = [line for line in md.splitlines() if re.match(r"\| 2026-12-\d\d ", line)]
     assert len(rows) == 30
-    assert rows[2].endswith(f"| {'█' * 24} |") and rows[5].endswith(f"| {'█' * 12} |")
-    assert rows[0].endswith("|  |")
+    assert rows[2].startswith(f"| 2026-12-03 Thu | {'█' * 12} | 4 | 2 | 0 | 2 | 1 | 0 |")
+    assert rows[5].startswith(f"| 2026-12-06 Sun | {'█' * 6} | 2 | 2 | 1 | 0 | 0 | 0 |")
+    assert rows[0] == "| 2026-12-01 Tue |  | 0 | 0 | 0 | 0 | 0 | 0 |"
     assert "3 manual-action tickets open now" in md
 
 
@@ -218,7 +219,7 @@ def test_every_daily_run_publishes_the_outlook(db, flow_env):
     artifact = Artifact.get("fleet-outlook")
     assert artifact is not None
     row = next(line for line in str(artifact.data).splitlines() if line.startswith("| 2026-12-03"))
-    assert row.startswith("| 2026-12-03 Thu | 1 | 0 | 0 | 0 | 0 | 0 | ")
+    assert row.endswith("| 1 | 0 | 0 | 0 | 0 | 0 |") and "█" in row
 
 
 def test_a_dry_runs_outlook_counts_the_fleet_as_its_plan_leaves_it(db, flow_env):
@@ -230,5 +231,34 @@ def test_a_dry_runs_outlook_counts_the_fleet_as_its_plan_leaves_it(db, flow_env)
     daily_lifecycle(as_of=AS_OF, dry_run=True)
     data = str(Artifact.get("fleet-outlook").data)  # type: ignore[union-attr]
     assert "(dry run)" in data
-    assert "| 2026-12-01 Tue | 0 | 0 | 0 | 0 | 0 | 0 |" in data
-    assert "| 2026-12-08 Tue | 0 | 0 | 0 | 1 | 1 | 0 |" in data
+    assert "| 2026-12-01 Tue |  | 0 | 0 | 0 | 0 | 0 | 0 |" in data
+    assert "| 0 | 0 | 0 | 1 | 1 | 0 |" in data.split("| 2026-12-08 Tue |")[1].splitlines()[0]
+
+
+def test_an_operator_time_zone_that_does_not_exist_is_refused(monkeypatch, capsys):
+    """DNSL_OPERATOR_TIMEZONE must name an IANA zone: the command refuses in one line."""
+    from dns_lifecycle.admin.cli import main
+
+    monkeypatch.setenv("DNSL_OPERATOR_TIMEZONE", "Asia/Atlantis")
+    assert main(["instances", "list"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "DNSL_OPERATOR_TIMEZONE" in err and "'Asia/Atlantis' is not an IANA time zone" in err
+
+
+def test_an_outlook_that_fails_fails_the_run_after_its_steps(db, flow_env, monkeypatch):
+    """The day's steps are done and reported; the run ends Failed naming the outlook."""
+    from flows import outlook
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("the database went away")
+
+    monkeypatch.setattr(outlook, "fleet_outlook", broken)
+    with db.session() as s:
+        make_instance(s, "inst-1", expires_at=_local(1, 1))
+        s.commit()
+    state = daily_lifecycle(as_of=AS_OF, return_state=True)
+    assert state.is_failed()
+    assert "fleet-outlook: the database went away" in state.message
+    report = state.result(raise_on_failure=False).report
+    assert report.steps and any(s.counts.get("instances_expired") for s in report.steps)
