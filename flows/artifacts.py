@@ -18,6 +18,7 @@ from prefect.artifacts import (
 from prefect.context import FlowRunContext, TaskRunContext
 
 from dns_lifecycle.core.errors import TooManyFailures
+from dns_lifecycle.lifecycle.outlook import OutlookDay
 from dns_lifecycle.store.scan import count_rows
 from flows.common import PLAN_CAP, StepReport
 
@@ -76,6 +77,59 @@ def daily_markdown(
     notes = [f"{s.step}: {n}" for s in steps for n in s.notes]
     if notes:
         lines += ["", "## Notes", ""] + [f"- {n}" for n in notes]
+    return "\n".join(lines)
+
+
+# The widest bar of the outlook's text chart, in blocks.
+OUTLOOK_BAR = 12
+
+
+def outlook_markdown(
+    as_of, zone: str, days: list[OutlookDay], open_tickets: int, dry_run: bool
+) -> str:
+    """The fleet outlook: a chart the Prefect UI draws (mermaid), and a table with a
+    text bar per day that reads the same in any markdown."""
+    first, last = days[0].day, days[-1].day
+    mode = " (dry run)" if dry_run else ""
+    labels = ", ".join(f'"{d.day.day}"' for d in days)  # the month is in the title
+    top = max((d.busy for d in days), default=0)
+    lines = [
+        "# fleet-outlook",
+        "",
+        f"The {len(days)} days {first.isoformat()} to {last.isoformat()} on the {zone} "
+        f"calendar, as of `{as_of.isoformat()}`{mode}. "
+        f"{open_tickets:,} manual-action ticket{'' if open_tickets == 1 else 's'} open now.",
+        "",
+        "```mermaid",
+        "xychart-beta",
+        f'    title "Expiries (bars) and releases due (line), {first:%d %b} to {last:%d %b}"',
+        f"    x-axis [{labels}]",
+        '    y-axis "instances"',
+        f"    bar [{', '.join(str(d.expiries) for d in days)}]",
+        f"    line [{', '.join(str(d.releases_due) for d in days)}]",
+        "```",
+        "",
+        "| day | load | expiries | auto-renewals | short | grace ends | releases | tickets |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for d in days:
+        width = round(OUTLOOK_BAR * d.busy / top) if top else 0
+        bar = "█" * max(width, 1 if d.busy else 0)
+        lines.append(
+            f"| {d.day.isoformat()} {d.day:%a} | {bar} | {d.expiries:,} "
+            f"| {d.auto_renewals:,} | {d.accounts_short:,} | {d.grace_ending:,} "
+            f"| {d.releases_due:,} | {d.tickets_to_open:,} |"
+        )
+    lines += [
+        "",
+        "- **load**: expiries, auto-renewal orders and grace periods ending that day;",
+        "- **auto-renewals**: orders falling due; **short**: of their accounts, those whose "
+        "balance now does not cover their renewals up to that day;",
+        "- **grace ends**: instances released that day unless renewed; **releases**: those "
+        "that nothing renews by itself (auto-renewal off, or already expired);",
+        "- **tickets**: manual-action tickets those releases will open (another registrar, "
+        "or a locked domain).",
+    ]
     return "\n".join(lines)
 
 

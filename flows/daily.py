@@ -26,6 +26,7 @@ from flows.common import (
 )
 from flows.delivery import warm_up as warm_up_delivery
 from flows.expire import expire_instances
+from flows.outlook import publish_outlook
 from flows.params import AsOf, BatchSize, DryRun
 from flows.pending import deliver_pending_notices
 from flows.release import release_instances
@@ -128,6 +129,8 @@ def _run_day(
             reports.append(done)
             if not state.is_completed():
                 failed.append(f"{step.name}: {state.message}")
+        if part is None:  # a split run's outlook is its parent's
+            failed += publish_outlook(moment, dry_run)
     label = f"{part.index + 1} of {part.count}" if part else None
     report = DailyReport(
         as_of=moment, dry_run=dry_run, steps=reports, shard=label, failed_steps=failed
@@ -169,6 +172,7 @@ def _fan_out(moment: datetime, dry_run: bool, batch_size: int | None, shards: in
     with ThreadPoolExecutor(max_workers=shards) as pool:
         runs = list(pool.map(one, range(shards)))
     failed = [f"{r.name}: {r.state.message}" for r in runs if not r.state.is_completed()]
+    failed += publish_outlook(moment, dry_run)
     if failed:
         raise StepsFailed("daily-lifecycle shards failed: " + " | ".join(failed))
     return DailyReport(

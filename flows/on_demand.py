@@ -1,4 +1,5 @@
-"""On-demand changes: manual renewal, upgrade, the auto-renewal switch, and top-ups.
+"""On-demand changes: manual renewal, upgrade, the auto-renewal switch, and top-ups;
+and the report of one instance.
 
 Each change is one transaction: a refused request changes nothing and fails with the
 reason; an accepted one writes the order, the balance, the instance and the notice
@@ -8,16 +9,22 @@ UI runs the flows, which wrap the same functions.
 
 from __future__ import annotations
 
+import hashlib
+import re
 from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any
 
+from prefect.artifacts import create_markdown_artifact
 from prefect.runtime import flow_run
 from pydantic import Field
 from pydantic.json_schema import SkipJsonSchema
 from sqlmodel import Session
 
+from dns_lifecycle.admin.instance_report import build_report
+from dns_lifecycle.core.db import Database, check_ready
+from dns_lifecycle.core.settings import Settings
 from dns_lifecycle.store.notifications import PendingFilter
 from dns_lifecycle.store.subscriptions import renew, set_auto_renew, upgrade
 from dns_lifecycle.store.top_ups import top_up
@@ -239,3 +246,35 @@ def set_auto_renew_flow(
     """Switch auto-renewal of an instance on or off; the account is told."""
     with open_run(None, False, None) as ctx:
         return switch_auto_renew_now(ctx, instance_id, on, _request_key(request_key))
+
+
+def report_key(instance_id: str) -> str:
+    """The artifact key of an instance's report: ``instance-report-`` and the id, in
+    the lower-case letters, digits and dashes a key allows. An id that needs changing
+    to fit also gets a digest of itself, so that two ids never share a key."""
+    slug = re.sub(r"[^a-z0-9-]+", "-", instance_id.lower()).strip("-")
+    if slug != instance_id:
+        slug = f"{slug[:40]}-{hashlib.sha256(instance_id.encode()).hexdigest()[:12]}".lstrip("-")
+    return f"instance-report-{slug}"
+
+
+@lifecycle_flow(name="instance-report")
+def instance_report(instance_id: InstanceId) -> str:
+    """Publish what `dns-lifecycle instances show` prints of one instance as a markdown
+    artifact keyed by the instance: its account and balance, its domains with their
+    release stage, orders, tickets, notices and zone-file copies. Nothing changes."""
+    settings = Settings()
+    check_ready(settings)
+    db = Database(settings)
+    try:
+        with db.session() as session:
+            report = build_report(session, instance_id)
+    finally:
+        db.dispose()
+    key = report_key(report.instance_id)
+    create_markdown_artifact(
+        report.markdown(),
+        key=key,
+        description=f"instance-report: instance {report.instance_id}",
+    )
+    return key

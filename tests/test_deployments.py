@@ -34,6 +34,12 @@ def test_every_form_field_has_a_description_and_a_type(deployment):
         assert prop.get("type"), f"{deployment['entrypoint']} {name}: no single type ({prop})"
 
 
+def test_no_two_deployments_share_a_name():
+    """Each deployment has a name of its own, so the deployment list tells them apart."""
+    names = [d["name"] for d in DEPLOYMENTS]
+    assert sorted(n for n in names if names.count(n) > 1) == []
+
+
 def test_the_daily_form_does_not_offer_the_internal_shard():
     """`shard` is set by a split run only: the daily deployment's form has no such field."""
     daily = next(d for d in DEPLOYMENTS if d["name"] == "daily")

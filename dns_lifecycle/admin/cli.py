@@ -513,66 +513,11 @@ def cmd_tickets_retry(args, settings: Settings) -> int:
 
 
 def cmd_instances_show(args, settings: Settings) -> int:
-    from dns_lifecycle.lifecycle.expiry import DELEGATION_TICKETS, describe_stage
-    from dns_lifecycle.store.queries import instance_details
+    from dns_lifecycle.admin.instance_report import build_report
 
     with _session(settings) as session:
-        details = instance_details(session, args.id)
-    instance, account = details.instance, details.account
-    print(
-        f"instance {instance.id}: {instance.state}, edition {instance.edition_code}, "
-        f"{instance.billing_cycle}, auto-renew {'on' if instance.auto_renew else 'off'}"
-    )
-    print(
-        f"  account {account.id} ({account.name}): balance ¥{account.balance:,.2f}, "
-        f"time zone {account.timezone}, language {account.locale}"
-    )
-    for up in details.top_ups:
-        print(
-            f"    top-up {up.id}: ¥{up.amount:,} on {up.created_at.isoformat(timespec='seconds')} "
-            f"(request key {up.key})"
-        )
-    print(f"  cluster {instance.cluster_code}")
-    print(
-        f"  expires {instance.expires_at.isoformat()}"
-        + (f", released {instance.released_at.isoformat()}" if instance.released_at else "")
-    )
-    for d in details.domains:
-        locks = ", ".join(d.epp_statuses) or "no EPP status"
-        print(f"  domain {d.name} at {d.registrar} ({locks}); NS {', '.join(d.nameservers)}")
-        if (stage := details.stages.get(d.name)) is not None:
-            waiting = next(
-                (
-                    t.id
-                    for t in details.tickets
-                    if t.domain_id == d.id and t.state == "open" and t.reason in DELEGATION_TICKETS
-                ),
-                None,
-            )
-            print(f"    release: {describe_stage(stage, waiting)}")
-    for o in details.orders:
-        reason = f" ({o.reason})" if o.reason else ""
-        print(
-            f"  order {o.id}: {o.kind} {o.state}{reason} ¥{o.amount} "
-            f"until {o.period_end.isoformat()}"
-        )
-    names = {d.id: d.name for d in details.domains}
-    for t in details.tickets:
-        domain = names.get(t.domain_id) or t.details.get("domain", "?")
-        closed = f", resolved {t.resolved_at.isoformat()}" if t.resolved_at else ""
-        print(
-            f"  ticket {t.id}: {t.reason} for {domain}, {t.state}, "
-            f"opened {t.created_at.isoformat()}{closed}"
-        )
-    notices = details.notifications
-    print(f"  {counted(len(notices), 'notice')}" + (":" if notices else ""))
-    for n in notices:
-        error = f"  ({n.error})" if n.error else ""
-        created = n.created_at.isoformat(timespec="seconds")
-        print(f"    {created}  {n.kind:<18} {n.channel:<5} {n.state}{error}")
-    for z in details.zones:
-        print(f"\n--- zone file copy of {z.domain_name} ({z.created_at.isoformat()}) ---")
-        print(z.zone_text.rstrip())
+        report = build_report(session, args.id)
+    print(report.text())
     return 0
 
 
@@ -756,10 +701,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=cmd_tickets_retry)
     p.add_argument("id", type=_whole_number(1, MAX_ROW_ID), metavar="ID")
 
-    instances = sub.add_parser("instances", help="look at one instance")
+    instances = sub.add_parser("instances", help="list instances, or look at one")
     instances_sub = instances.add_subparsers(
         dest="instances_command", required=True, metavar="ACTION"
     )
+    from dns_lifecycle.admin.instances_cli import add_list_command
+
+    add_list_command(instances_sub)
     p = instances_sub.add_parser("show", help="state, domains, orders, tickets, zone copies")
     p.set_defaults(handler=cmd_instances_show)
     p.add_argument("id", metavar="ID")

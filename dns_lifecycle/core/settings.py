@@ -169,3 +169,23 @@ class Settings(BaseSettings):
         for resolver in value:
             parse_address(resolver)  # raises with the fix in its message
         return value
+
+    # The operator's calendar: the days of the fleet outlook (the daily schedule in
+    # prefect.yaml runs at 02:00 in the same zone).
+    operator_timezone: str = Field(
+        default="Asia/Shanghai",
+        description="IANA time zone whose calendar days the fleet outlook counts in.",
+    )
+
+    @field_validator("operator_timezone")
+    @classmethod
+    def _operator_timezone_exists(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"time zone {value!r} is not an IANA time zone name, e.g. Asia/Shanghai"
+            ) from None
+        return value

@@ -126,6 +126,11 @@ class RulesGroup(_Group):
         "A delivery run ends Failed when more than this share of its deliveries failed "
         "(0-1); default 0.05.",
     )
+    operator_timezone: str | Unset = _field(
+        "Operator's time zone",
+        "IANA time zone whose calendar days the fleet outlook counts in; default "
+        "Asia/Shanghai, as the daily schedule's.",
+    )
 
 
 class EmailGroup(_Group):

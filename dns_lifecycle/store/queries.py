@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select
@@ -55,6 +56,38 @@ def list_orders(
         where.append(col(Order.state) == state)
     total = session.execute(select(func.count()).select_from(Order).where(*where)).scalar_one()
     stmt = select(Order).where(*where).order_by(col(Order.id).desc()).limit(limit)
+    return list(session.execute(stmt).scalars()), total
+
+
+def list_instances(
+    session: Session,
+    *,
+    state: str | None,
+    expiring_before: datetime | None,
+    account_id: str | None,
+    limit: int,
+) -> tuple[list[Instance], int]:
+    """The first ``limit`` instances, optionally in one state, expiring before a moment,
+    of one account; and how many match in all. They come soonest expiry first, except
+    released ones asked for alone, which come most recently released first. An account
+    that does not exist is NotFound."""
+    if account_id is not None and session.get(Account, account_id) is None:
+        raise NotFound(
+            f"account {shortened(account_id)!r} does not exist: check the id "
+            "(`dns-lifecycle instances list` without --account lists every instance)"
+        )
+    where = []
+    if state:
+        where.append(col(Instance.state) == state)
+    if expiring_before is not None:
+        where.append(col(Instance.expires_at) < expiring_before)
+    if account_id is not None:
+        where.append(col(Instance.account_id) == account_id)
+    total = session.execute(select(func.count()).select_from(Instance).where(*where)).scalar_one()
+    order: tuple[Any, ...] = (col(Instance.expires_at), col(Instance.id))
+    if state == "released":
+        order = (col(Instance.released_at).desc(), col(Instance.id).desc())
+    stmt = select(Instance).where(*where).order_by(*order).limit(limit)
     return list(session.execute(stmt).scalars()), total
 
 

@@ -1,6 +1,6 @@
 """The operator's view in a real browser: a Prefect server on loopback with every
 deployment, the daily deployment run by a worker on a seeded fleet, and the flow run
-page read in headless Chromium."""
+page, the fleet outlook and an instance report read in headless Chromium."""
 
 from __future__ import annotations
 
@@ -54,7 +54,12 @@ def _api(url: str, body: dict | None = None):
 
 def _run_daily(env: dict, api: str, *params: str) -> None:
     """Run the daily deployment with ``name=value`` parameters and wait for it."""
-    argv = [sys.executable, "-m", "prefect", "deployment", "run", "daily-lifecycle/daily"]
+    _run(env, api, "daily-lifecycle/daily", *params)
+
+
+def _run(env: dict, api: str, deployment: str, *params: str) -> None:
+    """Run ``deployment`` with ``name=value`` parameters and wait for it to complete."""
+    argv = [sys.executable, "-m", "prefect", "deployment", "run", deployment]
     for param in params:
         argv += ["--param", param]
     run = subprocess.run(
@@ -121,7 +126,8 @@ def test_daily_deployment_runs_and_the_page_shows_it_completed_with_its_counts(o
     api, env = operator_view["api"], operator_view["env"]
     deployments = _api(f"{api}/deployments/filter", {})
     names = {d["name"] for d in deployments}
-    assert {"daily", "shard", "rerun", "on-demand"} <= names and len(deployments) == 13
+    assert {"daily", "shard", "rerun-auto-renewal", "renew-an-instance"} <= names
+    assert len(names) == len(deployments) == 14
     daily = next(d for d in deployments if d["name"] == "daily")
     assert daily["schedules"][0]["schedule"]["cron"] == "0 2 * * *"
     assert daily["schedules"][0]["schedule"]["timezone"] == "Asia/Shanghai"
@@ -161,9 +167,50 @@ def test_daily_deployment_runs_and_the_page_shows_it_completed_with_its_counts(o
         page.get_by_text("reminders_due").first.wait_for(timeout=60_000)
         text = page.inner_text("body")
         page.screenshot(path=str(SCREENSHOTS / "daily-summary.png"), full_page=True)
+
+        # The run's fleet outlook: a table row per day, from the run's first local day.
+        [outlook] = _api(
+            f"{api}/artifacts/filter", {"artifacts": {"key": {"any_": ["fleet-outlook"]}}}
+        )
+        assert "| 2026-12-01 Tue |" in outlook["data"]
+        page.goto(f"{operator_view['ui']}/artifacts/artifact/{outlook['id']}")
+        page.get_by_text("grace ends").first.wait_for(timeout=60_000)
+        page.get_by_text("2026-12-30").first.wait_for(timeout=60_000)
+        page.screenshot(path=str(SCREENSHOTS / "fleet-outlook.png"), full_page=True)
+        # The UI a browser opens by default also draws the mermaid chart.
+        page.goto(f"{operator_view['ui']}/v2/artifacts/artifact/{outlook['id']}")
+        page.locator("svg").get_by_text("Expiries (bars)").first.wait_for(timeout=60_000)
+        page.screenshot(path=str(SCREENSHOTS / "fleet-outlook-chart.png"), full_page=True)
         browser.close()
     assert counts["reminders_due"] in text
     print(f"screenshots in {SCREENSHOTS}")
+
+
+def test_an_instance_report_run_publishes_the_instance_as_instances_show_prints_it(
+    operator_view,
+):
+    """instance-report/instance-report run by the worker publishes the instance's report
+    under its own key, and its page shows the account, the balance and the domains."""
+    from playwright.sync_api import sync_playwright
+
+    api, env = operator_view["api"], operator_view["env"]
+    _run(env, api, "instance-report/instance-report", "instance_id=inst-0000001")
+    [report] = _api(
+        f"{api}/artifacts/filter",
+        {"artifacts": {"key": {"any_": ["instance-report-inst-0000001"]}}},
+    )
+    assert report["data"].startswith("# instance inst-0000001: ")
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(f"{operator_view['ui']}/artifacts/artifact/{report['id']}")
+        page.get_by_text("instance inst-0000001").first.wait_for(timeout=60_000)
+        page.get_by_text("balance ¥").first.wait_for(timeout=60_000)
+        text = page.inner_text("body")
+        page.screenshot(path=str(SCREENSHOTS / "instance-report.png"), full_page=True)
+        browser.close()
+    assert "domain " in text and "notice" in text
 
 
 def test_a_split_daily_run_fans_out_to_shard_runs_on_the_pool(operator_view):
