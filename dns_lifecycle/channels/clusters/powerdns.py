@@ -1,7 +1,8 @@
 """A PowerDNS Authoritative server through its HTTP API, on one kept-alive connection.
 
     GET    /api/v1/servers/{server_id}/zones/{zone}          read (404/422: no such zone)
-    POST   /api/v1/servers/{server_id}/zones                 create (409: exists already)
+    POST   /api/v1/servers/{server_id}/zones                 create (409: exists already),
+                                                             in the cluster's catalog if any
     PATCH  /api/v1/servers/{server_id}/zones/{zone}          replace the apex NS rrset
     DELETE /api/v1/servers/{server_id}/zones/{zone}          delete (404/422: gone already)
     PUT    /api/v1/servers/{server_id}/cache/flush?domain=   forget cached answers
@@ -145,11 +146,18 @@ class PowerDnsCluster:
         return records
 
     def create_zone(self, zone: str, records: list[Rr], ns_ttl: int) -> bool:
-        body = {
+        body: dict[str, Any] = {
             "name": fqdn(zone),
             "kind": "Native",
             "rrsets": rrsets(zone, records, list(self.config.nameservers), ns_ttl),
         }
+        if self.config.catalog:
+            # A hidden primary: the zone joins the cluster's catalog, from which every
+            # secondary (an RFC 9432 consumer) learns to copy it by zone transfer, and
+            # is a Master so that the secondaries are notified of it. Deleting the zone
+            # takes it out of the catalog, and so off the secondaries.
+            body["kind"] = "Master"
+            body["catalog"] = fqdn(self.config.catalog)
         response = self._call("POST", f"{self._base}/zones", zone, json=body, conflict_ok=True)
         return response is not None
 
