@@ -67,7 +67,12 @@ def test_a_cluster_catalog_is_imported_and_exported(db):
     [
         ({**LIVE, "catalog": "not a name"}, "not a valid catalog zone name"),
         (
-            {"code": "x", "kind": "paid", "nameservers": ["ns1.x.example"], "catalog": "c.x.example"},
+            {
+                "code": "x",
+                "kind": "paid",
+                "nameservers": ["ns1.x.example"],
+                "catalog": "c.x.example",
+            },
             "only a powerdns cluster has a catalog zone",
         ),
     ],
