@@ -34,6 +34,7 @@ from dns_lifecycle.lifecycle.nameservers import nameserver_action
 from dns_lifecycle.lifecycle.zonefile import Rr, normalise
 from dns_lifecycle.store import release as store
 from flows.common import RunContext, StepReport
+from flows.release_wait import WAITING, Secondaries, Waiting, catch_up, still_copying
 
 STEP = "release-instances"
 
@@ -100,6 +101,7 @@ class Tools:
         )
         self._backends: dict[str, ClusterBackend] = {}
         self._lock = threading.Lock()
+        self.secondaries = Secondaries()
         # A dry run asks the registrar (a read) but never calls start_switch.
         self.registrar = registrar_for(ctx.settings, ctx.db)
 
@@ -215,6 +217,10 @@ class Stages:
                 w,
                 {"stage": "verified", "verified_at": now, "verify_failures": 0, "error": None},
             )
+        if free.nameserver_addresses and (
+            waiting := still_copying(w, free, self.settings.dns_timeout_seconds)
+        ):
+            return waiting  # a copy on its way to a secondary: no failure counted
         failures = w.verify_failures + 1
         self.report.add("verify_failures")
         self.report.fail(f"instance {w.instance_id}: domain {w.name}: not verified: {problem}")
@@ -438,11 +444,18 @@ def run_chunks(
 
 
 def _advance_chunk(
-    ctx: RunContext, stages: Stages, works: list[store.DomainWork], report: SharedReport
+    ctx: RunContext,
+    stages: Stages,
+    works: list[store.DomainWork],
+    report: SharedReport,
+    wait: bool = True,
 ) -> None:
     """A few domains, stage after stage: each domain's outcome of a stage is recorded
-    before its next call."""
+    before its next call. Those whose free copy a secondary does not serve yet wait for
+    it (``wait``) once the others are done, and go on if it catches up."""
     moving = works
+    waiting: dict[int, store.DomainWork] = {}
+    lagging: dict[int, set[str]] = {}
     for _ in range(len(STAGES) + 1):
         now = ctx.clock()
         # A drain ends in real time (caches expire by the clock). A dry run may plan a
@@ -462,7 +475,7 @@ def _advance_chunk(
             is not None
         ]
         if not planned:
-            return
+            break
         recorded: list[store.Outcome] = []
         unrecorded: list[store.Outcome] = []
         for w, action in planned:
@@ -472,10 +485,17 @@ def _advance_chunk(
                 recorded += _record(ctx, unrecorded, now, report)
                 unrecorded = []
         recorded += _record(ctx, unrecorded, now, report)
+        for o in recorded:
+            if isinstance(o, Waiting):
+                waiting[o.work.domain_id], lagging[o.work.domain_id] = o.work, set(o.lagging)
         # Only a domain that moved on to its next stage goes on in this run.
         moving = [
             _moved_on(o) for o in recorded if "stage" in o.values and not o.values.get("blocked")
         ]
+    if waiting and not wait:
+        report.add(WAITING, len(waiting))
+    elif waiting and (caught := catch_up(stages, list(waiting.values()), lagging)):
+        _advance_chunk(ctx, stages, caught, report, wait=False)
 
 
 def _attempt(

@@ -98,6 +98,10 @@ class Settings(BaseSettings):
     drain_hours: float = Field(default=48.0, ge=0)
     manual_drain_days: float = Field(default=14.0, ge=0)
     verify_attempts: int = Field(default=3, ge=1, le=100)
+    # How long a release waits within its run, asking again with back-off, for a free
+    # cluster's secondaries to serve a zone they do not serve yet (or an older version
+    # of it); after that the domain waits for the next run, without counting a failure.
+    verify_wait_seconds: float = Field(default=120.0, ge=0)
     # Domains released at once; calls that write to one PowerDNS server still go one at
     # a time (its SQLite backend takes one writer and has no busy timeout).
     release_workers: int = Field(default=4, ge=1, le=32)
