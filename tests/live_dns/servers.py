@@ -251,10 +251,12 @@ class CatalogCluster:
             server.stop()
 
 
-def catalog_cluster(folder: Path, catalog: str, secondaries: int = 2) -> CatalogCluster:
+def catalog_cluster(
+    folder: Path, catalog: str, secondaries: int = 2, ports: list[int] | None = None
+) -> CatalogCluster:
     """A started primary with the producer zone ``catalog`` and ``secondaries`` BIND
-    servers consuming it (each has the catalog once this returns)."""
-    ports = [free_port() for _ in range(secondaries)]
+    servers consuming it, on 127.0.0.1 and ``ports`` (else ports free now)."""
+    ports = ports or [free_port() for _ in range(secondaries)]
     primary = powerdns(
         folder / "primary",
         extra=(
