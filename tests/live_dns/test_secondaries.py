@@ -165,6 +165,24 @@ def test_a_stopped_secondary_holds_the_domain_back_until_it_is_back(
     assert serves(down, zone)
 
 
+def test_a_catalog_missing_on_the_server_is_one_fault_of_the_run(
+    cc_db, cc_settings, paid_cc, free_cc
+):
+    """No zone is created outside every secondary's sight, no ticket: one report line
+    naming the catalog, and the domain waits at its stage."""
+    with cc_db.session() as s:
+        s.get(Cluster, "free").catalog = "missing.catalog.example"
+        s.commit()
+    zone, inst = _loaded(cc_db, cc_settings, paid_cc, RECORDS)
+    report = run(cc_settings, release_due, instance_ids=[inst])
+    lines = [f for f in report.failures if "no catalog zone missing.catalog.example." in f]
+    assert len(lines) == 1, report.failures
+    assert _release(cc_db, inst).stage == "read"
+    assert not any(serves(b, zone) for b in free_cc.secondaries)
+    with cc_db.session() as s:
+        assert s.execute(select(Ticket).where(Ticket.instance_id == inst)).first() is None
+
+
 @hyp_settings(max_examples=3, deadline=None, suppress_health_check=list(HealthCheck))
 @given(records=zones())
 def test_each_free_secondary_serves_what_the_paid_primary_served(

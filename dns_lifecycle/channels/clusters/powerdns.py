@@ -118,6 +118,7 @@ class PowerDnsCluster:
             Settings.model_fields["cluster_breaker_timeouts"].default
         )
         self._server_seen = False
+        self._catalog_seen = False
         self._base = f"/api/v1/servers/{quote(config.server_id, safe='')}"
         self._key = api_key
         self._client = httpx.Client(
@@ -152,6 +153,7 @@ class PowerDnsCluster:
             "rrsets": rrsets(zone, records, list(self.config.nameservers), ns_ttl),
         }
         if self.config.catalog:
+            self._check_catalog(zone)
             # A hidden primary: the zone joins the cluster's catalog, from which every
             # secondary (an RFC 9432 consumer) learns to copy it by zone transfer, and
             # is a Master so that the secondaries are notified of it. Deleting the zone
@@ -315,6 +317,23 @@ class PowerDnsCluster:
             "wait where they are, and the next run tries again"
         )
         return ClusterSwitchedOff(message, cause=message)
+
+    def _check_catalog(self, zone: str) -> None:
+        """Refuses, as a fault of the run, to create zones in a catalog the server does
+        not have: PowerDNS accepts such a member, and no secondary would ever copy it.
+        Asked once per run and cluster."""
+        if self._catalog_seen:
+            return
+        assert self.config.catalog
+        if self._call("GET", self._zone_path(self.config.catalog), zone, absent_ok=True) is None:
+            message = (
+                f"{self._where} has no catalog zone {fqdn(self.config.catalog)}: create it "
+                "there (kind Producer, soa_edit_api EPOCH) or correct the catalog of "
+                f"cluster {self.config.code} in the inventory; no zone was created, no "
+                "domain was ticketed, and the next run goes on"
+            )
+            raise ClusterMisconfigured(message, cause=message)
+        self._catalog_seen = True
 
     def _server_exists(self) -> bool:
         """Whether the API knows ``server_id``: a 404 then means the zone is missing,
