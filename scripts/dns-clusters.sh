@@ -78,7 +78,7 @@ start_bind() {  # name port catalog primary-port: a secondary consuming the cata
   mkdir -p "$folder/zones"
   folder="$(cd "$folder" && pwd)"
   if [ -f "$folder/pid" ] && kill -0 "$(cat "$folder/pid")" 2>/dev/null; then
-    echo "$name: already running (pid $(cat "$folder/pid"))"
+    echo "$name: already running (pid $(cat "$folder/pid"))" >&2
     return
   fi
   cat > "$folder/named.conf" <<CONF
@@ -111,10 +111,10 @@ s.settimeout(0.5)
 s.sendto(bytes.fromhex("12340000000100000000000000000600010001"), ("127.0.0.1", int(sys.argv[1])))
 s.recv(512)
 PY
-    kill -0 "$(cat "$folder/pid")" 2>/dev/null || { echo "$name: named exited:"; tail -20 "$folder/named.log"; exit 1; }
+    kill -0 "$(cat "$folder/pid")" 2>/dev/null || { echo "$name: named exited:" >&2; tail -20 "$folder/named.log" >&2; exit 1; }
     sleep 0.1
   done
-  echo "$name: BIND secondary on 127.0.0.1:$port, catalog $catalog (pid $(cat "$folder/pid"))"
+  echo "$name: BIND secondary on 127.0.0.1:$port, catalog $catalog (pid $(cat "$folder/pid"))" >&2
 }
 
 producer_zone() {  # api-port api-key zone: the catalog zone of a primary, once
@@ -153,8 +153,8 @@ case "${1:-}" in
     echo "export DNSL_CLUSTER_API_KEYS='{\"paid-1\": \"$(cat "$DIR/paid-1/api-key")\", \"free\": \"$(cat "$DIR/free/api-key")\"}'"
     ;;
   start-secondaries)
-    [ -x "$PDNS" ] || { echo "pdns_server not found: apt-get install pdns-server pdns-backend-sqlite3"; exit 2; }
-    [ -x "$NAMED" ] || { echo "named not found: apt-get install bind9"; exit 2; }
+    [ -x "$PDNS" ] || { echo "pdns_server not found: apt-get install pdns-server pdns-backend-sqlite3" >&2; exit 2; }
+    [ -x "$NAMED" ] || { echo "named not found: apt-get install bind9" >&2; exit 2; }
     start_one paid-1 "$PAID_DNS" "$PAID_API_PORT" ns1.paid-dns.example.
     # The free PowerDNS as a hidden primary: it notifies the secondaries alone, lets
     # them transfer, and looks for changes every second (a copy takes seconds).
@@ -173,7 +173,7 @@ xfr-cycle-interval=1"
       i=$((i + 1))
       start_bind "free-bind$i" "$p" "$FREE_CATALOG" "${FREE_DNS##*:}"
     done
-    echo
+    # Talk goes to stderr; stdout is only this line, for eval "$(... start-secondaries)".
     echo "export DNSL_CLUSTER_API_KEYS='{\"paid-1\": \"$(cat "$DIR/paid-1/api-key")\", \"free\": \"$(cat "$DIR/free/api-key")\"}'"
     ;;
   stop)
