@@ -1,6 +1,6 @@
 """a cluster's catalog zone (RFC 9432), which its secondaries read to learn its zones
 
-Revision ID: 0007
+Revision ID: 0009
 Revises: 0006
 """
 
@@ -8,7 +8,7 @@ import sqlalchemy as sa
 import sqlmodel
 from alembic import op
 
-revision = "0007"
+revision = "0009"
 down_revision = "0006"
 branch_labels = None
 depends_on = None
