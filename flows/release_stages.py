@@ -18,6 +18,7 @@ from typing import Any
 
 from dns_lifecycle.channels.clusters import ClusterBackend, ClusterConfig, cluster_backend
 from dns_lifecycle.channels.clusters.breaker import Breaker
+from dns_lifecycle.channels.clusters.catchup import behind
 from dns_lifecycle.channels.clusters.verify import free_copy_difference, held_difference
 from dns_lifecycle.channels.registrar import registrar_for
 from dns_lifecycle.core.errors import (
@@ -34,6 +35,7 @@ from dns_lifecycle.lifecycle.nameservers import nameserver_action
 from dns_lifecycle.lifecycle.zonefile import Rr
 from dns_lifecycle.store import release as store
 from flows.common import RunContext, StepReport
+from flows.release_wait import WAITING, Secondaries, Waiting, catch_up, still_copying
 
 STEP = "release-instances"
 
@@ -107,6 +109,7 @@ class Tools:
         )
         self._backends: dict[str, ClusterBackend] = {}
         self._lock = threading.Lock()
+        self.secondaries = Secondaries()
         # A dry run asks the registrar (a read) but never calls start_switch.
         self.registrar = registrar_for(ctx.settings, ctx.db)
 
@@ -227,6 +230,11 @@ class Stages:
                 w,
                 {"stage": "verified", "verified_at": now, "verify_failures": 0, "error": None},
             )
+        free = self.tools.free
+        if free.nameserver_addresses and (
+            waiting := still_copying(w, free, self.settings.dns_timeout_seconds)
+        ):
+            return waiting  # a copy on its way to a secondary: no failure counted
         failures = w.verify_failures + 1
         self.report.add("verify_failures")
         self.report.fail(f"instance {w.instance_id}: domain {w.name}: not verified: {problem}")
@@ -385,11 +393,30 @@ class Stages:
                 return self._kept(w, problem)
         problem = self.free_difference(w.name, expected)
         if problem is not None:
-            return self._kept(w, problem)
+            return self._not_deleted(w, problem)
         paid.delete_zone(w.name)
         self.report.add("paid_zones_deleted")
         values |= {"stage": "deleted", "deleted_at": now, "error": None, "blocked": None}
         return store.Outcome(w, values, zone_text=copy)
+
+    def _not_deleted(self, w: store.DomainWork, problem: str) -> store.Outcome:
+        """The free copy did not check out at the end of the drain. Some of its public
+        servers serving the zone while others do not answer (or lag behind) is a server
+        down or a copy on its way, not a difference of content: the paid copy stays,
+        without a ticket, and the next run checks again. Anything else is a difference."""
+        free = self.tools.free
+        addresses = list(free.nameserver_addresses)
+        if addresses:
+            lagging = behind(w.name, addresses, self.settings.dns_timeout_seconds)
+            if lagging and len(lagging) < len(addresses):
+                address, how = next(iter(lagging.items()))
+                message = (
+                    f"the paid copy on {w.paid_cluster} is kept until every public server of "
+                    f"{free.code} can be checked: {address} {how}"
+                )
+                self.report.add("paid_copies_waiting_for_secondaries")
+                return store.Outcome(w, {"error": message[:1000]})
+        return self._kept(w, problem)
 
     def _kept(self, w: store.DomainWork, problem: str) -> store.Outcome:
         """The paid copy stays: a ticket names the difference, and the run's report says
@@ -516,11 +543,18 @@ def run_chunks(
 
 
 def _advance_chunk(
-    ctx: RunContext, stages: Stages, works: list[store.DomainWork], report: SharedReport
+    ctx: RunContext,
+    stages: Stages,
+    works: list[store.DomainWork],
+    report: SharedReport,
+    wait: bool = True,
 ) -> None:
     """A few domains, stage after stage: each domain's outcome of a stage is recorded
-    before its next call."""
+    before its next call. Those whose free copy a secondary does not serve yet wait for
+    it (``wait``) once the others are done, and go on if it catches up."""
     moving = works
+    waiting: dict[int, store.DomainWork] = {}
+    lagging: dict[int, set[str]] = {}
     for _ in range(len(STAGES) + 1):
         now = ctx.clock()
         # A drain ends in real time (caches expire by the clock). A dry run may plan a
@@ -540,7 +574,7 @@ def _advance_chunk(
             is not None
         ]
         if not planned:
-            return
+            break
         recorded: list[store.Outcome] = []
         unrecorded: list[store.Outcome] = []
         for w, action in planned:
@@ -550,10 +584,17 @@ def _advance_chunk(
                 recorded += _record(ctx, unrecorded, now, report)
                 unrecorded = []
         recorded += _record(ctx, unrecorded, now, report)
+        for o in recorded:
+            if isinstance(o, Waiting):
+                waiting[o.work.domain_id], lagging[o.work.domain_id] = o.work, set(o.lagging)
         # Only a domain that moved on to its next stage goes on in this run.
         moving = [
             _moved_on(o) for o in recorded if "stage" in o.values and not o.values.get("blocked")
         ]
+    if waiting and not wait:
+        report.add(WAITING, len(waiting))
+    elif waiting and (caught := catch_up(stages, list(waiting.values()), lagging)):
+        _advance_chunk(ctx, stages, caught, report, wait=False)
 
 
 def _attempt(

@@ -20,6 +20,11 @@ class ClusterBase(SQLModel):
         sa_column=Column(JSON, nullable=False, server_default="[]"),
         description="host or host:port where the name servers answer, for verification",
     )
+    catalog: str | None = Field(
+        default=None,
+        max_length=253,
+        description="producer zone (RFC 9432) the cluster's zones join, for its secondaries",
+    )
 
 
 class Cluster(ClusterBase, table=True):

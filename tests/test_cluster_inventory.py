@@ -52,3 +52,35 @@ def test_a_bad_live_field_is_refused_with_its_path(db, change, path, words):
     with pytest.raises(InventoryInvalid) as caught:
         _import(db, {**LIVE, **change})
     assert any(p == path and words in m for p, m in caught.value.errors), caught.value.errors
+
+
+def test_a_cluster_catalog_is_imported_and_exported(db):
+    """A powerdns cluster's catalog zone comes back in the export, as an A-label."""
+    _import(db, {**LIVE, "catalog": "Catalog.Paid-Live.example."})
+    with db.session() as s:
+        clusters = {c["code"]: c for c in export_state(s)["clusters"]}
+    assert clusters["paid-live"] == {**LIVE, "catalog": "catalog.paid-live.example"}
+
+
+@pytest.mark.parametrize(
+    ("entry", "words"),
+    [
+        ({**LIVE, "catalog": "not a name"}, "not a valid catalog zone name"),
+        (
+            {
+                "code": "x",
+                "kind": "paid",
+                "nameservers": ["ns1.x.example"],
+                "catalog": "c.x.example",
+            },
+            "only a powerdns cluster has a catalog zone",
+        ),
+    ],
+)
+def test_a_bad_catalog_is_refused_with_its_path(db, entry, words):
+    """A catalog must be a zone name, and only a powerdns cluster has one."""
+    with pytest.raises(InventoryInvalid) as caught:
+        _import(db, entry)
+    assert any(p == "clusters[0].catalog" and words in m for p, m in caught.value.errors), (
+        caught.value.errors
+    )

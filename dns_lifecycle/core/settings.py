@@ -118,6 +118,10 @@ class Settings(BaseSettings):
     # The registrar switch goes ahead only on a verification of the free copy at most
     # this old; an older one (a run stopped between the two) is made again first.
     verify_fresh_minutes: float = Field(default=10.0, ge=0)
+    # How long a release waits within its run, asking again with back-off, for a free
+    # cluster's secondaries to serve a zone they do not serve yet (or an older version
+    # of it); after that the domain waits for the next run, without counting a failure.
+    verify_wait_seconds: float = Field(default=120.0, ge=0)
     # Domains released at once; calls that write to one PowerDNS server still go one at
     # a time (its SQLite backend takes one writer and has no busy timeout).
     release_workers: int = Field(default=4, ge=1, le=32)

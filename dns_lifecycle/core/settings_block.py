@@ -254,6 +254,11 @@ class ClustersGroup(_Group):
         "The registrar switch goes ahead only on a check of the free copy at most this old; "
         "an older one is made again first. Default 10.",
     )
+    verify_wait_seconds: float | Unset = _field(
+        "Wait for secondaries (seconds)",
+        "How long a run waits, asking again with back-off, for the free cluster's public "
+        "secondaries to serve a new zone; default 120.",
+    )
     release_workers: int | Unset = _field(
         "Release threads", "Domains released at once per process (1-32); default 4."
     )

@@ -5,6 +5,11 @@ Four servers on port 53 of distinct loopback addresses: the paid and the free Po
 a third PowerDNS serving the parent zone that delegates the domain, and unbound
 reaching that parent. A registrar stand-in rewrites the parent's NS when asked to
 switch. TTLs and the drain are seconds long.
+
+The free cluster is also a hidden PowerDNS primary and two BIND 9 secondaries fed by its
+catalog zone. BIND listens only on an interface's addresses, so the secondary that the
+parent delegates to is on 127.0.0.1 port 53, and the other on a port of its own (asked
+by the verification, not by the resolver).
 """
 
 from __future__ import annotations
@@ -25,7 +30,15 @@ from models import Cluster
 from tests.aliyun_domain_standin import AliyunDomainStandIn
 from tests.conftest import make_settings
 from tests.live_dns.helpers import api, expired, run, unique, zone_exists
-from tests.live_dns.servers import UNBOUND, Unbound, loopback_addresses, powerdns
+from tests.live_dns.servers import (
+    NAMED,
+    UNBOUND,
+    Unbound,
+    catalog_cluster,
+    free_port,
+    loopback_addresses,
+    powerdns,
+)
 
 PARENT = "example"
 TTL = 1  # of the records
@@ -87,11 +100,24 @@ def _delegate(parent_server, domain, nameservers):
     assert r.status_code == 204, r.text
 
 
+def _port_53_free_on_127_0_0_1() -> bool:
+    import socket
+
+    try:
+        for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM):
+            with socket.socket(socket.AF_INET, kind) as s:
+                s.bind(("127.0.0.1", 53))
+    except OSError:
+        return False
+    return True
+
+
 @pytest.mark.skipif(
     UNBOUND is None and not os.environ.get("CI"),  # CI installs it: missing fails there
     reason="unbound is not installed (Debian package unbound)",
 )
-def test_resolution_never_fails_from_before_release_to_after_paid_deletion(tmp_path):
+@pytest.mark.parametrize("free_kind", ["powerdns", "bind-secondaries"])
+def test_resolution_never_fails_from_before_release_to_after_paid_deletion(tmp_path, free_kind):
     """Zero failed or wrong answers while the zone moves, the delegation switches, the
     paid copy drains and is deleted."""
     try:
@@ -99,13 +125,29 @@ def test_resolution_never_fails_from_before_release_to_after_paid_deletion(tmp_p
     except PermissionError:
         pytest.skip("binding port 53 needs root")
     paid_ip, free_ip, parent_ip, resolver_ip = addresses
+    secondaries = free_kind == "bind-secondaries"
+    if secondaries and NAMED is None and not os.environ.get("CI"):
+        pytest.skip("named is not installed (Debian package bind9)")
+    if secondaries and not _port_53_free_on_127_0_0_1():
+        pytest.skip("127.0.0.1 port 53 is taken: the delegated BIND secondary needs it")
     servers = []
     resolver = None
     try:
         paid = powerdns(tmp_path / "paid", paid_ip, 53)
         servers.append(paid)
-        free = powerdns(tmp_path / "free", free_ip, 53)
-        servers.append(free)
+        free_addresses: list[str] = []
+        catalog = None
+        if secondaries:
+            catalog = "catalog.free.example"
+            cluster = catalog_cluster(tmp_path / "free", catalog, ports=[53, free_port()])
+            servers.append(cluster)
+            free = cluster.primary
+            free_addresses = cluster.addresses
+            addresses = [paid_ip, "127.0.0.1", parent_ip, resolver_ip]
+        else:
+            free = powerdns(tmp_path / "free", free_ip, 53)
+            servers.append(free)
+            free_addresses = [free.dns_address]
         parent = powerdns(tmp_path / "parent", parent_ip, 53)
         servers.append(parent)
         _parent_zone(parent, addresses)
@@ -143,11 +185,15 @@ def test_resolution_never_fails_from_before_release_to_after_paid_deletion(tmp_p
                 db, unique("inst"), [{"name": domain, "registrar": "hichina", "records": records}]
             )
             with db.session() as s:
-                for code, server, ns in (("paid-1", paid, "paid"), ("free", free, "free")):
+                for code, server, ns, asked, cat in (
+                    ("paid-1", paid, "paid", [paid.dns_address], None),
+                    ("free", free, "free", free_addresses, catalog),
+                ):
                     c = s.get(Cluster, code)
                     c.backend, c.api_url = "powerdns", server.api_url
                     c.nameservers = [f"ns1.{ns}.{PARENT}"]
-                    c.nameserver_addresses = [server.dns_address]
+                    c.nameserver_addresses = asked
+                    c.catalog = cat
                 s.commit()
             load_zones(settings, db, "paid-1")
             _delegate(parent, domain, [f"ns1.paid.{PARENT}"])

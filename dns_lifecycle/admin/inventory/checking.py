@@ -634,8 +634,14 @@ class _Walk:
                     call_default_factory=True
                 )
         row.setdefault("api_url", None)
+        row.setdefault("catalog", None)
         if row["backend"] == "powerdns" and row["api_url"] is None:
             self.bad(f"{path}.api_url", "missing; a powerdns cluster needs its API's URL")
+        if row["catalog"] is not None and row["backend"] != "powerdns":
+            self.bad(
+                f"{path}.catalog",
+                "only a powerdns cluster has a catalog zone; leave catalog out",
+            )
 
     def accounts(self, section: Any) -> list[dict[str, Any]]:
         rows: list[dict[str, Any]] = []

@@ -140,13 +140,16 @@ ClusterEntry = _derive(
         "api_url": "api_url",
         "server_id": "server_id",
         "nameserver_addresses": "nameserver_addresses",
+        # The catalog zone its secondaries read to learn which zones to copy.
+        "catalog": "catalog",
     },
-    optional=("backend", "api_url", "server_id", "nameserver_addresses"),
+    optional=("backend", "api_url", "server_id", "nameserver_addresses", "catalog"),
     checks={
         "code": (AfterValidator(values.ident),),
         "nameservers": (AfterValidator(_listed),),
         "api_url": (AfterValidator(values.http_url),),
         "server_id": (AfterValidator(values.ident),),
+        "catalog": (AfterValidator(values.catalog_zone),),
     },
     types={
         "nameservers": _NAMES,

@@ -363,6 +363,16 @@ def nameserver(value: str) -> str:
         raise ValueError(f"{show(value)} is not a valid name server ({exc})") from None
 
 
+def catalog_zone(value: str | None) -> str | None:
+    """A catalog (producer) zone's name, as its lower-case A-label (None: not given)."""
+    if value is None:
+        return None
+    try:
+        return domain_name(value)
+    except ValueError as exc:
+        raise ValueError(f"{show(value)} is not a valid catalog zone name ({exc})") from None
+
+
 def optional_moment(value: Any) -> datetime | None:
     """:func:`moment`, or None where the document gives null."""
     return None if value is None else moment(value)

@@ -46,6 +46,7 @@ class ClusterConfig:
     api_url: str | None = None
     server_id: str = "localhost"
     nameserver_addresses: tuple[str, ...] = ()
+    catalog: str | None = None
 
     @classmethod
     def of(cls, row: Any) -> ClusterConfig:
@@ -57,6 +58,7 @@ class ClusterConfig:
             api_url=row.api_url,
             server_id=row.server_id,
             nameserver_addresses=tuple(row.nameserver_addresses or ()),
+            catalog=row.catalog,
         )
 
     @property

@@ -1,7 +1,8 @@
 """A PowerDNS Authoritative server through its HTTP API, on one kept-alive connection.
 
     GET    /api/v1/servers/{server_id}/zones/{zone}          read (404/422: no such zone)
-    POST   /api/v1/servers/{server_id}/zones                 create (409: exists already)
+    POST   /api/v1/servers/{server_id}/zones                 create (409: exists already),
+                                                             in the cluster's catalog if any
     PATCH  /api/v1/servers/{server_id}/zones/{zone}          replace the apex NS rrset
     DELETE /api/v1/servers/{server_id}/zones/{zone}          delete (404/422: gone already)
     PUT    /api/v1/servers/{server_id}/cache/flush?domain=   forget cached answers
@@ -126,6 +127,7 @@ class PowerDnsCluster:
             Settings.model_fields["cluster_breaker_timeouts"].default
         )
         self._server_seen = False
+        self._catalog_seen = False
         self._base = f"/api/v1/servers/{quote(config.server_id, safe='')}"
         self._key = api_key
         self._client = httpx.Client(
@@ -171,11 +173,19 @@ class PowerDnsCluster:
         return records
 
     def create_zone(self, zone: str, records: list[Rr], ns_ttl: int) -> bool:
-        body = {
+        body: dict[str, Any] = {
             "name": fqdn(zone),
             "kind": "Native",
             "rrsets": rrsets(zone, records, list(self.config.nameservers), ns_ttl),
         }
+        if self.config.catalog:
+            self._check_catalog(zone)
+            # A hidden primary: the zone joins the cluster's catalog, from which every
+            # secondary (an RFC 9432 consumer) learns to copy it by zone transfer, and
+            # is a Master so that the secondaries are notified of it. Deleting the zone
+            # takes it out of the catalog, and so off the secondaries.
+            body["kind"] = "Master"
+            body["catalog"] = fqdn(self.config.catalog)
         response = self._call("POST", f"{self._base}/zones", zone, json=body, conflict_ok=True)
         return response is not None
 
@@ -333,6 +343,23 @@ class PowerDnsCluster:
             "wait where they are, and the next run tries again"
         )
         return ClusterSwitchedOff(message, cause=message)
+
+    def _check_catalog(self, zone: str) -> None:
+        """Refuses, as a fault of the run, to create zones in a catalog the server does
+        not have: PowerDNS accepts such a member, and no secondary would ever copy it.
+        Asked once per run and cluster."""
+        if self._catalog_seen:
+            return
+        assert self.config.catalog
+        if self._call("GET", self._zone_path(self.config.catalog), zone, absent_ok=True) is None:
+            message = (
+                f"{self._where} has no catalog zone {fqdn(self.config.catalog)}: create it "
+                "there (kind Producer, soa_edit_api EPOCH) or correct the catalog of "
+                f"cluster {self.config.code} in the inventory; no zone was created, no "
+                "domain was ticketed, and the next run goes on"
+            )
+            raise ClusterMisconfigured(message, cause=message)
+        self._catalog_seen = True
 
     def _server_exists(self) -> bool:
         """Whether the API knows ``server_id``: a 404 then means the zone is missing,
