@@ -304,7 +304,7 @@ def test_the_settings_block_form_and_a_runs_settings_artifact(operator_view):
     assert saved.returncode == 0, saved.stdout + saved.stderr
     document = _api(f"{api}/block_types/slug/dns-lifecycle-settings/block_documents/name/default")
     ran = subprocess.run(
-        [sys.executable, "-m", "prefect", "deployment", "run", "expire-instances/rerun"]
+        [sys.executable, "-m", "prefect", "deployment", "run", "expire-instances/rerun-expiry"]
         + ["--param", f"as_of={AS_OF}", "--param", "dry_run=true"]
         + ["--watch", "--watch-timeout", "240"],
         env=env,
