@@ -8,12 +8,15 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
-from pydantic import ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 from sqlmodel import select
 
+from dns_lifecycle.admin.inventory import export_state, import_inventory
 from dns_lifecycle.channels import DeliveryResult, ResultSink, counting
+from dns_lifecycle.channels.clusters import BACKENDS as CLUSTER_BACKENDS
 from dns_lifecycle.channels.registry import Backend
 from dns_lifecycle.channels.sms import BACKENDS, SmsMessage
+from dns_lifecycle.core.errors import InventoryInvalid
 from dns_lifecycle.core.settings import Settings
 from flows.common import open_run
 from flows.delivery import deliver_pending
@@ -88,3 +91,47 @@ def test_a_backend_name_not_registered_is_refused_with_the_choices():
     """The settings refuse an SMS backend no registry line names, listing those that are."""
     with pytest.raises(ValidationError, match="names no SMS backend: use one of file, memory"):
         Settings(sms_backend="webhook")
+
+
+class Folder(BaseModel):
+    """The options of a cluster backend registered for the test."""
+
+    model_config = ConfigDict(extra="forbid")
+    path: str
+
+
+@pytest.fixture
+def folder_clusters() -> Iterator[None]:
+    """A cluster backend named "folder" with its own options model, for the test."""
+    CLUSTER_BACKENDS.register("folder", Backend(lambda *a: None, options=Folder, external=True))
+    try:
+        yield
+    finally:
+        CLUSTER_BACKENDS.unregister("folder")
+
+
+def _cluster(options: dict) -> dict:
+    return {
+        "code": "paid-f",
+        "kind": "paid",
+        "nameservers": ["ns1.paid-f.example"],
+        "backend": "folder",
+        "options": options,
+    }
+
+
+def test_a_registered_cluster_backends_options_are_imported_and_exported(folder_clusters, db):
+    """The import keeps the options its model accepts, and the export gives them back."""
+    with db.session() as s:
+        import_inventory({"clusters": [_cluster({"path": "/srv/zones"})]}, s, now=AS_OF)
+        s.commit()
+    with db.session() as s:
+        (exported,) = export_state(s)["clusters"]
+    assert exported["backend"] == "folder" and exported["options"] == {"path": "/srv/zones"}
+
+
+def test_a_registered_cluster_backends_model_refuses_bad_options(folder_clusters, db):
+    """Options its model does not accept are refused at their path."""
+    with db.session() as s, pytest.raises(InventoryInvalid) as caught:
+        import_inventory({"clusters": [_cluster({})]}, s, now=AS_OF)
+    assert [p for p, _ in caught.value.errors] == ["clusters[0].options.path"]
