@@ -631,7 +631,7 @@ class _Walk:
     def cluster_backend(self, row: dict[str, Any], path: str) -> None:
         """Completes a cluster's row with the defaults of the fields a file may leave
         out, and checks its backend and the backend's options with the backend's own
-        model (a powerdns cluster's options may still be given at the top level)."""
+        model (files written before ``options`` give them at the entry's top level)."""
         for column in ("backend", "nameserver_addresses"):
             if column not in row:
                 row[column] = ClusterBase.model_fields[column].get_default(
