@@ -14,8 +14,12 @@ from sqlmodel import select
 from dns_lifecycle.admin.inventory import export_state, import_inventory
 from dns_lifecycle.channels import DeliveryResult, ResultSink, counting
 from dns_lifecycle.channels.clusters import BACKENDS as CLUSTER_BACKENDS
+from dns_lifecycle.channels.email import BACKENDS as EMAIL_BACKENDS
+from dns_lifecycle.channels.registrar import BACKENDS as REGISTRAR_BACKENDS
 from dns_lifecycle.channels.registry import Backend
 from dns_lifecycle.channels.sms import BACKENDS, SmsMessage
+from dns_lifecycle.channels.tickets import BACKENDS as TICKET_SINKS
+from dns_lifecycle.core import settings_block
 from dns_lifecycle.core.errors import InventoryInvalid
 from dns_lifecycle.core.settings import Settings
 from flows.common import open_run
@@ -135,3 +139,18 @@ def test_a_registered_cluster_backends_model_refuses_bad_options(folder_clusters
     with db.session() as s, pytest.raises(InventoryInvalid) as caught:
         import_inventory({"clusters": [_cluster({})]}, s, now=AS_OF)
     assert [p for p, _ in caught.value.errors] == ["clusters[0].options.path"]
+
+
+@pytest.mark.parametrize(
+    ("group", "field", "registry"),
+    [
+        ("EmailGroup", "email_backend", EMAIL_BACKENDS),
+        ("SmsGroup", "sms_backend", BACKENDS),
+        ("RegistrarGroup", "registrar_backend", REGISTRAR_BACKENDS),
+        ("TicketsGroup", "ticket_sink", TICKET_SINKS),
+    ],
+)
+def test_the_settings_form_offers_the_registered_names_as_a_select(group, field, registry):
+    """The settings block's form lists a backend field's choices from its registry."""
+    schema = getattr(settings_block, group).model_json_schema()
+    assert schema["properties"][field]["enum"] == list(registry.names())
