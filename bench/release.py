@@ -178,11 +178,12 @@ def main() -> None:
             make_catalog(s)
             for code, server in (("paid-1", paid), ("free", free)):
                 c = s.get(Cluster, code)
-                c.backend, c.api_url = "powerdns", server.api_url
+                c.backend, c.options = "powerdns", {"api_url": server.api_url}
                 c.nameserver_addresses = [server.dns_address]
             if cluster:
                 c = s.get(Cluster, "free")
-                c.nameserver_addresses, c.catalog = cluster.addresses, cluster.catalog
+                c.nameserver_addresses = cluster.addresses
+                c.options = {**c.options, "catalog": cluster.catalog}
             for i, name in enumerate(names):
                 make_instance(
                     s,

@@ -35,6 +35,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.exceptions import MissingContextError
 
 from dns_lifecycle.channels import DeliveryResult
+from dns_lifecycle.channels.email import BACKENDS as EMAIL_BACKENDS
 from dns_lifecycle.channels.email import email_backend
 from dns_lifecycle.channels.pool import (
     MIN_PER_PROCESS,
@@ -43,6 +44,7 @@ from dns_lifecycle.channels.pool import (
     deliver,
 )
 from dns_lifecycle.channels.render import Renderer
+from dns_lifecycle.channels.sms import BACKENDS as SMS_BACKENDS
 from dns_lifecycle.channels.sms import sms_backend
 from dns_lifecycle.core.settings import Settings
 from dns_lifecycle.core.workers import process_count, shared_turn
@@ -272,18 +274,17 @@ _POOLS_LOCK = threading.Lock()
 
 def _pool_for(settings: Settings, dry_run: bool, notices: int) -> DeliveryPool | None:
     """The pool to deliver ``notices`` with, its lock held; None to deliver here: a dry
-    run, one process asked for, backends that only write files or keep messages in
-    memory (nothing to gain, and memory is this process's), a batch too small to
-    share, or the pool busy with another run in this process."""
+    run, one process asked for, a backend that reaches no other system (it writes
+    files or keeps messages in memory: nothing to gain, and memory is this process's),
+    a batch too small to share, or the pool busy with another run in this process."""
     processes = process_count(settings.delivery_processes)
-    backends = {settings.email_backend, settings.sms_backend}
-    if (
-        dry_run
-        or processes < 2
-        or "memory" in backends
-        or not backends & {"smtp", "aliyun"}
-        or notices < MIN_PER_PROCESS * processes
-    ):
+    # Processes pay off only for backends that wait on another system; one that does
+    # not may keep its messages in this process (the memory backends' outbox), where
+    # the pool's processes would lose them.
+    reaches_out = EMAIL_BACKENDS.external(settings.email_backend) and SMS_BACKENDS.external(
+        settings.sms_backend
+    )
+    if dry_run or processes < 2 or not reaches_out or notices < MIN_PER_PROCESS * processes:
         return None
     key = settings.model_dump_json()
     with _POOLS_LOCK:

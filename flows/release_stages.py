@@ -19,6 +19,7 @@ from typing import Any
 from dns_lifecycle.channels.clusters import ClusterBackend, ClusterConfig, cluster_backend
 from dns_lifecycle.channels.clusters.breaker import Breaker
 from dns_lifecycle.channels.clusters.catchup import behind
+from dns_lifecycle.channels.clusters.dry_run import DryRunCluster
 from dns_lifecycle.channels.clusters.verify import free_copy_difference, held_difference
 from dns_lifecycle.channels.registrar import registrar_for
 from dns_lifecycle.core.errors import (
@@ -40,39 +41,6 @@ from flows.release_wait import WAITING, Secondaries, Waiting, catch_up, still_co
 STEP = "release-instances"
 
 # --- what the stages call -------------------------------------------------------------
-
-
-class DryRunCluster:
-    """A cluster in a dry run: reads are real (GET), writes are only counted."""
-
-    def __init__(self, real: ClusterBackend) -> None:
-        self.config = real.config
-        self._real = real
-        # Zones this dry run would have created: there is nothing on the server to ask.
-        self.pretended: set[str] = set()
-
-    def read_zone(self, zone: str) -> list[Rr] | None:
-        return self._real.read_zone(zone)
-
-    def create_zone(self, zone: str, records: list[Rr], ns_ttl: int) -> bool:
-        # A zone already there is what the real run finds: "exists", so that the plan
-        # compares it as the run does (a conflict, not "switched").
-        if self._real.read_zone(zone):  # the database clusters hold a zone as its rows
-            return False
-        self.pretended.add(zone)
-        return True
-
-    def replace_apex_ns(self, zone: str, nameservers: list[str], ttl: int) -> None:
-        return None
-
-    def delete_zone(self, zone: str) -> bool:
-        return True
-
-    def flush(self, zone: str) -> None:
-        return None
-
-    def close(self) -> None:
-        self._real.close()
 
 
 class Tools:
@@ -116,14 +84,14 @@ class Tools:
     def backend(self, code: str) -> ClusterBackend:
         with self._lock:  # one backend (one kept-alive client) per cluster
             if code not in self._backends:
-                real = cluster_backend(
+                self._backends[code] = cluster_backend(
                     self.clusters[code],
                     self.ctx.settings,
                     self.ctx.db,
                     write_lock=self.write_locks.get(code),
                     breaker=self.breakers.get(code),
+                    dry_run=self.ctx.dry_run,
                 )
-                self._backends[code] = DryRunCluster(real) if self.ctx.dry_run else real
             return self._backends[code]
 
     @property

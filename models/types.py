@@ -32,11 +32,6 @@ INSTANCE_STATES: tuple[InstanceState, ...] = get_args(InstanceState)
 ClusterKind = Literal["paid", "free"]
 CLUSTER_KINDS: tuple[ClusterKind, ...] = get_args(ClusterKind)
 
-# database: the zones are rows of our own (the embedded default); powerdns: a PowerDNS
-# Authoritative server's HTTP API.
-ClusterBackendName = Literal["database", "powerdns"]
-CLUSTER_BACKENDS: tuple[ClusterBackendName, ...] = get_args(ClusterBackendName)
-
 OrderKind = Literal["auto_renewal", "manual_renewal", "upgrade"]
 ORDER_KINDS: tuple[OrderKind, ...] = get_args(OrderKind)
 

@@ -1,5 +1,6 @@
-"""A cluster entry's live fields in the inventory: checked at import, kept, exported;
-API keys never accepted there."""
+"""A cluster entry's live fields in the inventory: checked at import (its options by
+its backend's own model), kept, exported in the ``options`` shape; the top-level
+options of earlier files still imported; API keys never accepted there."""
 
 from __future__ import annotations
 
@@ -20,6 +21,15 @@ LIVE = {
     "server_id": "localhost",
     "nameserver_addresses": ["127.0.0.1:5301", "127.0.0.2"],
 }
+# The same cluster as an export writes it: the backend's options in one object.
+EXPORTED = {
+    "code": "paid-live",
+    "kind": "paid",
+    "nameservers": ["ns1.paid-live.example"],
+    "backend": "powerdns",
+    "options": {"api_url": "http://127.0.0.1:8081", "server_id": "localhost"},
+    "nameserver_addresses": ["127.0.0.1:5301", "127.0.0.2"],
+}
 
 
 def _import(db, *clusters):
@@ -28,20 +38,37 @@ def _import(db, *clusters):
         s.commit()
 
 
-def test_a_live_cluster_is_imported_and_exported_with_its_fields(db):
-    """Every live field comes back in the export as it was given."""
+def test_a_live_cluster_of_an_earlier_file_is_exported_with_its_options(db):
+    """Top-level api_url and server_id are imported and come back under options."""
     _import(db, LIVE, {"code": "free", "kind": "free", "nameservers": ["ns1.free.example"]})
     with db.session() as s:
         clusters = {c["code"]: c for c in export_state(s)["clusters"]}
-    assert clusters["paid-live"] == LIVE
+    assert clusters["paid-live"] == EXPORTED
     assert clusters["free"] == {"code": "free", "kind": "free", "nameservers": ["ns1.free.example"]}
+
+
+def test_an_exported_live_cluster_imports_as_it_was(db):
+    """A cluster in the export's shape comes back in the export unchanged."""
+    _import(db, EXPORTED)
+    with db.session() as s:
+        clusters = {c["code"]: c for c in export_state(s)["clusters"]}
+    assert clusters["paid-live"] == EXPORTED
+
+
+def test_options_beside_top_level_options_are_refused(db):
+    """A file gives a cluster's options one way: in options, or at the top level."""
+    with pytest.raises(InventoryInvalid) as caught:
+        _import(db, {**EXPORTED, "server_id": "other"})
+    assert any(
+        p == "clusters[0].options" and "put them in options" in m for p, m in caught.value.errors
+    ), caught.value.errors
 
 
 @pytest.mark.parametrize(
     ("change", "path", "words"),
     [
-        ({"backend": "bind"}, "clusters[0].backend", "is not one of"),
-        ({"api_url": None}, "clusters[0].api_url", "needs its API's URL"),
+        ({"backend": "bind"}, "clusters[0].backend", "names no cluster backend"),
+        ({"api_url": None}, "clusters[0].api_url", "needs its api_url"),
         ({"api_url": "ftp://x"}, "clusters[0].api_url", "not an http(s) URL"),
         ({"nameserver_addresses": ["ns1.example"]}, "clusters[0].nameserver_addresses[0]", "IP"),
         ({"api_key": "secret"}, "clusters[0].api_key", "unknown field"),
@@ -54,12 +81,30 @@ def test_a_bad_live_field_is_refused_with_its_path(db, change, path, words):
     assert any(p == path and words in m for p, m in caught.value.errors), caught.value.errors
 
 
+@pytest.mark.parametrize(
+    ("options", "path", "words"),
+    [
+        ({"server_id": "localhost"}, "clusters[0].options.api_url", "needs its api_url"),
+        ({"api_url": "ftp://x"}, "clusters[0].options.api_url", "not an http(s) URL"),
+        ({**EXPORTED["options"], "zone": "x"}, "clusters[0].options.zone", "takes no zone"),
+    ],
+)
+def test_bad_options_are_refused_by_the_backends_model(db, options, path, words):
+    """The backend's own model checks the options object, each error at its path."""
+    with pytest.raises(InventoryInvalid) as caught:
+        _import(db, {**EXPORTED, "options": options})
+    assert any(p == path and words in m for p, m in caught.value.errors), caught.value.errors
+
+
 def test_a_cluster_catalog_is_imported_and_exported(db):
     """A powerdns cluster's catalog zone comes back in the export, as an A-label."""
     _import(db, {**LIVE, "catalog": "Catalog.Paid-Live.example."})
     with db.session() as s:
         clusters = {c["code"]: c for c in export_state(s)["clusters"]}
-    assert clusters["paid-live"] == {**LIVE, "catalog": "catalog.paid-live.example"}
+    assert clusters["paid-live"]["options"] == {
+        **EXPORTED["options"],
+        "catalog": "catalog.paid-live.example",
+    }
 
 
 @pytest.mark.parametrize(
@@ -73,7 +118,7 @@ def test_a_cluster_catalog_is_imported_and_exported(db):
                 "nameservers": ["ns1.x.example"],
                 "catalog": "c.x.example",
             },
-            "only a powerdns cluster has a catalog zone",
+            "a database cluster takes no catalog",
         ),
     ],
 )

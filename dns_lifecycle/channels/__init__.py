@@ -60,6 +60,11 @@ class CountingBackend:
         return [DeliveryResult(item.key, "sent") for item in batch]
 
 
+def counting(settings: object) -> CountingBackend:
+    """The dry-run twin of every email and SMS backend (their registries' ``dry_run``)."""
+    return CountingBackend()
+
+
 def outbox_folder(folder: Path) -> Path:
     """``folder`` (under ``DNSL_OUTBOX_DIR``), made if missing, for a backend that writes
     files; ``InputError`` when it cannot be made or written, so that the backend refuses

@@ -8,11 +8,15 @@ only unwrapped at the moment a connection is made.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Annotated, Literal, TypeAlias
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic import AfterValidator, AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from dns_lifecycle.channels.email import BACKENDS as EMAIL_BACKENDS
+from dns_lifecycle.channels.registrar import BACKENDS as REGISTRAR_BACKENDS
+from dns_lifecycle.channels.sms import BACKENDS as SMS_BACKENDS
+from dns_lifecycle.channels.tickets import BACKENDS as TICKET_SINKS
 from dns_lifecycle.core.addresses import parse_address
 from dns_lifecycle.core.links import check_console_url
 
@@ -27,14 +31,28 @@ def shipped(name: str) -> Path:
     return in_checkout if in_checkout.is_dir() else PACKAGE_DIR / "bundled" / name
 
 
-# The choices of the settings that pick a backend or a mode, shared with the settings
-# block's form (dns_lifecycle.core.settings_block).
-EmailBackend = Literal["file", "memory", "smtp"]
+# The choices of the settings that pick a mode, shared with the settings block's form
+# (dns_lifecycle.core.settings_block).
 SmtpSecurity = Literal["none", "starttls", "tls"]
-SmsBackend = Literal["file", "memory", "aliyun"]
 AliyunProtocol = Literal["https", "http"]
-RegistrarBackend = Literal["database", "http", "aliyun"]
-TicketSink = Literal["database", "webhook"]
+
+# A setting that picks a backend names one of its channel's registry, checked when the
+# settings are read (a backend registered since is accepted); the form offers the names
+# registered when it is built, as a select.
+EmailBackendName = Annotated[str, AfterValidator(EMAIL_BACKENDS.check)]
+SmsBackendName = Annotated[str, AfterValidator(SMS_BACKENDS.check)]
+RegistrarBackendName = Annotated[str, AfterValidator(REGISTRAR_BACKENDS.check)]
+TicketSinkName = Annotated[str, AfterValidator(TICKET_SINKS.check)]
+if TYPE_CHECKING:
+    EmailBackend: TypeAlias = str
+    SmsBackend: TypeAlias = str
+    RegistrarBackend: TypeAlias = str
+    TicketSink: TypeAlias = str
+else:
+    EmailBackend = EMAIL_BACKENDS.literal()
+    SmsBackend = SMS_BACKENDS.literal()
+    RegistrarBackend = REGISTRAR_BACKENDS.literal()
+    TicketSink = TICKET_SINKS.literal()
 
 # Days an expired instance keeps resolving before its release: DNSL_GRACE_DAYS by default.
 GRACE_DAYS = 7
@@ -62,7 +80,7 @@ class Settings(BaseSettings):
     batch_size: int = Field(default=1000, ge=1, le=50_000)
 
     # Email.
-    email_backend: EmailBackend = "file"
+    email_backend: EmailBackendName = "file"
     email_from: str = "DNS Hosting <no-reply@dns-lifecycle.local>"
     smtp_host: str = "127.0.0.1"
     smtp_port: int = Field(default=25, ge=1, le=65535)
@@ -77,7 +95,7 @@ class Settings(BaseSettings):
     delivery_processes: int = Field(default=0, ge=0, le=64)
 
     # SMS.
-    sms_backend: SmsBackend = "file"
+    sms_backend: SmsBackendName = "file"
     sms_sign_name: str = "DNSHosting"
     sms_template_prefix: str = Field(
         default="SMS_DNSL_",
@@ -93,7 +111,7 @@ class Settings(BaseSettings):
     # (the embedded default); `http` calls a registrar's plain HTTP API; `aliyun` the
     # provider's Domain API, signed with the aliyun_* access key above and spoken over
     # aliyun_protocol.
-    registrar_backend: RegistrarBackend = "database"
+    registrar_backend: RegistrarBackendName = "database"
     registrar_url: str = "http://127.0.0.1:8053"
     registrar_token: SecretStr | None = None
     registrar_aliyun_endpoint: str = Field(
@@ -130,7 +148,7 @@ class Settings(BaseSettings):
     release_processes: int = Field(default=0, ge=0, le=64)
 
     # Manual-action tickets: always stored in the database; `webhook` also POSTs them.
-    ticket_sink: TicketSink = "database"
+    ticket_sink: TicketSinkName = "database"
     ticket_webhook_url: str | None = None
     ticket_webhook_token: SecretStr | None = None
     ticket_webhook_timeout_seconds: float = Field(default=10.0, gt=0)

@@ -45,7 +45,7 @@ def point_clusters(
         for code, server, api in (("paid-1", paid, None), ("free", free, free_api)):
             c = s.get(Cluster, code)
             c.backend = "powerdns"
-            c.api_url = api or server.api_url
+            c.options = {"api_url": api or server.api_url}
             c.nameserver_addresses = [server.dns_address]
             s.add(c)
         s.commit()

@@ -56,7 +56,7 @@ def _free_config(free) -> ClusterConfig:
         kind="free",
         nameservers=tuple(FREE_NS),
         backend="powerdns",
-        api_url=free.api_url,
+        options={"api_url": free.api_url},
         nameserver_addresses=(free.dns_address,),
     )
 

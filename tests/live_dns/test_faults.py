@@ -80,8 +80,8 @@ def proxies(live_db, pdns_paid, pdns_free):
     paid, free = Proxy(pdns_paid), Proxy(pdns_free)
     with paid.sink, free.sink:
         with live_db.session() as s:
-            s.get(Cluster, "paid-1").api_url = paid.sink.url
-            s.get(Cluster, "free").api_url = free.sink.url
+            s.get(Cluster, "paid-1").options = {"api_url": paid.sink.url}
+            s.get(Cluster, "free").options = {"api_url": free.sink.url}
             s.commit()
         yield paid, free
 
@@ -372,7 +372,10 @@ def _cluster_whose_turn_is_held(turn_timeout: float):
     lock = get_context("spawn").Lock()
     lock.acquire()  # the holder is gone
     config = ClusterConfig(
-        code="free", kind="free", nameservers=("ns1.example.",), api_url="http://127.0.0.1:9"
+        code="free",
+        kind="free",
+        nameservers=("ns1.example.",),
+        options={"api_url": "http://127.0.0.1:9"},
     )
     cluster = PowerDnsCluster(config, SecretStr("k"), 1.0, lock)
     cluster._turn_timeout = turn_timeout

@@ -190,10 +190,10 @@ def test_resolution_never_fails_from_before_release_to_after_paid_deletion(tmp_p
                     ("free", free, "free", free_addresses, catalog),
                 ):
                     c = s.get(Cluster, code)
-                    c.backend, c.api_url = "powerdns", server.api_url
+                    c.backend = "powerdns"
+                    c.options = {"api_url": server.api_url, **({"catalog": cat} if cat else {})}
                     c.nameservers = [f"ns1.{ns}.{PARENT}"]
                     c.nameserver_addresses = asked
-                    c.catalog = cat
                 s.commit()
             load_zones(settings, db, "paid-1")
             _delegate(parent, domain, [f"ns1.paid.{PARENT}"])

@@ -117,7 +117,7 @@ def test_a_record_dns_cannot_serve_opens_a_ticket_once(
 
     with live_db.session() as s:
         c = s.get(Cluster, "paid-1")
-        c.backend, c.api_url, c.nameserver_addresses = "database", None, []
+        c.backend, c.options, c.nameserver_addresses = "database", {}, []
         s.add(c)
         s.commit()
     zone = f"{unique('ttl')}.cn"

@@ -89,7 +89,8 @@ def test_a_wrong_server_id_is_named_as_such_not_as_a_missing_zone(
     made = _domains(live_db, live_settings, 3)
     before = _before(pdns_paid, made)
     with live_db.session() as s:
-        s.get(Cluster, code).server_id = "no-such-server"
+        c = s.get(Cluster, code)
+        c.options = {**c.options, "server_id": "no-such-server"}
         s.commit()
 
     report = run(live_settings, release_due, instance_ids=list(made))
@@ -98,7 +99,8 @@ def test_a_wrong_server_id_is_named_as_such_not_as_a_missing_zone(
     (line,) = _lines(report, f"cluster {code}")
     assert "has no server 'no-such-server'" in line and "server_id" in line, line
     with live_db.session() as s:
-        s.get(Cluster, code).server_id = "localhost"
+        c = s.get(Cluster, code)
+        c.options = {**c.options, "server_id": "localhost"}
         s.commit()
     _finished(live_db, live_settings, made, pdns_paid, pdns_free, before)
 
@@ -207,7 +209,7 @@ def test_a_breaker_opened_by_one_process_stops_the_calls_of_another(pdns_free):
         kind="free",
         nameservers=("ns1.example.",),
         backend="powerdns",
-        api_url=pdns_free.api_url,
+        options={"api_url": pdns_free.api_url},
     )
     breaker = Breaker(2)
     assert pdns_free.process is not None

@@ -96,9 +96,9 @@ def cc_db(cc_settings, paid_cc, free_cc) -> Iterator[Database]:
         make_catalog(s)
         for code, cluster in (("paid-1", paid_cc), ("free", free_cc)):
             c = s.get(Cluster, code)
-            c.backend, c.api_url = "powerdns", cluster.primary.api_url
+            c.backend = "powerdns"
+            c.options = {"api_url": cluster.primary.api_url, "catalog": cluster.catalog}
             c.nameserver_addresses = cluster.addresses
-            c.catalog = cluster.catalog
             s.add(c)
         s.commit()
     yield database
@@ -205,7 +205,8 @@ def test_a_catalog_missing_on_the_server_is_one_fault_of_the_run(
     """No zone is created outside every secondary's sight, no ticket: one report line
     naming the catalog, and the domain waits at its stage."""
     with cc_db.session() as s:
-        s.get(Cluster, "free").catalog = "missing.catalog.example"
+        c = s.get(Cluster, "free")
+        c.options = {**c.options, "catalog": "missing.catalog.example"}
         s.commit()
     zone, inst = _loaded(cc_db, cc_settings, paid_cc, RECORDS)
     report = run(cc_settings, release_due, instance_ids=[inst])

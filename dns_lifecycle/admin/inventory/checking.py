@@ -19,12 +19,14 @@ from decimal import Decimal
 from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
+from pydantic import ValidationError
 from sqlalchemy import func, select
 from sqlmodel import Session, col
 
 from dns_lifecycle.admin.inventory import values
 from dns_lifecycle.admin.inventory.batches import chunks
 from dns_lifecycle.admin.inventory.entries import (
+    LEGACY_OPTIONS,
     AccountEntry,
     ClusterEntry,
     DomainEntry,
@@ -37,6 +39,7 @@ from dns_lifecycle.admin.inventory.entries import (
     key_path,
     validate_entry,
 )
+from dns_lifecycle.channels.clusters import BACKENDS as CLUSTER_BACKENDS
 from dns_lifecycle.core.errors import InventoryInvalid
 from dns_lifecycle.core.settings import GRACE_DAYS
 from dns_lifecycle.lifecycle.expiry import release_at
@@ -627,21 +630,43 @@ class _Walk:
 
     def cluster_backend(self, row: dict[str, Any], path: str) -> None:
         """Completes a cluster's row with the defaults of the fields a file may leave
-        out, and checks that a live cluster says where its API is."""
-        for column in ("backend", "server_id", "nameserver_addresses"):
+        out, and checks its backend and the backend's options with the backend's own
+        model (files written before ``options`` give them at the entry's top level)."""
+        for column in ("backend", "nameserver_addresses"):
             if column not in row:
                 row[column] = ClusterBase.model_fields[column].get_default(
                     call_default_factory=True
                 )
-        row.setdefault("api_url", None)
-        row.setdefault("catalog", None)
-        if row["backend"] == "powerdns" and row["api_url"] is None:
-            self.bad(f"{path}.api_url", "missing; a powerdns cluster needs its API's URL")
-        if row["catalog"] is not None and row["backend"] != "powerdns":
+        legacy = {key: row.pop(key) for key in LEGACY_OPTIONS if key in row}
+        try:
+            CLUSTER_BACKENDS.check(row["backend"])
+        except ValueError as exc:
+            self.bad(f"{path}.backend", str(exc))
+            return
+        if legacy and "options" in row:
             self.bad(
-                f"{path}.catalog",
-                "only a powerdns cluster has a catalog zone; leave catalog out",
+                f"{path}.options",
+                f"given with {', '.join(legacy)} beside it; put them in options",
             )
+            return
+        given = {key: value for key, value in legacy.items() if value is not None}
+        where = path if legacy else f"{path}.options"
+        if not legacy:
+            given = row.get("options") or {}
+        try:
+            options = CLUSTER_BACKENDS.options(row["backend"], given)
+        except ValidationError as exc:
+            for error in exc.errors(include_url=False):
+                key = ".".join(str(step) for step in error["loc"])
+                if error["type"] == "extra_forbidden":
+                    message = f"a {row['backend']} cluster takes no {key}; leave it out"
+                elif error["type"] == "missing":
+                    message = f"missing; a {row['backend']} cluster needs its {key}"
+                else:
+                    message = error["msg"].removeprefix("Value error, ")
+                self.bad(f"{where}.{key}" if key else where, message)
+            return
+        row["options"] = options.model_dump(mode="json", exclude_none=True)
 
     def accounts(self, section: Any) -> list[dict[str, Any]]:
         rows: list[dict[str, Any]] = []

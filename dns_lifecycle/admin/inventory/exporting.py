@@ -20,6 +20,7 @@ from sqlmodel import Session, col
 
 from dns_lifecycle.admin.inventory.batches import CHUNK, chunks
 from dns_lifecycle.admin.inventory.entries import ClusterEntry, DomainReleaseEntry, columns_of
+from dns_lifecycle.channels.clusters import BACKENDS as CLUSTER_BACKENDS
 from dns_lifecycle.store import table_of
 from models import (
     Account,
@@ -75,7 +76,8 @@ def _export_clusters(session: Session) -> Iterator[dict[str, Any]]:
         for key, (column, required) in columns.items():
             value = getattr(r, column)
             default = ClusterBase.model_fields[column].get_default(call_default_factory=True)
-            if required or (value is not None and (value != default or r.backend != "database")):
+            live = CLUSTER_BACKENDS.external(r.backend)
+            if required or (value is not None and (value != default or live)):
                 entry[key] = list(value) if isinstance(value, list) else value
         yield entry
 

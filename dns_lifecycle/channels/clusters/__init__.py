@@ -1,11 +1,16 @@
 """DNS clusters: where a domain's zone is served (rule 6).
 
-One interface, two backends, chosen per cluster by its inventory entry:
+One interface, and the registry of backends (``BACKENDS``), chosen per cluster by its
+inventory entry, whose ``options`` the backend's own model checks:
 
-- ``database`` (the embedded default): the zone is the domain's rows in ``record``
-  with the cluster's code; no DNS server is involved;
-- ``powerdns``: a PowerDNS Authoritative server's HTTP API
-  (``/api/v1/servers/{server_id}/zones``), whose data is the truth about the zone.
+- ``database`` (the embedded default, no options): the zone is the domain's rows in
+  ``record`` with the cluster's code; no DNS server is involved;
+- ``powerdns`` (``PowerDnsOptions``: api_url, server_id, catalog): a PowerDNS
+  Authoritative server's HTTP API (``/api/v1/servers/{server_id}/zones``), whose data
+  is the truth about the zone.
+
+A dry run wraps the backend in ``DryRunCluster`` (``dry_run.py``): reads are real,
+writes only counted.
 
 A zone is handed over as its records (``Rr``, SOA left out: each server writes its own),
 the apex NS records apart: ``create_zone`` sets them to the cluster's name servers.
@@ -19,10 +24,11 @@ of the run, not of the zone), or ``ZoneFileError`` (a record no name server can 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
-from dns_lifecycle.core.errors import InputError
+from dns_lifecycle.channels.registry import Backend, Registry
 from dns_lifecycle.lifecycle.zonefile import Rr
 
 if TYPE_CHECKING:
@@ -31,8 +37,6 @@ if TYPE_CHECKING:
     from dns_lifecycle.core.settings import Settings
 
 __all__ = ["BACKENDS", "ClusterBackend", "ClusterConfig", "WriteLock", "cluster_backend"]
-
-BACKENDS = ("database", "powerdns")
 
 
 @dataclass(frozen=True)
@@ -43,10 +47,9 @@ class ClusterConfig:
     kind: str
     nameservers: tuple[str, ...]
     backend: str = "database"
-    api_url: str | None = None
-    server_id: str = "localhost"
     nameserver_addresses: tuple[str, ...] = ()
-    catalog: str | None = None
+    # The backend's options as stored; the backend reads them through its own model.
+    options: dict[str, Any] = field(default_factory=dict, hash=False)
 
     @classmethod
     def of(cls, row: Any) -> ClusterConfig:
@@ -55,16 +58,15 @@ class ClusterConfig:
             kind=row.kind,
             nameservers=tuple(row.nameservers),
             backend=row.backend,
-            api_url=row.api_url,
-            server_id=row.server_id,
             nameserver_addresses=tuple(row.nameserver_addresses or ()),
-            catalog=row.catalog,
+            options=dict(row.options or {}),
         )
 
     @property
     def live(self) -> bool:
-        """Whether real name servers answer for this cluster (so resolvers cache it)."""
-        return self.backend != "database"
+        """Whether real name servers answer for this cluster (so resolvers cache it):
+        its backend reaches another system."""
+        return BACKENDS.external(self.backend)
 
 
 class ClusterBackend(Protocol):
@@ -104,6 +106,26 @@ class WriteLock(Protocol):
     def release(self) -> None: ...
 
 
+# name -> Backend: ``factory(config, settings, db, write_lock, breaker)`` builds it;
+# ``options`` checks a cluster's options; ``dry_run(real)`` wraps it for a dry run.
+ClusterFactory = Callable[..., ClusterBackend]
+BACKENDS: Registry[ClusterFactory] = Registry("cluster", "the cluster's backend")
+DRY_RUN = "dns_lifecycle.channels.clusters.dry_run:DryRunCluster"
+BACKENDS.register(
+    "database",
+    Backend("dns_lifecycle.channels.clusters.database:open_cluster", dry_run=DRY_RUN),
+)
+BACKENDS.register(
+    "powerdns",
+    Backend(
+        "dns_lifecycle.channels.clusters.powerdns:open_cluster",
+        options="dns_lifecycle.channels.clusters.powerdns:PowerDnsOptions",
+        external=True,
+        dry_run=DRY_RUN,
+    ),
+)
+
+
 def cluster_backend(
     config: ClusterConfig,
     settings: Settings,
@@ -111,34 +133,12 @@ def cluster_backend(
     *,
     write_lock: WriteLock | None = None,
     breaker: Breaker | None = None,
+    dry_run: bool = False,
 ) -> ClusterBackend:
     """The backend serving ``config``'s cluster; ``write_lock``, when given, is held
     around each write to a live server (shared by the processes writing to it), and
     ``breaker`` (else one of its own) stops its calls to a server that stopped
-    answering."""
-    if config.backend == "powerdns":
-        from dns_lifecycle.channels.clusters.powerdns import PowerDnsCluster
-
-        key = settings.cluster_api_keys.get(config.code)
-        if key is None:
-            raise InputError(
-                f"cluster {config.code} is a powerdns cluster without an API key: add "
-                f'"{config.code}" to DNSL_CLUSTER_API_KEYS'
-            )
-        from dns_lifecycle.channels.clusters.breaker import Breaker
-
-        return PowerDnsCluster(
-            config,
-            key,
-            settings.cluster_timeout_seconds,
-            write_lock,
-            breaker or Breaker(settings.cluster_breaker_timeouts),
-        )
-    if config.backend == "database":
-        from dns_lifecycle.channels.clusters.database import DatabaseCluster
-
-        return DatabaseCluster(config, db)
-    raise InputError(
-        f"cluster {config.code} has the unknown backend {config.backend!r}: use one of "
-        f"{', '.join(BACKENDS)}"
-    )
+    answering. In a dry run, the backend wrapped in its dry-run twin."""
+    backend = BACKENDS.factory(config.backend)(config, settings, db, write_lock, breaker)
+    twin = BACKENDS.dry_run(config.backend) if dry_run else None
+    return twin(backend) if twin is not None else backend

@@ -8,16 +8,34 @@ are not kept here, and a TXT record whose strings its text cannot give back is r
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from sqlalchemy import delete, insert, select
 from sqlmodel import col
 
-from dns_lifecycle.channels.clusters import ClusterConfig
+from dns_lifecycle.channels.clusters import ClusterConfig, WriteLock
 from dns_lifecycle.core.db import Database
 from dns_lifecycle.core.errors import ZoneFileError
 from dns_lifecycle.lifecycle.zonefile import Rr
 from models import Domain, Record
 
+if TYPE_CHECKING:
+    from dns_lifecycle.channels.clusters.breaker import Breaker
+    from dns_lifecycle.core.settings import Settings
+
 RECORDS = Record.__table__  # type: ignore[attr-defined]
+
+
+def open_cluster(
+    config: ClusterConfig,
+    settings: Settings,
+    db: Database,
+    write_lock: WriteLock | None,
+    breaker: Breaker | None,
+) -> DatabaseCluster:
+    """The backend as the cluster registry builds it: writes are transactions of the
+    project's database, which needs neither a write lock nor a breaker."""
+    return DatabaseCluster(config, db)
 
 
 class DatabaseCluster:

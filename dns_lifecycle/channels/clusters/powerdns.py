@@ -25,11 +25,11 @@ import threading
 import time
 from collections import defaultdict
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Annotated, Any
 from urllib.parse import quote
 
 import httpx
-from pydantic import SecretStr
+from pydantic import AfterValidator, BaseModel, ConfigDict, SecretStr, ValidationError
 
 from dns_lifecycle.channels.clusters import ClusterConfig, WriteLock
 from dns_lifecycle.channels.clusters.breaker import (
@@ -39,16 +39,21 @@ from dns_lifecycle.channels.clusters.breaker import (
     NO_SERVER,
     Breaker,
 )
+from dns_lifecycle.channels.registry import first_error
 from dns_lifecycle.core.errors import (
     ClusterError,
     ClusterMisconfigured,
     ClusterRefused,
     ClusterSwitchedOff,
     ClusterUnavailable,
+    InputError,
     ZoneFileError,
 )
 from dns_lifecycle.core.settings import Settings
 from dns_lifecycle.lifecycle.zonefile import Rr, from_presentation, presentation
+
+if TYPE_CHECKING:
+    from dns_lifecycle.core.db import Database
 
 _SNIPPET = 300
 # The waits before each new try of a write that found the server's SQLite database
@@ -101,6 +106,61 @@ def rrsets(zone: str, records: list[Rr], nameservers: list[str], ns_ttl: int) ->
     return list(sets.values())
 
 
+def _http_url(value: str) -> str:
+    # The inventory's own rules for the values a document gives (one rule, one place).
+    from dns_lifecycle.admin.inventory.values import http_url
+
+    return http_url(value) or value
+
+
+def _ident(value: str) -> str:
+    from dns_lifecycle.admin.inventory.values import ident
+
+    return ident(value)
+
+
+def _zone(value: str | None) -> str | None:
+    from dns_lifecycle.admin.inventory.values import catalog_zone
+
+    return catalog_zone(value)
+
+
+class PowerDnsOptions(BaseModel):
+    """A PowerDNS cluster's options (its inventory entry's ``options``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # The server's HTTP API, e.g. http://127.0.0.1:8081 (its key: DNSL_CLUSTER_API_KEYS).
+    api_url: Annotated[str, AfterValidator(_http_url)]
+    server_id: Annotated[str, AfterValidator(_ident)] = "localhost"
+    # The catalog (producer) zone, RFC 9432, that the cluster's zones join, for its
+    # secondaries; None: no secondaries fed by a catalog.
+    catalog: Annotated[str | None, AfterValidator(_zone)] = None
+
+
+def open_cluster(
+    config: ClusterConfig,
+    settings: Settings,
+    db: Database,
+    write_lock: WriteLock | None,
+    breaker: Breaker | None,
+) -> PowerDnsCluster:
+    """The backend as the cluster registry builds it, with the cluster's API key."""
+    key = settings.cluster_api_keys.get(config.code)
+    if key is None:
+        raise InputError(
+            f"cluster {config.code} is a powerdns cluster without an API key: add "
+            f'"{config.code}" to DNSL_CLUSTER_API_KEYS'
+        )
+    return PowerDnsCluster(
+        config,
+        key,
+        settings.cluster_timeout_seconds,
+        write_lock,
+        breaker or Breaker(settings.cluster_breaker_timeouts),
+    )
+
+
 class PowerDnsCluster:
     def __init__(
         self,
@@ -110,11 +170,13 @@ class PowerDnsCluster:
         write_lock: WriteLock | None = None,
         breaker: Breaker | None = None,
     ) -> None:
-        if not config.api_url:
+        try:
+            self.options = PowerDnsOptions.model_validate(config.options)
+        except ValidationError as exc:
             raise ClusterRefused(
-                f"cluster {config.code} is a powerdns cluster without an api_url: add it to "
+                f"cluster {config.code} has bad powerdns options ({first_error(exc)}): fix "
                 "the cluster's inventory entry"
-            )
+            ) from None
         self.config = config
         # PowerDNS's SQLite backend takes one writer and has no busy timeout: the
         # threads (and processes, sharing ``write_lock``) of a run write one at a time.
@@ -128,10 +190,10 @@ class PowerDnsCluster:
         )
         self._server_seen = False
         self._catalog_seen = False
-        self._base = f"/api/v1/servers/{quote(config.server_id, safe='')}"
+        self._base = f"/api/v1/servers/{quote(self.options.server_id, safe='')}"
         self._key = api_key
         self._client = httpx.Client(
-            base_url=config.api_url.rstrip("/"),
+            base_url=self.options.api_url.rstrip("/"),
             headers={"X-API-Key": api_key.get_secret_value(), "Accept": "application/json"},
             timeout=timeout,
         )
@@ -178,14 +240,14 @@ class PowerDnsCluster:
             "kind": "Native",
             "rrsets": rrsets(zone, records, list(self.config.nameservers), ns_ttl),
         }
-        if self.config.catalog:
+        if self.options.catalog:
             self._check_catalog(zone)
             # A hidden primary: the zone joins the cluster's catalog, from which every
             # secondary (an RFC 9432 consumer) learns to copy it by zone transfer, and
             # is a Master so that the secondaries are notified of it. Deleting the zone
             # takes it out of the catalog, and so off the secondaries.
             body["kind"] = "Master"
-            body["catalog"] = fqdn(self.config.catalog)
+            body["catalog"] = fqdn(self.options.catalog)
         response = self._call("POST", f"{self._base}/zones", zone, json=body, conflict_ok=True)
         return response is not None
 
@@ -264,7 +326,7 @@ class PowerDnsCluster:
 
     @property
     def _where(self) -> str:
-        return f"cluster {self.config.code} ({self.config.api_url})"
+        return f"cluster {self.config.code} ({self.options.api_url})"
 
     def _send(self, method: str, path: str, zone: str, **kwargs: Any) -> httpx.Response:
         """One request, unless the server's breaker is open; the breaker learns whether
@@ -330,7 +392,7 @@ class PowerDnsCluster:
             return ClusterMisconfigured(message, cause=message)
         if state == NO_SERVER:
             message = (
-                f"{where} has no server {self.config.server_id!r} (HTTP 404 for "
+                f"{where} has no server {self.options.server_id!r} (HTTP 404 for "
                 f"{self._base}): correct the server_id (or the api_url) of cluster {code} "
                 "in the inventory; no more calls went to it in this run, no domain was "
                 "ticketed, and the next run goes on"
@@ -350,10 +412,10 @@ class PowerDnsCluster:
         Asked once per run and cluster."""
         if self._catalog_seen:
             return
-        assert self.config.catalog
-        if self._call("GET", self._zone_path(self.config.catalog), zone, absent_ok=True) is None:
+        assert self.options.catalog
+        if self._call("GET", self._zone_path(self.options.catalog), zone, absent_ok=True) is None:
             message = (
-                f"{self._where} has no catalog zone {fqdn(self.config.catalog)}: create it "
+                f"{self._where} has no catalog zone {fqdn(self.options.catalog)}: create it "
                 "there (kind Producer, soa_edit_api EPOCH) or correct the catalog of "
                 f"cluster {self.config.code} in the inventory; no zone was created, no "
                 "domain was ticketed, and the next run goes on"

@@ -1,5 +1,5 @@
-"""Email: the message, the interface every backend offers, and the backend that the
-settings name (``email_backend``):
+"""Email: the message, the interface every backend offers, the registry of backends
+(``BACKENDS``) and the backend that the settings name (``email_backend``):
 
     file     (default) one .eml file per message in the outbox folder   file.py
     smtp     an SMTP server, over a small pool of connections           smtp.py
@@ -12,11 +12,15 @@ Message-ID is derived from the ledger key. ``send`` follows the channels' contra
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from dns_lifecycle.channels import CountingBackend, DeliveryResult, ResultSink
-from dns_lifecycle.core.settings import Settings
+from dns_lifecycle.channels import DeliveryResult, ResultSink
+from dns_lifecycle.channels.registry import Backend, Registry
+
+if TYPE_CHECKING:
+    from dns_lifecycle.core.settings import Settings
 
 
 @dataclass(frozen=True)
@@ -34,21 +38,32 @@ class EmailBackend(Protocol):
     ) -> list[DeliveryResult]: ...
 
 
+# name -> Backend: ``factory(settings)`` builds it; ``dry_run(settings)`` what a dry run
+# uses instead. Backends are modules of this package, imported when chosen.
+COUNTING = "dns_lifecycle.channels:counting"
+BACKENDS: Registry[Callable[[Settings], EmailBackend]] = Registry("email", "DNSL_EMAIL_BACKEND")
+BACKENDS.register(
+    "file",
+    Backend("dns_lifecycle.channels.email.file:from_settings", dry_run=COUNTING),
+)
+BACKENDS.register(
+    "memory",
+    Backend("dns_lifecycle.channels.email.memory:from_settings", dry_run=COUNTING),
+)
+BACKENDS.register(
+    "smtp",
+    Backend(
+        "dns_lifecycle.channels.email.smtp:SmtpEmailBackend",
+        external=True,
+        dry_run=COUNTING,
+    ),
+)
+
+
 def email_backend(settings: Settings, *, dry_run: bool = False) -> EmailBackend:
-    """The backend that ``email_backend`` names; a dry run's only counts."""
+    """The backend that ``email_backend`` names; in a dry run, its dry-run twin."""
     if dry_run:
-        return CountingBackend()
-    # Imported here: each backend module imports this one for EmailMessage.
-    if settings.email_backend == "memory":
-        from dns_lifecycle.channels.email.memory import MemoryEmailBackend
-
-        return MemoryEmailBackend()
-    if settings.email_backend == "smtp":
-        from dns_lifecycle.channels.email.smtp import SmtpEmailBackend
-
-        return SmtpEmailBackend(settings)
-    from dns_lifecycle.channels import outbox_folder
-    from dns_lifecycle.channels.email.file import FileEmailBackend
-
-    outbox_folder(settings.outbox_dir / "email")
-    return FileEmailBackend(settings.outbox_dir, settings.email_from)
+        twin = BACKENDS.dry_run(settings.email_backend)
+        if twin is not None:
+            return twin(settings)
+    return BACKENDS.factory(settings.email_backend)(settings)

@@ -8,11 +8,15 @@ import os
 import re
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from dns_lifecycle.channels import DeliveryResult, ResultSink
 from dns_lifecycle.channels.email import EmailMessage
 from dns_lifecycle.channels.email.message import build_mime, sender_parts
 from dns_lifecycle.core.errors import PermanentDeliveryError
+
+if TYPE_CHECKING:
+    from dns_lifecycle.core.settings import Settings
 
 _UNSAFE_FILE_CHARS = re.compile(r"[^A-Za-z0-9._-]+")
 
@@ -78,3 +82,11 @@ class FileEmailBackend:
                 "check that the outbox folder is writable and has space",
             )
         return DeliveryResult(message.key, "sent")
+
+
+def from_settings(settings: Settings) -> FileEmailBackend:
+    """The backend as the registry builds it, its outbox folder made if missing."""
+    from dns_lifecycle.channels import outbox_folder
+
+    outbox_folder(settings.outbox_dir / "email")
+    return FileEmailBackend(settings.outbox_dir, settings.email_from)

@@ -3,8 +3,13 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from dns_lifecycle.channels import DeliveryResult, ResultSink
 from dns_lifecycle.channels.email import EmailMessage
+
+if TYPE_CHECKING:
+    from dns_lifecycle.core.settings import Settings
 
 outbox: list[EmailMessage] = []
 
@@ -15,3 +20,8 @@ class MemoryEmailBackend:
     ) -> list[DeliveryResult]:
         outbox.extend(batch)
         return [DeliveryResult(m.key, "sent") for m in batch]
+
+
+def from_settings(settings: Settings) -> MemoryEmailBackend:
+    """The backend as the registry builds it (it takes no settings)."""
+    return MemoryEmailBackend()

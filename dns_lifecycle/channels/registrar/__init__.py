@@ -1,6 +1,6 @@
 """Registrar gateways: read a domain's update lock and point it at other name servers.
 
-One Protocol, three backends, chosen by ``registrar_backend``:
+One Protocol, three backends (the registry ``BACKENDS``), chosen by ``registrar_backend``:
 
 - ``database`` (:mod:`.database`, the embedded default): the delegation lives in the
   project's own database; the lock is read from the domain's stored EPP statuses;
@@ -31,17 +31,19 @@ backend raises, for a change that did not happen (all in ``core/errors.py``):
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Protocol
 
+from dns_lifecycle.channels.registry import Backend, Registry
 from dns_lifecycle.core.errors import RegistrarRefused
 
 if TYPE_CHECKING:
     from dns_lifecycle.core.db import Database
     from dns_lifecycle.core.settings import Settings
 
-__all__ = ["Registrar", "SwitchState", "registrar_for"]
+__all__ = ["BACKENDS", "Registrar", "SwitchState", "registrar_for"]
 
 
 @dataclass(frozen=True)
@@ -102,20 +104,24 @@ def done_at_once(task_id: str, prefix: str, backend: str) -> SwitchState:
     return SwitchState(done=True)
 
 
+# name -> Backend: ``factory(settings, database)`` builds it. No dry-run twin: a dry run
+# uses the backend itself, and only reads (the release never starts a switch in one).
+BACKENDS: Registry[Callable[[Settings, Database], Registrar]] = Registry(
+    "registrar", "DNSL_REGISTRAR_BACKEND"
+)
+BACKENDS.register("database", Backend("dns_lifecycle.channels.registrar.database:from_settings"))
+BACKENDS.register(
+    "http", Backend("dns_lifecycle.channels.registrar.http:from_settings", external=True)
+)
+# Imported when chosen, so that the embedded default never loads the provider's SDK.
+BACKENDS.register(
+    "aliyun", Backend("dns_lifecycle.channels.registrar.aliyun:from_settings", external=True)
+)
+
+
 def registrar_for(settings: Settings, database: Database) -> Registrar:
     """The backend that ``settings.registrar_backend`` names.
 
     ``database`` is where the embedded backend keeps delegations (a dry run's sandbox
     keeps its writes inside the rolled-back transaction)."""
-    if settings.registrar_backend == "http":
-        from dns_lifecycle.channels.registrar.http import HttpRegistrar
-
-        return HttpRegistrar(settings)
-    if settings.registrar_backend == "aliyun":
-        # Imported here so that the embedded default never loads the provider's SDK.
-        from dns_lifecycle.channels.registrar.aliyun import AliyunRegistrar
-
-        return AliyunRegistrar(settings)
-    from dns_lifecycle.channels.registrar.database import DatabaseRegistrar
-
-    return DatabaseRegistrar(database)
+    return BACKENDS.factory(settings.registrar_backend)(settings, database)

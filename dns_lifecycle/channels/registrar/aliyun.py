@@ -32,7 +32,7 @@ carries the access key secret. Nothing is retried here: the next run does that.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from alibabacloud_domain20180129 import models as api
 from alibabacloud_domain20180129.client import Client
@@ -52,6 +52,9 @@ from dns_lifecycle.core.errors import (
     RegistrarUnavailable,
 )
 from dns_lifecycle.core.settings import Settings
+
+if TYPE_CHECKING:
+    from dns_lifecycle.core.db import Database
 
 # UpdateProhibitionLock values, and the EPP status that "OPEN" stands for.
 LOCK_OPEN = "OPEN"
@@ -284,3 +287,8 @@ def _same_servers(current: list[str], wanted: list[str]) -> bool:
         return {n.strip().rstrip(".").casefold() for n in names}
 
     return bool(current) and fold(current) == fold(wanted)
+
+
+def from_settings(settings: Settings, database: Database) -> AliyunRegistrar:
+    """The backend as the registry builds it."""
+    return AliyunRegistrar(settings)

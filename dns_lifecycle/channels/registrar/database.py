@@ -8,6 +8,7 @@ transaction of its own, so it answers ``done`` as soon as it is asked.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from sqlalchemy import select, update
 
@@ -16,6 +17,9 @@ from dns_lifecycle.core.db import Database
 from dns_lifecycle.core.errors import DomainLocked, RegistrarRefused
 from dns_lifecycle.lifecycle.nameservers import lock_of
 from dns_lifecycle.store.release import DOMAINS
+
+if TYPE_CHECKING:
+    from dns_lifecycle.core.settings import Settings
 
 # Task ids of this backend: the prefix, then the domain's name (changes apply at once).
 TASK_PREFIX = "database:"
@@ -80,3 +84,8 @@ def _unknown(domain: str) -> RegistrarRefused:
         f"domain {domain} is not in the database, so the embedded registrar cannot change "
         "it: import it with its instance first"
     )
+
+
+def from_settings(settings: Settings, database: Database) -> DatabaseRegistrar:
+    """The backend as the registry builds it."""
+    return DatabaseRegistrar(database)

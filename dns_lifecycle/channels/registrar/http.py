@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
 
 import httpx
@@ -29,6 +29,9 @@ from dns_lifecycle.channels.registrar import SwitchState, done_at_once
 from dns_lifecycle.core.errors import DomainLocked, RegistrarRefused, RegistrarUnavailable
 from dns_lifecycle.core.settings import Settings
 from dns_lifecycle.lifecycle.nameservers import lock_of
+
+if TYPE_CHECKING:
+    from dns_lifecycle.core.db import Database
 
 # Error codes in a registrar's JSON answer that mean "locked", besides the EPP locks.
 _LOCK_CODE = "domain_locked"
@@ -171,3 +174,8 @@ def _body_code(response: httpx.Response) -> str | None:
     body = _json(response)
     code = body.get("code") if isinstance(body, dict) else None
     return code if isinstance(code, str) else None
+
+
+def from_settings(settings: Settings, database: Database) -> HttpRegistrar:
+    """The backend as the registry builds it."""
+    return HttpRegistrar(settings)

@@ -1,5 +1,5 @@
-"""SMS: the message, the interface every backend offers, and the backend that the
-settings name (``sms_backend``):
+"""SMS: the message, the interface every backend offers, the registry of backends
+(``BACKENDS``) and the backend that the settings name (``sms_backend``):
 
     file     (default) one JSON line per message in the outbox folder   file.py
     aliyun   the provider's SendSms API                                 aliyun.py
@@ -10,11 +10,15 @@ settings name (``sms_backend``):
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from dns_lifecycle.channels import CountingBackend, DeliveryResult, ResultSink
-from dns_lifecycle.core.settings import Settings
+from dns_lifecycle.channels import DeliveryResult, ResultSink
+from dns_lifecycle.channels.registry import Backend, Registry
+
+if TYPE_CHECKING:
+    from dns_lifecycle.core.settings import Settings
 
 
 @dataclass(frozen=True)
@@ -32,21 +36,32 @@ class SmsBackend(Protocol):
     ) -> list[DeliveryResult]: ...
 
 
+# name -> Backend: ``factory(settings)`` builds it; ``dry_run(settings)`` what a dry run
+# uses instead. Backends are modules of this package, imported when chosen.
+COUNTING = "dns_lifecycle.channels:counting"
+BACKENDS: Registry[Callable[[Settings], SmsBackend]] = Registry("SMS", "DNSL_SMS_BACKEND")
+BACKENDS.register(
+    "file",
+    Backend("dns_lifecycle.channels.sms.file:from_settings", dry_run=COUNTING),
+)
+BACKENDS.register(
+    "memory",
+    Backend("dns_lifecycle.channels.sms.memory:from_settings", dry_run=COUNTING),
+)
+BACKENDS.register(
+    "aliyun",
+    Backend(
+        "dns_lifecycle.channels.sms.aliyun:AliyunSmsBackend",
+        external=True,
+        dry_run=COUNTING,
+    ),
+)
+
+
 def sms_backend(settings: Settings, *, dry_run: bool = False) -> SmsBackend:
-    """The backend that ``sms_backend`` names; a dry run's only counts."""
+    """The backend that ``sms_backend`` names; in a dry run, its dry-run twin."""
     if dry_run:
-        return CountingBackend()
-    # Imported here: each backend module imports this one for SmsMessage.
-    if settings.sms_backend == "memory":
-        from dns_lifecycle.channels.sms.memory import MemorySmsBackend
-
-        return MemorySmsBackend()
-    if settings.sms_backend == "aliyun":
-        from dns_lifecycle.channels.sms.aliyun import AliyunSmsBackend
-
-        return AliyunSmsBackend(settings)
-    from dns_lifecycle.channels import outbox_folder
-    from dns_lifecycle.channels.sms.file import FileSmsBackend
-
-    outbox_folder(settings.outbox_dir)
-    return FileSmsBackend(settings.outbox_dir)
+        twin = BACKENDS.dry_run(settings.sms_backend)
+        if twin is not None:
+            return twin(settings)
+    return BACKENDS.factory(settings.sms_backend)(settings)

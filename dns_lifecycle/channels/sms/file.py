@@ -13,9 +13,13 @@ import json
 import threading
 from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from dns_lifecycle.channels import DeliveryResult, ResultSink
 from dns_lifecycle.channels.sms import SmsMessage
+
+if TYPE_CHECKING:
+    from dns_lifecycle.core.settings import Settings
 
 OUTBOX_FILE = "sms.jsonl"
 
@@ -85,3 +89,11 @@ class FileSmsBackend:
             if isinstance(key, str):
                 self._written.add(key)
         self._read_to += whole
+
+
+def from_settings(settings: Settings) -> FileSmsBackend:
+    """The backend as the registry builds it, its outbox folder made if missing."""
+    from dns_lifecycle.channels import outbox_folder
+
+    outbox_folder(settings.outbox_dir)
+    return FileSmsBackend(settings.outbox_dir)

@@ -3,8 +3,13 @@ read what a flow delivered in the same process."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from dns_lifecycle.channels import DeliveryResult, ResultSink
 from dns_lifecycle.channels.sms import SmsMessage
+
+if TYPE_CHECKING:
+    from dns_lifecycle.core.settings import Settings
 
 outbox: list[SmsMessage] = []
 
@@ -15,3 +20,8 @@ class MemorySmsBackend:
     ) -> list[DeliveryResult]:
         outbox.extend(batch)
         return [DeliveryResult(m.key, "sent") for m in batch]
+
+
+def from_settings(settings: Settings) -> MemorySmsBackend:
+    """The backend as the registry builds it (it takes no settings)."""
+    return MemorySmsBackend()
