@@ -278,13 +278,19 @@ def _pool_for(settings: Settings, dry_run: bool, notices: int) -> DeliveryPool |
     files or keeps messages in memory: nothing to gain, and memory is this process's),
     a batch too small to share, or the pool busy with another run in this process."""
     processes = process_count(settings.delivery_processes)
-    # Processes pay off only for backends that wait on another system; one that does
-    # not may keep its messages in this process (the memory backends' outbox), where
-    # the pool's processes would lose them.
-    reaches_out = EMAIL_BACKENDS.external(settings.email_backend) and SMS_BACKENDS.external(
-        settings.sms_backend
-    )
-    if dry_run or processes < 2 or not reaches_out or notices < MIN_PER_PROCESS * processes:
+    # Processes pay off only when a backend waits on another system, and may be used
+    # only when neither keeps its messages in this process (the memory backends'
+    # outbox), where the pool's processes would lose them.
+    email, sms = settings.email_backend, settings.sms_backend
+    reaches_out = EMAIL_BACKENDS.external(email) or SMS_BACKENDS.external(sms)
+    in_process = EMAIL_BACKENDS.in_process(email) or SMS_BACKENDS.in_process(sms)
+    if (
+        dry_run
+        or processes < 2
+        or not reaches_out
+        or in_process
+        or notices < MIN_PER_PROCESS * processes
+    ):
         return None
     key = settings.model_dump_json()
     with _POOLS_LOCK:

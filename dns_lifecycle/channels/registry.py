@@ -44,12 +44,14 @@ class Backend(Generic[F]):
     where they are read; ``external``: whether it reaches another system (a call that
     may be seen twice after a crash, worth other processes, never in a dry run);
     ``dry_run``: what a dry run uses instead (its kind's package says how it is called),
-    None for the backend itself."""
+    None for the backend itself; ``in_process``: whether what it sends stays in this
+    process (the memory backends' outbox), so that no other process may send for it."""
 
     factory: F | str
     options: type[BaseModel] | str = NoOptions
     external: bool = False
     dry_run: Callable[..., Any] | str | None = None
+    in_process: bool = False
 
 
 def _resolve(target: Any) -> Any:
@@ -109,6 +111,9 @@ class Registry(Generic[F]):
 
     def external(self, name: str) -> bool:
         return name in self._backends and self._backends[name].external
+
+    def in_process(self, name: str) -> bool:
+        return name in self._backends and self._backends[name].in_process
 
     def options_model(self, name: str) -> type[BaseModel]:
         return _resolve(self.get(name).options)

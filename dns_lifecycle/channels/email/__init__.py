@@ -48,7 +48,7 @@ BACKENDS.register(
 )
 BACKENDS.register(
     "memory",
-    Backend("dns_lifecycle.channels.email.memory:from_settings", dry_run=COUNTING),
+    Backend("dns_lifecycle.channels.email.memory:from_settings", dry_run=COUNTING, in_process=True),
 )
 BACKENDS.register(
     "smtp",

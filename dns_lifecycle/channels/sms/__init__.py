@@ -46,7 +46,7 @@ BACKENDS.register(
 )
 BACKENDS.register(
     "memory",
-    Backend("dns_lifecycle.channels.sms.memory:from_settings", dry_run=COUNTING),
+    Backend("dns_lifecycle.channels.sms.memory:from_settings", dry_run=COUNTING, in_process=True),
 )
 BACKENDS.register(
     "aliyun",
