@@ -338,6 +338,23 @@ class Stages:
     def delete(self, w: store.DomainWork, now: datetime) -> store.Outcome:
         if not expiry.may_delete_paid(w.stage, w.verified_at is not None):
             raise AssertionError(f"domain {w.name}: no verified free copy, the paid one stays")
+        if (
+            w.delegation != "switched"
+            and not w.instance_released
+            and self.tools.clusters[w.paid_cluster].live
+        ):
+            # The parent still delegates to the paid servers until the owner acts, and
+            # the owner learns what to change from the released notice: until it has
+            # gone (another domain of the instance holds the release back), the paid
+            # copy is all that answers for the domain.
+            self.report.add("paid_copies_kept_until_told")
+            return store.Outcome(
+                w,
+                {
+                    "error": f"the paid copy on {w.paid_cluster} stays until the account "
+                    "is told to change the name servers: the instance is not released yet"
+                },
+            )
         assert w.records is not None
         paid = self.tools.backend(w.paid_cluster)
         moved = zone_content(w.records)[0]
@@ -368,21 +385,23 @@ class Stages:
         return store.Outcome(w, values, zone_text=copy)
 
     def _not_deleted(self, w: store.DomainWork, problem: str) -> store.Outcome:
-        """The free copy did not check out at the end of the drain. Some of its public
-        servers serving the zone while others do not answer (or lag behind) is a server
+        """The free copy did not check out at the end of the drain. A public server that
+        does not answer, or one that lags behind another serving the zone, is a server
         down or a copy on its way, not a difference of content: the paid copy stays,
-        without a ticket, and the next run checks again. Anything else is a difference."""
+        without a ticket, and the next run checks again. Servers that all answer and none
+        serves the zone, or serve other records, are a difference."""
         free = self.tools.free
         addresses = list(free.nameserver_addresses)
         if addresses:
             lagging = behind(w.name, addresses, self.settings.dns_timeout_seconds)
-            if lagging and len(lagging) < len(addresses):
+            silent = any(how.startswith("no answer") for how in lagging.values())
+            if lagging and (silent or len(lagging) < len(addresses)):
                 address, how = next(iter(lagging.items()))
                 message = (
                     f"the paid copy on {w.paid_cluster} is kept until every public server of "
                     f"{free.code} can be checked: {address} {how}"
                 )
-                self.report.add("paid_copies_waiting_for_secondaries")
+                self.report.add("paid_copies_waiting_for_free_servers")
                 return store.Outcome(w, {"error": message[:1000]})
         return self._kept(w, problem)
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import bindparam, exists, func, insert, select, update
@@ -150,6 +150,9 @@ class DomainWork:
     drain_until: datetime | None
     # The reason of the last ticket that stopped this domain, once a person resolved it.
     resolved: str | None = None
+    # Whether the instance is released: its account has been sent the released notice,
+    # which tells the owner of a ticketed domain what to change.
+    instance_released: bool = False
 
 
 def domain_work(session: Session, instance_ids: list[str]) -> list[DomainWork]:
@@ -167,6 +170,7 @@ def domain_work(session: Session, instance_ids: list[str]) -> list[DomainWork]:
             col(Domain.epp_statuses),
             col(Instance.cluster_code),
             open_block.label("is_blocked"),
+            col(Instance.state),
         )
         .join(Domain, col(Domain.id) == col(DomainRelease.domain_id))
         .join(Instance, col(Instance.id) == col(DomainRelease.instance_id))
@@ -191,8 +195,9 @@ def domain_work(session: Session, instance_ids: list[str]) -> list[DomainWork]:
             delegated_at=r.delegated_at,
             drain_until=r.drain_until,
             resolved=None if is_blocked else r.blocked,
+            instance_released=state == "released",
         )
-        for r, name, registrar, epp, cluster, is_blocked in rows
+        for r, name, registrar, epp, cluster, is_blocked, state in rows
     ]
 
 
@@ -345,6 +350,11 @@ class Released:
     domains: list[dict[str, Any]] = field(default_factory=list)
 
 
+# A released notice this long after a ticketed domain's delegation is late: the owner
+# is given the whole time to change the name servers from the notice on.
+TOLD_LATE = timedelta(days=1)
+
+
 def finish_instances(
     session: Session,
     instance_ids: list[str],
@@ -409,9 +419,23 @@ def finish_instances(
         for r, name, registrar in stages[instance.id]:
             entry: dict[str, Any] = {"name": name, "action": r.delegation, "registrar": registrar}
             if r.delegation != "switched" and r.delegated_at is not None:
+                live = r.drain_until is not None and r.drain_until > r.delegated_at
+                if (
+                    live
+                    and r.drain_until is not None
+                    and r.stage != "deleted"
+                    and now - r.delegated_at > TOLD_LATE
+                ):
+                    # Told long after the delegation (another domain of the instance
+                    # held the release back): the owner gets the whole time from now,
+                    # and the paid copy is kept that long.
+                    kept_until = max(r.drain_until, change_by(now))
+                    r.drain_until = kept_until
+                    session.add(r)
+                    entry["change_by"] = iso(kept_until)
                 # What the release did for this backend: a paid copy whose drain ended
                 # as it began (no caches to wait for) is gone, and no date is promised.
-                if r.stage == "deleted" or (r.drain_until is not None and r.drain_until <= now):
+                elif r.stage == "deleted" or (r.drain_until is not None and r.drain_until <= now):
                     entry["paid_copy_deleted"] = True
                 else:
                     entry["change_by"] = iso(change_by(r.delegated_at))

@@ -167,6 +167,19 @@ CHANGES = {
         lambda paid, free, zone: _set_rrset(paid, zone, "extra", "A", ["192.0.2.77"]),
         "192.0.2.77",
     ),
+    # DNS answers only what is asked: these show in what the free cluster holds.
+    "a free record added under a new name": (
+        lambda paid, free, zone: _set_rrset(free, zone, "evil", "A", ["203.0.113.66"]),
+        "203.0.113.66",
+    ),
+    "a free wildcard added": (
+        lambda paid, free, zone: _set_rrset(free, zone, "*", "A", ["203.0.113.7"]),
+        "203.0.113.7",
+    ),
+    "a free record of a new type at a moved name": (
+        lambda paid, free, zone: _set_rrset(free, zone, "www", "TXT", ['"injected"']),
+        "injected",
+    ),
 }
 
 
@@ -283,3 +296,88 @@ def test_a_lost_switch_answer_is_found_and_not_asked_for_twice(
     assert report.counts["instances_released"] == 1, report.failures
     assert standin.actions.count("SaveBatchTaskForModifyingDomainDns") == 1
     assert standin.nameservers(zone) == list(FREE_NS)
+
+
+def test_a_silent_free_server_at_the_end_of_the_drain_is_no_difference(
+    live_db, live_settings, pdns_paid, pdns_free
+):
+    """A free server that does not answer when the drain ends keeps the paid copy with
+    no ticket (it is the server's fault, not the zone's); once it answers again, the
+    next run deletes the paid copy."""
+    import os
+    import signal
+
+    settings = live_settings.model_copy(update={"drain_hours": 1.0})
+    zone, inst = f"{unique('silent')}.cn", unique("inst")
+    _drained(live_db, settings, inst, zone)
+    os.kill(pdns_free.process.pid, signal.SIGSTOP)
+    try:
+        report = run(settings, release_due, instance_ids=[inst])
+    finally:
+        os.kill(pdns_free.process.pid, signal.SIGCONT)
+    assert report.counts.get("paid_copies_waiting_for_free_servers") == 1, report
+    assert "paid_zones_deleted" not in report.counts
+    assert _tickets(live_db, inst) == [] and zone_exists(pdns_paid, zone)
+    assert (_row(live_db, inst).stage, _row(live_db, inst).blocked) == ("draining", None)
+    report = run(settings, release_due, instance_ids=[inst])
+    assert report.counts.get("paid_zones_deleted") == 1, report
+    assert not zone_exists(pdns_paid, zone)
+
+
+def test_a_locked_domain_keeps_its_paid_copy_until_its_account_is_told(
+    live_db, live_settings, pdns_paid, pdns_free
+):
+    """A locked domain of an instance whose release another domain holds back (a
+    conflict on the free cluster) keeps its paid copy after its drain: its owner has
+    not been told what to change. Once the instance is released, the notice gives the
+    owner the whole time from then, and the paid copy is kept that long."""
+    from models import Notification
+
+    settings = live_settings.model_copy(update={"drain_hours": 1.0, "manual_drain_days": 14})
+    locked, taken = f"{unique('locked')}.cn", f"{unique('taken')}.cn"
+    inst = unique("inst")
+    expired(
+        live_db,
+        inst,
+        [_domain(locked, epp=("clientUpdateProhibited",)), _domain(taken)],
+    )
+    load_zones(settings, live_db, "paid-1")
+    # Another zone of that name already on the free cluster, with other name servers.
+    body = {"name": f"{taken}.", "kind": "Native", "nameservers": ["ns1.hijack.example."]}
+    assert api(pdns_free, "POST", "/zones", json=body).status_code == 201
+    run(settings, release_due, instance_ids=[inst])
+    with live_db.session() as s:
+        rows = {
+            r.domain_id: r
+            for r in s.execute(
+                select(DomainRelease).where(DomainRelease.instance_id == inst)
+            ).scalars()
+        }
+        for r in rows.values():
+            if r.delegation == "domain_locked":
+                r.drain_until = datetime.now(UTC) - timedelta(seconds=1)
+                r.delegated_at = datetime.now(UTC) - timedelta(days=15)
+                s.add(r)
+        s.commit()
+    report = run(settings, release_due, instance_ids=[inst])
+    assert report.counts.get("paid_copies_kept_until_told") == 1, report
+    assert "paid_zones_deleted" not in report.counts
+    assert zone_exists(pdns_paid, locked)
+    with live_db.session() as s:
+        assert not s.execute(select(Notification).where(Notification.kind == "released")).first()
+    # The conflict is cleared and its ticket resolved: the instance is released now.
+    assert api(pdns_free, "DELETE", f"/zones/{taken}.").status_code == 204
+    with live_db.session() as s:
+        (conflict,) = [t for t in _tickets(live_db, inst) if t.reason == "free_zone_conflict"]
+        resolve_ticket(s, conflict.id, datetime.now(UTC))
+        s.commit()
+    report = run(settings, release_due, instance_ids=[inst])
+    assert report.counts.get("instances_released") == 1, report
+    assert zone_exists(pdns_paid, locked)
+    with live_db.session() as s:
+        row = s.execute(
+            select(DomainRelease).where(
+                DomainRelease.instance_id == inst, DomainRelease.delegation == "domain_locked"
+            )
+        ).scalar_one()
+        assert row.drain_until > datetime.now(UTC) + timedelta(days=13)

@@ -184,7 +184,7 @@ def test_a_secondary_down_when_the_drain_ends_keeps_the_paid_copy_without_a_tick
     try:
         assert until(lambda: datetime.now(UTC) > drain_until, timeout=30)
         report = run(cc_settings, release_due, instance_ids=[inst])
-        assert report.counts.get("paid_copies_waiting_for_secondaries") == 1, report
+        assert report.counts.get("paid_copies_waiting_for_free_servers") == 1, report
         assert "paid_zones_deleted" not in report.counts
         row = _release(cc_db, inst)
         assert (row.stage, row.blocked) == ("draining", None)

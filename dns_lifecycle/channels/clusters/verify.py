@@ -65,13 +65,16 @@ def free_copy_difference(
     cluster served as ``records`` (the zone as its ``read_zone`` gave them), or None.
 
     The free cluster's public name servers are asked, every address of them
-    (``served_difference``); a cluster without any (the database backend) is read
-    through ``backend`` instead (``held_difference``). The apex NS must be the free
-    cluster's own, with the TTL the paid apex NS had.
+    (``served_difference``); and the zone the cluster holds is read through ``backend``
+    (``held_difference``): DNS answers only the questions asked, so a record added
+    there under another name, or a disabled record or comment changed, shows only in
+    what the cluster holds. A cluster without name-server addresses (the database
+    backend) is read alone. The apex NS must be the free cluster's own, with the TTL
+    the paid apex NS had.
     """
     kept, ns_ttl = zone_content(records)
     if free.nameserver_addresses:
-        return served_difference(
+        served = served_difference(
             zone,
             kept,
             list(free.nameserver_addresses),
@@ -79,6 +82,8 @@ def free_copy_difference(
             nameservers=free.nameservers,
             ns_ttl=ns_ttl,
         )
+        if served is not None or backend is None:
+            return served
     if backend is None:
         raise ValueError(f"cluster {free.code} has no name-server address: pass its backend")
     there = backend.read_zone(zone)
