@@ -1,18 +1,15 @@
-"""The stages of a domain's release, as the release step runs them (rule 6).
+"""The stages of a domain's release (rule 6): what each stage calls, and what it records.
 
 Each stage action (``Stages``) makes its calls to a DNS cluster or the registrar outside
-any transaction and returns the outcome to record. ``run_chunks`` takes domains through
-the stages a chunk at a time on a few threads: each stage's outcomes of a chunk are
-recorded in one transaction (``store.release.record_outcomes``) before any of its
-domains makes its next call. Nothing here imports Prefect: the release's worker
-processes (``flows.release_pool``) run the same code.
+any transaction and returns the outcome to record (``record``), made with the store's
+named outcomes (``store.release``). ``Tools`` holds the clusters and the registrar of a
+run. Nothing here imports Prefect: the release's worker processes
+(``dns_lifecycle.release.pool``) run the same code.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any
 
@@ -21,23 +18,16 @@ from dns_lifecycle.channels.clusters.breaker import Breaker
 from dns_lifecycle.channels.clusters.catchup import behind
 from dns_lifecycle.channels.clusters.verify import free_copy_difference, held_difference
 from dns_lifecycle.channels.registrar import registrar_for
-from dns_lifecycle.core.errors import (
-    ClusterError,
-    ClusterRefused,
-    DomainLocked,
-    RegistrarRefused,
-    ZoneFileError,
-)
+from dns_lifecycle.core.errors import ClusterRefused, DomainLocked, RegistrarRefused, ZoneFileError
+from dns_lifecycle.core.run import RunContext
 from dns_lifecycle.core.workers import CONTEXT
 from dns_lifecycle.lifecycle import expiry
-from dns_lifecycle.lifecycle.expiry import STAGES, next_action, zone_content
+from dns_lifecycle.lifecycle.expiry import zone_content
 from dns_lifecycle.lifecycle.nameservers import nameserver_action
 from dns_lifecycle.lifecycle.zonefile import Rr
+from dns_lifecycle.release.report import SharedReport
+from dns_lifecycle.release.wait import Secondaries, still_copying
 from dns_lifecycle.store import release as store
-from flows.common import RunContext, StepReport
-from flows.release_wait import WAITING, Secondaries, Waiting, catch_up, still_copying
-
-STEP = "release-instances"
 
 # --- what the stages call -------------------------------------------------------------
 
@@ -332,7 +322,7 @@ class Stages:
             # killed run), the next run looks for the task it created instead of asking
             # for a second one.
             mark = expiry.switch_asked(now)
-            _record(self.ctx, [store.Outcome(w, {"switch_task": mark})], now, self.report)
+            record(self.ctx, [store.Outcome(w, {"switch_task": mark})], now, self.report)
             w.switch_task = mark
         try:
             task_id = registrar.start_switch(
@@ -436,189 +426,7 @@ class Stages:
         )
 
 
-class Causes:
-    """Faults of a cluster, not of its domains (a wrong key, a silent server), as a step
-    meets them: each cause -> how many domains it stopped and the first of them, so
-    that the report says each once, however many domains and batches it hit."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._seen: dict[str, tuple[int, str]] = {}
-
-    def add(self, cause: str, domain: str, n: int = 1) -> None:
-        with self._lock:
-            count, first = self._seen.get(cause, (0, domain))
-            self._seen[cause] = (count + n, first)
-
-    def counted(self) -> dict[str, tuple[int, str]]:
-        with self._lock:
-            return dict(self._seen)
-
-    def report_to(self, report: StepReport) -> None:
-        """One failure line per cause, with its count."""
-        for cause, (n, first) in self.counted().items():
-            others = f" and {n - 1} other domain{'s' if n > 2 else ''}" if n > 1 else ""
-            report.fail(f"{cause} ({n} domain{'s' if n > 1 else ''}: {first}{others})")
-
-
-class SharedReport:
-    """The report as the domains released at once write to it, one at a time; the
-    clusters' faults go to ``causes`` (the step's, across its batches)."""
-
-    def __init__(self, report: StepReport, causes: Causes | None = None) -> None:
-        self._report = report
-        self._lock = threading.Lock()
-        self._plan: list[dict[str, Any]] = []
-        self.causes = causes if causes is not None else Causes()
-
-    def add(self, name: str, n: int = 1) -> None:
-        with self._lock:
-            self._report.add(name, n)
-
-    def fail(self, message: str) -> None:
-        with self._lock:
-            self._report.fail(message)
-
-    def cause(self, cause: str, domain: str, n: int = 1) -> None:
-        """A cluster's fault that stopped ``domain`` (and ``n - 1`` others like it)."""
-        self.causes.add(cause, domain, n)
-
-    def planned(self, rows: list[dict[str, Any]]) -> None:
-        with self._lock:
-            self._plan.extend(rows)
-
-    def plan(self) -> list[dict[str, Any]]:
-        with self._lock:
-            return list(self._plan)
-
-    def close(self) -> None:
-        """Hand the plan to the report in domain order, whichever domain finished first."""
-        self._report.planned(sorted(self._plan, key=lambda r: (r["instance"], r["domain"])))
-        self._plan = []
-
-
-# How many domains one worker takes through the stages together: their outcomes of a
-# stage are recorded in one transaction, before any of them goes on to its next call.
-# A crash repeats at most this many (idempotent) cluster calls per worker.
-CHUNK = 16
-
-
-def domain_chunks(ctx: RunContext, instance_ids: list[str]) -> list[list[store.DomainWork]]:
-    """The domains of these instances, in chunks of ``CHUNK``."""
-    with ctx.db.session() as session:
-        works = store.domain_work(session, instance_ids)
-    return [works[i : i + CHUNK] for i in range(0, len(works), CHUNK)]
-
-
-def run_chunks(
-    ctx: RunContext,
-    tools: Tools,
-    chunks: Iterable[list[store.DomainWork]],
-    report: SharedReport,
-) -> None:
-    """Move every domain of ``chunks`` as far as it can go in this run, each of
-    ``release_workers`` threads taking the next chunk as it is done with one: while one
-    waits for a server, another uses the other server or the database. ``chunks`` may
-    be handed out by another process as they are asked for."""
-    stages = Stages(ctx, tools, report)
-    source = iter(chunks)
-    lock = threading.Lock()
-
-    def work() -> None:
-        while True:
-            with lock:
-                chunk = next(source, None)
-            if chunk is None:
-                return
-            _advance_chunk(ctx, stages, chunk, report)
-
-    # A dry run's sandbox is one connection: one chunk at a time there.
-    workers = 1 if ctx.dry_run else ctx.settings.release_workers
-    if workers <= 1:
-        work()
-        return
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        for done in [pool.submit(work) for _ in range(workers)]:
-            done.result()
-
-
-def _advance_chunk(
-    ctx: RunContext,
-    stages: Stages,
-    works: list[store.DomainWork],
-    report: SharedReport,
-    wait: bool = True,
-) -> None:
-    """A few domains, stage after stage: each domain's outcome of a stage is recorded
-    before its next call. Those whose free copy a secondary does not serve yet wait for
-    it (``wait``) once the others are done, and go on if it catches up."""
-    moving = works
-    waiting: dict[int, store.DomainWork] = {}
-    lagging: dict[int, set[str]] = {}
-    for _ in range(len(STAGES) + 1):
-        now = ctx.clock()
-        # A drain ends in real time (caches expire by the clock). A dry run may plan a
-        # moment ahead: it plans the deletions due by then, as a real run then would.
-        decided_at = max(now, ctx.as_of) if ctx.dry_run else now
-        planned = [
-            (w, action)
-            for w in moving
-            if (
-                action := next_action(
-                    w.stage,
-                    blocked=w.blocked is not None,
-                    drain_until=w.drain_until,
-                    now=decided_at,
-                )
-            )
-            is not None
-        ]
-        if not planned:
-            break
-        recorded: list[store.Outcome] = []
-        unrecorded: list[store.Outcome] = []
-        for w, action in planned:
-            unrecorded.append(_attempt(stages, w, action, now, report))
-            # A crash repeats at most the one switch in flight at an outside registrar.
-            if action == "delegate" and stages.tools.registrar.external:
-                recorded += _record(ctx, unrecorded, now, report)
-                unrecorded = []
-        recorded += _record(ctx, unrecorded, now, report)
-        for o in recorded:
-            if isinstance(o, Waiting):
-                waiting[o.work.domain_id], lagging[o.work.domain_id] = o.work, set(o.lagging)
-        # Only a domain that moved on to its next stage goes on in this run.
-        moving = [
-            _moved_on(o) for o in recorded if "stage" in o.values and not o.values.get("blocked")
-        ]
-    if waiting and not wait:
-        report.add(WAITING, len(waiting))
-    elif waiting and (caught := catch_up(stages, list(waiting.values()), lagging)):
-        _advance_chunk(ctx, stages, caught, report, wait=False)
-
-
-def _attempt(
-    stages: Stages, w: store.DomainWork, action: str, now: datetime, report: SharedReport
-) -> store.Outcome:
-    try:
-        outcome: store.Outcome = getattr(stages, action)(w, now)
-        return outcome
-    except ClusterError as exc:
-        report.add("release_failures")
-        message = f"{type(exc).__name__}: {exc}"
-        if exc.cause is None:
-            report.fail(f"instance {w.instance_id}: domain {w.name}: {action}: {message}")
-        else:  # a fault of the cluster, said once for all the domains it stopped
-            report.cause(exc.cause, f"instance {w.instance_id} domain {w.name} ({action})")
-        return store.Outcome(w, {"error": message[:1000]})
-    except Exception as exc:  # one domain's failure never stops the others
-        report.add("release_failures")
-        message = f"{type(exc).__name__}: {exc}"
-        report.fail(f"instance {w.instance_id}: domain {w.name}: {action}: {message}")
-        return store.Outcome(w, {"error": message[:1000]})
-
-
-def _record(
+def record(
     ctx: RunContext, outcomes: list[store.Outcome], now: datetime, report: SharedReport
 ) -> list[store.Outcome]:
     if not outcomes:
@@ -629,13 +437,3 @@ def _record(
         report.add("tickets_not_reopened", session.info.pop("tickets_not_reopened", 0))
         session.commit()
     return recorded
-
-
-def _moved_on(outcome: store.Outcome) -> store.DomainWork:
-    w = outcome.work
-    for key in ("stage", "delegation", "switch_task", "drain_until", "verified_at"):
-        if key in outcome.values:
-            setattr(w, key, outcome.values[key])
-    if "records" in outcome.values:
-        w.records = outcome.values["records"]
-    return w

@@ -21,7 +21,7 @@ from dns_lifecycle.channels.clusters.catchup import behind, delays
 from dns_lifecycle.store import release as store
 
 if TYPE_CHECKING:
-    from flows.release_stages import Stages
+    from dns_lifecycle.release.stages import Stages
 
 WAITING = "domains_waiting_for_secondaries"
 

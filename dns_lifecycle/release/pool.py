@@ -24,11 +24,13 @@ from typing import Any
 
 from dns_lifecycle.channels.clusters.breaker import Breaker
 from dns_lifecycle.core.db import Database
+from dns_lifecycle.core.run import RunContext, StepReport, wall_clock
 from dns_lifecycle.core.settings import Settings
 from dns_lifecycle.core.workers import Worker, process_count, start_worker
+from dns_lifecycle.release.chunks import run_chunks
+from dns_lifecycle.release.report import STEP, SharedReport
+from dns_lifecycle.release.stages import Tools
 from dns_lifecycle.store.release import DomainWork
-from flows.common import RunContext, StepReport, wall_clock
-from flows.release_stages import STEP, SharedReport, Tools, run_chunks
 
 # A process takes a share only if it gets at least this many chunks: a worker's start
 # costs about as much as releasing a chunk.
