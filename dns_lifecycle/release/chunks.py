@@ -2,7 +2,7 @@
 
 ``run_chunks`` takes domains through the stages (``dns_lifecycle.release.stages``) a
 chunk at a time on a few threads: each stage's outcomes of a chunk are recorded in one
-transaction (``store.release.record_outcomes``) before any of its domains makes its next
+transaction (``store.release_outcomes.record_outcomes``) before any of its domains makes its next
 call. A chunk's domains whose free copy a secondary does not serve yet wait for it
 (``dns_lifecycle.release.wait``) once the others are done.
 """
@@ -19,8 +19,9 @@ from dns_lifecycle.core.run import RunContext
 from dns_lifecycle.lifecycle.expiry import STAGES, next_action
 from dns_lifecycle.release.report import SharedReport
 from dns_lifecycle.release.stages import Stages, Tools, record
-from dns_lifecycle.release.wait import WAITING, Waiting, catch_up
+from dns_lifecycle.release.wait import WAITING, catch_up
 from dns_lifecycle.store import release as store
+from dns_lifecycle.store import release_outcomes as outcomes
 
 # How many domains one worker takes through the stages together: their outcomes of a
 # stage are recorded in one transaction, before any of them goes on to its next call.
@@ -100,8 +101,8 @@ def _advance_chunk(
         ]
         if not planned:
             break
-        recorded: list[store.Outcome] = []
-        unrecorded: list[store.Outcome] = []
+        recorded: list[outcomes.Outcome] = []
+        unrecorded: list[outcomes.Outcome] = []
         for w, action in planned:
             unrecorded.append(_attempt(stages, w, action, now, report))
             # A crash repeats at most the one switch in flight at an outside registrar.
@@ -110,12 +111,10 @@ def _advance_chunk(
                 unrecorded = []
         recorded += record(ctx, unrecorded, now, report)
         for o in recorded:
-            if isinstance(o, Waiting):
+            if isinstance(o, outcomes.Waiting):
                 waiting[o.work.domain_id], lagging[o.work.domain_id] = o.work, set(o.lagging)
         # Only a domain that moved on to its next stage goes on in this run.
-        moving = [
-            _moved_on(o) for o in recorded if "stage" in o.values and not o.values.get("blocked")
-        ]
+        moving = [o.moved() for o in recorded if o.moves_on]
     if waiting and not wait:
         report.add(WAITING, len(waiting))
     elif waiting and (caught := catch_up(stages, list(waiting.values()), lagging)):
@@ -124,9 +123,9 @@ def _advance_chunk(
 
 def _attempt(
     stages: Stages, w: store.DomainWork, action: str, now: datetime, report: SharedReport
-) -> store.Outcome:
+) -> outcomes.Outcome:
     try:
-        outcome: store.Outcome = getattr(stages, action)(w, now)
+        outcome: outcomes.Outcome = getattr(stages, action)(w, now)
         return outcome
     except ClusterError as exc:
         report.add("release_failures")
@@ -135,19 +134,9 @@ def _attempt(
             report.fail(f"instance {w.instance_id}: domain {w.name}: {action}: {message}")
         else:  # a fault of the cluster, said once for all the domains it stopped
             report.cause(exc.cause, f"instance {w.instance_id} domain {w.name} ({action})")
-        return store.Outcome(w, {"error": message[:1000]})
+        return outcomes.failed(w, message)
     except Exception as exc:  # one domain's failure never stops the others
         report.add("release_failures")
         message = f"{type(exc).__name__}: {exc}"
         report.fail(f"instance {w.instance_id}: domain {w.name}: {action}: {message}")
-        return store.Outcome(w, {"error": message[:1000]})
-
-
-def _moved_on(outcome: store.Outcome) -> store.DomainWork:
-    w = outcome.work
-    for key in ("stage", "delegation", "switch_task", "drain_until", "verified_at"):
-        if key in outcome.values:
-            setattr(w, key, outcome.values[key])
-    if "records" in outcome.values:
-        w.records = outcome.values["records"]
-    return w
+        return outcomes.failed(w, message)

@@ -2,7 +2,7 @@
 
 Each domain moves through the stages of ``lifecycle.expiry.STAGES``: every call to a
 DNS cluster or a registrar is made outside any transaction, and its outcome is recorded
-(``store.release.record_outcomes``) before the next call. Each domain goes as far as it
+(``store.release_outcomes.record_outcomes``) before the next call. Each domain goes as far as it
 can in a run, a few domains at a time. The instance is released, and told, once all its domains
 have passed the delegation. Later runs finish the drain: the paid copy is deleted once
 its drain is over.

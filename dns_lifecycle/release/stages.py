@@ -2,7 +2,7 @@
 
 Each stage action (``Stages``) makes its calls to a DNS cluster or the registrar outside
 any transaction and returns the outcome to record (``record``), made with the store's
-named outcomes (``store.release``). ``Tools`` holds the clusters and the registrar of a
+named outcomes (``store.release_outcomes``). ``Tools`` holds the clusters and the registrar of a
 run. Nothing here imports Prefect: the release's worker processes
 (``dns_lifecycle.release.pool``) run the same code.
 """
@@ -28,6 +28,7 @@ from dns_lifecycle.lifecycle.zonefile import Rr
 from dns_lifecycle.release.report import SharedReport
 from dns_lifecycle.release.wait import Secondaries, still_copying
 from dns_lifecycle.store import release as store
+from dns_lifecycle.store import release_outcomes as outcomes
 
 # --- what the stages call -------------------------------------------------------------
 
@@ -135,19 +136,17 @@ class Stages:
         self.ctx, self.tools, self.report = ctx, tools, report
         self.settings = ctx.settings
 
-    def _blocked(self, w: store.DomainWork, reason: str, message: str) -> store.Outcome:
+    def _blocked(self, w: store.DomainWork, reason: str, message: str) -> outcomes.Outcome:
         self.report.fail(f"instance {w.instance_id}: domain {w.name}: {message}")
         self.report.add(f"domains_blocked_{reason}")
-        return store.Outcome(
+        return outcomes.blocked(
             w,
-            {"blocked": reason, "error": message[:1000]},
-            ticket=(
-                reason,
-                {"problem": message, "set_nameservers": list(self.tools.free.nameservers)},
-            ),
+            reason,
+            message,
+            {"problem": message, "set_nameservers": list(self.tools.free.nameservers)},
         )
 
-    def read(self, w: store.DomainWork, now: datetime) -> store.Outcome:
+    def read(self, w: store.DomainWork, now: datetime) -> outcomes.Outcome:
         try:
             records = self.tools.backend(w.paid_cluster).read_zone(w.name)
         except ZoneFileError as exc:
@@ -163,11 +162,9 @@ class Stages:
             text = store.zone_copy(w.name, records, now)
         except ZoneFileError as exc:
             return self._blocked(w, expiry.ZONE_UNWRITABLE, str(exc))
-        return store.Outcome(
-            w, {"stage": "read", "records": records, "error": None, "blocked": None}, zone_text=text
-        )
+        return outcomes.read(w, records, text)
 
-    def create(self, w: store.DomainWork, now: datetime) -> store.Outcome:
+    def create(self, w: store.DomainWork, now: datetime) -> outcomes.Outcome:
         assert w.records is not None
         kept, ns_ttl = zone_content(w.records)
         free = self.tools.backend(self.tools.free.code)
@@ -196,7 +193,7 @@ class Stages:
                     "equal), then resolve this ticket",
                 )
         free.flush(w.name)
-        return store.Outcome(w, {"stage": "created", "error": None, "blocked": None})
+        return outcomes.created(w)
 
     def free_difference(self, domain: str, records: list[Rr]) -> str | None:
         """How the free cluster's copy of ``domain`` differs from ``records`` (the zone as
@@ -212,14 +209,11 @@ class Stages:
             domain, records, free, timeout=self.settings.dns_timeout_seconds, backend=backend
         )
 
-    def verify(self, w: store.DomainWork, now: datetime) -> store.Outcome:
+    def verify(self, w: store.DomainWork, now: datetime) -> outcomes.Outcome:
         assert w.records is not None
         problem = self.free_difference(w.name, w.records)
         if problem is None:
-            return store.Outcome(
-                w,
-                {"stage": "verified", "verified_at": now, "verify_failures": 0, "error": None},
-            )
+            return outcomes.verified(w, now)
         free = self.tools.free
         if free.nameserver_addresses and (
             waiting := still_copying(w, free, self.settings.dns_timeout_seconds)
@@ -234,9 +228,7 @@ class Stages:
                 expiry.FREE_ZONE_UNVERIFIED,
                 {"problem": problem, "failed_verifications": failures},
             )
-        return store.Outcome(
-            w, {"verify_failures": failures, "error": problem[:1000]}, ticket=ticket
-        )
+        return outcomes.not_verified(w, failures, problem, ticket)
 
     def _delegated(
         self,
@@ -245,7 +237,7 @@ class Stages:
         action: str,
         problem: str | None = None,
         switch_task: str | None = None,
-    ) -> store.Outcome:
+    ) -> outcomes.Outcome:
         free = self.tools.free
         live = self.tools.clusters[w.paid_cluster].live
         until = expiry.drain_until(
@@ -266,16 +258,11 @@ class Stages:
                 }
             ]
         )
-        values: dict[str, Any] = {
-            "stage": "delegated",
-            "delegation": action,
-            "delegated_at": now,
-            "drain_until": until,
-            "switch_task": switch_task or w.switch_task,
-            "error": problem,
-        }
+        task = switch_task or w.switch_task
         if action == "switched":
-            return store.Outcome(w, values, nameservers=list(free.nameservers))
+            return outcomes.delegated(
+                w, action, now, until, task, problem, nameservers=list(free.nameservers)
+            )
         details: dict[str, Any] = {
             "epp_statuses": w.epp_statuses,
             "set_nameservers": list(free.nameservers),
@@ -284,9 +271,9 @@ class Stages:
         if problem:
             details["problem"] = problem
             self.report.fail(f"instance {w.instance_id}: domain {w.name}: {problem}")
-        return store.Outcome(w, values, ticket=(action, details))
+        return outcomes.delegated(w, action, now, until, task, problem, ticket=(action, details))
 
-    def delegate(self, w: store.DomainWork, now: datetime) -> store.Outcome:
+    def delegate(self, w: store.DomainWork, now: datetime) -> outcomes.Outcome:
         # Only the registrar decides here: a HiChina domain goes to it whatever the
         # imported EPP statuses say, since they can be stale either way.
         if nameserver_action(w.registrar, ()) != "switched":
@@ -296,14 +283,12 @@ class Stages:
         # The free copy was verified too long ago (a run stopped before the switch):
         # verify it again, and switch only on that.
         checked = self.verify(w, now)
-        if checked.values.get("stage") != "verified":
+        if not checked.verified:
             self.report.add("switches_held")
             return checked
-        outcome = self._switch(w, now)
-        outcome.values = {"verified_at": now, "verify_failures": 0} | outcome.values
-        return outcome
+        return outcomes.verified_before(self._switch(w, now), now)
 
-    def _switch(self, w: store.DomainWork, now: datetime) -> store.Outcome:
+    def _switch(self, w: store.DomainWork, now: datetime) -> outcomes.Outcome:
         """The lock read live, then the switch at the registrar (a HiChina domain)."""
         registrar = self.tools.registrar
         # The registrar's own word on the lock, just before acting (the embedded
@@ -322,7 +307,7 @@ class Stages:
             # killed run), the next run looks for the task it created instead of asking
             # for a second one.
             mark = expiry.switch_asked(now)
-            record(self.ctx, [store.Outcome(w, {"switch_task": mark})], now, self.report)
+            record(self.ctx, [outcomes.switch_asked(w, mark)], now, self.report)
             w.switch_task = mark
         try:
             task_id = registrar.start_switch(
@@ -334,18 +319,18 @@ class Stages:
             return self._delegated(w, now, expiry.REGISTRAR_FAILED, str(exc)[:1000])
         if not registrar.external:  # applied already: nothing to poll
             return self._delegated(w, now, "switched", switch_task=task_id)
-        return store.Outcome(w, {"stage": "switching", "switch_task": task_id, "error": None})
+        return outcomes.switching(w, task_id)
 
-    def poll(self, w: store.DomainWork, now: datetime) -> store.Outcome:
+    def poll(self, w: store.DomainWork, now: datetime) -> outcomes.Outcome:
         assert w.switch_task is not None
         state = self.tools.registrar.switch_state(w.switch_task)
         if state.failed_reason is not None:
             return self._delegated(w, now, expiry.REGISTRAR_FAILED, state.failed_reason[:1000])
         if not state.done:
-            return store.Outcome(w, {})
+            return outcomes.unchanged(w)
         return self._delegated(w, now, "switched")
 
-    def drain(self, w: store.DomainWork, now: datetime) -> store.Outcome:
+    def drain(self, w: store.DomainWork, now: datetime) -> outcomes.Outcome:
         paid = self.tools.backend(w.paid_cluster)
         # Only a domain switched at the registrar has its paid copy point resolvers to the
         # free servers. A ticketed domain's parent still delegates to the paid servers:
@@ -355,16 +340,16 @@ class Stages:
         if paid.config.live and w.delegation == "switched":
             ns_ttl = zone_content(w.records or [])[1]
             paid.replace_apex_ns(w.name, list(self.tools.free.nameservers), ns_ttl)
-        return store.Outcome(w, {"stage": "draining", "error": None})
+        return outcomes.draining(w)
 
-    def delete(self, w: store.DomainWork, now: datetime) -> store.Outcome:
+    def delete(self, w: store.DomainWork, now: datetime) -> outcomes.Outcome:
         if not expiry.may_delete_paid(w.stage, w.verified_at is not None):
             raise AssertionError(f"domain {w.name}: no verified free copy, the paid one stays")
         assert w.records is not None
         paid = self.tools.backend(w.paid_cluster)
         moved = zone_content(w.records)[0]
         current = paid.read_zone(w.name)
-        values: dict[str, Any] = {}
+        kept: list[Rr] | None = None
         copy: str | None = None
         if current is None:
             # Gone already (deleted by a run that crashed before recording it): only the
@@ -375,7 +360,7 @@ class Stages:
             # not be lost, and the free copy must serve exactly that.
             expected = current
             copy = store.zone_copy(w.name, current, now)
-            values["records"] = current
+            kept = current
         else:
             expected = w.records
             problem = expiry.paid_copy_difference(w.name, moved, zone_content(current)[0])
@@ -386,10 +371,9 @@ class Stages:
             return self._not_deleted(w, problem)
         paid.delete_zone(w.name)
         self.report.add("paid_zones_deleted")
-        values |= {"stage": "deleted", "deleted_at": now, "error": None, "blocked": None}
-        return store.Outcome(w, values, zone_text=copy)
+        return outcomes.deleted(w, now, kept, copy)
 
-    def _not_deleted(self, w: store.DomainWork, problem: str) -> store.Outcome:
+    def _not_deleted(self, w: store.DomainWork, problem: str) -> outcomes.Outcome:
         """The free copy did not check out at the end of the drain. Some of its public
         servers serving the zone while others do not answer (or lag behind) is a server
         down or a copy on its way, not a difference of content: the paid copy stays,
@@ -405,10 +389,10 @@ class Stages:
                     f"{free.code} can be checked: {address} {how}"
                 )
                 self.report.add("paid_copies_waiting_for_secondaries")
-                return store.Outcome(w, {"error": message[:1000]})
+                return outcomes.failed(w, message)
         return self._kept(w, problem)
 
-    def _kept(self, w: store.DomainWork, problem: str) -> store.Outcome:
+    def _kept(self, w: store.DomainWork, problem: str) -> outcomes.Outcome:
         """The paid copy stays: a ticket names the difference, and the run's report says
         so; once the ticket is resolved the next run checks again."""
         message = (
@@ -419,20 +403,23 @@ class Stages:
         )
         self.report.add("paid_copies_kept")
         self.report.fail(f"instance {w.instance_id}: domain {w.name}: {message}")
-        return store.Outcome(
+        return outcomes.blocked(
             w,
-            {"blocked": expiry.COPIES_DIFFER, "error": message[:1000]},
-            ticket=(expiry.COPIES_DIFFER, {"problem": message, "paid_cluster": w.paid_cluster}),
+            expiry.COPIES_DIFFER,
+            message,
+            {"problem": message, "paid_cluster": w.paid_cluster},
         )
 
 
 def record(
-    ctx: RunContext, outcomes: list[store.Outcome], now: datetime, report: SharedReport
-) -> list[store.Outcome]:
-    if not outcomes:
+    ctx: RunContext, done: list[outcomes.Outcome], now: datetime, report: SharedReport
+) -> list[outcomes.Outcome]:
+    """Record the outcomes ``done`` at ``now`` in one transaction; returns those recorded
+    (``record_outcomes``)."""
+    if not done:
         return []
     with ctx.db.session() as session:
-        recorded = store.record_outcomes(session, outcomes, now)
+        recorded = outcomes.record_outcomes(session, done, now)
         report.add("tickets_opened", session.info.pop("tickets_opened", 0))
         report.add("tickets_not_reopened", session.info.pop("tickets_not_reopened", 0))
         session.commit()

@@ -2,10 +2,10 @@
 
 A zone created on a hidden primary reaches the public secondaries a few seconds later,
 by zone transfer. A verification that finds a secondary behind (``behind``) is not a
-failure: its domain is set aside (``Waiting``) while the rest of its chunk goes on, and
-once the chunk is done, only the domains set aside are asked again, with back-off, for
-up to ``verify_wait_seconds``; those whose secondaries caught up are verified again and
-go on, the others wait for the next run. No transaction is open while waiting.
+failure: its domain is set aside (a ``Waiting`` outcome) while the rest of its chunk
+goes on, and once the chunk is done, only the domains set aside are asked again, with
+back-off, for up to ``verify_wait_seconds``; those whose secondaries caught up are
+verified again and go on, the others wait for the next run. No transaction is open while waiting.
 """
 
 from __future__ import annotations
@@ -13,25 +13,17 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from dns_lifecycle.channels.clusters import ClusterConfig
 from dns_lifecycle.channels.clusters.catchup import behind, delays
 from dns_lifecycle.store import release as store
+from dns_lifecycle.store import release_outcomes as outcomes
 
 if TYPE_CHECKING:
     from dns_lifecycle.release.stages import Stages
 
 WAITING = "domains_waiting_for_secondaries"
-
-
-@dataclass
-class Waiting(store.Outcome):
-    """A verification that found a secondary behind: the domain stays at its stage and
-    no failure is counted."""
-
-    lagging: dict[str, str] = field(default_factory=dict)
 
 
 class Secondaries:
@@ -51,7 +43,9 @@ class Secondaries:
             self._given_up |= addresses
 
 
-def still_copying(w: store.DomainWork, free: ClusterConfig, timeout: float) -> Waiting | None:
+def still_copying(
+    w: store.DomainWork, free: ClusterConfig, timeout: float
+) -> outcomes.Waiting | None:
     """``w`` set aside when a public server of ``free`` does not serve its zone yet, or an
     older version of it; None when they all serve the same version (a difference then is
     the zone's)."""
@@ -60,7 +54,7 @@ def still_copying(w: store.DomainWork, free: ClusterConfig, timeout: float) -> W
         return None
     first = next(iter(lagging.items()))
     message = f"waiting for the secondaries of {free.code}: {first[0]} {first[1]}"
-    return Waiting(w, {"error": message[:1000]}, lagging=lagging)
+    return outcomes.waiting(w, message, lagging)
 
 
 def catch_up(
