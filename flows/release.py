@@ -7,12 +7,14 @@ passed the delegation, then delivers the tickets it opened and reports.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from dns_lifecycle.release.report import STEP
 from dns_lifecycle.release.run import release
-from dns_lifecycle.store import release as store
+from dns_lifecycle.store.expiry import Query
 from flows.artifacts import BatchProgress
 from flows.base import lifecycle_flow
 from flows.common import RunContext, StepReport
@@ -28,11 +30,11 @@ def release_due(ctx: RunContext, instance_ids: list[str] | None = None) -> StepR
     finish the drain of instances released earlier. A real run releases nothing whose
     grace period has not ended by the clock."""
     report = StepReport(step=STEP, as_of=ctx.as_of, dry_run=ctx.dry_run)
-    grace = ctx.settings.grace_days
-    as_of = ctx.acting_as_of(report)
-    expired = store.expired_due(as_of, grace, instance_ids)
-    progress = BatchProgress.counting(STEP, ctx.db, [expired], ctx.shard)
-    release(ctx, report, as_of, expired, instance_ids, progress.advance)
+
+    def counting(expired: Query) -> Callable[[int], None]:
+        return BatchProgress.counting(STEP, ctx.db, [expired], ctx.shard).advance
+
+    release(ctx, report, instance_ids, counting)
     report.absorb(deliver_tickets(ctx))
     return report
 

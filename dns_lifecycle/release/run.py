@@ -15,54 +15,51 @@ from datetime import datetime
 
 from dns_lifecycle.core.run import RunContext, StepReport
 from dns_lifecycle.lifecycle import expiry
-from dns_lifecycle.release.chunks import domain_chunks
 from dns_lifecycle.release.pool import ReleasePool
-from dns_lifecycle.release.report import Causes, SharedReport
-from dns_lifecycle.release.stages import Tools
+from dns_lifecycle.release.report import Causes
 from dns_lifecycle.store import release as store
-from dns_lifecycle.store.scan import AnySelect, scan_batches
+from dns_lifecycle.store.expiry import Query
+from dns_lifecycle.store.scan import scan_batches
+
+# What a release is handed to count its progress: given the query of the instances due,
+# what is told each batch's size.
+Counting = Callable[[Query], Callable[[int], None]]
 
 
 def release(
     ctx: RunContext,
     report: StepReport,
-    as_of: datetime,
-    expired: Callable[[], AnySelect],
     instance_ids: list[str] | None = None,
-    progress: Callable[[int], None] = lambda n: None,
+    counting: Counting = lambda query: lambda n: None,
 ) -> None:
-    """Release the instances of ``expired`` (their grace period over by ``as_of``), a
-    batch at a time (``progress`` is told each batch's size), and finish the drain of
-    instances released earlier (of ``instance_ids`` only, when given)."""
+    """Release every instance expired for the whole grace period (of ``instance_ids``
+    only, when given), a batch at a time, and finish the drain of instances released
+    earlier. ``counting`` is handed the query of the instances due and returns what is
+    told each batch's size (the run's progress). A real run releases nothing whose grace
+    period has not ended by the clock."""
+    as_of = ctx.acting_as_of(report)
+    expired = store.expired_due(as_of, ctx.settings.grace_days, instance_ids)
+    progress = counting(expired)
     pool: ReleasePool | None = None  # opened with the first batch, closed at the end
     causes = Causes()  # a cluster's fault is said once for the step, not per batch
     try:
         for rows in scan_batches(ctx.db, expired, batch_size=ctx.batch_size, shard=ctx.shard):
             progress(len(rows))
-            pool = pool or ReleasePool(ctx, Tools(ctx))
+            pool = pool or ReleasePool(ctx)
             ids = [r.id for r in rows]
             with ctx.db.session() as session:
                 store.begin_release(session, ids, ctx.clock())
                 session.commit()
-            advance(pool, ids, report, causes)
+            pool.advance(ids, report, causes)
             _finish(ctx, ids, report, as_of)
         draining = store.released_unfinished(instance_ids)
         for rows in scan_batches(ctx.db, draining, batch_size=ctx.batch_size, shard=ctx.shard):
-            pool = pool or ReleasePool(ctx, Tools(ctx))
-            advance(pool, [r.id for r in rows], report, causes)
+            pool = pool or ReleasePool(ctx)
+            pool.advance([r.id for r in rows], report, causes)
     finally:
         if pool is not None:
             pool.close()
-            pool.tools.close()
         causes.report_to(report)
-
-
-def advance(pool: ReleasePool, instance_ids: list[str], report: StepReport, causes: Causes) -> None:
-    """Move every domain of these instances as far as it can go in this run."""
-    chunks = domain_chunks(pool.ctx, instance_ids)
-    shared = SharedReport(report, causes)
-    pool.run(chunks, shared)
-    shared.close()
 
 
 def _finish(ctx: RunContext, instance_ids: list[str], report: StepReport, as_of: datetime) -> None:
