@@ -117,7 +117,16 @@ def _advance_chunk(
         moving = [o.moved() for o in recorded if o.moves_on]
     if waiting and not wait:
         report.add(WAITING, len(waiting))
-    elif waiting and (caught := catch_up(stages, list(waiting.values()), lagging)):
+    elif waiting and (
+        caught := catch_up(
+            stages.tools.free,
+            stages.tools.secondaries,
+            stages.settings,
+            report,
+            list(waiting.values()),
+            lagging,
+        )
+    ):
         _advance_chunk(ctx, stages, caught, report, wait=False)
 
 

@@ -13,15 +13,13 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 from dns_lifecycle.channels.clusters import ClusterConfig
 from dns_lifecycle.channels.clusters.catchup import behind, delays
+from dns_lifecycle.core.settings import Settings
+from dns_lifecycle.release.report import SharedReport
 from dns_lifecycle.store import release as store
 from dns_lifecycle.store import release_outcomes as outcomes
-
-if TYPE_CHECKING:
-    from dns_lifecycle.release.stages import Stages
 
 WAITING = "domains_waiting_for_secondaries"
 
@@ -58,21 +56,22 @@ def still_copying(
 
 
 def catch_up(
-    stages: Stages,
+    free: ClusterConfig,
+    secondaries: Secondaries,
+    settings: Settings,
+    report: SharedReport,
     waiting: list[store.DomainWork],
     lagging: dict[int, set[str]],
     sleep: Callable[[float], None] = time.sleep,
 ) -> list[store.DomainWork]:
-    """Ask again, with back-off, whether the free cluster's servers serve the zones of
+    """Ask again, with back-off, whether the servers of ``free`` serve the zones of
     ``waiting`` (``lagging``: domain id -> the addresses behind); returns the domains
     whose servers all caught up, to be verified again. The others are counted as
-    waiting for secondaries."""
-    free = stages.tools.free
-    secondaries = stages.tools.secondaries
-    timeout = stages.settings.dns_timeout_seconds
+    waiting for secondaries in ``report``."""
+    timeout = settings.dns_timeout_seconds
     pending = {w.domain_id: w for w in waiting}
     caught: list[store.DomainWork] = []
-    for delay in delays(stages.settings.verify_wait_seconds):
+    for delay in delays(settings.verify_wait_seconds):
         # A secondary that stayed behind for a whole wait is not waited for again in
         # this run: a server that is down would otherwise cost every chunk the wait.
         given_up = secondaries.given_up()
@@ -90,5 +89,5 @@ def catch_up(
             break
     else:
         secondaries.give_up(set().union(*(lagging[i] for i in pending)))
-    stages.report.add(WAITING, len(pending))
+    report.add(WAITING, len(pending))
     return caught
