@@ -158,6 +158,8 @@ def code_digest() -> str:
     h = hashlib.sha256(str(BUILD_VERSION).encode())
     sources = [
         REPO / "dns_lifecycle" / "admin" / "seed.py",
+        REPO / "dns_lifecycle" / "admin" / "seed_rows.py",
+        REPO / "dns_lifecycle" / "admin" / "bulk_load.py",
         *sorted((REPO / "migrations").rglob("*.py")),
     ]
     for path in sources:

@@ -48,14 +48,13 @@ sys.path.insert(1, str(BENCH))
 
 from fleet import log  # noqa: E402  (needs the paths above)
 
-from dns_lifecycle.admin.seed import (  # noqa: E402
+from dns_lifecycle.admin.seed import _parts, seed_fleet  # noqa: E402
+from dns_lifecycle.admin.seed_rows import (  # noqa: E402
     ACCOUNT_COLUMNS,
     DOMAIN_COLUMNS,
     FLEET_TABLES,
     INSTANCE_COLUMNS,
     RECORD_COLUMNS,
-    _parts,
-    seed_fleet,
 )
 from dns_lifecycle.core.db import Database, upgrade  # noqa: E402
 from dns_lifecycle.core.settings import Settings  # noqa: E402

@@ -1,4 +1,4 @@
-"""What every flow shares: its run context, its report, and reading ``as_of``.
+"""What every flow shares: opening its run, and reading ``as_of``.
 
 A flow is an entry point: it reads the settings once at its start (the settings block,
 the environment, the defaults: see dns_lifecycle.core.settings_block), reads the wall
@@ -14,34 +14,29 @@ import time
 from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from typing import Any, TypeVar
-
-from pydantic import BaseModel, Field
 
 from dns_lifecycle.core.db import Database, check_ready
 from dns_lifecycle.core.errors import InputError
+
+# The run's context and report are defined below the flows, where the engines use them
+# too; the flows take them from here.
+from dns_lifecycle.core.run import FUTURE_SLACK as FUTURE_SLACK
+from dns_lifecycle.core.run import PLAN_CAP as PLAN_CAP
+from dns_lifecycle.core.run import RunContext as RunContext
+from dns_lifecycle.core.run import StepReport as StepReport
+from dns_lifecycle.core.run import Tally as Tally
+from dns_lifecycle.core.run import wall_clock as wall_clock
 from dns_lifecycle.core.settings import Settings
 from dns_lifecycle.core.settings_block import LoadedSettings, load_settings, settings_table
 from dns_lifecycle.lifecycle.sharding import Shard
 
 T = TypeVar("T")
 
-PLAN_CAP = 200  # rows of a plan kept in a report; `dns-lifecycle export` has the rest
-FAILURES_CAP = 50
-
-
-# A real run may be started a little ahead of its moment (clocks differ); beyond this
-# it would act now on what is only due later.
-FUTURE_SLACK = timedelta(minutes=5)
 # The years a run may evaluate: far enough from the ends of the calendar that every
 # window around the moment (reminders, grace, periods) is still a date.
 AS_OF_YEARS = range(1970, 3000)
-
-
-def wall_clock() -> datetime:
-    return datetime.now(UTC)
 
 
 def resolve_as_of(value: datetime | date | str | None, clock: Callable[[], datetime]) -> datetime:
@@ -108,35 +103,6 @@ def change_as_of(
             f": {change} takes effect now; leave as_of empty"
         )
     return as_of
-
-
-@dataclass
-class RunContext:
-    settings: Settings
-    db: Database
-    as_of: datetime
-    dry_run: bool
-    batch_size: int
-    clock: Callable[[], datetime]
-    shard: Shard | None = None
-
-    def acting_as_of(self, report: Tally | None = None) -> datetime:
-        """The moment an irreversible act (a charge, an expiry, a release) is decided at:
-        ``as_of``, but never after the clock in a real run. A real run may start up to
-        :data:`FUTURE_SLACK` ahead of the clock; what falls due in between is left to the
-        next run (``report`` says so). A dry run plans at ``as_of``, whatever it is."""
-        if self.dry_run:
-            return self.as_of
-        now = self.clock()
-        if self.as_of <= now:
-            return self.as_of
-        if report is not None:
-            report.note(
-                f"acted as of {now.isoformat(timespec='seconds')}, the clock: as_of "
-                f"{self.as_of.isoformat(timespec='seconds')} has not come yet, so what falls "
-                "due by then is left to the next run"
-            )
-        return now
 
 
 # The dry run of the daily flow shares one sandbox across its steps, so each step's
@@ -244,58 +210,6 @@ def planned_word(outcome: str, dry_run: bool) -> str:
     """The word a delivery count carries: a dry run sends nothing, so what it would
     send is ``planned`` (``email_planned``), never ``sent``."""
     return "planned" if dry_run and outcome == "sent" else outcome
-
-
-class Tally(BaseModel):
-    """Counts per action and channel, and the failures worth showing a person."""
-
-    counts: dict[str, int] = Field(default_factory=dict)
-    failures: list[str] = Field(default_factory=list)
-    notes: list[str] = Field(default_factory=list)  # worth reading, not failures
-
-    def add(self, name: str, n: int = 1) -> None:
-        if n:
-            self.counts[name] = self.counts.get(name, 0) + n
-
-    def fail(self, message: str) -> None:
-        if len(self.failures) < FAILURES_CAP:
-            self.failures.append(message)
-
-    def note(self, message: str) -> None:
-        if len(self.notes) < FAILURES_CAP:
-            self.notes.append(message)
-
-    def absorb(self, other: Tally) -> None:
-        for name, n in other.counts.items():
-            self.add(name, n)
-        for message in other.failures:
-            self.fail(message)
-        for message in other.notes:
-            self.note(message)
-
-
-class StepReport(Tally):
-    """What one step did (or, in a dry run, would do)."""
-
-    step: str
-    as_of: datetime
-    dry_run: bool
-    plan: list[dict[str, Any]] = Field(default_factory=list)
-    plan_total: int = 0
-    duration_seconds: float = 0.0
-
-    def planned(self, rows: list[dict[str, Any]]) -> None:
-        self.plan_total += len(rows)
-        room = PLAN_CAP - len(self.plan)
-        if room > 0:
-            self.plan.extend(rows[:room])
-
-    def merge(self, other: StepReport) -> None:
-        """Take in the counts, failures and plan of a part of this step."""
-        self.absorb(other)
-        total = self.plan_total + other.plan_total
-        self.planned(other.plan)
-        self.plan_total = total
 
 
 @contextmanager

@@ -10,7 +10,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from dns_lifecycle.admin.seed import CLUSTERS, EDITIONS, FREE_CLUSTER
+from dns_lifecycle.admin.seed_rows import CLUSTERS, EDITIONS, FREE_CLUSTER
 from dns_lifecycle.lifecycle.calendar import local_day
 from models import Account, Cluster, Domain, Edition, Instance, Record
 

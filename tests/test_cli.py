@@ -393,7 +393,7 @@ def test_an_instance_without_notices_says_so(cli):
 )
 def test_counts_are_printed_with_the_noun_agreeing(n, noun, shown):
     """Counts say '1 edition', '3 editions', '2,000 instances'."""
-    from dns_lifecycle.admin.cli import counted
+    from dns_lifecycle.admin.cli_support import counted
 
     assert counted(n, noun) == shown
 
@@ -454,7 +454,7 @@ def test_the_default_prefect_home_is_made_with_its_parents(tmp_path, monkeypatch
 
 def test_the_summary_marks_a_failed_step_instead_of_nothing_to_do(settings):
     """A step that failed without counts reads 'failed', not 'nothing to do'."""
-    from dns_lifecycle.admin.cli import render_summary
+    from dns_lifecycle.admin.runs_cli import render_summary
 
     summary = {
         "dry_run": True,
@@ -468,7 +468,7 @@ def test_the_summary_marks_a_failed_step_instead_of_nothing_to_do(settings):
 
 def test_the_summary_shows_each_steps_notes(settings):
     """A step's notes (what to set, what was left to another run) are printed under it."""
-    from dns_lifecycle.admin.cli import render_summary
+    from dns_lifecycle.admin.runs_cli import render_summary
 
     note = "2 domain(s) with an open ticket not checked: set DNSL_DNS_RESOLVERS"
     summary = {

@@ -274,7 +274,7 @@ def test_a_failure_between_stages_leaves_the_paid_copy_and_the_next_run_finishes
     records on the paid cluster; the next run finishes the release with one zone copy."""
     _expired_instance(db)
     paid_before = _served(db, "paid-1")
-    import flows.release_stages as release_flow
+    import dns_lifecycle.release.stages as release_flow
 
     def explode(self, w, now):
         raise RuntimeError("injected failure before creating the free zone")

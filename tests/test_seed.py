@@ -18,14 +18,13 @@ from sqlmodel import Session, select
 
 from dns_lifecycle.admin import seed as seed_module
 from dns_lifecycle.admin.inventory import export_state, import_inventory
-from dns_lifecycle.admin.seed import (
+from dns_lifecycle.admin.seed import extend_fleet, seed_fleet
+from dns_lifecycle.admin.seed_rows import (
     FLEET_TABLES,
     FREE_CLUSTER,
     PAID_CLUSTERS,
     TIMEZONES,
     _Draws,
-    extend_fleet,
-    seed_fleet,
 )
 from dns_lifecycle.core.db import Database
 from dns_lifecycle.core.errors import InputError

@@ -1,4 +1,5 @@
-"""``dns-lifecycle instances list``: the fleet, filtered, soonest expiry first."""
+"""``dns-lifecycle instances``: ``list`` the fleet, filtered, soonest expiry first, or
+``show`` one instance."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import sys
 from datetime import UTC, date, datetime
 from typing import Any
 
-from dns_lifecycle.admin.cli import (
+from dns_lifecycle.admin.cli_support import (
     MAX_LIMIT,
     _an_id,
     _json,
@@ -120,4 +121,13 @@ def cmd_instances_list(args, settings: Settings) -> int:
             f"{total - len(instances):,} more not shown; {more})",
             file=sys.stderr,
         )
+    return 0
+
+
+def cmd_instances_show(args, settings: Settings) -> int:
+    from dns_lifecycle.admin.instance_report import build_report
+
+    with _session(settings) as session:
+        report = build_report(session, args.id)
+    print(report.text())
     return 0

@@ -36,6 +36,8 @@ asks the account to act and ``DNSL_CONSOLE_URL`` is set, else ``None``; the SMS 
 has a ``link`` variable.
 """
 
+# Over 500 lines on purpose: one renderer. The template environments, the filters they
+# register and the formats those share (times, money, domain names) change together.
 from __future__ import annotations
 
 import re

@@ -1,10 +1,11 @@
 """The release of instances (rules 6 and 7), as recorded stages per domain.
 
 Release talks to DNS servers and registrars, so it cannot be one transaction: each
-domain moves through the stages of ``lifecycle.expiry.STAGES``, the flow making each
-outside call and this module recording its outcome, in a short transaction, before the
-next stage starts. A row of ``domain_release`` says where a domain stands; a crashed
-run is finished by the next one from there.
+domain moves through the stages of ``lifecycle.expiry.STAGES``, the release engine
+(``dns_lifecycle.release``) making each outside call and ``store.release_outcomes``
+recording its outcome, in a short transaction, before the next stage starts. A row of
+``domain_release`` says where a domain stands; a crashed run is finished by the next one
+from there.
 """
 
 from __future__ import annotations
@@ -15,27 +16,24 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, exists, func, insert, select, update
+from sqlalchemy import exists, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col
 
 from dns_lifecycle.core.errors import LifecycleError, NotFound, shortened
 from dns_lifecycle.lifecycle.expiry import (
     DELEGATION_TICKETS,
-    STOPPING_TICKETS,
     drain_after_seen,
     instance_released,
     is_release_due,
     release_due_until,
     stage_passed,
-    ticket_reopens,
 )
 from dns_lifecycle.lifecycle.notices import Released as ReleasedNotice
 from dns_lifecycle.lifecycle.notices import iso
-from dns_lifecycle.lifecycle.notices.keys import ticket_open_key
 from dns_lifecycle.lifecycle.zonefile import Rr, zone_file
-from dns_lifecycle.store import rows_changed, table_of
-from dns_lifecycle.store.notifications import insert_ignoring_duplicates, insert_notices
+from dns_lifecycle.store import table_of
+from dns_lifecycle.store.notifications import insert_notices
 from dns_lifecycle.store.scan import AnySelect
 from dns_lifecycle.store.subscriptions import addressee, for_update
 from models import Account, Cluster, Domain, DomainRelease, Instance, Ticket, ZoneSnapshot
@@ -204,141 +202,6 @@ def domain_work(session: Session, instance_ids: list[str]) -> list[DomainWork]:
 def zone_copy(domain: str, records: Iterable[Rr], now: datetime) -> str:
     """The zone-file copy of what the paid cluster served (raises ``ZoneFileError``)."""
     return zone_file(domain, records, generated_at=now)
-
-
-@dataclass
-class Outcome:
-    """What one stage did to one domain, to be recorded before the next stage."""
-
-    work: DomainWork
-    values: dict[str, Any] = field(default_factory=dict)
-    zone_text: str | None = None
-    ticket: tuple[str, dict[str, Any]] | None = None
-    nameservers: list[str] | None = None
-
-
-def record_outcomes(session: Session, outcomes: list[Outcome], now: datetime) -> list[Outcome]:
-    """Record each outcome if its domain is still at the stage it was computed from;
-    returns those recorded (another run may have moved a domain on meanwhile). Opens
-    each ticket once (one open ticket per domain and reason)."""
-    if not outcomes:
-        return []
-    # Where each domain stands now, its row locked until the commit in id order (no
-    # deadlock between overlapping runs; SQLite's write transaction holds the whole
-    # database from its start).
-    at = {
-        domain_id: stage
-        for domain_id, stage in session.execute(
-            for_update(
-                session,
-                select(RELEASES.c.domain_id, RELEASES.c.stage)
-                .where(RELEASES.c.domain_id.in_([o.work.domain_id for o in outcomes]))
-                .order_by(RELEASES.c.domain_id),
-            )
-        )
-    }
-    recorded = [o for o in outcomes if at.get(o.work.domain_id) == o.work.stage]
-    # One statement for the outcomes that set the same columns.
-    updates: dict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
-    for o in recorded:
-        values = dict(o.values)
-        if values.get("records") is not None:
-            values["records"] = [r.row() for r in values["records"]]
-        updates[tuple(sorted(values))].append(
-            {"at_id": o.work.domain_id, "at_stage": o.work.stage}
-            | {f"b_{k}": v for k, v in values.items()}
-        )
-    for columns, rows in updates.items():
-        stmt = (
-            update(RELEASES)
-            .where(
-                RELEASES.c.domain_id == bindparam("at_id"),
-                RELEASES.c.stage == bindparam("at_stage"),
-            )
-            .values(
-                updated_at=now,
-                **{c: bindparam(f"b_{c}", type_=RELEASES.c[c].type) for c in columns},
-            )
-        )
-        changed = rows_changed(session.execute(stmt, rows))
-        if changed != len(rows):  # the rows were locked: nothing else can move them
-            raise LifecycleError(
-                f"{len(rows) - changed} domain release rows changed while locked; run the "
-                "step again"
-            )
-    snapshots = [
-        {
-            "instance_id": o.work.instance_id,
-            "domain_name": o.work.name,
-            "zone_text": o.zone_text,
-            "created_at": now,
-        }
-        for o in recorded
-        if o.zone_text is not None
-    ]
-    if snapshots:
-        session.execute(insert(SNAPSHOTS), snapshots)
-    delegations = [
-        {"at_id": o.work.domain_id, "b_nameservers": o.nameservers}
-        for o in recorded
-        if o.nameservers is not None
-    ]
-    if delegations:
-        session.execute(
-            update(DOMAINS)
-            .where(DOMAINS.c.id == bindparam("at_id"))
-            .values(nameservers=bindparam("b_nameservers", type_=DOMAINS.c.nameservers.type)),
-            delegations,
-        )
-    tickets = [
-        {
-            "domain_id": o.work.domain_id,
-            "instance_id": o.work.instance_id,
-            "reason": o.ticket[0],
-            "state": "open",
-            "open_key": ticket_open_key(o.work.name, o.ticket[0]),
-            "details": {"domain": o.work.name, "registrar": o.work.registrar, **o.ticket[1]},
-            "sink_state": "pending",
-            "sink_attempts": 0,
-            "created_at": now,
-        }
-        for o in recorded
-        if o.ticket is not None
-    ]
-    tickets = _reopening(session, tickets)
-    opened = insert_ignoring_duplicates(session, TICKETS, tickets, "open_key")
-    session.info["tickets_opened"] = session.info.get("tickets_opened", 0) + len(opened)
-    return recorded
-
-
-def _reopening(session: Session, tickets: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The ``tickets`` to open: not those whose problem is the one the domain's last
-    resolved ticket of that reason was resolved with (``ticket_reopens``)."""
-    stopping = {t["domain_id"] for t in tickets if t["reason"] in STOPPING_TICKETS}
-    if not stopping:
-        return tickets
-    last: dict[tuple[int, str], dict] = {}
-    for domain_id, reason, details in session.execute(
-        select(TICKETS.c.domain_id, TICKETS.c.reason, TICKETS.c.details)
-        .where(
-            TICKETS.c.domain_id.in_(sorted(stopping)),
-            TICKETS.c.reason.in_(STOPPING_TICKETS),
-            TICKETS.c.state == "resolved",
-        )
-        .order_by(TICKETS.c.resolved_at, TICKETS.c.id)
-    ):
-        last[(domain_id, reason)] = details  # the latest resolved one wins
-    kept = [
-        t
-        for t in tickets
-        if ticket_reopens(
-            t["reason"], t["details"].get("problem"), last.get((t["domain_id"], t["reason"]))
-        )
-    ]
-    session.info["tickets_not_reopened"] = (
-        session.info.get("tickets_not_reopened", 0) + len(tickets) - len(kept)
-    )
-    return kept
 
 
 # --- the instance ---------------------------------------------------------------------

@@ -231,8 +231,8 @@ def test_release_processes_share_a_batch_and_report_as_one_run(
 ):
     """With two processes, a worker process releases its share of the chunks: every zone
     moves, each once, and the run's report counts both processes' work."""
-    import flows.release_pool as release_pool
-    import flows.release_stages as release_stages
+    import dns_lifecycle.release.chunks as release_chunks
+    import dns_lifecycle.release.pool as release_pool
 
     started = []
     real_start = release_pool.start_worker
@@ -241,7 +241,7 @@ def test_release_processes_share_a_batch_and_report_as_one_run(
         started.append(kwargs.get("name"))
         return real_start(*args, **kwargs)
 
-    monkeypatch.setattr(release_stages, "CHUNK", 2)
+    monkeypatch.setattr(release_chunks, "CHUNK", 2)
     monkeypatch.setattr(release_pool, "MIN_CHUNKS_PER_PROCESS", 1)
     monkeypatch.setattr(release_pool, "start_worker", start_worker)
     zones = {unique("inst"): f"{unique('pool')}.cn" for _ in range(8)}

@@ -18,7 +18,8 @@ from dns_lifecycle.channels.clusters.breaker import NO_ANSWER, Breaker
 from dns_lifecycle.channels.clusters.powerdns import PowerDnsCluster
 from dns_lifecycle.core.errors import ClusterSwitchedOff, ClusterUnavailable
 from dns_lifecycle.core.workers import start_worker
-from flows import release_pool, release_stages
+from dns_lifecycle.release import chunks as release_chunks
+from dns_lifecycle.release import pool as release_pool
 from flows.release import release_due
 from models import Cluster, Ticket
 from tests.http_sink import Reply, SeenRequest
@@ -114,7 +115,7 @@ def test_a_hung_free_server_is_switched_off_for_the_rest_of_the_run(
     made = _domains(live_db, live_settings, 8)
     before = _before(pdns_paid, made)
     # One domain per chunk, so that two processes share even these few domains.
-    monkeypatch.setattr(release_stages, "CHUNK", 1)
+    monkeypatch.setattr(release_chunks, "CHUNK", 1)
     monkeypatch.setattr(release_pool, "MIN_CHUNKS_PER_PROCESS", 1)
     settings = live_settings.model_copy(
         update={

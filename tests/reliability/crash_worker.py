@@ -19,8 +19,9 @@ import time
 from pathlib import Path
 
 from dns_lifecycle.core.settings import Settings
+from dns_lifecycle.release import chunks as release_chunks
+from dns_lifecycle.release import pool as release_pool
 from flows import auto_renew as auto_renew_module
-from flows import release_pool, release_stages
 from flows.auto_renew import renew_due
 from flows.common import open_run
 from flows.delivery import deliver_pending
@@ -51,7 +52,7 @@ def main(config_path: str) -> None:
     if step == "auto_renew":
         _hang_in_batch(config["hang_in_batch"], Path(config["marker"]))
     if "chunk" in config:
-        release_stages.CHUNK = config["chunk"]
+        release_chunks.CHUNK = config["chunk"]
         release_pool.MIN_CHUNKS_PER_PROCESS = 1
     with open_run(config["as_of"], False, config["batch_size"], settings=settings) as ctx:
         if step == "reminders":

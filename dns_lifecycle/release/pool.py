@@ -24,11 +24,13 @@ from typing import Any
 
 from dns_lifecycle.channels.clusters.breaker import Breaker
 from dns_lifecycle.core.db import Database
+from dns_lifecycle.core.run import RunContext, StepReport, wall_clock
 from dns_lifecycle.core.settings import Settings
 from dns_lifecycle.core.workers import Worker, process_count, start_worker
+from dns_lifecycle.release.chunks import domain_chunks, run_chunks
+from dns_lifecycle.release.report import STEP, Causes, SharedReport
+from dns_lifecycle.release.stages import Tools
 from dns_lifecycle.store.release import DomainWork
-from flows.common import RunContext, StepReport, wall_clock
-from flows.release_stages import STEP, SharedReport, Tools, run_chunks
 
 # A process takes a share only if it gets at least this many chunks: a worker's start
 # costs about as much as releasing a chunk.
@@ -41,12 +43,19 @@ class ReleasePool:
     """The run's process and, once a batch is worth it, its release workers; see the
     module docstring."""
 
-    def __init__(self, ctx: RunContext, tools: Tools) -> None:
+    def __init__(self, ctx: RunContext) -> None:
         self.ctx = ctx
-        self.tools = tools
+        self.tools = tools = Tools(ctx)
         usable = not ctx.dry_run and ctx.clock is wall_clock and tools.live
         self.processes = process_count(ctx.settings.release_processes) if usable else 1
         self._workers: list[Worker] = []
+
+    def advance(self, instance_ids: list[str], report: StepReport, causes: Causes) -> None:
+        """Move every domain of these instances as far as it can go in this run."""
+        chunks = domain_chunks(self.ctx, instance_ids)
+        shared = SharedReport(report, causes)
+        self.run(chunks, shared)
+        shared.close()
 
     def run(self, chunks: Chunks, report: SharedReport) -> None:
         """Move ``chunks`` on in every process, each taking the next chunk when it is
@@ -96,9 +105,11 @@ class ReleasePool:
             )
 
     def close(self) -> None:
+        """Stop the workers, then close the run's clusters and registrar."""
         for worker in self._workers:
             worker.stop()
         self._workers = []
+        self.tools.close()
 
 
 class _Source:

@@ -2,10 +2,10 @@
 
 A zone created on a hidden primary reaches the public secondaries a few seconds later,
 by zone transfer. A verification that finds a secondary behind (``behind``) is not a
-failure: its domain is set aside (``Waiting``) while the rest of its chunk goes on, and
-once the chunk is done, only the domains set aside are asked again, with back-off, for
-up to ``verify_wait_seconds``; those whose secondaries caught up are verified again and
-go on, the others wait for the next run. No transaction is open while waiting.
+failure: its domain is set aside (a ``Waiting`` outcome) while the rest of its chunk
+goes on, and once the chunk is done, only the domains set aside are asked again, with
+back-off, for up to ``verify_wait_seconds``; those whose secondaries caught up are
+verified again and go on, the others wait for the next run. No transaction is open while waiting.
 """
 
 from __future__ import annotations
@@ -13,25 +13,15 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from dns_lifecycle.channels.clusters import ClusterConfig
 from dns_lifecycle.channels.clusters.catchup import behind, delays
+from dns_lifecycle.core.settings import Settings
+from dns_lifecycle.release.report import SharedReport
 from dns_lifecycle.store import release as store
-
-if TYPE_CHECKING:
-    from flows.release_stages import Stages
+from dns_lifecycle.store import release_outcomes as outcomes
 
 WAITING = "domains_waiting_for_secondaries"
-
-
-@dataclass
-class Waiting(store.Outcome):
-    """A verification that found a secondary behind: the domain stays at its stage and
-    no failure is counted."""
-
-    lagging: dict[str, str] = field(default_factory=dict)
 
 
 class Secondaries:
@@ -51,7 +41,9 @@ class Secondaries:
             self._given_up |= addresses
 
 
-def still_copying(w: store.DomainWork, free: ClusterConfig, timeout: float) -> Waiting | None:
+def still_copying(
+    w: store.DomainWork, free: ClusterConfig, timeout: float
+) -> outcomes.Waiting | None:
     """``w`` set aside when a public server of ``free`` does not serve its zone yet, or an
     older version of it; None when they all serve the same version (a difference then is
     the zone's)."""
@@ -60,25 +52,26 @@ def still_copying(w: store.DomainWork, free: ClusterConfig, timeout: float) -> W
         return None
     first = next(iter(lagging.items()))
     message = f"waiting for the secondaries of {free.code}: {first[0]} {first[1]}"
-    return Waiting(w, {"error": message[:1000]}, lagging=lagging)
+    return outcomes.waiting(w, message, lagging)
 
 
 def catch_up(
-    stages: Stages,
+    free: ClusterConfig,
+    secondaries: Secondaries,
+    settings: Settings,
+    report: SharedReport,
     waiting: list[store.DomainWork],
     lagging: dict[int, set[str]],
     sleep: Callable[[float], None] = time.sleep,
 ) -> list[store.DomainWork]:
-    """Ask again, with back-off, whether the free cluster's servers serve the zones of
+    """Ask again, with back-off, whether the servers of ``free`` serve the zones of
     ``waiting`` (``lagging``: domain id -> the addresses behind); returns the domains
     whose servers all caught up, to be verified again. The others are counted as
-    waiting for secondaries."""
-    free = stages.tools.free
-    secondaries = stages.tools.secondaries
-    timeout = stages.settings.dns_timeout_seconds
+    waiting for secondaries in ``report``."""
+    timeout = settings.dns_timeout_seconds
     pending = {w.domain_id: w for w in waiting}
     caught: list[store.DomainWork] = []
-    for delay in delays(stages.settings.verify_wait_seconds):
+    for delay in delays(settings.verify_wait_seconds):
         # A secondary that stayed behind for a whole wait is not waited for again in
         # this run: a server that is down would otherwise cost every chunk the wait.
         given_up = secondaries.given_up()
@@ -96,5 +89,5 @@ def catch_up(
             break
     else:
         secondaries.give_up(set().union(*(lagging[i] for i in pending)))
-    stages.report.add(WAITING, len(pending))
+    report.add(WAITING, len(pending))
     return caught
