@@ -550,3 +550,32 @@ def test_tickets_resolve_tells_the_account(cli, db):
     assert out.strip() == f"ticket {ticket_id} resolved; the account was told"
     assert [m.key for m in email_memory.outbox] == [f"ticket_resolved:{ticket_id}:email"]
     assert len(sms_memory.outbox) == 1
+
+
+def test_a_run_through_its_temporary_api_ends_without_a_logging_error(tmp_path):
+    """`dns-lifecycle run` with no Prefect API configured hands its last log lines to
+    its temporary API before stopping it: stderr has no "Error logging to API"."""
+    import os
+    import subprocess
+    import sys
+
+    from dns_lifecycle.core.settings import REPO_ROOT
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "DNSL_"))}
+    env.update(
+        {
+            "PYTHONPATH": str(REPO_ROOT),
+            "PREFECT_HOME": str(tmp_path / "prefect"),
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+            "DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}",
+            "DNSL_OUTBOX_DIR": str(tmp_path / "outbox"),
+        }
+    )
+    command = [sys.executable, "-m", "dns_lifecycle.admin.cli"]
+    for args in (["db", "upgrade"], ["seed", "--instances", "20", "--seed", "1"], ["run"]):
+        done = subprocess.run(
+            command + args, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300
+        )
+        assert done.returncode == 0, done.stderr[-2000:]
+    assert "Finished in state Completed" in done.stderr
+    assert "Error logging to API" not in done.stderr, done.stderr[-2000:]

@@ -51,7 +51,10 @@ def temporary_api() -> Iterator[None]:
     process, url = _start(patience)
     try:
         with temporary_settings(updates={PREFECT_API_URL: url}):
-            yield
+            try:
+                yield
+            finally:
+                _send_what_is_queued()
     finally:
         process.terminate()
         try:
@@ -59,6 +62,18 @@ def temporary_api() -> Iterator[None]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+def _send_what_is_queued() -> None:
+    """Hand the API the logs and events Prefect still holds, while it is there: stopped
+    first, it leaves Prefect's background senders printing "Error logging to API" as
+    the command ends."""
+    from prefect.events.worker import EventsWorker
+    from prefect.logging.handlers import APILogWorker
+
+    for worker in (APILogWorker, EventsWorker):
+        with suppress(Exception):  # best effort: what is lost is the run's own log lines
+            worker.drain_all(timeout=5)
 
 
 def _start(patience: float) -> tuple[subprocess.Popen[bytes], str]:
