@@ -579,3 +579,20 @@ def test_a_run_through_its_temporary_api_ends_without_a_logging_error(tmp_path):
         assert done.returncode == 0, done.stderr[-2000:]
     assert "Finished in state Completed" in done.stderr
     assert "Error logging to API" not in done.stderr, done.stderr[-2000:]
+
+
+def test_tickets_list_says_what_each_ticket_asks_for():
+    """`tickets list` gives a delegation ticket the name servers the owner is to set,
+    and a ticket that stops a release its problem, not name servers it never asked for."""
+    from types import SimpleNamespace
+
+    from dns_lifecycle.admin.tickets_cli import _to_do
+
+    ns = ["ns1.free.example", "ns2.free.example"]
+    locked = SimpleNamespace(reason="domain_locked", details={"set_nameservers": ns})
+    conflict = SimpleNamespace(
+        reason="free_zone_conflict",
+        details={"problem": "the free cluster free already has a zone x.cn", "set_nameservers": ns},
+    )
+    assert _to_do(locked) == "set name servers ns1.free.example, ns2.free.example"
+    assert _to_do(conflict) == "the free cluster free already has a zone x.cn"

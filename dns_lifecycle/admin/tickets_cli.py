@@ -20,13 +20,21 @@ def cmd_tickets_list(args, settings: Settings) -> int:
     if args.json:
         print(_json([_ticket_row(t, name) for t, name in rows]))
         return 0
-    print(
-        f"{'id':>6}  {'domain':<32} {'instance':<16} {'reason':<19} {'state':<9} set name servers"
-    )
+    print(f"{'id':>6}  {'domain':<32} {'instance':<16} {'reason':<19} {'state':<9} to do")
     for t, name in rows:
-        servers = ", ".join(t.details.get("set_nameservers", []))
-        print(f"{t.id:>6}  {name:<32} {t.instance_id:<16} {t.reason:<19} {t.state:<9} {servers}")
+        print(f"{t.id:>6}  {name:<32} {t.instance_id:<16} {t.reason:<19} {t.state:<9} {_to_do(t)}")
     return 0
+
+
+def _to_do(ticket) -> str:
+    """A ticket's action in a few words: the name servers the owner is to set, for a
+    delegation ticket; the problem a person is to look at, for one that stops a release."""
+    from dns_lifecycle.lifecycle.expiry import DELEGATION_TICKETS
+
+    if ticket.reason in DELEGATION_TICKETS:
+        return "set name servers " + ", ".join(ticket.details.get("set_nameservers", []))
+    problem = " ".join(str(ticket.details.get("problem", "")).split())
+    return problem if len(problem) <= 80 else problem[:79] + "…"
 
 
 def _ticket_row(ticket, domain_name: str) -> dict[str, Any]:
