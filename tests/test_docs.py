@@ -9,7 +9,7 @@ import pytest
 from dns_lifecycle.core.settings import REPO_ROOT
 
 DOCS = sorted((REPO_ROOT / "docs").glob("*.md")) + [REPO_ROOT / "README.md"]
-PACKAGE_DIRS = ("lifecycle", "store", "channels", "admin", "core")
+PACKAGE_DIRS = ("lifecycle", "store", "channels", "admin", "core", "release")
 
 
 def _paths(text: str) -> set[str]:
