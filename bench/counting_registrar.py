@@ -3,11 +3,12 @@
 
     python bench/counting_registrar.py      # prints its port, then serves until killed
 
-``GET /domains/{name}`` answers no lock; ``PUT /domains/{name}/nameservers`` applies the
-switch and counts it per domain; ``GET /counts`` answers what it saw:
-``{"switches": {domain: n}, "lock_reads": n}``. HTTP/1.1 with kept-alive connections,
-as a real registrar's API would be, so the release pays no connection per call. Its own
-process, so its CPU is not counted as the release's.
+``GET /domains/{name}`` answers no lock and the name servers last set;
+``PUT /domains/{name}/nameservers`` applies the switch and counts it per domain;
+``GET /counts`` answers what it saw: ``{"switches": {domain: n}, "lock_reads": n}``.
+HTTP/1.1 with kept-alive connections, as a real registrar's API would be, so the release
+pays no connection per call. Its own process, so its CPU is not counted as the
+release's.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import unquote
 
 _switches: Counter[str] = Counter()
+_nameservers: dict[str, list[str]] = {}
 _lock_reads = 0
 _lock = threading.Lock()
 
@@ -41,16 +43,19 @@ class _Handler(BaseHTTPRequestHandler):
             with _lock:
                 self._reply({"switches": dict(_switches), "lock_reads": _lock_reads})
             return
+        domain = unquote(self.path.split("/")[2])
         with _lock:
             _lock_reads += 1
-        self._reply({"epp_statuses": []})
+            held = _nameservers.get(domain, ["ns1.paid.example", "ns2.paid.example"])
+        self._reply({"epp_statuses": [], "nameservers": held})
 
     def do_PUT(self) -> None:  # noqa: N802
-        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
         # /domains/{name}/nameservers
         domain = unquote(self.path.split("/")[2])
         with _lock:
             _switches[domain] += 1
+            _nameservers[domain] = body["nameservers"]
         self._reply({"ok": True})
 
     def log_message(self, *args: object) -> None:

@@ -39,6 +39,7 @@ not part of the tests.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -180,7 +181,10 @@ def preload(folder: Path, names: list[str], records: int, nameservers: list[str]
                 "INSERT INTO domains (name, master, type, account) VALUES (?, '', 'NATIVE', '')",
                 (name,),
             )
-            rows = [*backend_rows(name, i, records, nameservers), (name, "SOA", SOA.format(name), 3600, 0)]
+            rows = [
+                *backend_rows(name, i, records, nameservers),
+                (name, "SOA", SOA.format(name), 3600, 0),
+            ]
             conn.executemany(
                 "INSERT INTO records (domain_id, name, type, content, ttl, prio, disabled, auth)"
                 " VALUES (?, ?, ?, ?, ?, ?, 0, 1)",
@@ -285,10 +289,8 @@ class Peaks:
         self.skip = skip
         self.peaks: dict[int, tuple[str, int]] = {}
         self._stop = threading.Event()
-        try:
+        with contextlib.suppress(OSError):
             Path("/proc/self/clear_refs").write_text("5")
-        except OSError:
-            pass
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
 
@@ -488,7 +490,9 @@ def audit(stack: Stack, delivered: bool) -> Audit:
         snapshots = Counter(
             dict(
                 s.execute(
-                    select(ZoneSnapshot.domain_name, func.count()).group_by(ZoneSnapshot.domain_name)
+                    select(ZoneSnapshot.domain_name, func.count()).group_by(
+                        ZoneSnapshot.domain_name
+                    )
                 ).all()
             )
         )
@@ -540,15 +544,16 @@ def audit(stack: Stack, delivered: bool) -> Audit:
     out.check(
         "registrar switches not exactly one",
         wrong + sorted(set(per_domain) - expected),
-        f"registrar switches: {sum(per_domain.values())} "
-        f"(lock reads {switched['lock_reads']})",
+        f"registrar switches: {sum(per_domain.values())} (lock reads {switched['lock_reads']})",
     )
 
     per_instance = Counter((i, channel) for i, channel, _ in notices)
     instances = {f"inst-{i:05d}" for i in range(n)}
     told = {i for i, _ in per_instance}
     repeated = [f"{i} {c} ({k})" for (i, c), k in per_instance.items() if k != 1]
-    out.check("released notices: none", sorted(instances - told), f"released notices: {len(notices)}")
+    out.check(
+        "released notices: none", sorted(instances - told), f"released notices: {len(notices)}"
+    )
     out.check("released notices: more than one", repeated, f"repeated: {len(repeated)}")
     if delivered:
         unsent = [f"{i} {c} {state}" for i, c, state in notices if state != "sent"]
@@ -590,8 +595,12 @@ def released_day(args, zones: int, with_floor: bool) -> Day:
             before = stack.cpu()
             day.floor_seconds = floor(stack.free, [f"floor-{n}" for n in stack.names], args.records)
             day.floor_cpu = [b - a for a, b in zip(before, stack.cpu(), strict=True)]
-        print(f"{zones} zones: seeded in {day.seed_seconds:.0f} s, loaded in "
-              f"{day.load_seconds:.1f} s; releasing", file=sys.stderr, flush=True)
+        print(
+            f"{zones} zones: seeded in {day.seed_seconds:.0f} s, loaded in "
+            f"{day.load_seconds:.1f} s; releasing",
+            file=sys.stderr,
+            flush=True,
+        )
         peaks = Peaks(stack.server_pids())
         before = stack.cpu()
         started = time.perf_counter()
@@ -640,8 +649,11 @@ def killed_day(args, zones: int) -> Day:
     log = open(stack.folder / "run.log", "ab")  # noqa: SIM115
     try:
         day = Day(zones, stack.seed_seconds, stack.load_seconds)
-        print(f"{zones} zones (kill): seeded in {day.seed_seconds:.0f} s; running",
-              file=sys.stderr, flush=True)
+        print(
+            f"{zones} zones (kill): seeded in {day.seed_seconds:.0f} s; running",
+            file=sys.stderr,
+            flush=True,
+        )
         peaks = Peaks(stack.server_pids())
         started = time.perf_counter()
         proc = cli_run(stack, log)
@@ -764,10 +776,11 @@ def table(args, days: list[Day], kill: Day | None, load_before: str, load_after:
     lines.append("")
     if kill is not None:
         k = kill.kill
+        seen = ", ".join(f"{n} {kind}" for kind, n in k["processes"].items())
         lines += [
             f"Killed halfway: `dns-lifecycle run` of {kill.zones} zones, SIGKILL after "
             f"{k['killed_after']:.0f} s with {k['deleted_at_kill']} paid copies deleted "
-            f"(its processes then: {', '.join(f'{n} {kind}' for kind, n in k['processes'].items())}); "
+            f"(its processes then: {seen}); "
             f"{k['left']} of them still running 30 s after the kill. Run again: "
             f"{k['rerun_seconds']:.0f} s, exit code {k['rerun_code']}; peak RSS MB "
             f"{rss_text(kill.rss)}.",
