@@ -265,9 +265,12 @@ def vm_hwm(pid: int) -> int | None:
 def kind_of(pid: int) -> str:
     """What a process the bench started is, by its command line."""
     try:
-        cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
         return "gone"
+    if raw == Path("/proc/self/cmdline").read_bytes():
+        return "fork"
+    cmd = raw.replace(b"\0", b" ").decode()
     if "spawn_main" in cmd:
         return "release"
     if "resource_tracker" in cmd:
@@ -300,9 +303,9 @@ class Peaks:
 
     def sample(self) -> None:
         for pid in family(os.getpid()) - self.skip:
-            hwm = vm_hwm(pid)
-            if hwm is not None:
-                kind = self.peaks.get(pid, (kind_of(pid), 0))[0]
+            kind, hwm = kind_of(pid), vm_hwm(pid)
+            # A child forked but not yet running its program shows this process's pages.
+            if hwm is not None and kind not in ("gone", "fork"):
                 self.peaks[pid] = (kind, max(hwm, self.peaks.get(pid, ("", 0))[1]))
 
     def stop(self) -> dict[str, tuple[int, float]]:
@@ -805,6 +808,20 @@ def table(args, days: list[Day], kill: Day | None, load_before: str, load_after:
     return "\n".join(lines)
 
 
+def said(day: Day) -> Day:
+    """``day`` once it is done, its figures on stderr (a long run's first days survive
+    its interruption)."""
+    print(
+        f"day of {day.zones}: {day.seconds:.1f} s ({day.ms:.1f} ms per zone), CPU s "
+        + " / ".join(f"{c:.1f}" for c in day.cpu)
+        + f", peak RSS MB {rss_text(day.rss)}, {json.dumps(day.kill)}; "
+        + "; ".join(day.audit.counts + day.audit.violations),
+        file=sys.stderr,
+        flush=True,
+    )
+    return day
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--zones", type=int, default=2000)
@@ -831,8 +848,8 @@ def main() -> None:
 
     load_before = " ".join(f"{x:.2f}" for x in os.getloadavg())
     sizes = [args.compare, args.zones] if args.compare else [args.zones]
-    days = [released_day(args, n, with_floor=i == 0) for i, n in enumerate(sizes)]
-    kill = killed_day(args, args.zones) if args.kill_halfway else None
+    days = [said(released_day(args, n, with_floor=i == 0)) for i, n in enumerate(sizes)]
+    kill = said(killed_day(args, args.zones)) if args.kill_halfway else None
     load_after = " ".join(f"{x:.2f}" for x in os.getloadavg())
     text = table(args, days, kill, load_before, load_after)
     print(text)
