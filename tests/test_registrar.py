@@ -186,6 +186,36 @@ def test_http_200_is_done_and_sends_the_request():
     assert request.headers["authorization"] == f"Bearer {TOKEN}"
 
 
+def test_http_switch_asked_again_is_not_sent_when_the_first_was_applied():
+    """After a lost answer (``asked_since``), a registrar that says the domain has the
+    free name servers already gets no second PUT."""
+    held = {"epp_statuses": [], "nameservers": [n.upper() + "." for n in FREE_NS]}
+    with HttpSink(lambda r: Reply(200, held if r.method == "GET" else {"ok": True})) as sink:
+        registrar = _http(sink)
+        task = registrar.start_switch("example.com", FREE_NS, asked_since=datetime.now(UTC))
+        registrar.close()
+    assert registrar.switch_state(task).done
+    assert [r.method for r in sink.requests] == ["GET"]
+
+
+@pytest.mark.parametrize(
+    "held",
+    [
+        {"epp_statuses": [], "nameservers": ["ns1.paid.example", "ns2.paid.example"]},
+        {"epp_statuses": []},  # a registrar that does not say its name servers
+    ],
+)
+def test_http_switch_asked_again_is_sent_unless_applied(held):
+    """After a lost answer, a domain not (or not known to be) on the free name servers
+    gets the PUT again; without ``asked_since`` there is no read at all."""
+    with HttpSink(lambda r: Reply(200, held if r.method == "GET" else {"ok": True})) as sink:
+        registrar = _http(sink)
+        registrar.start_switch("example.com", FREE_NS, asked_since=datetime.now(UTC))
+        registrar.start_switch("example.com", FREE_NS)
+        registrar.close()
+    assert [r.method for r in sink.requests] == ["GET", "PUT", "PUT"]
+
+
 def test_http_204_is_done():
     """A 204 with no body means done."""
     with HttpSink(lambda _r: Reply(204)) as sink:

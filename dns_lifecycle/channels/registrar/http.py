@@ -4,8 +4,11 @@ Two calls, under ``{registrar_url}`` (``DNSL_REGISTRAR_URL``), each with
 ``Authorization: Bearer {registrar_token}`` when a token is set:
 
 ``GET /domains/{name}``
-    The domain as the registrar holds it, JSON: ``{"epp_statuses": [...], ...}``
-    (other fields are ignored). The update lock is read from ``epp_statuses``.
+    The domain as the registrar holds it, JSON: ``{"epp_statuses": [...],
+    "nameservers": [...], ...}`` (other fields are ignored). The update lock is read
+    from ``epp_statuses``; ``nameservers`` (optional) is read only before a switch asked
+    for again after a lost answer: if they are already the ones asked for, the first
+    request was applied and no second one is sent.
 ``PUT /domains/{name}/nameservers`` with ``{"nameservers": [...]}``
     Sets the delegation; any 2xx means it is applied (so a switch is done at once).
     409 or 423, or a JSON body ``{"code": ...}`` naming a lock (an EPP update lock or
@@ -72,9 +75,12 @@ class HttpRegistrar:
     def start_switch(
         self, domain: str, nameservers: list[str], *, asked_since: datetime | None = None
     ) -> str:
-        """PUT the name servers; the registrar decides whether the domain is locked. The
-        PUT is applied when answered and sets the same servers again: ``asked_since``
-        needs no look-up."""
+        """PUT the name servers; the registrar decides whether the domain is locked.
+        After a lost answer (``asked_since``) the domain is read first: a switch already
+        applied is not asked for a second time (a registrar that does not say its name
+        servers gets the PUT again, which sets the same servers)."""
+        if asked_since is not None and self._delegated_to(domain, nameservers):
+            return TASK_PREFIX + domain
         self._call(
             "PUT",
             f"/domains/{_path(domain)}/nameservers",
@@ -84,6 +90,15 @@ class HttpRegistrar:
             nameservers=nameservers,
         )
         return TASK_PREFIX + domain
+
+    def _delegated_to(self, domain: str, nameservers: list[str]) -> bool:
+        """Whether the registrar says ``domain`` is delegated to ``nameservers`` already."""
+        response = self._call("GET", f"/domains/{_path(domain)}", domain, "read")
+        body = _json(response)
+        held = body.get("nameservers") if isinstance(body, dict) else None
+        if not isinstance(held, list) or not all(isinstance(n, str) for n in held):
+            return False
+        return _names(held) == _names(nameservers)
 
     def switch_state(self, task_id: str) -> SwitchState:
         """Done: the registrar applied the change when it accepted the PUT."""
@@ -160,6 +175,10 @@ class HttpRegistrar:
 
 def _path(domain: str) -> str:
     return quote(domain, safe="")
+
+
+def _names(nameservers: list[str]) -> set[str]:
+    return {n.lower().rstrip(".") for n in nameservers}
 
 
 def _json(response: httpx.Response) -> Any:
