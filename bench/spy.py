@@ -9,7 +9,8 @@ parent's ``process PID:"command"`` frames). py-spy samples only threads on a CPU
 ``--idle``), so samples are CPU time. ``summarise`` keeps the delivery path (every
 stack of a delivery process, and the run process's stacks under ``deliver_pending``)
 and ranks functions by their own samples (the innermost frame) and by their total
-(own and everything they call; a function counted once per stack, recursion or not).
+(own and everything they call, for the project's functions; a function counted once
+per stack, recursion or not), and sums the own samples per library.
 """
 
 from __future__ import annotations
@@ -22,6 +23,10 @@ from pathlib import Path
 
 # A frame is "function (file:line)"; the line is dropped so that a function is one row.
 _LINE = re.compile(r":\d+\)$")
+# A process frame quotes its command line, which may hold ";" (spawn's ``-c`` code).
+_PROCESS = re.compile(r'process \d+:"[^"]*";')
+_FILE = re.compile(r"\((.*)\)$")
+PROJECT = ("dns_lifecycle/", "flows/", "models/")
 DELIVERY_MARK = "deliver_pending ("
 
 
@@ -45,9 +50,8 @@ def parse(path: Path) -> list[tuple[list[str], list[str], int]]:
         stack, _, count = line.rpartition(" ")
         if not stack or not count.isdigit():
             continue
-        frames = stack.split(";")
-        processes = [f for f in frames if f.startswith("process ")]
-        code = [_LINE.sub(")", f) for f in frames if not f.startswith("process ")]
+        processes = _PROCESS.findall(stack)
+        code = [_LINE.sub(")", f) for f in _PROCESS.sub("", stack).split(";") if f]
         stacks.append((processes, code, int(count)))
     return stacks
 
@@ -61,10 +65,24 @@ def process_kind(processes: list[str]) -> str:
     return "run process"
 
 
+def package(frame: str) -> str:
+    """Where a frame's code lives: the project, or the library (its top-level module)."""
+    found = _FILE.search(frame)
+    path = found.group(1) if found else frame
+    if path.startswith(PROJECT):
+        return "the project"
+    if path.startswith("<frozen importlib"):
+        return "importlib (imports)"
+    return path.split("/", 1)[0].removesuffix(".py")
+
+
 def summarise(path: Path, top: int = 20) -> dict:
-    """Samples per process kind, and the delivery path's top functions."""
+    """Samples per process kind, and the delivery path's top functions: by own samples,
+    own samples per library, and own + called for the project's functions (the outer
+    frames of asyncio, multiprocessing and Prefect would only repeat the whole)."""
     by_kind: Counter[str] = Counter()
     own: Counter[str] = Counter()
+    own_by_package: Counter[str] = Counter()
     total: Counter[str] = Counter()
     delivery = 0
     for processes, code, count in parse(path):
@@ -75,12 +93,15 @@ def summarise(path: Path, top: int = 20) -> dict:
             continue
         delivery += count
         own[code[-1]] += count
+        own_by_package[package(code[-1])] += count
         for frame in set(code):
-            total[frame] += count
+            if package(frame) == "the project":
+                total[frame] += count
     return {
         "samples": dict(by_kind),
         "delivery_samples": delivery,
         "top_own": own.most_common(top),
+        "own_by_package": own_by_package.most_common(top),
         "top_total": total.most_common(top),
     }
 
@@ -94,7 +115,12 @@ def table(summary: dict) -> str:
         f"delivery path: {summary['delivery_samples']:,} samples "
         "(delivery processes, and the run process under deliver_pending)",
     ]
-    for title, key in (("own time", "top_own"), ("own + called", "top_total")):
+    rankings = (
+        ("own time", "top_own"),
+        ("own time, per library", "own_by_package"),
+        ("own + called, the project's functions", "top_total"),
+    )
+    for title, key in rankings:
         lines += ["", f"| delivery path, by {title} | share |", "|---|---|"]
         lines += [f"| `{frame}` | {100 * n / delivery:.1f} % |" for frame, n in summary[key]]
     return "\n".join(lines)
