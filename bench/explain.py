@@ -1,6 +1,6 @@
 """The daily run's main queries under EXPLAIN (ANALYZE, BUFFERS), on a PostgreSQL fleet.
 
-    .venv/bin/python bench/explain.py DATABASE_URL [AS_OF] [--only NAME]
+    .venv/bin/python bench/explain.py DATABASE_URL [AS_OF] [--only NAME] [--repeat N]
 
 By hand only. Each query is the one the step builds (the store's own functions, the
 first batch as ``scan_batches`` asks for it, the settings' defaults); each runs in a
@@ -54,6 +54,19 @@ def explain(conn: Any, statement: Any) -> list[str]:
     else:
         result = conn.execute(Explain(statement))
     return [row[0] for row in result]
+
+
+def run_once(db: Any, statement: Any) -> list[str]:
+    with db.engine.connect() as conn:
+        try:
+            return explain(conn, statement)
+        finally:
+            conn.rollback()
+
+
+def execution_ms(plan: list[str]) -> float:
+    last = next((line for line in reversed(plan) if line.startswith("Execution Time")), "")
+    return float(last.split()[2]) if last else 0.0
 
 
 def first_batch(query: Callable[[], Any], batch_size: int) -> Any:
@@ -123,6 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("url", help="a PostgreSQL fleet (a copy: nothing is kept, all the same)")
     p.add_argument("as_of", nargs="?", default="2026-11-26")
     p.add_argument("--only", help="the queries whose name contains this")
+    p.add_argument("--repeat", type=int, default=1, help="runs of each; the fastest is shown")
     args = p.parse_args(argv)
 
     from dns_lifecycle.core.db import Database
@@ -135,9 +149,7 @@ def main(argv: list[str] | None = None) -> int:
         for name, statement in statements(as_of, settings).items():
             if args.only and args.only not in name:
                 continue
-            with db.engine.connect() as conn:
-                plan = explain(conn, statement)
-                conn.rollback()
+            plan = min((run_once(db, statement) for _ in range(args.repeat)), key=execution_ms)
             print(f"## {name}\n")
             print("\n".join(plan), end="\n\n")
     finally:
