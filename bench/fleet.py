@@ -23,6 +23,10 @@ What it does, in one run (see bench/README.md):
    connections to the same sink: the link's own rate.
 5. Runs the naive baseline (bench/naive.py) on a sample of due instances.
 6. Prints the table and the targets, and writes bench/out/results.{json,md}.
+
+With ``--database postgresql`` the fleets are PostgreSQL databases (``bench_fleet_*``,
+cached; each run on a ``CREATE DATABASE ... TEMPLATE`` copy) and the same day also runs
+on SQLite at N, for the ratio. ``--profile`` adds a run at N under py-spy (bench/spy.py).
 """
 
 from __future__ import annotations
