@@ -23,6 +23,10 @@ What it does, in one run (see bench/README.md):
    connections to the same sink: the link's own rate.
 5. Runs the naive baseline (bench/naive.py) on a sample of due instances.
 6. Prints the table and the targets, and writes bench/out/results.{json,md}.
+
+With ``--database postgresql`` the fleets are PostgreSQL databases (``bench_fleet_*``,
+cached; each run on a ``CREATE DATABASE ... TEMPLATE`` copy) and the same day also runs
+on SQLite at N, for the ratio. ``--profile`` adds a run at N under py-spy (bench/spy.py).
 """
 
 from __future__ import annotations
@@ -41,12 +45,16 @@ import urllib.request
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import spy
+
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
 CACHE = BENCH / ".cache"
 OUT = BENCH / "out"
 PYTHON = sys.executable
 sys.path.insert(0, str(REPO))
+
+SPY_RATE = 100  # py-spy's samples per second
 
 # Bump when the way a cached database is built changes.
 BUILD_VERSION = 1
@@ -61,6 +69,8 @@ TARGETS = {
     "vs_naive": 30.0,  # instances/s against the naive baseline, at least
     "scale_2m_1m": 1.05,  # run time at 2M / at 1M, at most
     "rss_mb_1m": 500.0,  # peak RSS of the run at 1M, at most
+    "postgresql_vs_sqlite": 1.5,  # all steps on PostgreSQL / on SQLite at N, at most
+    "cpu_vs_floor": 1.5,  # CPU per notice, the run's processes / the floor's, at most
 }
 
 
@@ -167,10 +177,128 @@ def code_digest() -> str:
     return h.hexdigest()[:10]
 
 
-def sqlite_settings(path: Path, **overrides):
+def settings_for(url: str, **overrides):
     from dns_lifecycle.core.settings import Settings
 
-    return Settings(database_url=f"sqlite:///{path}", **overrides)
+    return Settings(database_url=url, **overrides)
+
+
+class SqliteFleets:
+    """Fleet databases as SQLite files: cached in bench/.cache/, copied into bench/out/."""
+
+    kind = "sqlite"
+
+    def cached(self, name: str, build) -> str:
+        """The cached database ``name``, built by ``build(url)`` when missing."""
+        CACHE.mkdir(parents=True, exist_ok=True)
+        path = CACHE / f"{name}.db"
+        if path.exists():
+            log(f"using cached {path.relative_to(REPO)}")
+            return sqlite_url(path)
+        partial = path.with_suffix(".partial")
+        for leftover in CACHE.glob(f"{partial.name}*"):
+            leftover.unlink()
+        log(f"building {path.relative_to(REPO)} (cached for later runs)")
+        build(sqlite_url(partial))
+        checkpoint(partial)
+        partial.rename(path)
+        return sqlite_url(path)
+
+    def copy(self, source: str, target: str) -> None:
+        shutil.copyfile(sqlite_path(source), sqlite_path(target))
+
+    def working_copy(self, cached: str, name: str) -> str:
+        target = OUT / f"{name}.db"
+        self.drop(name)
+        shutil.copyfile(sqlite_path(cached), target)
+        return sqlite_url(target)
+
+    def drop(self, name: str) -> None:
+        for path in OUT.glob(f"{name}.db*"):
+            path.unlink()
+
+
+class PostgresFleets:
+    """Fleet databases on the PostgreSQL server at ``server`` (a URL without a database):
+    cached as ``bench_fleet_*`` databases, each run's copy made by ``CREATE DATABASE ...
+    TEMPLATE`` (a file copy), named ``bench_work_*``."""
+
+    kind = "postgresql"
+
+    def __init__(self, server: str) -> None:
+        self.server = server.rstrip("/")
+
+    def url(self, database: str) -> str:
+        return f"{self.server}/{database}"
+
+    def _admin(self, *statements: str) -> list[tuple]:
+        import psycopg
+
+        rows: list[tuple] = []
+        with psycopg.connect(self.url("postgres"), autocommit=True) as conn:
+            for sql in statements:
+                cursor = conn.execute(sql)
+                if cursor.description:
+                    rows = cursor.fetchall()
+        return rows
+
+    def exists(self, database: str) -> bool:
+        return bool(self._admin(f"SELECT 1 FROM pg_database WHERE datname = '{database}'"))
+
+    def cached(self, name: str, build) -> str:
+        database = "bench_" + name.replace("-", "_")
+        if self.exists(database):
+            log(f"using cached PostgreSQL database {database}")
+            return self.url(database)
+        partial = f"{database}_partial"
+        self._admin(
+            f'DROP DATABASE IF EXISTS "{partial}" WITH (FORCE)', f'CREATE DATABASE "{partial}"'
+        )
+        log(f"building PostgreSQL database {database} (cached for later runs)")
+        build(self.url(partial))
+        # A fleet whose daily runs have kept up has been vacuumed and analysed by
+        # autovacuum; the copies made from this one inherit its statistics.
+        self._vacuum_analyze(self.url(partial))
+        self._admin(f'ALTER DATABASE "{partial}" RENAME TO "{database}"')
+        return self.url(database)
+
+    @staticmethod
+    def _vacuum_analyze(url: str) -> None:
+        import psycopg
+
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("VACUUM ANALYZE")
+
+    def database_of(self, url: str) -> str:
+        return url.rsplit("/", 1)[1]
+
+    def copy(self, source: str, target: str) -> None:
+        """``target`` (made empty by ``cached``) becomes a copy of ``source``."""
+        name = self.database_of(target)
+        self._admin(
+            f'DROP DATABASE "{name}" WITH (FORCE)',
+            f'CREATE DATABASE "{name}" TEMPLATE "{self.database_of(source)}"',
+        )
+
+    def working_copy(self, cached: str, name: str) -> str:
+        self.drop(name)
+        database = f"bench_work_{name}"
+        self._admin(f'CREATE DATABASE "{database}" TEMPLATE "{self.database_of(cached)}"')
+        return self.url(database)
+
+    def drop(self, name: str) -> None:
+        self._admin(f'DROP DATABASE IF EXISTS "bench_work_{name}" WITH (FORCE)')
+
+
+Fleets = SqliteFleets | PostgresFleets
+
+
+def sqlite_url(path: Path) -> str:
+    return f"sqlite:///{path}"
+
+
+def sqlite_path(url: str) -> Path:
+    return Path(url.removeprefix("sqlite:///"))
 
 
 def seed_logged(settings, instances: int, seed: int, seeded_for: datetime) -> None:
@@ -193,11 +321,11 @@ def seed_logged(settings, instances: int, seed: int, seeded_for: datetime) -> No
     log(f"  seeding took {time.perf_counter() - started:.0f} s")
 
 
-def build_base(path: Path, instances: int, seed: int, seeded_for: datetime) -> None:
+def build_base(url: str, instances: int, seed: int, seeded_for: datetime) -> None:
     """Seed ``instances`` for ``seeded_for``, then bring the fleet to that day's end."""
     from dns_lifecycle.core.db import upgrade
 
-    settings = sqlite_settings(path, outbox_dir=OUT / "warm-up-outbox")
+    settings = settings_for(url, outbox_dir=OUT / "warm-up-outbox")
     upgrade(settings)
     seed_logged(settings, instances, seed, seeded_for)
     log("  applying the first day")
@@ -232,36 +360,19 @@ def catch_up(settings, moment: datetime) -> dict[str, int]:
     return counts
 
 
-def add_far_future(path: Path, extra: int, seed: int, as_of: datetime) -> None:
+def add_far_future(url: str, extra: int, seed: int, as_of: datetime) -> None:
     """Add ``extra`` active instances (with domains and records) that expire 400-775
     days after ``as_of``: outside every window, so they add size and no work."""
     from dns_lifecycle.admin.seed import extend_fleet
     from dns_lifecycle.core.db import Database
 
-    db = Database(sqlite_settings(path))
+    db = Database(settings_for(url))
     started = time.perf_counter()
     try:
         extend_fleet(db, extra, seed + 1, as_of=as_of + timedelta(days=FAR_FUTURE_DAYS))
     finally:
         db.dispose()
     log(f"  added {extra:,} far-future instances in {time.perf_counter() - started:.0f} s")
-
-
-def cached_database(name: str, build) -> Path:
-    """The cached database ``name``, built by ``build(path)`` when missing."""
-    CACHE.mkdir(parents=True, exist_ok=True)
-    path = CACHE / f"{name}.db"
-    if path.exists():
-        log(f"using cached {path.relative_to(REPO)}")
-        return path
-    partial = path.with_suffix(".partial")
-    for leftover in CACHE.glob(f"{partial.name}*"):
-        leftover.unlink()
-    log(f"building {path.relative_to(REPO)} (cached for later runs)")
-    build(partial)
-    checkpoint(partial)
-    partial.rename(path)
-    return path
 
 
 def checkpoint(path: Path) -> None:
@@ -273,19 +384,11 @@ def checkpoint(path: Path) -> None:
         conn.execute("PRAGMA journal_mode=DELETE")
 
 
-def working_copy(cached: Path, name: str) -> Path:
-    target = OUT / f"{name}.db"
-    for stale in OUT.glob(f"{name}.db*"):
-        stale.unlink()
-    shutil.copyfile(cached, target)
-    return target
-
-
 # ------------------------------------------------------------------ runs
 
 
 def child_env(
-    db_path: Path, sinks: Sinks, name: str, connections: int, processes: int = 1
+    url: str, sinks: Sinks, name: str, connections: int, processes: int = 1
 ) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k.lower() not in ("http_proxy", "https_proxy")}
     prefect_home = OUT / f"prefect-{name}"
@@ -293,7 +396,7 @@ def child_env(
     env.update(
         {
             "PYTHONPATH": str(REPO),
-            "DATABASE_URL": f"sqlite:///{db_path}",
+            "DATABASE_URL": url,
             "DNSL_OUTBOX_DIR": str(OUT / f"outbox-{name}"),
             "DNSL_EMAIL_BACKEND": "smtp",
             "DNSL_EMAIL_FROM": f"DNS Hosting <{SENDER}>",
@@ -317,10 +420,17 @@ def child_env(
     return env
 
 
-def run_child(args: list[str], env: dict[str, str], log_name: str) -> None:
+def run_child(
+    args: list[str], env: dict[str, str], log_name: str, prefix: list[str] | None = None
+) -> None:
+    """``PYTHON args`` (behind ``prefix``, a command that runs it), its output logged."""
     with (OUT / log_name).open("wb") as output:
         done = subprocess.run(
-            [PYTHON, *args], env=env, cwd=REPO, stdout=output, stderr=subprocess.STDOUT
+            [*(prefix or []), PYTHON, *args],
+            env=env,
+            cwd=REPO,
+            stdout=output,
+            stderr=subprocess.STDOUT,
         )
     if done.returncode != 0:
         tail = (OUT / log_name).read_text(errors="replace")[-3000:]
@@ -328,25 +438,42 @@ def run_child(args: list[str], env: dict[str, str], log_name: str) -> None:
 
 
 def daily_run(
-    name: str, cached: Path, sinks: Sinks, as_of: str, connections: int, processes: int
+    name: str,
+    fleets: Fleets,
+    cached: str,
+    sinks: Sinks,
+    as_of: str,
+    connections: int,
+    processes: int,
+    profile: bool = False,
 ) -> dict:
-    db_path = working_copy(cached, name)
+    """One measured run on a working copy of ``cached`` (kept as ``name``); with
+    ``profile``, under py-spy."""
+    url = fleets.working_copy(cached, name)
     metrics_path = OUT / f"{name}.json"
     mails_before, sms_before = sinks.smtp_messages(), sinks.sms_requests()
-    log(f"{name}: dns-lifecycle run --as-of {as_of} on {db_path.name}")
-    env = child_env(db_path, sinks, name, connections, processes)
-    run_child([str(BENCH / "run_daily.py"), str(metrics_path), as_of], env, f"{name}.log")
+    load_before = load_average()
+    log(f"{name}: dns-lifecycle run --as-of {as_of} on {fleets.kind} {url.rsplit('/', 1)[1]}")
+    env = child_env(url, sinks, name, connections, processes)
+    args = [str(BENCH / "run_daily.py"), str(metrics_path), as_of]
+    prefix = None
+    if profile:
+        py_spy = shutil.which("py-spy") or str(Path(PYTHON).parent / "py-spy")
+        prefix = [py_spy, *spy.command(OUT / f"{name}-spy.txt", SPY_RATE, [])[1:-1], "--"]
+    run_child(args, env, f"{name}.log", prefix)
     metrics = json.loads(metrics_path.read_text())
     time.sleep(0.5)  # smtp-sink writes its counter as each session ends
     metrics["sink_emails"] = sinks.smtp_messages() - mails_before
     metrics["sink_sms"] = sinks.sms_requests() - sms_before
-    metrics["email_size"] = mean_email_size(db_path)
-    metrics["db_path"] = str(db_path)
+    metrics["email_size"] = mean_email_size(url)
+    metrics["database_url"] = url
+    metrics["database"] = fleets.kind
+    metrics["load_before"] = load_before
     log(f"{name}: {summarise(metrics)}")
     return metrics
 
 
-def mean_email_size(db_path: Path, sample: int = 300) -> int:
+def mean_email_size(url: str, sample: int = 300) -> int:
     """Mean size in bytes of the MIME messages the run sent (a sample, rebuilt)."""
     from sqlalchemy import select
 
@@ -356,7 +483,7 @@ def mean_email_size(db_path: Path, sample: int = 300) -> int:
     from dns_lifecycle.core.db import Database
     from models import Account, Notification
 
-    settings = sqlite_settings(db_path)
+    settings = settings_for(url)
     db = Database(settings)
     renderer = Renderer(settings.templates_dir)
     try:
@@ -410,13 +537,13 @@ def link_rate(tools: dict[str, str], sinks: Sinks, messages: int, size: int, ses
 
 
 def stack_floor(
-    db_path: Path, sinks: Sinks, seeded_for: datetime, processes: int, connections: int
+    url: str, sinks: Sinks, seeded_for: datetime, processes: int, connections: int
 ) -> dict:
     """The run's messages, pre-built, sent by aiosmtplib and aiohttp alone from as many
     processes over as many connections (bench/stack_floor.py)."""
     from dns_lifecycle.channels.sms.aliyun import DEFAULT_CONCURRENCY
 
-    env = child_env(db_path, sinks, "floor", connections, processes)
+    env = child_env(url, sinks, "floor", connections, processes)
     messages = OUT / "floor-messages.pickle"
     script = str(BENCH / "stack_floor.py")
 
@@ -429,7 +556,7 @@ def stack_floor(
         return json.loads(done.stdout.strip().splitlines()[-1])
 
     log("stack floor: building the run's messages")
-    built = child("prepare", str(db_path), seeded_for.isoformat(), str(messages))
+    built = child("prepare", url, seeded_for.isoformat(), str(messages))
     floors = {}
     for channel in ("smtp", "sms", "both"):
         before_mail, before_sms = sinks.smtp_messages(), sinks.sms_requests()
@@ -454,11 +581,22 @@ def stack_floor(
     return floors
 
 
-def naive_run(cached: Path, sinks: Sinks, as_of: str, sample: int) -> dict:
-    db_path = working_copy(cached, "naive")
+def profiled_run(fleets: Fleets, cached: str, sinks: Sinks, args: argparse.Namespace) -> dict:
+    """The day at N once more, under py-spy (its own figures are left out of the table:
+    sampling takes CPU from the run): where the delivery path's CPU goes."""
+    metrics = daily_run(
+        "profile", fleets, cached, sinks, args.as_of, args.connections, args.processes, True
+    )
+    summary = spy.summarise(OUT / "profile-spy.txt")
+    log(f"profile: {summary['samples']}, raw stacks in bench/out/profile-spy.txt")
+    return {"run": summarise(metrics), "load_before": metrics["load_before"], **summary}
+
+
+def naive_run(fleets: Fleets, cached: str, sinks: Sinks, as_of: str, sample: int) -> dict:
+    url = fleets.working_copy(cached, "naive")
     metrics_path = OUT / "naive.json"
     log(f"naive baseline: {sample} instances, one task and one SMTP connection each")
-    env = child_env(db_path, sinks, "naive", 1)
+    env = child_env(url, sinks, "naive", 1)
     run_child([str(BENCH / "naive.py"), str(metrics_path), as_of, str(sample)], env, "naive.log")
     metrics = json.loads(metrics_path.read_text())
     metrics["rate"] = metrics["instances"] / metrics["seconds"]
@@ -487,11 +625,21 @@ def totals(metrics: dict) -> dict:
     emails = sum(d["counts"].get("email_sent", 0) for d in metrics["deliveries"])
     sms = sum(d["counts"].get("sms_sent", 0) for d in metrics["deliveries"])
     steps_seconds = sum(s["duration_seconds"] for s in steps)
+    cpu = metrics.get("cpu") or {}
+    pool_cpu = cpu.get("pool_seconds", 0.0)
+    notices = emails + sms
     reminders = next((s for s in steps if s["step"] == "send-renewal-reminders"), None)
     return {
         "steps_seconds": steps_seconds,
         "deliver_seconds": deliver,
         "deliver_cpu_seconds": deliver_cpu,
+        "run_cpu_seconds": cpu.get("run_seconds", 0.0),
+        "pool_cpu_seconds": pool_cpu,
+        "server_cpu_seconds": cpu.get("server_seconds", 0.0),
+        # The run's processes together (the run process and its delivery processes),
+        # for the whole run and for its delivery alone, per notice delivered.
+        "cpu_per_notice": (cpu.get("run_seconds", 0.0) + pool_cpu) / notices if notices else 0.0,
+        "delivery_cpu_per_notice": (deliver_cpu + pool_cpu) / notices if notices else 0.0,
         "emails": emails,
         "sms": sms,
         "email_rate": emails / deliver if deliver else 0.0,
@@ -519,6 +667,32 @@ def summarise(metrics: dict) -> str:
 
 def verdict(ok: bool) -> str:
     return "met" if ok else "NOT met"
+
+
+def cpu_checks(lines: list[str], floor: dict, run: dict) -> list[tuple]:
+    """The floor's CPU per message beside the run's CPU per notice (whole run), and the
+    targets: against "both at once" (the run's traffic) and "email alone"."""
+    checks = []
+    for floor_name, part in (("both at once, the run's traffic", "both"), ("email alone", "smtp")):
+        sent = floor[part]["emails"] + floor[part]["sms"]
+        per_message = floor[part]["cpu_seconds"] / sent if sent else 0.0
+        lines.append(
+            f"stack floor CPU ({floor_name}): {floor[part]['cpu_seconds']:.2f} s for {sent:,} "
+            f"messages = {1000 * per_message:.3f} ms each; the run's "
+            f"{1000 * run['cpu_per_notice']:.3f} ms per notice (whole run), "
+            f"{1000 * run['delivery_cpu_per_notice']:.3f} ms in delivery."
+        )
+        if per_message:
+            ratio = run["cpu_per_notice"] / per_message
+            checks.append(
+                (
+                    f"CPU per notice, run / the stack's floor ({floor_name})",
+                    f"{ratio:.2f}x",
+                    f"<= {TARGETS['cpu_vs_floor']}x",
+                    ratio <= TARGETS["cpu_vs_floor"],
+                )
+            )
+    return checks
 
 
 def report(results: dict) -> str:
@@ -560,13 +734,20 @@ def report(results: dict) -> str:
     )
     row("SMS/s (delivery time)", [f"{t[n]['sms_rate']:.0f}" for n in names])
     row(
-        "CPU of the run process per notice delivered (email or SMS)",
+        "CPU seconds: run process / delivery processes / Prefect API",
         [
-            f"{1000 * t[n]['deliver_cpu_seconds'] / (t[n]['emails'] + t[n]['sms']):.2f} ms"
-            if t[n]["emails"] + t[n]["sms"]
-            else "-"
+            f"{t[n]['run_cpu_seconds']:.1f} / {t[n]['pool_cpu_seconds']:.1f} / "
+            f"{t[n]['server_cpu_seconds']:.1f}"
             for n in names
         ],
+    )
+    row(
+        "CPU per notice delivered, run + delivery processes (whole run)",
+        [f"{1000 * t[n]['cpu_per_notice']:.2f} ms" for n in names],
+    )
+    row(
+        "CPU per notice delivered, in delivery (run process's part + delivery processes)",
+        [f"{1000 * t[n]['delivery_cpu_per_notice']:.2f} ms" for n in names],
     )
     row(
         "reminder instances/s (reminder step)",
@@ -597,6 +778,7 @@ def report(results: dict) -> str:
             for n in names
         ],
     )
+    row("load average before the run", [runs[n].get("load_before", "?") for n in names])
     lines.append("")
 
     first = names[0]
@@ -645,6 +827,8 @@ def report(results: dict) -> str:
                     ratio >= TARGETS["email_vs_floor"],
                 )
             )
+    if floor and "cpu_seconds" in floor["both"]:
+        checks += cpu_checks(lines, floor, t[first])
     if link:
         lines.append(
             f"smtp-source: {link['messages']:,} messages of {link['size']:,} B over "
@@ -695,6 +879,16 @@ def report(results: dict) -> str:
                 ratio <= TARGETS["scale_2m_1m"],
             )
         )
+    if "sqlite" in runs:
+        ratio = t[first]["steps_seconds"] / t["sqlite"]["steps_seconds"]
+        checks.append(
+            (
+                f"all steps, {runs[first]['label']} / {runs['sqlite']['label']}",
+                f"{ratio:.2f}",
+                f"<= {TARGETS['postgresql_vs_sqlite']}",
+                ratio <= TARGETS["postgresql_vs_sqlite"],
+            )
+        )
     pool_rss = max(0, runs[first].get("peak_pool_rss_bytes", 0))
     rss = (runs[first]["peak_rss_bytes"] + pool_rss) / 2**20
     checks.append(
@@ -707,6 +901,13 @@ def report(results: dict) -> str:
     )
     lines += ["", "| target | measured | wanted | |", "|---|---|---|---|"]
     lines += [f"| {a} | {b} | {c} | {verdict(ok)} |" for a, b, c, ok in checks]
+    profile = results.get("profile")
+    if profile:
+        lines += [
+            "",
+            f"profiled run (load average before: {profile['load_before']}): {profile['run']}",
+            spy.table(profile),
+        ]
     for n in names:
         if t[n]["failures"]:
             lines.append(f"\n{runs[n]['label']} failures: {t[n]['failures'][:5]}")
@@ -716,7 +917,7 @@ def report(results: dict) -> str:
 # ------------------------------------------------------------------ main
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--instances", type=int, default=1_000_000, help="fleet size (1M)")
     p.add_argument(
@@ -727,6 +928,17 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--as-of", default="2026-11-26", help="the measured day (YYYY-MM-DD)")
+    p.add_argument(
+        "--database",
+        choices=["sqlite", "postgresql"],
+        default="sqlite",
+        help="where the fleet lives; postgresql also runs the day on SQLite at N, for the ratio",
+    )
+    p.add_argument(
+        "--pg",
+        default="postgresql://postgres@127.0.0.1:5432",
+        help="the PostgreSQL server for --database postgresql (databases bench_*)",
+    )
     p.add_argument("--naive-sample", type=int, default=300)
     p.add_argument("--connections", type=int, default=4, help="DNSL_SMTP_CONNECTIONS")
     p.add_argument(
@@ -742,85 +954,110 @@ def main(argv: list[str] | None = None) -> int:
         choices=["double", "naive", "link", "floor", "single"],
         help="leave out a part (repeatable)",
     )
-    p.add_argument("--keep", action="store_true", help="keep the working databases in bench/out/")
-    args = p.parse_args(argv)
+    p.add_argument(
+        "--profile",
+        action="store_true",
+        help="one more run at N under py-spy (not in the table): where its CPU goes",
+    )
+    p.add_argument("--keep", action="store_true", help="keep the working databases")
+    return p.parse_args(argv)
+
+
+def fleet_caches(
+    fleets: Fleets, args: argparse.Namespace, extra: int, double: bool
+) -> tuple[str, str | None]:
+    """The cached fleet of N on ``fleets``, and with ``double`` the one of N + extra."""
+    as_of = datetime.fromisoformat(args.as_of).replace(tzinfo=UTC)
+    seeded_for = as_of - timedelta(days=1)
+    base_name = f"fleet-{args.instances}-s{args.seed}-{seeded_for:%Y%m%d}-{code_digest()}"
+    base = fleets.cached(
+        base_name, lambda url: build_base(url, args.instances, args.seed, seeded_for)
+    )
+    if not double:
+        return base, None
+
+    def build_double(url: str) -> None:
+        fleets.copy(base, url)
+        add_far_future(url, extra, args.seed, as_of)
+
+    return base, fleets.cached(f"{base_name}-far{extra}", build_double)
+
+
+def load_average() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
     extra = args.instances if args.extra is None else args.extra
 
     OUT.mkdir(parents=True, exist_ok=True)
     tools = ensure_smtp_tools()
-    as_of = datetime.fromisoformat(args.as_of).replace(tzinfo=UTC)
-    seeded_for = as_of - timedelta(days=1)
-    digest = code_digest()
-    base_name = f"fleet-{args.instances}-s{args.seed}-{seeded_for:%Y%m%d}-{digest}"
-    base = cached_database(
-        base_name, lambda path: build_base(path, args.instances, args.seed, seeded_for)
-    )
-    double = None
-    if "double" not in args.skip:
-
-        def build_double(path: Path) -> None:
-            shutil.copyfile(base, path)
-            add_far_future(path, extra, args.seed, as_of)
-
-        double = cached_database(f"{base_name}-far{extra}", build_double)
+    seeded_for = datetime.fromisoformat(args.as_of).replace(tzinfo=UTC) - timedelta(days=1)
+    postgres = args.database == "postgresql"
+    fleets: Fleets = PostgresFleets(args.pg) if postgres else SqliteFleets()
+    base, double = fleet_caches(fleets, args, extra, "double" not in args.skip)
+    # On PostgreSQL, the same day on SQLite at N too: the ratio between the two.
+    sqlite_fleets = SqliteFleets()
+    sqlite_base = fleet_caches(sqlite_fleets, args, extra, False)[0] if postgres else None
 
     sinks = Sinks(tools)
     results: dict = {
         "as_of": args.as_of,
+        "database": args.database,
         "instances": args.instances,
         "extra": extra,
         "connections": args.connections,
         "processes": args.processes,
-        "load_before": " ".join(f"{x:.2f}" for x in os.getloadavg()),
+        "load_before": load_average(),
         "runs": {},
     }
+    runs = results["runs"]
+    where = " PostgreSQL" if postgres else ""
+    size = f"{args.instances / 1e6:g}M"
+    label = f"{size}{where}" + (f", {args.processes} processes" if args.processes > 1 else "")
+
+    def measured(name: str, run_fleets: Fleets, cached: str, run_label: str, processes: int):
+        runs[name] = daily_run(
+            name, run_fleets, cached, sinks, args.as_of, args.connections, processes
+        )
+        runs[name]["label"] = run_label
+
     try:
-        label = f"{args.instances / 1e6:g}M" + (
-            f", {args.processes} processes" if args.processes > 1 else ""
-        )
-        results["runs"]["base"] = daily_run(
-            "base", base, sinks, args.as_of, args.connections, args.processes
-        )
-        results["runs"]["base"]["label"] = label
+        measured("base", fleets, base, label, args.processes)
         if "floor" not in args.skip:
             results["floor"] = stack_floor(
-                Path(results["runs"]["base"]["db_path"]),
-                sinks,
-                seeded_for,
-                args.processes,
-                args.connections,
+                runs["base"]["database_url"], sinks, seeded_for, args.processes, args.connections
             )
         if "link" not in args.skip:
-            first = totals(results["runs"]["base"])
+            first = totals(runs["base"])
             results["link"] = link_rate(
                 tools,
                 sinks,
                 max(first["emails"], 1),
-                results["runs"]["base"]["email_size"] or 5000,
+                runs["base"]["email_size"] or 5000,
                 args.connections,
             )
             log(f"smtp-source: {results['link']['rate']:.0f} messages/s")
         if double is not None:
-            label2 = f"{(args.instances + extra) / 1e6:g}M"
-            results["runs"]["double"] = daily_run(
-                "double", double, sinks, args.as_of, args.connections, args.processes
-            )
-            results["runs"]["double"]["label"] = label2
+            label2 = f"{(args.instances + extra) / 1e6:g}M{where}"
+            measured("double", fleets, double, label2, args.processes)
         if args.processes > 1 and "single" not in args.skip:
             # The same day delivered from the run's own process, for the pool's gain.
-            results["runs"]["single"] = daily_run(
-                "single", base, sinks, args.as_of, args.connections, 1
-            )
-            results["runs"]["single"]["label"] = f"{label}, 1 process"
+            measured("single", fleets, base, f"{size}{where}, 1 process", 1)
+        if sqlite_base is not None:
+            measured("sqlite", sqlite_fleets, sqlite_base, f"{size} SQLite", args.processes)
+        if args.profile:
+            results["profile"] = profiled_run(fleets, base, sinks, args)
         if "naive" not in args.skip:
-            results["naive"] = naive_run(base, sinks, args.as_of, args.naive_sample)
+            results["naive"] = naive_run(fleets, base, sinks, args.as_of, args.naive_sample)
     finally:
         sinks.stop()
+        if not args.keep:
+            for name in ("base", "double", "single", "profile", "naive"):
+                fleets.drop(name)
+            sqlite_fleets.drop("sqlite")
 
-    if not args.keep:
-        for working in ("base", "double", "single", "naive"):
-            for path in OUT.glob(f"{working}.db*"):
-                path.unlink()
     table = report(results)
     (OUT / "results.json").write_text(json.dumps(results, indent=2, default=str))
     (OUT / "results.md").write_text(table + "\n")

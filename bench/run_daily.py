@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import os
 import resource
 import sys
 import threading
@@ -34,6 +35,66 @@ def peak_rss() -> int:
     except OSError:
         pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+# /proc/PID/stat fields (1-based, after the command in parentheses): utime, stime,
+# cutime, cstime are fields 14-17, in clock ticks.
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def own_cpu() -> tuple[float, float]:
+    """This process's CPU seconds, and its reaped children's (the kernel's cutime and
+    cstime: every child waited for, with what its own reaped children used)."""
+    with open("/proc/self/stat", encoding="ascii") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    # fields[0] is field 3 (state): field N is fields[N - 3].
+    utime, stime, cutime, cstime = (int(fields[n - 3]) for n in (14, 15, 16, 17))
+    return (utime + stime) / _TICK, (cutime + cstime) / _TICK
+
+
+def record_reaped_children() -> dict[int, float]:
+    """CPU seconds of each child this process reaps, by pid, from then on.
+
+    Both ``subprocess`` (the Prefect API) and ``multiprocessing`` (the delivery
+    processes) reap through ``os.waitpid``; ``os.wait4`` does the same and also returns
+    the child's rusage, exact to its last tick (sampling /proc would miss what a child
+    used after its last sample)."""
+    reaped: dict[int, float] = {}
+
+    def waitpid(pid: int, options: int) -> tuple[int, int]:
+        done, status, usage = os.wait4(pid, options)
+        if done:
+            reaped[done] = usage.ru_utime + usage.ru_stime
+        return done, status
+
+    os.waitpid = waitpid
+    return reaped
+
+
+def child_kind(cmdline: list[str]) -> str:
+    """``pool`` for a delivery process (multiprocessing's spawn), ``server`` otherwise
+    (the temporary Prefect API)."""
+    return "pool" if any("multiprocessing" in part for part in cmdline) else "server"
+
+
+def cpu_split(reaped: dict[int, float], kinds: dict[int, str]) -> dict:
+    """CPU seconds of the run process, of its delivery processes and of the Prefect API,
+    once all of them have ended. The children's total is the kernel's (cutime, cstime);
+    the API's share is its own rusage when it was reaped (``record_reaped_children``);
+    the delivery processes get the rest (and the pool's resource tracker, which does
+    next to nothing)."""
+    run, children = own_cpu()
+    server = sum(cpu for pid, cpu in reaped.items() if kinds.get(pid) == "server")
+    pool = sum(cpu for pid, cpu in reaped.items() if kinds.get(pid) == "pool")
+    return {
+        "run_seconds": run,
+        "children_seconds": children,
+        "server_seconds": server,
+        # Clock ticks against rusage's microseconds: never below nothing.
+        "pool_seconds": max(0.0, children - server),
+        "pool_seconds_reaped": pool,
+        "reaped": {str(pid): [kinds.get(pid, "?"), cpu] for pid, cpu in reaped.items()},
+    }
 
 
 def main() -> int:
@@ -81,7 +142,9 @@ def main() -> int:
     time_send(AliyunSmsBackend, "sms_send_seconds")
 
     # The temporary Prefect API runs in a child process, and the delivery pool's workers
-    # are children too: sample their memory, apart.
+    # are children too: sample their memory, apart, and learn which is which.
+    reaped = record_reaped_children()
+    kinds: dict[int, str] = {}
     peak_children = [0]
     peak_pool = [0]
     stop = threading.Event()
@@ -91,12 +154,13 @@ def main() -> int:
         me = psutil.Process()
 
         def sample():
-            while not stop.wait(0.5):
+            while not stop.wait(0.25):
                 server = pool = 0
                 try:
                     for child in me.children(recursive=True):
                         rss = child.memory_info().rss
-                        if "spawn_main" in " ".join(child.cmdline()):
+                        kind = kinds.setdefault(child.pid, child_kind(child.cmdline()))
+                        if kind == "pool":
                             pool += rss
                         else:
                             server += rss
@@ -112,12 +176,16 @@ def main() -> int:
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
         code = cli.main(["run", "--as-of", as_of, "--json"])
+    # The pool lives until exit (an atexit hook ends it); end it now, so that its
+    # processes are reaped and their CPU counted before this process reads its own.
+    delivery._close_pools()
     stop.set()
     metrics["exit_code"] = code
     metrics["wall_seconds"] = time.perf_counter() - started
     metrics["peak_rss_bytes"] = peak_rss()
     metrics["peak_prefect_server_rss_bytes"] = peak_children[0]
     metrics["peak_pool_rss_bytes"] = peak_pool[0]
+    metrics["cpu"] = cpu_split(reaped, kinds)
     text = out.getvalue()
     try:
         metrics["report"] = json.loads(text)

@@ -2,7 +2,7 @@
 sent by the same client libraries over the same connections from the same number of
 processes, and nothing else (no ledger, no rendering, no Prefect). For bench/fleet.py:
 
-    python bench/stack_floor.py prepare DB SEEDED_FOR OUT.pickle   # build the messages
+    python bench/stack_floor.py prepare DATABASE_URL SEEDED_FOR OUT.pickle   # build the messages
     python bench/stack_floor.py smtp|sms|both OUT.pickle PROCESSES CONNECTIONS \
         CONCURRENCY SMTP_PORT SMS_PORT
 
@@ -14,8 +14,9 @@ splits the emails over PROCESSES processes, each sending its share with aiosmtpl
 its part of CONNECTIONS kept-open connections; ``sms`` splits the SMS over PROCESSES
 processes, each posting its share through one aiohttp session with CONCURRENCY requests
 in flight, as the SMS backend does; ``both`` sends both at once in each process, as a
-delivery process does. Each prints one JSON line: messages sent and the wall time from
-the first process starting to send to the last one finishing.
+delivery process does. Each prints one JSON line: messages sent, the wall time from
+the first process starting to send to the last one finishing, and the CPU the processes
+used while sending.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ REPO = BENCH.parent
 sys.path.insert(0, str(REPO))
 
 
-def prepare(db_path: str, seeded_for: str, out: str) -> None:
+def prepare(url: str, seeded_for: str, out: str) -> None:
     from sqlalchemy import select
 
     from dns_lifecycle.channels.email import EmailMessage
@@ -46,7 +47,7 @@ def prepare(db_path: str, seeded_for: str, out: str) -> None:
     from dns_lifecycle.core.settings import Settings
     from models import Account, Notification
 
-    settings = Settings(database_url=f"sqlite:///{db_path}")  # the rest from the environment
+    settings = Settings(database_url=url)  # the rest from the environment
     db = Database(settings)
     try:
         with db.session() as session:
@@ -152,10 +153,13 @@ def worker(spec_json: str) -> None:
             return done[0], done[1]
         return (done[0], 0) if spec["channel"] == "smtp" else (0, done[0])
 
-    started = time.time()
+    started, cpu = time.time(), time.process_time()
     emails, texts = asyncio.run(send())
+    ended, cpu = time.time(), time.process_time() - cpu
     print(
-        json.dumps({"emails": emails, "sms": texts, "started": started, "ended": time.time()}),
+        json.dumps(
+            {"emails": emails, "sms": texts, "started": started, "ended": ended, "cpu": cpu}
+        ),
         flush=True,
     )
 
@@ -212,6 +216,8 @@ def run(
         "emails": emails,
         "sms": texts,
         "seconds": seconds,
+        # The client processes' CPU while sending (not their start or the pickle's load).
+        "cpu_seconds": sum(r["cpu"] for r in reports),
         "email_rate": emails / seconds if seconds else 0.0,
         "sms_rate": texts / seconds if seconds else 0.0,
         "processes": processes,

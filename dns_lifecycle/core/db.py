@@ -20,6 +20,20 @@ from dns_lifecycle.core.settings import Settings, shipped
 
 MIGRATIONS_DIR = shipped("migrations")
 
+# PostgreSQL: the transaction's COMMIT returns without waiting for its WAL to reach the
+# disk (the wait is most of a short transaction's time). Only a crash of the database
+# server, not of this process, can lose it, and any later commit that does wait makes
+# it durable first (the WAL is flushed in order). For writes that a run redoes when
+# they are missing: the next stage's record, committed as usual, seals them.
+NO_FLUSH_WAIT = "SET LOCAL synchronous_commit = off"
+
+
+def commit_without_flush_wait(session: Session) -> None:
+    """Let ``session``'s current transaction commit without the flush wait (PostgreSQL;
+    SQLite's WAL with synchronous=NORMAL never waits at a commit)."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.connection().exec_driver_sql(NO_FLUSH_WAIT)
+
 
 def normalise_url(url: str) -> str:
     """Accept plain ``postgresql://`` URLs and use the psycopg 3 driver for them."""

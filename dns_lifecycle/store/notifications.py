@@ -20,6 +20,7 @@ from sqlalchemy.engine import Dialect
 from sqlmodel import Session, col
 
 from dns_lifecycle.channels import DeliveryResult
+from dns_lifecycle.core.db import NO_FLUSH_WAIT
 from dns_lifecycle.lifecycle.expiry import release_at
 from dns_lifecycle.lifecycle.notices import RenewalFailed, parse_instant
 from dns_lifecycle.lifecycle.notices.keys import renewal_failed_order_and_day
@@ -209,7 +210,7 @@ class OutcomeWriter:
                 # A crash of this process loses no committed mark; only a crash of the
                 # database server could lose the last few, whose messages would then
                 # be sent again (with the same Message-ID).
-                cursor.execute("SET LOCAL synchronous_commit = off")
+                cursor.execute(NO_FLUSH_WAIT)
             for sql, params in _mark_params(self._dialect, results, ids_by_key, now):
                 cursor.executemany(sql, params)
             self._raw.commit()

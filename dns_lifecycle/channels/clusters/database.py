@@ -1,6 +1,10 @@
 """The embedded cluster: a zone is its domain's ``record`` rows with the cluster's code.
 
-Each call is its own short transaction on the project's database. The apex NS records
+Each call is its own short transaction on the project's database; on PostgreSQL its
+commit does not wait for the disk (``core.db.commit_without_flush_wait``): a zone write
+lost with the database server is one whose stage was not recorded yet, so the next run
+writes it again, and the stage's record, which waits, makes the zone write durable
+first. The apex NS records
 are implied by the cluster's name servers, so they are neither stored nor read. A row
 holds a record's type, host, text and TTL: disabled records and record-set comments
 are not kept here, and a TXT record whose strings its text cannot give back is refused.
@@ -14,7 +18,7 @@ from sqlalchemy import delete, insert, select
 from sqlmodel import col
 
 from dns_lifecycle.channels.clusters import ClusterConfig, WriteLock
-from dns_lifecycle.core.db import Database
+from dns_lifecycle.core.db import Database, commit_without_flush_wait
 from dns_lifecycle.core.errors import ZoneFileError
 from dns_lifecycle.lifecycle.zonefile import Rr
 from models import Domain, Record
@@ -83,6 +87,7 @@ class DatabaseCluster:
             if exists is not None:
                 return False
             if records:
+                commit_without_flush_wait(session)
                 session.execute(
                     insert(RECORDS),
                     [
@@ -108,6 +113,7 @@ class DatabaseCluster:
             domain_id = self._domain_id(session, zone)
             if domain_id is None:
                 return False
+            commit_without_flush_wait(session)
             # On the session's connection: a Core DELETE's result there has its row count.
             deleted = (
                 session.connection()

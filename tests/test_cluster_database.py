@@ -1,0 +1,67 @@
+"""The embedded (database) cluster's zone writes: what they store, and on PostgreSQL
+that their commits do not wait for the disk (core.db.commit_without_flush_wait)."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from datetime import UTC, datetime
+
+from sqlalchemy import event
+
+from dns_lifecycle.channels.clusters import ClusterConfig
+from dns_lifecycle.channels.clusters.database import DatabaseCluster
+from dns_lifecycle.core.db import NO_FLUSH_WAIT
+from dns_lifecycle.lifecycle.zonefile import Rr
+from tests.factories import default_domains, make_instance
+
+FREE = ClusterConfig(code="free", kind="free", nameservers=("ns1.free.example",))
+RECORDS = [Rr("A", "@", "192.0.2.1", 600), Rr("MX", "@", "10 mail.example.com.", 600)]
+
+
+@contextmanager
+def statements(db):
+    """The SQL the engine sends meanwhile, in order."""
+    sent: list[str] = []
+
+    def seen(conn, cursor, statement, parameters, context, executemany):
+        sent.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", seen)
+    try:
+        yield sent
+    finally:
+        event.remove(db.engine, "before_cursor_execute", seen)
+
+
+def _domain(db) -> str:
+    with db.session() as s:
+        make_instance(s, "inst-1", expires_at=datetime(2026, 12, 1, tzinfo=UTC))
+        s.commit()
+    return default_domains("inst-1")[0]["name"]
+
+
+def test_a_zone_written_and_deleted_reads_back_as_written(db):
+    """create_zone stores the records under the cluster's code; delete_zone removes them."""
+    name = _domain(db)
+    cluster = DatabaseCluster(FREE, db)
+    assert cluster.create_zone(name, RECORDS, 3600) is True
+    assert cluster.read_zone(name) == RECORDS
+    assert cluster.delete_zone(name) is True
+    assert cluster.read_zone(name) == []
+
+
+def test_on_postgresql_zone_writes_commit_without_waiting_for_the_disk(db):
+    """On PostgreSQL both writes set synchronous_commit off for their transaction, before
+    writing; SQLite gets no such statement."""
+    name = _domain(db)
+    cluster = DatabaseCluster(FREE, db)
+    with statements(db) as sent:
+        cluster.create_zone(name, RECORDS, 3600)
+        cluster.delete_zone(name)
+    writes = [i for i, sql in enumerate(sent) if sql.startswith(("INSERT INTO record", "DELETE"))]
+    waits = [i for i, sql in enumerate(sent) if sql == NO_FLUSH_WAIT]
+    assert len(writes) == 2, sent
+    if db.dialect == "postgresql":
+        assert len(waits) == 2 and waits[0] < writes[0] < waits[1] < writes[1], sent
+    else:
+        assert waits == [], sent
