@@ -65,3 +65,39 @@ def test_on_postgresql_zone_writes_commit_without_waiting_for_the_disk(db):
         assert len(waits) == 2 and waits[0] < writes[0] < waits[1] < writes[1], sent
     else:
         assert waits == [], sent
+
+
+def test_each_call_finds_its_domain_in_the_statement_that_reads_or_writes_records(db):
+    """One statement reads a zone, one looks for the domain before a create, one deletes:
+    the domain's id is not looked up in a round trip of its own."""
+    name = _domain(db)
+    cluster = DatabaseCluster(FREE, db)
+    queries = []
+    for call in (
+        lambda: cluster.read_zone(name),
+        lambda: cluster.create_zone(name, RECORDS, 3600),
+        lambda: cluster.read_zone(name),
+        lambda: cluster.delete_zone(name),
+    ):
+        with statements(db) as sent:
+            call()
+        # SQLite's BEGIN IMMEDIATE is no round trip: it runs in the process.
+        kept = [sql for sql in sent if sql != NO_FLUSH_WAIT and not sql.startswith("BEGIN")]
+        queries.append([sql.split()[0] for sql in kept])
+    assert queries == [["SELECT"], ["SELECT", "INSERT"], ["SELECT"], ["DELETE"]], queries
+
+
+def test_a_missing_domain_reads_as_none_and_is_neither_created_nor_deleted(db):
+    _domain(db)
+    cluster = DatabaseCluster(FREE, db)
+    assert cluster.read_zone("absent.example.com") is None
+    assert cluster.create_zone("absent.example.com", RECORDS, 3600) is False
+    assert cluster.delete_zone("absent.example.com") is False
+
+
+def test_a_second_create_of_a_zone_held_here_changes_nothing(db):
+    name = _domain(db)
+    cluster = DatabaseCluster(FREE, db)
+    assert cluster.create_zone(name, RECORDS, 3600) is True
+    assert cluster.create_zone(name, RECORDS[:1], 3600) is False
+    assert cluster.read_zone(name) == RECORDS
