@@ -13,6 +13,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck
+from hypothesis import settings as hypothesis_settings
 from sqlalchemy import make_url, text
 
 from dns_lifecycle.core.db import Database, upgrade
@@ -23,6 +25,21 @@ TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL")
 WORKER = os.environ.get("PYTEST_XDIST_WORKER")
 
 BACKENDS = ["sqlite"] + (["postgresql"] if TEST_DATABASE_URL else [])
+
+
+# Property tests. "ci" (the default) keeps each test's number of examples (Hypothesis's
+# 100, or what the test's @settings names: fewer where one example is a whole run on a
+# database) and drops the per-example deadline and the too-slow check, which measure how
+# busy the machine is (two workers, other jobs), not the code; a failure prints the blob
+# that replays it. "thorough" (HYPOTHESIS_PROFILE=thorough) tries 1,000 examples in each
+# test that does not name its own number.
+hypothesis_settings.register_profile(
+    "ci", deadline=None, suppress_health_check=[HealthCheck.too_slow], print_blob=True
+)
+hypothesis_settings.register_profile(
+    "thorough", hypothesis_settings.get_profile("ci"), max_examples=1000
+)
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
 def pytest_configure(config) -> None:
