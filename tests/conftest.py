@@ -1,5 +1,9 @@
 """Shared fixtures: a migrated database per test, on SQLite and (when
-``TEST_DATABASE_URL`` is set) on PostgreSQL; settings pointing at temporary folders."""
+``TEST_DATABASE_URL`` is set) on PostgreSQL; settings pointing at temporary folders.
+
+Under pytest-xdist each worker is a process of its own with its own session fixtures:
+it gets its own PostgreSQL database (``TEST_DATABASE_URL``'s name + ``_gw0``...) and its
+own ``PREFECT_HOME``; temporary folders are per worker already, ports are chosen free."""
 
 from __future__ import annotations
 
@@ -9,14 +13,74 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
+from hypothesis import HealthCheck
+from hypothesis import settings as hypothesis_settings
+from sqlalchemy import make_url, text
 
 from dns_lifecycle.core.db import Database, upgrade
 from dns_lifecycle.core.settings import Settings
 
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL")
+# Set by pytest-xdist in each worker process ("gw0", "gw1"...); None in a plain run.
+WORKER = os.environ.get("PYTEST_XDIST_WORKER")
 
 BACKENDS = ["sqlite"] + (["postgresql"] if TEST_DATABASE_URL else [])
+
+
+# Property tests. "ci" (the default) keeps each test's number of examples (Hypothesis's
+# 100, or what the test's @settings names: fewer where one example is a whole run on a
+# database) and drops the per-example deadline and the too-slow check, which measure how
+# busy the machine is (two workers, other jobs), not the code; a failure prints the blob
+# that replays it. "thorough" (HYPOTHESIS_PROFILE=thorough) tries 1,000 examples in each
+# test that does not name its own number.
+hypothesis_settings.register_profile(
+    "ci", deadline=None, suppress_health_check=[HealthCheck.too_slow], print_blob=True
+)
+hypothesis_settings.register_profile(
+    "thorough", hypothesis_settings.get_profile("ci"), max_examples=1000
+)
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+def pytest_configure(config) -> None:
+    # Prefect reads PREFECT_HOME when it is first imported, which happens after this
+    # (nothing imported above imports it): workers must not share its files.
+    if WORKER and os.environ.get("PREFECT_HOME"):
+        home = Path(os.environ["PREFECT_HOME"]) / WORKER
+        home.mkdir(parents=True, exist_ok=True)
+        os.environ["PREFECT_HOME"] = str(home)
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    # Files marked slow(seconds) run first, the longest first: with xdist handing out
+    # whole files (--dist loadfile), a long file handed out last would keep one worker
+    # busy while the others have finished. The sort is stable: the rest keep their order.
+    def seconds(item) -> float:
+        mark = item.get_closest_marker("slow")
+        return mark.args[0] if mark else 0
+
+    items.sort(key=seconds, reverse=True)
+
+
+def _worker_database(url: str) -> str:
+    """``url`` itself in a plain run; under xdist, a database of this worker's own next
+    to it (created when missing), since each worker drops and truncates its tables."""
+    if not WORKER:
+        return url
+    base = make_url(url)
+    own = base.set(database=f"{base.database}_{WORKER}")
+    db = Database(Settings(database_url=url))
+    try:
+        # CREATE DATABASE cannot run inside a transaction.
+        with db.engine.execution_options(isolation_level="AUTOCOMMIT").connect() as conn:
+            exists = conn.execute(
+                text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": own.database}
+            ).first()
+            if not exists:
+                conn.execute(text(f'CREATE DATABASE "{own.database}"'))
+    finally:
+        db.dispose()
+    return own.render_as_string(hide_password=False)
 
 
 @pytest.fixture(scope="session")
@@ -30,7 +94,8 @@ def _sqlite_template(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def _postgres_migrated() -> str:
     assert TEST_DATABASE_URL, "TEST_DATABASE_URL is not set"
-    db = Database(Settings(database_url=TEST_DATABASE_URL))
+    url = _worker_database(TEST_DATABASE_URL)
+    db = Database(Settings(database_url=url))
     try:
         with db.engine.begin() as conn:
             # A clean schema each session: earlier runs may have left any state behind.
@@ -38,8 +103,8 @@ def _postgres_migrated() -> str:
             conn.execute(text("CREATE SCHEMA public"))
     finally:
         db.dispose()
-    upgrade(Settings(database_url=TEST_DATABASE_URL))
-    return TEST_DATABASE_URL
+    upgrade(Settings(database_url=url))
+    return url
 
 
 def _truncate_postgres(url: str) -> None:

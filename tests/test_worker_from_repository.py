@@ -4,9 +4,9 @@ repository to clone.
 A Prefect server on loopback; the project (this working tree) in a bare git repository
 reached by a file:// URL; a worker started in an empty folder from a virtual environment
 with only Prefect installed, whose environment holds PREFECT_API_URL, PREFECT_HOME and
-PATH and nothing of the project's. The daily deployment, deployed with prefect.yaml's
-production pull steps, runs there with every setting from the block, and its reminder
-reaches this test's SMTP server.
+PATH (and pip's PIP_NO_COMPILE, for speed) and nothing of the project's. The daily
+deployment, deployed with prefect.yaml's production pull steps, runs there with every
+setting from the block, and its reminder reaches this test's SMTP server.
 """
 
 from __future__ import annotations
@@ -30,6 +30,8 @@ from dns_lifecycle.core.settings import REPO_ROOT, Settings
 from dns_lifecycle.core.settings_block import save_block
 from tests.factories import make_account, make_catalog, make_instance
 from tests.smtp_server import SmtpTestServer, free_port
+
+pytestmark = pytest.mark.slow(160)
 
 AS_OF = datetime(2026, 12, 1, 2, 0, tzinfo=UTC)
 SMTP_LOGIN = ("mailer", "wrk-Pa55-9Tz")
@@ -98,10 +100,12 @@ def production(tmp_path_factory) -> Iterator[dict]:
     try:
         repository = _bare_repository(root)
         # The worker's Python: Prefect alone, at the version the project runs with.
+        # Without compiling every installed module to bytecode up front, CPU the test
+        # does not need: Python compiles what the worker imports.
         venv = root / "worker-venv"
         _run([sys.executable, "-m", "venv", str(venv)])
         _run(
-            [str(venv / "bin" / "python"), "-m", "pip", "install", "-q"]
+            [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "--no-compile"]
             + ["--disable-pip-version-check", f"prefect=={prefect.__version__}"],
             timeout=900,
         )
@@ -123,6 +127,8 @@ def production(tmp_path_factory) -> Iterator[dict]:
             "PREFECT_API_URL": api,
             "PREFECT_HOME": str(root / "worker-home"),
             "PATH": f"{venv / 'bin'}:/usr/local/bin:/usr/bin:/bin",
+            # The pull step's install of the project, as above: pip's own setting.
+            "PIP_NO_COMPILE": "1",
         }
         worker = subprocess.Popen(
             [str(venv / "bin" / "prefect"), "worker", "start", "--pool", "dns-lifecycle"],

@@ -35,10 +35,13 @@ CHROMIUM_ARGS = [
 SCREENSHOTS = Path(os.environ.get("DNSL_SCREENSHOT_DIR", REPO_ROOT / "var" / "screenshots"))
 AS_OF = "2026-12-01T02:00:00+08:00"
 
-pytestmark = pytest.mark.skipif(
-    not Path(CHROMIUM).exists() and not os.environ.get("CI"),
-    reason="needs Debian's chromium (.ci/run installs it)",
-)
+pytestmark = [
+    pytest.mark.skipif(
+        not Path(CHROMIUM).exists() and not os.environ.get("CI"),
+        reason="needs Debian's chromium (.ci/run installs it)",
+    ),
+    pytest.mark.slow(140),
+]
 
 
 def _api(url: str, body: dict | None = None):

@@ -15,6 +15,8 @@ import pytest
 
 from tests.live_dns.servers import NAMED, free_port
 
+pytestmark = pytest.mark.slow(20)
+
 SCRIPT = Path(__file__).parents[2] / "scripts" / "dns-clusters.sh"
 
 

@@ -40,6 +40,8 @@ from tests.live_dns.servers import (
     powerdns,
 )
 
+pytestmark = pytest.mark.slow(30)
+
 PARENT = "example"
 TTL = 1  # of the records
 NS_TTL = 2  # of the delegation, at the parent and at the apex

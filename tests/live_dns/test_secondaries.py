@@ -28,10 +28,13 @@ from tests.live_dns.helpers import expired, rrsets_of, run, served, unique
 from tests.live_dns.servers import NAMED, Bind, CatalogCluster, catalog_cluster
 from tests.live_dns.test_none_lost import zones
 
-pytestmark = pytest.mark.skipif(
-    NAMED is None and not os.environ.get("CI"),  # CI installs it: missing fails there
-    reason="named is not installed (Debian package bind9)",
-)
+pytestmark = [
+    pytest.mark.skipif(
+        NAMED is None and not os.environ.get("CI"),  # CI installs it: missing fails there
+        reason="named is not installed (Debian package bind9)",
+    ),
+    pytest.mark.slow(45),
+]
 
 RECORDS = [
     ("A", "@", "192.0.2.10", 300),

@@ -52,6 +52,8 @@ from tests.reliability.conftest import (
 )
 from tests.smtp_server import Faults, SmtpTestServer
 
+pytestmark = pytest.mark.slow(30)
+
 BATCH = 2
 
 

@@ -21,6 +21,8 @@ from tests.http_sink import HttpSink, Reply
 from tests.reliability.conftest import AS_OF, SENDER, ledger, reminder_fleet, with_settings
 from tests.smtp_server import Faults, SmtpTestServer
 
+pytestmark = pytest.mark.slow(35)
+
 BATCH = 1000
 
 
