@@ -14,6 +14,7 @@ from collections.abc import Callable
 from datetime import datetime
 
 from dns_lifecycle.core.run import RunContext, StepReport
+from dns_lifecycle.core.turns import Turn, taking
 from dns_lifecycle.lifecycle import expiry
 from dns_lifecycle.release.pool import ReleasePool
 from dns_lifecycle.release.report import Causes
@@ -36,7 +37,34 @@ def release(
     only, when given), a batch at a time, and finish the drain of instances released
     earlier. ``counting`` is handed the query of the instances due and returns what is
     told each batch's size (the run's progress). A real run releases nothing whose grace
-    period has not ended by the clock."""
+    period has not ended by the clock. A real run releases only in its turn: another run
+    releasing the same instances at the time has them to itself, and this one says so."""
+    if ctx.dry_run:
+        _release(ctx, report, instance_ids, counting)
+        return
+    with taking(ctx.db, _turns(ctx)) as ours:
+        if ours:
+            _release(ctx, report, instance_ids, counting)
+            return
+    report.add("release_left_to_another_run")
+    report.note(
+        "another run is releasing now (it holds the release's turn): this run released "
+        "nothing and left the release to it; a run after it finishes what it left"
+    )
+
+
+def _turns(ctx: RunContext) -> list[Turn]:
+    """The whole release's turn; a shard holds it shared with the other shards of its
+    split run, beside its own shard's."""
+    if ctx.shard is None:
+        return [Turn("release")]
+    shard = ctx.shard
+    return [Turn("release", shared=True), Turn(f"release-{shard.index}-of-{shard.count}")]
+
+
+def _release(
+    ctx: RunContext, report: StepReport, instance_ids: list[str] | None, counting: Counting
+) -> None:
     as_of = ctx.acting_as_of(report)
     expired = store.expired_due(as_of, ctx.settings.grace_days, instance_ids)
     progress = counting(expired)
