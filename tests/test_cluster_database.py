@@ -6,7 +6,7 @@ from __future__ import annotations
 from contextlib import contextmanager
 from datetime import UTC, datetime
 
-from sqlalchemy import event
+from sqlalchemy import event, text
 
 from dns_lifecycle.channels.clusters import ClusterConfig
 from dns_lifecycle.channels.clusters.database import DatabaseCluster
@@ -101,3 +101,24 @@ def test_a_second_create_of_a_zone_held_here_changes_nothing(db):
     assert cluster.create_zone(name, RECORDS, 3600) is True
     assert cluster.create_zone(name, RECORDS[:1], 3600) is False
     assert cluster.read_zone(name) == RECORDS
+
+
+def test_on_postgresql_a_zone_is_read_through_the_name_and_domain_indexes(db):
+    """The read finds the domain by its unique name and the records by their domain
+    index (no cast or function defeats either): the plan with sequential scans ruled out
+    uses both, and gives the records back."""
+    if db.dialect != "postgresql":
+        return
+    name = _domain(db)
+    cluster = DatabaseCluster(FREE, db)
+    cluster.create_zone(name, RECORDS, 3600)
+    query = cluster.reading(name)
+    with db.session() as s:
+        s.execute(text("SET LOCAL enable_seqscan = off"))
+        literal = query.compile(
+            dialect=s.get_bind().dialect, compile_kwargs={"literal_binds": True}
+        )
+        plan = "\n".join(r[0] for r in s.connection().exec_driver_sql(f"EXPLAIN {literal}"))
+        rows = s.execute(query).all()
+    assert "domain_name_key" in plan and "ix_record_domain_id" in plan, plan
+    assert [Rr(*r[1:]) for r in rows] == RECORDS

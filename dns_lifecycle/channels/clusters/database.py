@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from sqlalchemy import ColumnElement, ScalarSelect, delete, insert, select
+from sqlalchemy import ColumnElement, ScalarSelect, Select, delete, insert, select
 from sqlmodel import col
 
 from dns_lifecycle.channels.clusters import ClusterConfig, WriteLock
@@ -59,19 +59,21 @@ class DatabaseCluster:
 
     def read_zone(self, zone: str) -> list[Rr] | None:
         with self.db.session() as session:
-            # The domain's row with each of its records here, or once with no record.
-            rows = session.execute(
-                select(
-                    col(Domain.id), RECORDS.c.type, RECORDS.c.host, RECORDS.c.value, RECORDS.c.ttl
-                )
-                .select_from(Domain)
-                .outerjoin(RECORDS, (RECORDS.c.domain_id == col(Domain.id)) & self._mine())
-                .where(col(Domain.name) == zone)
-                .order_by(RECORDS.c.id)
-            ).all()
+            rows = session.execute(self.reading(zone)).all()
         if not rows:
             return None
         return [Rr(*r[1:]) for r in rows if r[1] is not None]
+
+    def reading(self, zone: str) -> Select[tuple[int, str, str, str, int]]:
+        """The domain's row with each of its records here, or once with no record: by
+        the domain's unique name and the records' domain index."""
+        return (
+            select(col(Domain.id), RECORDS.c.type, RECORDS.c.host, RECORDS.c.value, RECORDS.c.ttl)
+            .select_from(Domain)
+            .outerjoin(RECORDS, (RECORDS.c.domain_id == col(Domain.id)) & self._mine())
+            .where(col(Domain.name) == zone)
+            .order_by(RECORDS.c.id)
+        )
 
     def create_zone(self, zone: str, records: list[Rr], ns_ttl: int) -> bool:
         quoted = next((r for r in records if r.quoted and not r.disabled), None)
