@@ -29,6 +29,14 @@ from flows.release import release_due
 from flows.reminders import plan_reminders
 
 
+def _write_whole(marker: Path, text: str) -> None:
+    # The test waits for the marker to exist, then reads it: renamed into place, it
+    # never exists half-written.
+    partial = marker.with_name(marker.name + ".partial")
+    partial.write_text(text)
+    partial.rename(marker)
+
+
 def _hang_in_batch(batch: int, marker: Path) -> None:
     original = auto_renew_module.auto_renew_batch
     calls = {"n": 0}
@@ -38,7 +46,7 @@ def _hang_in_batch(batch: int, marker: Path) -> None:
         calls["n"] += 1
         if calls["n"] == batch:
             session.flush()
-            marker.write_text(json.dumps(sorted(instance_ids)))
+            _write_whole(marker, json.dumps(sorted(instance_ids)))
             time.sleep(600)  # the test kills the process here
         return outcome
 
