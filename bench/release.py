@@ -61,6 +61,7 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from procfs import TICK, stat_fields, vm_hwm  # noqa: E402  (bench/, this script's folder)
 from sqlalchemy import func, select  # noqa: E402
 
 from dns_lifecycle.channels.clusters.powerdns import rrsets  # noqa: E402
@@ -225,12 +226,10 @@ def listed_zones(server) -> list[str]:
 
 def proc_stat(pid: int) -> tuple[int, int, str, float] | None:
     """(parent, process group, state, CPU seconds) of ``pid``; None when it is gone."""
-    try:
-        text = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
+    fields = stat_fields(pid)
+    if fields is None:
         return None
-    fields = text[text.rindex(")") + 2 :].split()
-    cpu = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    cpu = (int(fields[11]) + int(fields[12])) / TICK
     return int(fields[1]), int(fields[2]), fields[0], cpu
 
 
@@ -249,17 +248,6 @@ def family(pid: int) -> set[int]:
         found |= children
         grown = bool(children)
     return found
-
-
-def vm_hwm(pid: int) -> int | None:
-    """Peak resident set of ``pid`` so far, bytes (VmHWM)."""
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return None
 
 
 def kind_of(pid: int) -> str:

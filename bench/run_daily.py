@@ -20,6 +20,8 @@ import sys
 import threading
 import time
 
+from procfs import TICK, stat_fields, vm_hwm  # bench/, this script's folder
+
 
 def peak_rss() -> int:
     """This process's peak resident memory, in bytes.
@@ -27,29 +29,18 @@ def peak_rss() -> int:
     VmHWM, not ``getrusage``'s ru_maxrss: Linux carries ru_maxrss over a fork and exec,
     so a run started by a bench that had just seeded a large fleet in its own memory
     would report the bench's peak instead of its own."""
-    try:
-        with open("/proc/self/status", encoding="ascii") as status:
-            for line in status:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-
-
-# /proc/PID/stat fields (1-based, after the command in parentheses): utime, stime,
-# cutime, cstime are fields 14-17, in clock ticks.
-_TICK = os.sysconf("SC_CLK_TCK")
+    peak = vm_hwm()
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 if peak is None else peak
 
 
 def own_cpu() -> tuple[float, float]:
     """This process's CPU seconds, and its reaped children's (the kernel's cutime and
     cstime: every child waited for, with what its own reaped children used)."""
-    with open("/proc/self/stat", encoding="ascii") as stat:
-        fields = stat.read().rsplit(")", 1)[1].split()
-    # fields[0] is field 3 (state): field N is fields[N - 3].
+    fields = stat_fields()
+    assert fields is not None  # this process is alive
+    # utime, stime, cutime, cstime are fields 14-17 of proc(5), in clock ticks.
     utime, stime, cutime, cstime = (int(fields[n - 3]) for n in (14, 15, 16, 17))
-    return (utime + stime) / _TICK, (cutime + cstime) / _TICK
+    return (utime + stime) / TICK, (cutime + cstime) / TICK
 
 
 def record_reaped_children() -> dict[int, float]:
